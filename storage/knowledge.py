@@ -1,0 +1,128 @@
+"""Knowledge items and full-text search over them, within what a reader may see.
+
+Search is word-based on both backends (FTS5 `unicode61` on SQLite, the `simple` text search
+configuration on PostgreSQL): every word of the query must appear. User input is reduced to
+words before it reaches either engine, so query syntax in it is never interpreted.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import exists, func, or_, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.private_tables import knowledge_items, knowledge_readers
+
+__all__ = ["KnowledgeItem", "KnowledgeRepository", "is_search_object", "search_words"]
+
+# More words than this adds nothing to a search and only costs the engine time.
+_MAX_QUERY_WORDS = 16
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True, slots=True)
+class KnowledgeItem:
+    id: int
+    title: str
+    body: str
+    restricted: bool
+    reader_ids: tuple[int, ...]
+    created_at: int
+
+
+def is_search_object(name: str | None) -> bool:
+    """The search index is made by hand in the migration, outside the declared metadata."""
+    return bool(name) and (name.startswith("knowledge_fts") or name == "ix_knowledge_items_search")
+
+
+def search_words(query: str) -> list[str]:
+    return [w.lower() for w in _WORD.findall(query)][:_MAX_QUERY_WORDS]
+
+
+class KnowledgeRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add(
+        self, *, title: str, body: str, reader_ids: list[int] | None, now: int
+    ) -> KnowledgeItem:
+        """`reader_ids` None: every principal may read it; a list: only those principals."""
+        restricted = reader_ids is not None
+        result = await self._conn.execute(
+            knowledge_items.insert().values(
+                title=title, body=body, restricted=restricted, created_at=now
+            )
+        )
+        item_id = result.inserted_primary_key[0]
+        readers = tuple(sorted(set(reader_ids or [])))
+        if readers:
+            await self._conn.execute(
+                knowledge_readers.insert(),
+                [{"item_id": item_id, "principal_id": p} for p in readers],
+            )
+        return KnowledgeItem(item_id, title, body, restricted, readers, now)
+
+    async def list(self, *, after_id: int = 0, limit: int) -> list[KnowledgeItem]:
+        rows = (
+            await self._conn.execute(
+                select(knowledge_items)
+                .where(knowledge_items.c.id > after_id)
+                .order_by(knowledge_items.c.id)
+                .limit(limit)
+            )
+        ).all()
+        return await self._with_readers(rows)
+
+    async def search(
+        self, query: str, *, reader_id: int | None, limit: int
+    ) -> list[KnowledgeItem]:
+        """Items matching every word of `query`; `reader_id` None searches everything."""
+        words = search_words(query)
+        if not words:
+            return []
+        stmt = select(knowledge_items)
+        if self._conn.dialect.name == "sqlite":
+            match = " ".join('"' + w.replace('"', '""') + '"' for w in words)
+            stmt = stmt.where(
+                knowledge_items.c.id.in_(
+                    select(text("rowid")).select_from(text("knowledge_fts")).where(
+                        text("knowledge_fts MATCH :match")
+                    )
+                )
+            ).params(match=match)
+        else:
+            document = func.to_tsvector(
+                text("'simple'"), knowledge_items.c.title + " " + knowledge_items.c.body
+            )
+            stmt = stmt.where(
+                document.bool_op("@@")(func.plainto_tsquery(text("'simple'"), " ".join(words)))
+            )
+        if reader_id is not None:
+            stmt = stmt.where(
+                or_(
+                    knowledge_items.c.restricted.is_(False),
+                    exists().where(
+                        knowledge_readers.c.item_id == knowledge_items.c.id,
+                        knowledge_readers.c.principal_id == reader_id,
+                    ),
+                )
+            )
+        rows = (await self._conn.execute(stmt.order_by(knowledge_items.c.id).limit(limit))).all()
+        return await self._with_readers(rows)
+
+    async def _with_readers(self, rows) -> list[KnowledgeItem]:
+        readers: dict[int, list[int]] = {r.id: [] for r in rows}
+        if readers:
+            pairs = await self._conn.execute(
+                select(knowledge_readers).where(knowledge_readers.c.item_id.in_(list(readers)))
+            )
+            for pair in pairs:
+                readers[pair.item_id].append(pair.principal_id)
+        return [
+            KnowledgeItem(
+                r.id, r.title, r.body, r.restricted, tuple(sorted(readers[r.id])), r.created_at
+            )
+            for r in rows
+        ]

@@ -1,0 +1,70 @@
+"""Bring a database to the schema this code expects, or say why it is not there.
+
+`agentnet run` calls `ensure_schema`: with auto-migration on it upgrades to head; with it off
+it refuses to start on a database that is behind (or ahead, after a downgrade of the code).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from storage.errors import StorageConfigError
+
+__all__ = ["current_revision", "ensure_schema", "head_revision", "upgrade_to_head"]
+
+_SCRIPT_LOCATION = str(Path(__file__).parent / "migrations")
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", _SCRIPT_LOCATION)
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None, "the migrations folder has no revisions"
+    return head
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    def read(conn: Connection) -> str | None:
+        return MigrationContext.configure(conn).get_current_revision()
+
+    async with engine.connect() as conn:
+        return await conn.run_sync(read)
+
+
+async def upgrade_to_head(engine: AsyncEngine) -> None:
+    def upgrade(conn: Connection) -> None:
+        config = _alembic_config()
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+
+    async with engine.begin() as conn:
+        await conn.run_sync(upgrade)
+
+
+async def ensure_schema(engine: AsyncEngine, *, auto_migrate: bool) -> None:
+    current, head = await current_revision(engine), head_revision()
+    if current == head:
+        return
+    known = {rev.revision for rev in ScriptDirectory.from_config(_alembic_config()).walk_revisions()}
+    if current is not None and current not in known:
+        raise StorageConfigError(
+            f"the database is at schema revision {current}, which this version of agentnet "
+            "does not know (was it written by a newer version?); refusing to start"
+        )
+    if not auto_migrate:
+        raise StorageConfigError(
+            f"the database schema is at {current or 'nothing'} but this version needs {head}; "
+            "run `agentnet migrate` or start with auto_migrate enabled"
+        )
+    await upgrade_to_head(engine)

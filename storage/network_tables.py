@@ -1,0 +1,163 @@
+"""Tables for what a node shares with other companies: networks, their member companies and
+attached participants, shared threads, the events of each network, outbound delivery rows and
+the keys pinned for peers.
+
+This is the only schema the federation code path may read. Nothing here references a private
+table: a participant is named by its public id (``agent:ops@acme.example``), never by a
+foreign key into ``principals``, so no join can pull private rows into a federation query.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+__all__ = [
+    "NETWORK_METADATA",
+    "network_events",
+    "network_members",
+    "network_participants",
+    "networks",
+    "outbox",
+    "peer_keys",
+    "peers",
+    "shared_thread_participants",
+    "shared_threads",
+]
+
+_Id = BigInteger().with_variant(Integer(), "sqlite")
+
+NETWORK_METADATA = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+# A network is named by its host and a slug; two hosts may both run an `acme-rollout`.
+networks = Table(
+    "networks",
+    NETWORK_METADATA,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("host", String(255), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("closed", Boolean, nullable=False, default=False),
+    Column("history_visible", Boolean, nullable=False, default=True),
+    Column("head_seq", BigInteger, nullable=False, default=0),
+    Column("head_hash", LargeBinary(32), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("host", "name"),
+)
+
+# Member companies of a network: invited, member, declined, left or removed.
+network_members = Table(
+    "network_members",
+    NETWORK_METADATA,
+    Column("network_id", _Id, ForeignKey("networks.id", ondelete="CASCADE"), primary_key=True),
+    Column("server", String(255), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+network_participants = Table(
+    "network_participants",
+    NETWORK_METADATA,
+    Column("network_id", _Id, ForeignKey("networks.id", ondelete="CASCADE"), primary_key=True),
+    Column("participant", String(340), primary_key=True),
+    Column("display_name", String(200), nullable=False),
+    Column("attached", Boolean, nullable=False, default=True),
+)
+
+shared_threads = Table(
+    "shared_threads",
+    NETWORK_METADATA,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("network_id", _Id, ForeignKey("networks.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("closed", Boolean, nullable=False, default=False),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("network_id", "name"),
+)
+
+shared_thread_participants = Table(
+    "shared_thread_participants",
+    NETWORK_METADATA,
+    Column("thread_id", _Id, ForeignKey("shared_threads.id", ondelete="CASCADE"), primary_key=True),
+    Column("participant", String(340), primary_key=True),
+)
+
+# Every event of a network this node holds. `seq` is null while an event authored here waits
+# for the host to sequence it (shown as pending); `wire` is the canonical signed form.
+network_events = Table(
+    "network_events",
+    NETWORK_METADATA,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("network_id", _Id, ForeignKey("networks.id", ondelete="CASCADE"), nullable=False),
+    Column("event_id", String(64), nullable=False, unique=True),
+    Column("seq", BigInteger, nullable=True),
+    Column("type", String(40), nullable=False),
+    Column("thread", String(64), nullable=True),
+    Column("sender", String(340), nullable=False),
+    Column("origin", String(255), nullable=False),
+    Column("origin_ts", BigInteger, nullable=False),
+    Column("wire", LargeBinary, nullable=False),
+    Column("received_at", BigInteger, nullable=False),
+    UniqueConstraint("network_id", "seq"),
+    Index("ix_network_events_thread", "network_id", "thread", "seq"),
+)
+
+# One row per (event, destination) to deliver; written in the same transaction as the event.
+outbox = Table(
+    "outbox",
+    NETWORK_METADATA,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("destination", String(255), nullable=False),
+    Column("event_row_id", _Id, ForeignKey("network_events.id", ondelete="CASCADE"), nullable=False),
+    Column("state", String(16), nullable=False, default="pending"),
+    Column("tries", Integer, nullable=False, default=0),
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("delivered_at", BigInteger, nullable=True),
+    Index("ix_outbox_destination_state", "destination", "state", "next_attempt_at"),
+)
+
+# Peering is default-deny: a server is a peer only after an admin invited or accepted it.
+peers = Table(
+    "peers",
+    NETWORK_METADATA,
+    Column("server", String(255), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("endpoint", String(500), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+# Keys pinned for peers; old keys stay with their expiry so old events still verify.
+peer_keys = Table(
+    "peer_keys",
+    NETWORK_METADATA,
+    Column("server", String(255), primary_key=True),
+    Column("key_id", String(64), primary_key=True),
+    Column("public_key", LargeBinary(32), nullable=False),
+    Column("pinned_at", BigInteger, nullable=False),
+    Column("valid_until", BigInteger, nullable=True),
+    Column("revoked_at", BigInteger, nullable=True),
+)

@@ -1,0 +1,152 @@
+"""People and agents of the company, and the bearer tokens that authenticate them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.errors import AlreadyExists, NotFound
+from storage.private_tables import admin_tokens, principal_tokens, principals
+
+__all__ = ["AdminTokenRepository", "Principal", "PrincipalRepository", "TokenRepository"]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    id: int
+    kind: str
+    handle: str
+    display_name: str
+    profile: str
+    disabled: bool
+    created_at: int
+
+
+def _principal(row) -> Principal:
+    return Principal(
+        id=row.id,
+        kind=row.kind,
+        handle=row.handle,
+        display_name=row.display_name,
+        profile=row.profile,
+        disabled=row.disabled,
+        created_at=row.created_at,
+    )
+
+
+class PrincipalRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def create(
+        self, *, kind: str, handle: str, display_name: str, profile: str, now: int
+    ) -> Principal:
+        values = dict(
+            kind=kind, handle=handle, display_name=display_name, profile=profile,
+            disabled=False, created_at=now,
+        )
+        if await self._find(kind, handle) is not None:
+            raise AlreadyExists(kind, handle)
+        try:  # the constraint still decides a race between two writers
+            result = await self._conn.execute(principals.insert().values(**values))
+        except IntegrityError:
+            raise AlreadyExists(kind, handle) from None
+        return Principal(id=result.inserted_primary_key[0], **values)
+
+    async def _find(self, kind: str, handle: str) -> Principal | None:
+        row = (
+            await self._conn.execute(
+                select(principals).where(principals.c.kind == kind, principals.c.handle == handle)
+            )
+        ).first()
+        return None if row is None else _principal(row)
+
+    async def get(self, kind: str, handle: str) -> Principal:
+        found = await self._find(kind, handle)
+        if found is None:
+            raise NotFound(kind, handle)
+        return found
+
+    async def by_ids(self, ids: list[int]) -> list[Principal]:
+        rows = await self._conn.execute(select(principals).where(principals.c.id.in_(ids)))
+        return [_principal(r) for r in rows]
+
+    async def list(self, kind: str | None = None) -> list[Principal]:
+        query = select(principals).order_by(principals.c.kind, principals.c.handle)
+        if kind is not None:
+            query = query.where(principals.c.kind == kind)
+        return [_principal(r) for r in await self._conn.execute(query)]
+
+    async def set_disabled(self, principal_id: int, disabled: bool) -> None:
+        await self._conn.execute(
+            update(principals).where(principals.c.id == principal_id).values(disabled=disabled)
+        )
+
+
+class TokenRepository:
+    """Principal tokens, by their SHA-256. A token works while it is not revoked and its
+    principal is not disabled."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add(self, principal_id: int, *, token_hash: str, prefix: str, now: int) -> None:
+        await self._conn.execute(
+            principal_tokens.insert().values(
+                principal_id=principal_id, token_hash=token_hash, prefix=prefix, created_at=now
+            )
+        )
+
+    async def revoke_all(self, principal_id: int, *, now: int) -> int:
+        result = await self._conn.execute(
+            update(principal_tokens)
+            .where(
+                principal_tokens.c.principal_id == principal_id,
+                principal_tokens.c.revoked_at.is_(None),
+            )
+            .values(revoked_at=now)
+        )
+        return result.rowcount
+
+    async def principal_for(self, token_hash: str) -> Principal | None:
+        row = (
+            await self._conn.execute(
+                select(principals)
+                .join(principal_tokens, principal_tokens.c.principal_id == principals.c.id)
+                .where(
+                    principal_tokens.c.token_hash == token_hash,
+                    principal_tokens.c.revoked_at.is_(None),
+                    principals.c.disabled.is_(False),
+                )
+            )
+        ).first()
+        return None if row is None else _principal(row)
+
+
+class AdminTokenRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add(self, *, token_hash: str, prefix: str, now: int) -> None:
+        await self._conn.execute(
+            admin_tokens.insert().values(token_hash=token_hash, prefix=prefix, created_at=now)
+        )
+
+    async def is_valid(self, token_hash: str) -> bool:
+        row = (
+            await self._conn.execute(
+                select(admin_tokens.c.id).where(
+                    admin_tokens.c.token_hash == token_hash, admin_tokens.c.revoked_at.is_(None)
+                )
+            )
+        ).first()
+        return row is not None
+
+    async def revoke_all(self, *, now: int) -> int:
+        result = await self._conn.execute(
+            update(admin_tokens).where(admin_tokens.c.revoked_at.is_(None)).values(revoked_at=now)
+        )
+        return result.rowcount

@@ -1,0 +1,134 @@
+"""Private threads of the company: their members and messages. Never read by federation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.errors import AlreadyExists, NotFound
+from storage.private_tables import private_messages, private_thread_members, private_threads
+
+__all__ = ["PrivateMessage", "PrivateThread", "PrivateThreadRepository"]
+
+
+@dataclass(frozen=True, slots=True)
+class PrivateThread:
+    id: int
+    name: str
+    title: str
+    created_at: int
+    member_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PrivateMessage:
+    id: int
+    thread_id: int
+    sender_id: int
+    body: str
+    created_at: int
+
+
+class PrivateThreadRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def create(
+        self, *, name: str, title: str, member_ids: list[int], now: int
+    ) -> PrivateThread:
+        taken = await self._conn.scalar(
+            select(private_threads.c.id).where(private_threads.c.name == name)
+        )
+        if taken is not None:
+            raise AlreadyExists("thread", name)
+        try:  # the constraint still decides a race between two writers
+            result = await self._conn.execute(
+                private_threads.insert().values(name=name, title=title, created_at=now)
+            )
+        except IntegrityError:
+            raise AlreadyExists("thread", name) from None
+        thread_id = result.inserted_primary_key[0]
+        await self._insert_members(thread_id, member_ids)
+        return PrivateThread(thread_id, name, title, now, tuple(sorted(set(member_ids))))
+
+    async def set_members(self, thread_id: int, member_ids: list[int]) -> None:
+        await self._conn.execute(
+            delete(private_thread_members).where(private_thread_members.c.thread_id == thread_id)
+        )
+        await self._insert_members(thread_id, member_ids)
+
+    async def _insert_members(self, thread_id: int, member_ids: list[int]) -> None:
+        if member_ids:
+            await self._conn.execute(
+                private_thread_members.insert(),
+                [{"thread_id": thread_id, "principal_id": p} for p in sorted(set(member_ids))],
+            )
+
+    async def get(self, name: str) -> PrivateThread:
+        row = (
+            await self._conn.execute(select(private_threads).where(private_threads.c.name == name))
+        ).first()
+        if row is None:
+            raise NotFound("thread", name)
+        members = await self._conn.scalars(
+            select(private_thread_members.c.principal_id)
+            .where(private_thread_members.c.thread_id == row.id)
+            .order_by(private_thread_members.c.principal_id)
+        )
+        return PrivateThread(row.id, row.name, row.title, row.created_at, tuple(members))
+
+    async def list(self, *, member_id: int | None = None) -> list[PrivateThread]:
+        """All threads, or only those `member_id` belongs to, each with its members."""
+        query = select(private_threads).order_by(private_threads.c.name)
+        if member_id is not None:
+            query = query.where(
+                private_threads.c.id.in_(
+                    select(private_thread_members.c.thread_id).where(
+                        private_thread_members.c.principal_id == member_id
+                    )
+                )
+            )
+        rows = (await self._conn.execute(query)).all()
+        members: dict[int, list[int]] = {row.id: [] for row in rows}
+        if rows:
+            pairs = await self._conn.execute(
+                select(private_thread_members).where(
+                    private_thread_members.c.thread_id.in_(list(members))
+                )
+            )
+            for pair in pairs:
+                members[pair.thread_id].append(pair.principal_id)
+        return [
+            PrivateThread(r.id, r.name, r.title, r.created_at, tuple(sorted(members[r.id])))
+            for r in rows
+        ]
+
+    async def post(self, thread_id: int, *, sender_id: int, body: str, now: int) -> PrivateMessage:
+        result = await self._conn.execute(
+            private_messages.insert().values(
+                thread_id=thread_id, sender_id=sender_id, body=body, created_at=now
+            )
+        )
+        return PrivateMessage(result.inserted_primary_key[0], thread_id, sender_id, body, now)
+
+    async def messages(
+        self, thread_id: int, *, after_id: int = 0, limit: int
+    ) -> list[PrivateMessage]:
+        """Messages in posting order, oldest first, strictly after `after_id`."""
+        rows = await self._conn.execute(
+            select(private_messages)
+            .where(private_messages.c.thread_id == thread_id, private_messages.c.id > after_id)
+            .order_by(private_messages.c.id)
+            .limit(limit)
+        )
+        return [
+            PrivateMessage(r.id, r.thread_id, r.sender_id, r.body, r.created_at) for r in rows
+        ]
+
+    async def count_messages(self, thread_id: int) -> int:
+        return await self._conn.scalar(
+            select(func.count()).where(private_messages.c.thread_id == thread_id)
+        )

@@ -1,0 +1,71 @@
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+import pytest
+
+from storage.engine import create_engine
+from storage.errors import StorageConfigError
+from storage.knowledge import is_search_object
+from storage.migrations_runner import current_revision, ensure_schema, head_revision
+from storage.network_tables import NETWORK_METADATA
+from storage.private_tables import PRIVATE_METADATA
+from sqlalchemy import text
+
+
+async def test_fresh_database_refuses_without_auto_migrate(database_url):
+    engine = create_engine(database_url)
+    try:
+        with pytest.raises(StorageConfigError, match="agentnet migrate"):
+            await ensure_schema(engine, auto_migrate=False)
+        assert await current_revision(engine) is None
+    finally:
+        await engine.dispose()
+
+
+async def test_migrations_build_exactly_the_declared_schema(database_url):
+    engine = create_engine(database_url)
+    try:
+        await ensure_schema(engine, auto_migrate=True)
+        assert await current_revision(engine) == head_revision()
+
+        def diff(conn):
+            context = MigrationContext.configure(
+                conn, opts={"include_object": lambda o, name, *_: not is_search_object(name)}
+            )
+            return compare_metadata(context, [PRIVATE_METADATA, NETWORK_METADATA])
+
+        async with engine.connect() as conn:
+            differences = await conn.run_sync(diff)
+        assert differences == []
+        # Running again on an up-to-date database is a no-op.
+        await ensure_schema(engine, auto_migrate=False)
+    finally:
+        await engine.dispose()
+
+
+async def test_unknown_revision_is_refused(database_url):
+    engine = create_engine(database_url)
+    try:
+        await ensure_schema(engine, auto_migrate=True)
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE alembic_version SET version_num = 'from_the_future'"))
+        with pytest.raises(StorageConfigError, match="does not know"):
+            await ensure_schema(engine, auto_migrate=True)
+    finally:
+        await engine.dispose()
+
+
+async def test_sqlite_uses_wal(tmp_path):
+    engine = create_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    try:
+        async with engine.connect() as conn:
+            mode = (await conn.execute(text("PRAGMA journal_mode"))).scalar()
+            fks = (await conn.execute(text("PRAGMA foreign_keys"))).scalar()
+        assert (mode, fks) == ("wal", 1)
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("url", ["mysql://x/y", "not a url", "redis://localhost"])
+def test_unsupported_database_urls_are_refused(url):
+    with pytest.raises(StorageConfigError):
+        create_engine(url)

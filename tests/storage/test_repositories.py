@@ -1,0 +1,130 @@
+"""Repository behaviour, run against SQLite and PostgreSQL alike."""
+
+import pytest
+
+from storage.errors import AlreadyExists, NotFound
+
+NOW = 1_700_000_000_000
+
+
+async def _people(storage, *handles):
+    async with storage.transaction() as tx:
+        return [
+            await tx.principals.create(
+                kind="person", handle=h, display_name=h.title(), profile="", now=NOW
+            )
+            for h in handles
+        ]
+
+
+async def test_principal_handles_are_unique_per_kind(storage):
+    (alex,) = await _people(storage, "alex")
+    with pytest.raises(AlreadyExists):
+        await _people(storage, "alex")
+    async with storage.transaction() as tx:
+        agent = await tx.principals.create(
+            kind="agent", handle="alex", display_name="Alex bot", profile="", now=NOW
+        )
+        assert agent.id != alex.id
+        assert [p.kind for p in await tx.principals.list()] == ["agent", "person"]
+        with pytest.raises(NotFound):
+            await tx.principals.get("agent", "nobody")
+
+
+async def test_failed_transaction_changes_nothing(storage):
+    with pytest.raises(AlreadyExists):
+        async with storage.transaction() as tx:
+            await tx.principals.create(kind="person", handle="sam", display_name="S", profile="", now=NOW)
+            await tx.principals.create(kind="person", handle="sam", display_name="S", profile="", now=NOW)
+    async with storage.transaction() as tx:
+        assert await tx.principals.list() == []
+
+
+async def test_token_lookup_respects_revocation_and_disabling(storage):
+    (alex,) = await _people(storage, "alex")
+    async with storage.transaction() as tx:
+        await tx.tokens.add(alex.id, token_hash="h1", prefix="p1", now=NOW)
+        assert (await tx.tokens.principal_for("h1")).id == alex.id
+        assert await tx.tokens.principal_for("nope") is None
+        await tx.principals.set_disabled(alex.id, True)
+        assert await tx.tokens.principal_for("h1") is None
+        await tx.principals.set_disabled(alex.id, False)
+        assert await tx.tokens.revoke_all(alex.id, now=NOW) == 1
+        assert await tx.tokens.principal_for("h1") is None
+
+
+async def test_admin_tokens(storage):
+    async with storage.transaction() as tx:
+        await tx.admin_tokens.add(token_hash="a" * 64, prefix="x", now=NOW)
+        assert await tx.admin_tokens.is_valid("a" * 64)
+        assert not await tx.admin_tokens.is_valid("b" * 64)
+        await tx.admin_tokens.revoke_all(now=NOW)
+        assert not await tx.admin_tokens.is_valid("a" * 64)
+
+
+async def test_private_threads_members_and_pagination(storage):
+    alex, sam = await _people(storage, "alex", "sam")
+    async with storage.transaction() as tx:
+        billing = await tx.private_threads.create(
+            name="billing-escalations", title="Billing", member_ids=[alex.id], now=NOW
+        )
+        await tx.private_threads.create(name="all-hands", title="All", member_ids=[alex.id, sam.id], now=NOW)
+        with pytest.raises(AlreadyExists):
+            await tx.private_threads.create(name="all-hands", title="Again", member_ids=[], now=NOW)
+    async with storage.transaction() as tx:
+        assert [t.name for t in await tx.private_threads.list(member_id=sam.id)] == ["all-hands"]
+        assert [t.name for t in await tx.private_threads.list()] == ["all-hands", "billing-escalations"]
+        for i in range(5):
+            await tx.private_threads.post(billing.id, sender_id=alex.id, body=f"m{i}", now=NOW + i)
+        first = await tx.private_threads.messages(billing.id, limit=2)
+        rest = await tx.private_threads.messages(billing.id, after_id=first[-1].id, limit=10)
+        assert [m.body for m in first + rest] == ["m0", "m1", "m2", "m3", "m4"]
+        await tx.private_threads.set_members(billing.id, [sam.id])
+        assert (await tx.private_threads.get("billing-escalations")).member_ids == (sam.id,)
+
+
+async def test_knowledge_search_respects_readers(storage):
+    alex, sam = await _people(storage, "alex", "sam")
+    async with storage.transaction() as tx:
+        await tx.knowledge.add(title="Runbook", body="Webhook validation steps", reader_ids=None, now=NOW)
+        await tx.knowledge.add(title="Account notes", body="Webhook contract for Acme", reader_ids=[alex.id], now=NOW)
+        await tx.knowledge.add(title="Other", body="Nothing relevant", reader_ids=None, now=NOW)
+    async with storage.transaction() as tx:
+        assert [i.title for i in await tx.knowledge.search("webhook", reader_id=None, limit=10)] == [
+            "Runbook", "Account notes"]
+        assert [i.title for i in await tx.knowledge.search("WEBHOOK", reader_id=alex.id, limit=10)] == [
+            "Runbook", "Account notes"]
+        assert [i.title for i in await tx.knowledge.search("webhook", reader_id=sam.id, limit=10)] == ["Runbook"]
+        assert [i.title for i in await tx.knowledge.search("webhook acme", reader_id=None, limit=10)] == [
+            "Account notes"]
+        assert await tx.knowledge.search("", reader_id=None, limit=10) == []
+
+
+@pytest.mark.parametrize("query", ['"', "a OR", "NEAR(", "title:x", "*", "-webhook", "'; drop table x; --", "\\"])
+async def test_knowledge_search_never_interprets_query_syntax(storage, query):
+    async with storage.transaction() as tx:
+        await tx.knowledge.add(title="t", body="webhook", reader_ids=None, now=NOW)
+    async with storage.transaction() as tx:
+        await tx.knowledge.search(query, reader_id=None, limit=10)  # no error is the assertion
+        assert len(await tx.knowledge.list(limit=10)) == 1
+
+
+async def test_audit_is_newest_first_with_cursor(storage):
+    async with storage.transaction() as tx:
+        for i in range(5):
+            await tx.audit.record(actor="admin", action="person.create", target=f"p{i}", now=NOW + i, detail={"i": i})
+    async with storage.transaction() as tx:
+        page = await tx.audit.list(limit=3)
+        assert [e.target for e in page] == ["p4", "p3", "p2"]
+        page2 = await tx.audit.list(before_id=page[-1].id, limit=3)
+        assert [e.target for e in page2] == ["p1", "p0"]
+        assert page2[-1].detail == {"i": 0}
+
+
+async def test_company_is_a_single_row(storage):
+    async with storage.transaction() as tx:
+        assert await tx.company.find() is None
+        await tx.company.create(server_name="acme.example", display_name="Acme", now=NOW)
+        with pytest.raises(AlreadyExists):
+            await tx.company.create(server_name="other.example", display_name="X", now=NOW)
+        assert (await tx.company.get()).server_name == "acme.example"
