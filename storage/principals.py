@@ -135,15 +135,13 @@ class AdminTokenRepository:
             admin_tokens.insert().values(token_hash=token_hash, prefix=prefix, created_at=now)
         )
 
-    async def is_valid(self, token_hash: str) -> bool:
-        row = (
-            await self._conn.execute(
-                select(admin_tokens.c.id).where(
-                    admin_tokens.c.token_hash == token_hash, admin_tokens.c.revoked_at.is_(None)
-                )
+    async def prefix_of(self, token_hash: str) -> str | None:
+        """The clear prefix of a live admin token with this digest, or None."""
+        return await self._conn.scalar(
+            select(admin_tokens.c.prefix).where(
+                admin_tokens.c.token_hash == token_hash, admin_tokens.c.revoked_at.is_(None)
             )
-        ).first()
-        return row is not None
+        )
 
     async def revoke_all(self, *, now: int) -> int:
         result = await self._conn.execute(

@@ -1,0 +1,176 @@
+"""Request and response bodies of the admin and client APIs.
+
+Requests are strict and closed (`extra="forbid"`): a typo in a field name is an error, not a
+silently ignored setting. Every string and list is bounded.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+__all__ = [
+    "AddKnowledge", "AuditEntryOut", "AuditPage", "AuditQuery", "CreatePrincipal", "CreateThread",
+    "KnowledgeOut", "KnowledgePage", "KnowledgeResults", "MessageOut", "MessagePage", "PageQuery",
+    "PostMessage", "PrincipalList", "PrincipalOut", "PrincipalWithToken", "SearchQuery",
+    "SetMembers", "StatusOut", "ThreadList", "ThreadOut", "TokenOut",
+]
+
+# Limits. Message bodies match the federation event limit so a private message can later be
+# quoted into a shared thread; knowledge items are documents, so they get more room.
+MAX_MESSAGE_CHARS = 16_384
+MAX_KNOWLEDGE_CHARS = 65_536
+MAX_PROFILE_CHARS = 4_096
+MAX_MEMBERS = 500  # a thread wider than this is an announcement list, not a conversation
+MAX_PAGE = 200
+
+Handle = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
+Title = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+# `agent:ops` or `person:alex`, optionally with this node's `@server`.
+PrincipalRef = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^(agent|person):[a-z0-9][a-z0-9._-]{0,63}(@[A-Za-z0-9.:\[\]-]{1,255})?$"
+    ),
+]
+Cursor = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,18}$")]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class _Query(BaseModel):
+    # Query strings are text: numbers are coerced, unknown parameters still refused.
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreatePrincipal(_Request):
+    handle: Handle
+    display_name: Title
+    profile: str = Field("", max_length=MAX_PROFILE_CHARS)
+
+
+class PrincipalOut(BaseModel):
+    id: str = Field(description="participant id, kind:handle@server")
+    kind: Literal["agent", "person"]
+    handle: str
+    display_name: str
+    disabled: bool
+    created_at: int
+
+
+class PrincipalWithToken(PrincipalOut):
+    token: str = Field(description="bearer token; shown only in this response")
+
+
+class PrincipalList(BaseModel):
+    items: list[PrincipalOut]
+
+
+class TokenOut(BaseModel):
+    id: str
+    token: str = Field(description="the new bearer token; every earlier token is revoked")
+
+
+class CreateThread(_Request):
+    name: Slug
+    title: Title
+    members: list[PrincipalRef] = Field(default_factory=list, max_length=MAX_MEMBERS)
+
+
+class SetMembers(_Request):
+    members: list[PrincipalRef] = Field(max_length=MAX_MEMBERS)
+
+
+class ThreadOut(BaseModel):
+    name: str
+    title: str
+    members: list[str]
+    created_at: int
+
+
+class ThreadList(BaseModel):
+    items: list[ThreadOut]
+
+
+class PostMessage(_Request):
+    body: Annotated[str, StringConstraints(min_length=1, max_length=MAX_MESSAGE_CHARS, pattern=r"\S")]
+
+
+class MessageOut(BaseModel):
+    id: str
+    thread: str
+    sender: str
+    body: str
+    created_at: int
+
+
+class MessagePage(BaseModel):
+    messages: list[MessageOut]
+    next_cursor: str | None = Field(description="pass as `after` for the next page; null at the end")
+
+
+class PageQuery(_Query):
+    after: Cursor | None = None
+    limit: int = Field(50, ge=1, le=MAX_PAGE)
+
+
+class AuditQuery(_Query):
+    before: Cursor | None = None
+    limit: int = Field(50, ge=1, le=MAX_PAGE)
+
+
+class SearchQuery(_Query):
+    q: str = Field(min_length=1, max_length=500)
+    limit: int = Field(20, ge=1, le=100)
+
+
+class AddKnowledge(_Request):
+    title: Title
+    body: str = Field(min_length=1, max_length=MAX_KNOWLEDGE_CHARS)
+    readers: list[PrincipalRef] | None = Field(
+        None, max_length=MAX_MEMBERS, description="null: every person and agent may read it"
+    )
+
+
+class KnowledgeOut(BaseModel):
+    id: str
+    title: str
+    body: str
+    readers: list[str] | None
+    created_at: int
+
+
+class KnowledgePage(BaseModel):
+    items: list[KnowledgeOut]
+    next_cursor: str | None
+
+
+class KnowledgeResults(BaseModel):
+    items: list[KnowledgeOut]
+
+
+class AuditEntryOut(BaseModel):
+    id: str
+    at: int
+    actor: str
+    action: str
+    target: str
+    detail: dict
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntryOut]
+    next_cursor: str | None
+
+
+class StatusOut(BaseModel):
+    server_name: str
+    display_name: str
+    version: str
+    people: int
+    agents: int
+    private_threads: int

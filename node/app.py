@@ -1,0 +1,57 @@
+"""The composition root: builds each listener's application from its collaborators.
+
+Nothing here reads configuration or opens resources at import; `node.runner` owns the
+lifecycle and hands in the storage, clock and limits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from importlib.metadata import version
+
+from aiohttp import web
+
+from node.admin_api import admin_endpoints
+from node.admin_service import AdminService
+from node.auth import admin_authenticator, auth_middleware, principal_authenticator
+from node.client_api import client_endpoints
+from node.client_service import ClientService
+from node.clock import Clock
+from node.directory import Directory
+from node.http_errors import error_middleware
+from node.openapi import Endpoint, add_endpoints, openapi_document
+
+__all__ = ["build_admin_app", "build_client_app", "DEFAULT_MAX_BODY_BYTES"]
+
+# Bodies are JSON with at most a 64 KiB knowledge item or a 16 KiB message; 256 KiB leaves
+# room for escaping and many members while keeping a hostile client from buffering megabytes.
+DEFAULT_MAX_BODY_BYTES = 256 * 1024
+_OPENAPI_PATH = "/openapi.json"
+
+
+def _app(title: str, endpoints: Sequence[Endpoint], authenticate, max_body_bytes: int) -> web.Application:
+    app = web.Application(
+        client_max_size=max_body_bytes,
+        middlewares=[error_middleware, auth_middleware(authenticate, {_OPENAPI_PATH})],
+    )
+    add_endpoints(app, endpoints)
+    document = openapi_document(title, version("agent-network"), endpoints)
+
+    async def openapi(_request: web.Request) -> web.Response:
+        return web.json_response(document)
+
+    app.router.add_get(_OPENAPI_PATH, openapi)
+    return app
+
+
+def build_admin_app(storage, clock: Clock, directory: Directory, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> web.Application:
+    service = AdminService(storage, clock, directory)
+    return _app("Agent Network admin API", admin_endpoints(service), admin_authenticator(storage), max_body_bytes)
+
+
+def build_client_app(storage, clock: Clock, directory: Directory, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> web.Application:
+    service = ClientService(storage, clock, directory)
+    return _app(
+        "Agent Network client API", client_endpoints(service, directory),
+        principal_authenticator(storage), max_body_bytes,
+    )

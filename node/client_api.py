@@ -1,0 +1,53 @@
+"""The client listener's routes: people and agents act as themselves with their bearer token."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from node.api_models import (
+    KnowledgeResults, MessageOut, MessagePage, PageQuery, PostMessage, PrincipalOut,
+    SearchQuery, ThreadList,
+)
+from node.auth import current_principal
+from node.client_service import ClientService
+from node.directory import Directory
+from node.http_io import read_body, read_query, respond
+from node.openapi import Endpoint
+
+__all__ = ["client_endpoints"]
+
+
+def client_endpoints(service: ClientService, directory: Directory) -> list[Endpoint]:
+    async def whoami(request: web.Request) -> web.Response:
+        return respond(directory.describe(current_principal(request)))
+
+    async def threads(request: web.Request) -> web.Response:
+        return respond(await service.threads(current_principal(request)))
+
+    async def read(request: web.Request) -> web.Response:
+        query = read_query(request, PageQuery)
+        page = await service.read(
+            current_principal(request), request.match_info["name"],
+            after=int(query.after or 0), limit=query.limit,
+        )
+        return respond(page)
+
+    async def post(request: web.Request) -> web.Response:
+        req = await read_body(request, PostMessage)
+        message = await service.post(current_principal(request), request.match_info["name"], req.body)
+        return respond(message, status=201)
+
+    async def search(request: web.Request) -> web.Response:
+        query = read_query(request, SearchQuery)
+        return respond(await service.search_knowledge(current_principal(request), query.q, limit=query.limit))
+
+    return [
+        Endpoint("GET", "/v1/whoami", whoami, "Who the token belongs to", response=PrincipalOut),
+        Endpoint("GET", "/v1/threads", threads, "Private threads the caller belongs to", response=ThreadList),
+        Endpoint("GET", "/v1/threads/{name}/messages", read,
+                 "Read a thread, oldest first, with cursor pagination", query=PageQuery, response=MessagePage),
+        Endpoint("POST", "/v1/threads/{name}/messages", post, "Post in a thread",
+                 body=PostMessage, response=MessageOut, status=201),
+        Endpoint("GET", "/v1/knowledge/search", search, "Search the knowledge the caller may read",
+                 query=SearchQuery, response=KnowledgeResults),
+    ]

@@ -1,0 +1,77 @@
+"""What a person or agent can do through the client API, always as itself.
+
+A thread the caller does not belong to answers exactly like a thread that does not exist, so
+the client API never reveals which private threads the company has.
+"""
+
+from __future__ import annotations
+
+from node.admin_service import knowledge_out
+from node.api_models import KnowledgeResults, MessageOut, MessagePage, ThreadList, ThreadOut
+from node.clock import Clock
+from node.directory import Directory
+from node.errors import NotFoundError
+from storage.errors import NotFound
+from storage.principals import Principal
+from storage.private_threads import PrivateMessage, PrivateThread
+from storage.storage import Storage, Transaction
+
+__all__ = ["ClientService"]
+
+
+class ClientService:
+    def __init__(self, storage: Storage, clock: Clock, directory: Directory) -> None:
+        self._storage = storage
+        self._clock = clock
+        self._directory = directory
+
+    async def threads(self, caller: Principal) -> ThreadList:
+        async with self._storage.transaction() as tx:
+            threads = await tx.private_threads.list(member_id=caller.id)
+            names = await self._directory.ids_to_names(tx, [m for t in threads for m in t.member_ids])
+        return ThreadList(
+            items=[
+                ThreadOut(
+                    name=t.name, title=t.title, created_at=t.created_at,
+                    members=sorted(names[m] for m in t.member_ids),
+                )
+                for t in threads
+            ]
+        )
+
+    async def read(self, caller: Principal, name: str, *, after: int, limit: int) -> MessagePage:
+        async with self._storage.transaction() as tx:
+            thread = await self._thread_of(tx, caller, name)
+            messages = await tx.private_threads.messages(thread.id, after_id=after, limit=limit)
+            names = await self._directory.ids_to_names(tx, [m.sender_id for m in messages])
+        out = [self._message_out(thread, m, names) for m in messages]
+        return MessagePage(messages=out, next_cursor=out[-1].id if len(out) == limit else None)
+
+    async def post(self, caller: Principal, name: str, body: str) -> MessageOut:
+        async with self._storage.transaction() as tx:
+            thread = await self._thread_of(tx, caller, name)
+            message = await tx.private_threads.post(
+                thread.id, sender_id=caller.id, body=body, now=self._clock.now_ms()
+            )
+        return self._message_out(thread, message, {caller.id: self._directory.participant_id(caller)})
+
+    async def search_knowledge(self, caller: Principal, query: str, *, limit: int) -> KnowledgeResults:
+        async with self._storage.transaction() as tx:
+            items = await tx.knowledge.search(query, reader_id=caller.id, limit=limit)
+            return KnowledgeResults(items=await knowledge_out(self._directory, tx, items))
+
+    async def _thread_of(self, tx: Transaction, caller: Principal, name: str) -> PrivateThread:
+        try:
+            thread = await tx.private_threads.get(name)
+        except NotFound:
+            thread = None
+        if thread is None or caller.id not in thread.member_ids:
+            raise NotFoundError(f"thread {name!r} not found")
+        return thread
+
+    @staticmethod
+    def _message_out(thread: PrivateThread, m: PrivateMessage, names: dict[int, str]) -> MessageOut:
+        return MessageOut(
+            id=str(m.id), thread=thread.name, sender=names[m.sender_id], body=m.body,
+            created_at=m.created_at,
+        )

@@ -1,0 +1,87 @@
+"""The node's error tree. Every error a client or operator can see is one of these, rendered
+in one place (`node.http_errors`) as `{"error": {"code", "message"}}` with its HTTP status.
+
+    NodeError                      500 internal_error
+    ├── BadRequest                 400 bad_request
+    │   └── MalformedJson          400 malformed_json
+    ├── InvalidRequest             422 invalid_request   (names the offending fields)
+    ├── Unauthorized               401 unauthorized
+    ├── Forbidden                  403 forbidden
+    ├── NotFoundError              404 not_found
+    ├── Conflict                   409 conflict
+    ├── PayloadTooLarge            413 payload_too_large
+    └── ConfigError                (not HTTP: bad settings, reported by the CLI)
+
+Storage and protocol errors are translated to these at the HTTP edge, not caught in handlers.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BadRequest",
+    "ConfigError",
+    "Conflict",
+    "Forbidden",
+    "InvalidRequest",
+    "MalformedJson",
+    "NodeError",
+    "NotFoundError",
+    "PayloadTooLarge",
+    "Unauthorized",
+]
+
+
+class NodeError(Exception):
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(NodeError):
+    status = 400
+    code = "bad_request"
+
+
+class MalformedJson(BadRequest):
+    code = "malformed_json"
+
+
+class InvalidRequest(NodeError):
+    status = 422
+    code = "invalid_request"
+
+    def __init__(self, message: str, fields: list[dict[str, str]]) -> None:
+        super().__init__(message)
+        self.fields = fields
+
+
+class Unauthorized(NodeError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(NodeError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFoundError(NodeError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(NodeError):
+    status = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(NodeError):
+    status = 413
+    code = "payload_too_large"
+
+
+class ConfigError(NodeError):
+    code = "config_error"

@@ -1,0 +1,73 @@
+"""The one place where exceptions become HTTP responses.
+
+Our errors carry their status and code; storage's NotFound/AlreadyExists and pydantic's
+ValidationError are translated here; aiohttp's own HTTP exceptions (unknown route, wrong
+method, body over the size limit) are re-rendered in the same shape. Anything else is a bug:
+it is logged with its traceback and the caller gets a generic 500 that reveals nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from node.errors import InvalidRequest, NodeError
+from storage.errors import AlreadyExists, NotFound
+
+__all__ = ["error_middleware", "error_response", "validation_fields"]
+
+log = logging.getLogger(__name__)
+
+_AIOHTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def error_response(status: int, code: str, message: str, **extra) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message, **extra}}, status=status)
+
+
+def validation_fields(error: ValidationError, location: str) -> list[dict[str, str]]:
+    fields = []
+    for item in error.errors(include_url=False, include_input=False):
+        path = ".".join(str(p) for p in item["loc"]) or location
+        fields.append({"field": path, "location": location, "message": item["msg"]})
+    return fields
+
+
+def _render(exc: BaseException) -> web.Response:
+    if isinstance(exc, InvalidRequest):
+        return error_response(exc.status, exc.code, exc.message, fields=exc.fields)
+    if isinstance(exc, NodeError):
+        return error_response(exc.status, exc.code, exc.message)
+    if isinstance(exc, NotFound):
+        return error_response(404, "not_found", f"{exc.what} not found")
+    if isinstance(exc, AlreadyExists):
+        return error_response(409, "conflict", f"{exc.what} {exc.key!s} already exists")
+    if isinstance(exc, web.HTTPException):
+        code = _AIOHTTP_CODES.get(exc.status, "http_error")
+        return error_response(exc.status, code, exc.reason)
+    raise exc
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except (NodeError, NotFound, AlreadyExists) as exc:
+        return _render(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _render(exc)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "internal error")

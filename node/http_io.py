@@ -1,0 +1,49 @@
+"""Reading requests into strict models and writing models as responses.
+
+Handlers call these instead of touching `request.json()`, so malformed JSON, hostile nesting,
+wrong types and unknown fields all end as the same 400/422 before any state is read.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from node.errors import InvalidRequest, MalformedJson
+from node.http_errors import validation_fields
+
+__all__ = ["read_body", "read_query", "respond"]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _invalid(error: ValidationError, location: str) -> InvalidRequest:
+    fields = validation_fields(error, location)
+    first = fields[0]
+    return InvalidRequest(f"{location} field {first['field']!r}: {first['message']}", fields)
+
+
+async def read_body(request: web.Request, model: type[M]) -> M:
+    raw = await request.read()  # aiohttp enforces client_max_size here (413)
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError) as e:
+        raise MalformedJson(f"request body is not valid JSON: {type(e).__name__}") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise _invalid(e, "body") from None
+
+
+def read_query(request: web.Request, model: type[M]) -> M:
+    try:
+        return model.model_validate(dict(request.query))
+    except ValidationError as e:
+        raise _invalid(e, "query") from None
+
+
+def respond(body: BaseModel, *, status: int = 200) -> web.Response:
+    return web.json_response(text=body.model_dump_json(), status=status)
