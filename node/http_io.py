@@ -26,10 +26,14 @@ def _invalid(error: ValidationError, location: str) -> InvalidRequest:
     return InvalidRequest(f"{location} field {first['field']!r}: {first['message']}", fields)
 
 
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
 async def read_body(request: web.Request, model: type[M]) -> M:
     raw = await request.read()  # aiohttp enforces client_max_size here (413)
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as e:
         raise MalformedJson(f"request body is not valid JSON: {type(e).__name__}") from None
     try:

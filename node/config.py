@@ -1,0 +1,102 @@
+"""Node settings: `DATA_DIR/agentnet.toml`, overridden by `AGENTNET_*` environment variables.
+
+Settings are read in `main()`, never at import. Bad values fail with one readable line per
+problem that names the setting and where it came from.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
+
+from node.errors import ConfigError
+
+__all__ = ["CONFIG_FILE", "NodeSettings", "load_settings", "write_config"]
+
+CONFIG_FILE = "agentnet.toml"
+
+
+class NodeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AGENTNET_", extra="forbid")
+
+    server_name: str = Field(min_length=1, max_length=255)
+    display_name: str = Field(min_length=1, max_length=200)
+    data_dir: Path
+    database_url: str | None = Field(None, description="default: SQLite file node.db in the data dir")
+    signing_key_file: str = "signing.key"
+    admin_host: str = "127.0.0.1"
+    admin_port: int = Field(8701, ge=1, le=65535)
+    client_host: str = "127.0.0.1"
+    client_port: int = Field(8702, ge=1, le=65535)
+    auto_migrate: bool = True
+    max_body_bytes: int = Field(256 * 1024, ge=4 * 1024, le=16 * 1024 * 1024)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = False
+
+    @field_validator("admin_host")
+    @classmethod
+    def _admin_is_loopback(cls, value: str) -> str:
+        # The admin listener holds the keys to the company; it never listens beyond loopback.
+        if value != "localhost":
+            try:
+                loopback = ipaddress.ip_address(value).is_loopback
+            except ValueError:
+                loopback = False
+            if not loopback:
+                raise ValueError("the admin listener binds to loopback only (127.0.0.1, ::1, localhost)")
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> NodeSettings:
+        if self.admin_port == self.client_port:
+            raise ValueError("admin_port and client_port must differ")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'node.db'}"
+
+    @property
+    def signing_key_path(self) -> Path:
+        return self.data_dir / self.signing_key_file
+
+
+def load_settings(data_dir: Path) -> NodeSettings:
+    path = data_dir / CONFIG_FILE
+    if not path.is_file():
+        raise ConfigError(f"{path} not found: run `agentnet init` first or pass the right --data-dir")
+    try:
+        tomllib.loads(path.read_text("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path} is not valid TOML: {e}") from None
+
+    class FromFile(NodeSettings):
+        @classmethod
+        def settings_customise_sources(
+            cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+        ):
+            return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=path))
+
+    try:
+        return FromFile(data_dir=data_dir)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in e.errors()
+        )
+        raise ConfigError(f"invalid settings (from {path} and AGENTNET_* variables): {problems}") from None
+
+
+def write_config(data_dir: Path, values: dict[str, str | int | bool]) -> Path:
+    """Write a flat TOML file; JSON string escapes are valid TOML basic strings."""
+    lines = ["# Agent Network node settings. AGENTNET_<NAME> environment variables override these.\n"]
+    for key, value in values.items():
+        lines.append(f"{key} = {json.dumps(value)}\n")
+    path = data_dir / CONFIG_FILE
+    path.write_text("".join(lines), "utf-8")
+    return path

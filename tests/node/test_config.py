@@ -1,0 +1,52 @@
+import pytest
+
+from node.config import CONFIG_FILE, load_settings, write_config
+from node.errors import ConfigError
+
+
+def _node_dir(tmp_path, **values):
+    write_config(tmp_path, {"server_name": "acme.example", "display_name": "Acme", **values})
+    return tmp_path
+
+
+def test_file_values_and_defaults(tmp_path):
+    settings = load_settings(_node_dir(tmp_path, client_port=9000))
+    assert (settings.server_name, settings.client_port, settings.admin_port) == ("acme.example", 9000, 8701)
+    assert settings.resolved_database_url == f"sqlite:///{tmp_path / 'node.db'}"
+    assert settings.signing_key_path == tmp_path / "signing.key"
+
+
+def test_environment_overrides_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("AGENTNET_CLIENT_PORT", "9100")
+    monkeypatch.setenv("AGENTNET_DATABASE_URL", "postgresql://db/acme")
+    settings = load_settings(_node_dir(tmp_path, client_port=9000))
+    assert settings.client_port == 9100
+    assert settings.resolved_database_url == "postgresql://db/acme"
+
+
+@pytest.mark.parametrize(
+    ("values", "env", "needle"),
+    [
+        ({"admin_host": "0.0.0.0"}, {}, "admin_host"),
+        ({}, {"AGENTNET_ADMIN_HOST": "10.1.2.3"}, "admin_host"),
+        ({"client_port": 70000}, {}, "client_port"),
+        ({}, {"AGENTNET_CLIENT_PORT": "eighty"}, "client_port"),
+        ({"admin_port": 9000, "client_port": 9000}, {}, "must differ"),
+        ({"colour": "blue"}, {}, "colour"),
+        ({"log_level": "LOUD"}, {}, "log_level"),
+        ({"max_body_bytes": 10}, {}, "max_body_bytes"),
+    ],
+)
+def test_bad_values_name_the_setting(tmp_path, monkeypatch, values, env, needle):
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigError, match=needle):
+        load_settings(_node_dir(tmp_path, **values))
+
+
+def test_missing_and_broken_files(tmp_path):
+    with pytest.raises(ConfigError, match="agentnet init"):
+        load_settings(tmp_path)
+    (tmp_path / CONFIG_FILE).write_text("server_name = [unterminated")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(tmp_path)
