@@ -1,0 +1,191 @@
+"""One strict content model per event type, collected in a registry.
+
+Adding an event type means adding one class here and one rule in ``rules.py``; nothing
+switches over every type. Content is part of what the origin signs, so models forbid extra
+fields (an ignored field would be signed but never checked) and every field is bounded.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Annotated, Any, ClassVar
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    field_validator,
+)
+
+from federation.identifiers import ParticipantId, validate_server_name
+
+__all__ = [
+    "CONTENT_TYPES",
+    "EVENT_ID_RE",
+    "MAX_BODY_CHARS",
+    "MAX_DISPLAY_NAME_CHARS",
+    "MAX_THREAD_PARTICIPANTS",
+    "MAX_TITLE_CHARS",
+    "Content",
+    "MemberAdmitted",
+    "MemberLeft",
+    "MemberRemoved",
+    "MessageDeleted",
+    "MessageEdited",
+    "MessagePosted",
+    "NetworkClosed",
+    "NetworkCreated",
+    "ParticipantAttached",
+    "ParticipantDetached",
+    "ThreadClosed",
+    "ThreadOpened",
+]
+
+# 16 Ki characters: a long agent answer or a page of text. Longer material belongs in an
+# attachment; even at 4 UTF-8 bytes per character it stays within the 64 KiB event cap.
+MAX_BODY_CHARS = 16 * 1024
+# Titles show in one line of a list; 200 characters is generous for that.
+MAX_TITLE_CHARS = 200
+# Display names show next to every message; 100 characters is as long as any UI will render.
+MAX_DISPLAY_NAME_CHARS = 100
+# A thread is a working group; 256 ids of up to ~330 characters stay under the event cap.
+MAX_THREAD_PARTICIPANTS = 256
+# "$" + unpadded base64url of a 32-byte SHA-256 is 43 characters (see events.event_id).
+EVENT_ID_RE = re.compile(r"\$[A-Za-z0-9_-]{43}")
+
+
+def _parse_participant(value: Any) -> ParticipantId:
+    if isinstance(value, ParticipantId):
+        return value
+    return ParticipantId.parse(value)  # InvalidIdentifier is a ValueError: pydantic reports it
+
+
+def _check_event_id(value: Any) -> str:
+    if not isinstance(value, str) or not EVENT_ID_RE.fullmatch(value):
+        raise ValueError("not an event id ($ + 43 base64url characters)")
+    return value
+
+
+def _list_to_tuple(value: Any) -> Any:
+    # Wire JSON has lists; strict mode would refuse them for an (immutable) tuple field.
+    return tuple(value) if isinstance(value, list) else value
+
+
+Participant = Annotated[
+    ParticipantId, PlainValidator(_parse_participant), PlainSerializer(str, return_type=str)
+]
+ServerName = Annotated[str, PlainValidator(validate_server_name)]
+EventId = Annotated[str, PlainValidator(_check_event_id)]
+Title = Annotated[str, Field(min_length=1, max_length=MAX_TITLE_CHARS)]
+Body = Annotated[str, Field(min_length=1, max_length=MAX_BODY_CHARS)]
+
+
+class Content(BaseModel):
+    """Base of all content models; ``event_type`` is the registry key and wire ``type``."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    event_type: ClassVar[str]
+    # Thread events must name a thread; network events must not.
+    in_thread: ClassVar[bool] = False
+
+    def to_wire(self) -> dict[str, Any]:
+        # Absent optional fields are omitted, never null: one wire form per value.
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+_registry: dict[str, type[Content]] = {}
+
+
+def _register(event_type: str, *, in_thread: bool = False):  # type: ignore[no-untyped-def]
+    def decorate(cls: type[Content]) -> type[Content]:
+        cls.event_type = event_type
+        cls.in_thread = in_thread
+        _registry[event_type] = cls
+        return cls
+
+    return decorate
+
+
+@_register("network.created")
+class NetworkCreated(Content):
+    title: Title
+    history_visible_to_new_members: bool
+
+
+@_register("member.admitted")
+class MemberAdmitted(Content):
+    server: ServerName
+
+
+@_register("member.removed")
+class MemberRemoved(Content):
+    server: ServerName
+
+
+@_register("member.left")
+class MemberLeft(Content):
+    server: ServerName
+
+
+@_register("network.closed")
+class NetworkClosed(Content):
+    pass
+
+
+@_register("participant.attached")
+class ParticipantAttached(Content):
+    participant: Participant
+    display_name: Annotated[str, Field(min_length=1, max_length=MAX_DISPLAY_NAME_CHARS)]
+
+
+@_register("participant.detached")
+class ParticipantDetached(Content):
+    participant: Participant
+
+
+@_register("thread.opened", in_thread=True)
+class ThreadOpened(Content):
+    title: Title
+    participants: Annotated[
+        tuple[Participant, ...],
+        BeforeValidator(_list_to_tuple),
+        Field(min_length=1, max_length=MAX_THREAD_PARTICIPANTS),
+    ]
+
+    @field_validator("participants")
+    @classmethod
+    def _unique(cls, value: tuple[ParticipantId, ...]) -> tuple[ParticipantId, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("participants must not repeat")
+        return value
+
+
+@_register("thread.closed", in_thread=True)
+class ThreadClosed(Content):
+    pass
+
+
+@_register("message.posted", in_thread=True)
+class MessagePosted(Content):
+    body: Body
+    reply_to: EventId | None = None
+
+
+@_register("message.edited", in_thread=True)
+class MessageEdited(Content):
+    event_id: EventId
+    body: Body
+
+
+@_register("message.deleted", in_thread=True)
+class MessageDeleted(Content):
+    event_id: EventId
+
+
+CONTENT_TYPES: Mapping[str, type[Content]] = MappingProxyType(_registry)

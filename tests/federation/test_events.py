@@ -1,0 +1,388 @@
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from federation.canonical_json import encode_canonical, parse_json
+from federation.errors import (
+    ChainError,
+    InvalidEvent,
+    InvalidSignature,
+    ProtocolError,
+    UnknownKey,
+)
+from federation.event_content import CONTENT_TYPES, MAX_BODY_CHARS
+from federation.events import (
+    MAX_EVENT_BYTES,
+    Event,
+    SequencedEvent,
+    SignedEvent,
+    check_chain_link,
+    content_hash,
+    event_id,
+    sequence_event,
+    sign_event,
+    verify_event,
+    verify_sequenced,
+)
+from federation.keys import SigningKey, b64encode
+from tests.federation.factories import (
+    HOST,
+    KEYS,
+    event,
+    json_values,
+    lookup,
+    sequence_chain,
+    signed,
+)
+
+EID = "$" + "A" * 43
+EXAMPLES: dict[str, tuple[str | None, dict[str, Any]]] = {
+    "network.created": (None, {"title": "Rollout", "history_visible_to_new_members": False}),
+    "member.admitted": (None, {"server": "globex.example"}),
+    "member.removed": (None, {"server": "globex.example"}),
+    "member.left": (None, {"server": "acme.example"}),
+    "network.closed": (None, {}),
+    "participant.attached": (None, {"participant": "agent:bot@acme.example", "display_name": "B"}),
+    "participant.detached": (None, {"participant": "agent:bot@acme.example"}),
+    "thread.opened": ("t1", {"title": "T", "participants": ["person:alice@acme.example"]}),
+    "thread.closed": ("t1", {}),
+    "message.posted": ("t1", {"body": "hi", "reply_to": EID}),
+    "message.edited": ("t1", {"event_id": EID, "body": "hi!"}),
+    "message.deleted": ("t1", {"event_id": EID}),
+}
+
+
+def post(body: str = "hello", **kw: Any) -> Event:
+    return event("message.posted", thread="t1", body=body, **kw)
+
+
+def test_examples_cover_every_registered_type() -> None:
+    assert set(EXAMPLES) == set(CONTENT_TYPES)
+
+
+@pytest.mark.parametrize("type_", sorted(EXAMPLES))
+def test_every_type_signs_verifies_and_round_trips(type_: str) -> None:
+    thread, content = EXAMPLES[type_]
+    ev = event(type_, thread=thread, **content)
+    assert ev.type == type_
+    s = signed(ev)
+    verify_event(s, lookup)
+    wire = parse_json(encode_canonical(s.to_wire()))  # through real bytes
+    assert SignedEvent.from_wire(wire) == s
+    assert s.event_id == event_id(content_hash(ev))
+
+
+def test_thread_presence_follows_the_type() -> None:
+    with pytest.raises(InvalidEvent, match="needs a thread"):
+        event("message.posted", body="x")
+    with pytest.raises(InvalidEvent, match="takes no thread"):
+        event("network.closed", thread="t1")
+
+
+def test_sequenced_round_trip_and_verify() -> None:
+    created = event("network.created", title="R", history_visible_to_new_members=True)
+    chain = sequence_chain([created, post()])
+    for item in chain:
+        verify_sequenced(item, lookup)
+        assert SequencedEvent.from_wire(parse_json(encode_canonical(item.to_wire()))) == item
+
+
+# --- wire rejections --------------------------------------------------------------------
+
+
+def wire_of(ev: Event) -> dict[str, Any]:
+    return signed(ev).to_wire()
+
+
+@pytest.mark.parametrize(
+    "edit,match",
+    [
+        (lambda w: w["event"].update(extra=1), "extra"),
+        (lambda w: w["event"]["content"].update(extra=1), "extra"),
+        (lambda w: w.update(extra=1), "extra"),
+        (lambda w: w["event"].update(type="message.exploded"), "unknown event type"),
+        (lambda w: w["event"]["content"].update(reply_to=None), "canonical"),
+        (lambda w: w["event"].update(origin_ts=True), "origin_ts"),
+        (lambda w: w["event"].update(origin_ts=-1), "origin_ts"),
+        (lambda w: w["event"].update(origin_ts="1"), "origin_ts"),
+        (lambda w: w["event"].pop("thread"), "thread"),
+        (lambda w: w["event"].update(thread="Bad Name"), "thread"),
+        (lambda w: w["event"].update(sender="agent:x"), "participant"),
+        (lambda w: w["event"].update(origin="ACME"), "origin"),
+        (lambda w: w["event"]["content"].update(body=""), "body"),
+        (lambda w: w["event"]["content"].update(body="x" * (MAX_BODY_CHARS + 1)), "body"),
+        (lambda w: w["event"]["content"].update(reply_to="$short"), "reply_to"),
+        (lambda w: w.update(hash="AB"), "hash"),
+        (lambda w: w.update(hash="A" * 42 + "B"), "base64url"),  # non-canonical spelling
+        (lambda w: w["signature"].update(key_id="rsa:abcdefgh"), "key_id"),
+        (lambda w: w["signature"].update(sig="A" * 85), "sig"),
+        (lambda w: w.update(event=[]), "event"),
+    ],
+)
+def test_from_wire_rejects(edit, match: str) -> None:  # type: ignore[no-untyped-def]
+    wire = wire_of(post())
+    edit(wire)
+    with pytest.raises(InvalidEvent, match=match):
+        SignedEvent.from_wire(wire)
+
+
+def test_from_wire_rejects_floats_as_bad_json() -> None:
+    wire = wire_of(post())
+    wire["event"]["origin_ts"] = 1.0
+    with pytest.raises(ProtocolError) as info:
+        SignedEvent.from_wire(wire)
+    assert info.value.code == "bad_json"
+
+
+def test_thread_participants_must_be_unique() -> None:
+    wire = wire_of(event("thread.opened", thread="t1", title="T",
+                         participants=["person:alice@acme.example"]))
+    wire["event"]["content"]["participants"] *= 2
+    with pytest.raises(InvalidEvent, match="repeat"):
+        SignedEvent.from_wire(wire)
+
+
+def test_event_size_is_capped_on_sign_and_parse() -> None:
+    big = post("\U0001f600" * MAX_BODY_CHARS)  # 4 UTF-8 bytes each: 64 KiB of body alone
+    assert len(encode_canonical(big.to_wire())) > MAX_EVENT_BYTES
+    with pytest.raises(InvalidEvent, match="over"):
+        sign_event(big, KEYS["acme.example"])
+    with pytest.raises(InvalidEvent, match="over"):
+        content_hash(big)
+    wire = wire_of(post())
+    wire["event"]["content"]["body"] = "\U0001f600" * MAX_BODY_CHARS
+    with pytest.raises(InvalidEvent, match="over"):
+        SignedEvent.from_wire(wire)
+
+
+def test_from_wire_and_to_wire_do_not_share_or_mutate_dicts() -> None:
+    s = signed(post())
+    wire = s.to_wire()
+    snapshot = copy.deepcopy(wire)
+    parsed = SignedEvent.from_wire(wire)
+    assert wire == snapshot
+    wire["event"]["content"]["body"] = "changed"
+    assert parsed.event.content.to_wire()["body"] == "hello"
+    assert s.to_wire() == snapshot
+
+
+# --- verification -----------------------------------------------------------------------
+
+
+def test_verify_rejects_tampered_content() -> None:
+    s = signed(post("pay 10"))
+    forged = replace(s, event=post("pay 1000"))
+    with pytest.raises(InvalidSignature) as info:
+        verify_event(forged, lookup)
+    assert str(info.value) == "invalid signature" and "hash" in info.value.detail
+
+
+def test_verify_rejects_a_recomputed_hash_without_the_right_signature() -> None:
+    s = signed(post("pay 10"))
+    forged_event = post("pay 1000")
+    forged = replace(s, event=forged_event, hash=content_hash(forged_event))
+    with pytest.raises(InvalidSignature):
+        verify_event(forged, lookup)
+
+
+def test_verify_rejects_a_signature_by_another_key_under_the_same_id() -> None:
+    ev = post()
+    wrong = sign_event(ev, SigningKey.from_seed(bytes(32)))
+    forged = replace(wrong, signature=replace(wrong.signature, key_id=KEYS[ev.origin].key_id))
+    with pytest.raises(InvalidSignature):
+        verify_event(forged, lookup)
+
+
+def test_verify_rejects_a_lookup_returning_a_different_key() -> None:
+    s = signed(post())
+    with pytest.raises(InvalidSignature):
+        verify_event(s, lambda server, key_id: KEYS["globex.example"].verify_key)
+
+
+def test_verify_reports_unknown_keys() -> None:
+    s = sign_event(post(), SigningKey.from_seed(bytes(32)))
+    with pytest.raises(UnknownKey):
+        verify_event(s, lookup)
+
+
+def test_sender_must_post_through_its_home_node() -> None:
+    ev = post(sender="agent:bot@globex.example", origin="acme.example")
+    with pytest.raises(InvalidEvent, match="home node"):
+        verify_event(signed(ev), lookup)
+
+
+def mutations(value: Any) -> list[tuple[list[Any], Any]]:
+    """Every (path, replacement) that changes exactly one leaf of a wire dict."""
+    if isinstance(value, dict):
+        return [([k, *p], new) for k, v in value.items() for p, new in mutations(v)]
+    if isinstance(value, list):
+        return [([i, *p], new) for i, v in enumerate(value) for p, new in mutations(v)]
+    if isinstance(value, bool):
+        return [([], not value)]
+    if isinstance(value, int):
+        return [([], value + 1)]
+    if value is None:
+        return [([], "t2")]
+    flipped = value[:-1] + ("B" if value[-1] != "B" else "C")
+    return [([], flipped), ([], value + "x")]
+
+
+def set_path(data: Any, path: list[Any], new: Any) -> None:
+    for step in path[:-1]:
+        data = data[step]
+    data[path[-1]] = new
+
+
+SAMPLE = sequence_chain(
+    [
+        event("network.created", title="R", history_visible_to_new_members=True),
+        event("thread.opened", thread="t1", title="T",
+              participants=["person:alice@acme.example", "agent:bot@globex.example"]),
+    ]
+)[1]
+SAMPLE_MUTATIONS = mutations(SAMPLE.to_wire())
+
+
+@settings(max_examples=len(SAMPLE_MUTATIONS) * 2)
+@given(st.sampled_from(SAMPLE_MUTATIONS))
+def test_any_single_field_change_fails(mutation: tuple[list[Any], Any]) -> None:
+    wire = SAMPLE.to_wire()
+    set_path(wire, *mutation)
+    with pytest.raises(ProtocolError):
+        verify_sequenced(SequencedEvent.from_wire(wire), lookup)
+
+
+SAMPLE_BYTES = encode_canonical(SAMPLE.to_wire())
+
+
+@settings(max_examples=300)
+@given(st.integers(0, len(SAMPLE_BYTES) - 1), st.integers(1, 255))
+def test_any_single_byte_change_fails(position: int, delta: int) -> None:
+    data = bytearray(SAMPLE_BYTES)
+    data[position] = (data[position] + delta) % 256
+    with pytest.raises(ProtocolError):
+        verify_sequenced(SequencedEvent.from_wire(parse_json(bytes(data))), lookup)
+
+
+@given(st.text(min_size=1, max_size=50), st.text(min_size=1, max_size=50),
+       st.integers(0, 2**40), st.integers(0, 2**40))
+def test_event_ids_are_unique_per_distinct_content(a: str, b: str, ts_a: int, ts_b: int) -> None:
+    first, second = post(a, ts=ts_a), post(b, ts=ts_b)
+    same = first == second
+    assert (content_hash(first) == content_hash(second)) == same
+    assert (signed(first).event_id == signed(second).event_id) == same
+
+
+# --- sequencing and the chain -----------------------------------------------------------
+
+
+def chain(n: int = 3) -> list[SequencedEvent]:
+    created = event("network.created", title="R", history_visible_to_new_members=True)
+    return sequence_chain([created] + [post(f"m{i}", ts=i) for i in range(n - 1)])
+
+
+def test_a_good_chain_links() -> None:
+    items = chain()
+    check_chain_link(None, items[0])
+    for prev, nxt in zip(items, items[1:]):
+        check_chain_link(prev, nxt)
+        assert nxt.prev == prev.link_hash
+
+
+def test_chain_rejects_a_gap_a_repeat_and_reordering() -> None:
+    a, b, c = chain()
+    with pytest.raises(ChainError, match="expected seq 2"):
+        check_chain_link(a, c)
+    with pytest.raises(ChainError):
+        check_chain_link(b, b)
+    with pytest.raises(ChainError):
+        check_chain_link(c, b)
+
+
+def test_chain_detects_a_fork() -> None:
+    a, b, _ = chain()
+    other = sequence_event(signed(post("rewritten")), seq=2, prev_hash=a.link_hash,
+                           host=HOST, host_key=KEYS[HOST])
+    after_other = sequence_event(signed(post("next")), seq=3, prev_hash=other.link_hash,
+                                 host=HOST, host_key=KEYS[HOST])
+    check_chain_link(a, other)  # each fork is internally consistent...
+    with pytest.raises(ChainError, match="previous hash"):
+        check_chain_link(b, after_other)  # ...but does not link onto the other
+
+
+def test_chain_must_start_with_network_created_by_its_host() -> None:
+    _, b, _ = chain()
+    with pytest.raises(ChainError, match="seq 1"):
+        check_chain_link(None, b)
+    not_created = sequence_chain([post()])[0]
+    with pytest.raises(ChainError, match="network.created"):
+        check_chain_link(None, not_created)
+    foreign = sequence_chain(
+        [event("network.created", title="R", history_visible_to_new_members=True)],
+        host="globex.example",
+    )[0]
+    with pytest.raises(ChainError, match="network.created"):
+        check_chain_link(None, foreign)
+
+
+def test_chain_rejects_another_host() -> None:
+    a, _, _ = chain()
+    stranger = sequence_event(signed(post()), seq=2, prev_hash=a.link_hash,
+                              host="globex.example", host_key=KEYS["globex.example"])
+    verify_sequenced(stranger, lookup)  # validly signed by globex, yet not this network's host
+    with pytest.raises(ChainError, match="host"):
+        check_chain_link(a, stranger)
+
+
+def test_host_signature_covers_seq_and_prev() -> None:
+    a, b, _ = chain()
+    forgeries = (replace(b, seq=5), replace(b, prev=a.signed.hash), replace(b, host="globex.example"))
+    for forged in forgeries:
+        with pytest.raises(ProtocolError):
+            verify_sequenced(forged, lookup)
+
+
+def test_sequence_event_validates_seq_and_prev() -> None:
+    s = signed(post())
+    with pytest.raises(InvalidEvent):
+        sequence_event(s, seq=1, prev_hash=bytes(32), host=HOST, host_key=KEYS[HOST])
+    with pytest.raises(InvalidEvent):
+        sequence_event(s, seq=2, prev_hash=None, host=HOST, host_key=KEYS[HOST])
+    with pytest.raises(InvalidEvent):
+        sequence_event(s, seq=0, prev_hash=None, host=HOST, host_key=KEYS[HOST])
+    with pytest.raises(InvalidEvent):
+        sequence_event(s, seq=2, prev_hash=bytes(31), host=HOST, host_key=KEYS[HOST])
+
+
+def test_sequenced_wire_rejects_bad_prev() -> None:
+    wire = chain()[1].to_wire()
+    wire["prev"] = None
+    with pytest.raises(InvalidEvent):
+        SequencedEvent.from_wire(wire)
+    wire["prev"] = b64encode(bytes(31))
+    with pytest.raises(InvalidEvent):
+        SequencedEvent.from_wire(wire)
+
+
+def test_event_id_needs_a_sha256() -> None:
+    with pytest.raises(InvalidEvent):
+        event_id(bytes(31))
+
+
+@given(json_values, st.sampled_from(["event", "hash", "content", "seq", "prev", None]))
+def test_from_wire_raises_only_protocol_errors(junk: Any, where: str | None) -> None:
+    wire = SAMPLE.to_wire()
+    if where == "content":
+        wire["event"]["content"] = junk
+    elif where is None:
+        wire = junk
+    else:
+        wire[where] = junk
+    with pytest.raises(ProtocolError):
+        SequencedEvent.from_wire(wire)

@@ -1,0 +1,269 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from federation.errors import RuleViolation
+from federation.event_content import CONTENT_TYPES
+from federation.events import Event, content_hash, event_id
+from federation.rules import (
+    _RULES,
+    MessageRecord,
+    NetworkState,
+    apply,
+    authorize,
+    initial_state,
+    recipients,
+)
+from tests.federation.factories import event, pid
+
+ALICE = "person:alice@acme.example"  # host company
+BOB = "person:bob@globex.example"  # member company's operator
+BOT = "agent:bot@globex.example"
+EVE = "person:eve@initech.example"  # a company never admitted
+CREATED = event("network.created", ALICE, title="Rollout", history_visible_to_new_members=True)
+
+
+def run(state: NetworkState, *events: Event, **kw: Any) -> NetworkState:
+    for ev in events:
+        authorize(state, ev, via=kw.get("via", ev.origin), messages=kw.get("messages"))
+        state = apply(state, ev)
+    return state
+
+
+def refused(state: NetworkState, ev: Event, reason: str, **kw: Any) -> None:
+    with pytest.raises(RuleViolation) as info:
+        authorize(state, ev, via=kw.pop("via", ev.origin), **kw)
+    assert info.value.reason == reason
+    assert info.value.code == "forbidden"
+
+
+def attach(sender: str, who: str) -> Event:
+    return event("participant.attached", sender, participant=who, display_name="X")
+
+
+def detach(sender: str, who: str) -> Event:
+    return event("participant.detached", sender, participant=who)
+
+
+def open_thread(sender: str, *participants: str, thread: str = "t1") -> Event:
+    return event("thread.opened", sender, thread=thread, title="T", participants=list(participants))
+
+
+def post(sender: str = BOT, body: str = "hi", **kw: Any) -> Event:
+    return event("message.posted", sender, thread=kw.pop("thread", "t1"), body=body, **kw)
+
+
+def admit(server: str, sender: str = ALICE) -> Event:
+    return event("member.admitted", sender, server=server)
+
+
+@pytest.fixture
+def state() -> NetworkState:
+    """acme hosts, globex is a member, alice and bot are attached and share thread t1."""
+    return run(
+        initial_state(CREATED),
+        admit("globex.example"),
+        attach(ALICE, ALICE),
+        attach(BOB, BOT),
+        open_thread(ALICE, ALICE, BOT),
+    )
+
+
+def test_initial_state() -> None:
+    s = initial_state(CREATED)
+    assert (s.name, s.host, s.title, s.closed) == ("acme-rollout", "acme.example", "Rollout", False)
+    assert s.history_visible_to_new_members is True
+    assert dict(s.members) == {"acme.example": "member"}
+    assert recipients(s) == {"acme.example"}
+
+
+def test_initial_state_needs_network_created() -> None:
+    with pytest.raises(RuleViolation) as info:
+        initial_state(admit("globex.example"))
+    assert info.value.reason == "not_network_created"
+    forged = event("network.created", BOB, origin="acme.example", title="R",
+                   history_visible_to_new_members=False)
+    with pytest.raises(RuleViolation):
+        initial_state(forged)
+
+
+def test_every_event_type_has_a_rule() -> None:
+    assert set(_RULES) | {"network.created"} == set(CONTENT_TYPES)
+
+
+def test_the_happy_path(state: NetworkState) -> None:
+    assert state.threads["t1"].open
+    assert state.threads["t1"].participants == {pid(ALICE), pid(BOT)}
+    assert recipients(state) == {"acme.example", "globex.example"}
+    assert run(state, post(BOT), post(ALICE)) == state  # messages do not change the state
+
+
+def test_apply_returns_a_new_state_and_leaves_the_old_one(state: NetworkState) -> None:
+    before = dict(state.members)
+    after = run(state, event("member.left", BOB, server="globex.example"))
+    assert dict(state.members) == before and state.is_attached(pid(BOT))
+    assert after.members["globex.example"] == "left"
+    with pytest.raises(TypeError):
+        after.members["x"] = "member"  # type: ignore[index]
+
+
+# --- common checks ----------------------------------------------------------------------
+
+
+def test_wrong_network(state: NetworkState) -> None:
+    refused(state, post(network="other-net"), "wrong_network")
+
+
+def test_nothing_enters_a_closed_network(state: NetworkState) -> None:
+    closed = run(state, event("network.closed", ALICE))
+    assert closed.closed
+    refused(closed, post(), "network_closed")
+    refused(closed, admit("initech.example"), "network_closed")
+    refused(closed, event("member.left", BOB, server="globex.example"), "network_closed")
+
+
+def test_sender_must_be_hosted_by_origin(state: NetworkState) -> None:
+    refused(state, post(BOT, origin="acme.example"), "wrong_origin")
+
+
+def test_only_origin_or_host_may_deliver(state: NetworkState) -> None:
+    run(state, post(BOT), via="acme.example")  # the host relays
+    refused(state, post(BOT), "wrong_relay", via="initech.example")
+    refused(state, post(ALICE), "wrong_relay", via="globex.example")
+
+
+def test_outsiders_cannot_send(state: NetworkState) -> None:
+    refused(state, attach(EVE, EVE), "not_a_member")
+
+
+@pytest.mark.parametrize(
+    "exit_event",
+    [
+        event("member.left", BOB, server="globex.example"),
+        event("member.removed", ALICE, server="globex.example"),
+    ],
+)
+def test_a_company_that_left_or_was_removed_sends_and_receives_nothing(
+    state: NetworkState, exit_event: Event
+) -> None:
+    gone = run(state, exit_event)
+    assert recipients(gone) == {"acme.example"}
+    assert not gone.is_attached(pid(BOT))
+    refused(gone, post(BOT), "not_a_member")
+    refused(gone, attach(BOB, BOT), "not_a_member")
+    back = run(gone, admit("globex.example"))
+    assert recipients(back) == {"acme.example", "globex.example"}
+    refused(back, post(BOT), "not_attached")  # re-admission does not re-attach
+
+
+def test_network_created_cannot_be_replayed(state: NetworkState) -> None:
+    refused(state, CREATED, "already_created")
+
+
+# --- membership -------------------------------------------------------------------------
+
+
+def test_only_the_host_admits_removes_and_closes(state: NetworkState) -> None:
+    refused(state, admit("initech.example", sender=BOB), "not_host")
+    refused(state, event("member.removed", BOB, server="acme.example"), "not_host")
+    refused(state, event("network.closed", BOB), "not_host")
+
+
+def test_admission_checks(state: NetworkState) -> None:
+    refused(state, admit("globex.example"), "already_member")
+    assert recipients(run(state, admit("initech.example"))) == {
+        "acme.example", "globex.example", "initech.example"
+    }
+
+
+def test_removal_checks(state: NetworkState) -> None:
+    refused(state, event("member.removed", ALICE, server="acme.example"), "host_cannot_leave")
+    refused(state, event("member.removed", ALICE, server="initech.example"), "target_not_member")
+
+
+def test_leaving_checks(state: NetworkState) -> None:
+    refused(state, event("member.left", ALICE, server="acme.example"), "host_cannot_leave")
+    refused(state, event("member.left", BOB, server="acme.example"), "not_own_company")
+
+
+# --- participants -----------------------------------------------------------------------
+
+
+def test_a_company_attaches_and_detaches_only_its_own(state: NetworkState) -> None:
+    refused(state, attach(ALICE, "agent:spy@globex.example"), "not_own_participant")
+    refused(state, detach(ALICE, BOT), "not_own_participant")
+    refused(state, attach(BOB, BOT), "already_attached")
+    detached = run(state, detach(BOB, BOT))
+    refused(detached, detach(BOB, BOT), "not_attached")
+    refused(detached, post(BOT), "not_attached")
+    assert run(detached, attach(BOB, BOT)).is_attached(pid(BOT))
+
+
+# --- threads and messages ---------------------------------------------------------------
+
+
+def test_opening_a_thread(state: NetworkState) -> None:
+    refused(state, open_thread(ALICE, ALICE), "thread_exists")
+    refused(state, open_thread(BOB, BOB, thread="t2"), "not_attached")
+    refused(state, open_thread(ALICE, BOT, thread="t2"), "not_a_participant")
+    refused(state, open_thread(ALICE, ALICE, BOB, thread="t2"), "participant_not_attached")
+    assert run(state, open_thread(BOT, BOT, thread="t2")).threads["t2"].open
+
+
+def test_posting_needs_an_open_thread_the_sender_takes_part_in(state: NetworkState) -> None:
+    refused(state, post(thread="nope"), "unknown_thread")
+    with_third = run(state, attach(BOB, "agent:other@globex.example"))
+    refused(with_third, post("agent:other@globex.example"), "not_a_participant")
+    closed = run(state, event("thread.closed", BOT, thread="t1"))
+    refused(closed, post(), "thread_closed")
+    refused(closed, event("thread.closed", ALICE, thread="t1"), "thread_closed")
+
+
+def test_who_may_close_a_thread(state: NetworkState) -> None:
+    outsider = run(state, attach(BOB, "agent:other@globex.example"))
+    refused(outsider, event("thread.closed", "agent:other@globex.example", thread="t1"),
+            "not_a_participant")
+    host_admin = event("thread.closed", "person:root@acme.example", thread="t1")
+    assert not run(outsider, host_admin).threads["t1"].open  # the host may close any thread
+    refused(state, event("thread.closed", ALICE, thread="t9"), "unknown_thread")
+
+
+def message_book(
+    *events: Event, deleted: frozenset[str] = frozenset()
+) -> Callable[[str], MessageRecord | None]:
+    """A stand-in for the node's message storage."""
+    book = {}
+    for ev in events:
+        eid = event_id(content_hash(ev))
+        book[eid] = MessageRecord(ev.origin, str(ev.thread), deleted=eid in deleted)
+    return book.get
+
+
+def test_replies_need_a_known_message_in_the_thread(state: NetworkState) -> None:
+    original = post(ALICE, "question")
+    eid = event_id(content_hash(original))
+    run(state, post(BOT, "answer", reply_to=eid), messages=message_book(original))
+    refused(state, post(BOT, "answer", reply_to=eid), "unknown_event")  # no lookup given
+    elsewhere = post(ALICE, "q", thread="t2")
+    refused(state, post(BOT, reply_to=event_id(content_hash(elsewhere))), "unknown_event",
+            messages=message_book(elsewhere))
+
+
+@pytest.mark.parametrize("kind", ["message.edited", "message.deleted"])
+def test_edits_and_deletes_belong_to_the_authors_company(state: NetworkState, kind: str) -> None:
+    original = post(BOT, "draft")
+    eid = event_id(content_hash(original))
+    extra = {"body": "final"} if kind == "message.edited" else {}
+    book = message_book(original)
+    run(state, event(kind, BOT, thread="t1", event_id=eid, **extra), messages=book)
+    refused(state, event(kind, ALICE, thread="t1", event_id=eid, **extra), "not_author_company",
+            messages=book)
+    refused(state, event(kind, BOT, thread="t1", event_id=eid, **extra), "unknown_event")
+    refused(state, event(kind, BOT, thread="t1", event_id=eid, **extra), "message_deleted",
+            messages=message_book(original, deleted=frozenset({eid})))
+    closed = run(state, event("thread.closed", ALICE, thread="t1"))
+    refused(closed, event(kind, BOT, thread="t1", event_id=eid, **extra), "thread_closed",
+            messages=book)
