@@ -1,17 +1,18 @@
 """Reading requests into strict models and writing models as responses.
 
 Handlers call these instead of touching `request.json()`, so malformed JSON, hostile nesting,
-wrong types and unknown fields all end as the same 400/422 before any state is read.
+duplicate keys, wrong types and unknown fields all end as a 400/422 before any state is read.
 """
 
 from __future__ import annotations
 
-import json
 from typing import TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from federation.canonical_json import parse_json
+from federation.errors import CanonicalJsonError
 from node.errors import InvalidRequest, MalformedJson
 from node.http_errors import validation_fields
 
@@ -26,16 +27,13 @@ def _invalid(error: ValidationError, location: str) -> InvalidRequest:
     return InvalidRequest(f"{location} field {first['field']!r}: {first['message']}", fields)
 
 
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not JSON")
-
-
 async def read_body(request: web.Request, model: type[M]) -> M:
     raw = await request.read()  # aiohttp enforces client_max_size here (413)
     try:
-        data = json.loads(raw, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as e:
-        raise MalformedJson(f"request body is not valid JSON: {type(e).__name__}") from None
+        # The protocol's strict parser: no floats, NaN, duplicate keys or hostile nesting.
+        data = parse_json(raw)
+    except CanonicalJsonError as e:
+        raise MalformedJson(f"request body is not valid JSON: {e.message}") from None
     try:
         return model.model_validate(data)
     except ValidationError as e:

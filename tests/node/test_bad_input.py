@@ -29,7 +29,9 @@ async def _snapshot(node):
 
 @pytest.mark.parametrize(
     "raw",
-    [b"{", b"not json", b"", b"[" * 100_000 + b"]" * 100_000, b'{"handle": NaN}', b"\xff\xfe"],
+    [b"{", b"not json", b"", b"[" * 100_000 + b"]" * 100_000, b"[" * 1000 + b"]" * 1000,
+     b'{"handle": NaN}', b'{"handle": 1.5}', b'{"handle": "a", "handle": "b", "display_name": "x"}',
+     b"\xff\xfe"],
 )
 async def test_malformed_json_is_400(node, raw):
     before = await _snapshot(node)
