@@ -6,13 +6,12 @@ in one place (`node.http_errors`) as `{"error": {"code", "message"}}` with its H
     │   └── MalformedJson          400 malformed_json
     ├── InvalidRequest             422 invalid_request   (names the offending fields)
     ├── Unauthorized               401 unauthorized
-    ├── Forbidden                  403 forbidden
     ├── NotFoundError              404 not_found
-    ├── Conflict                   409 conflict
     ├── PayloadTooLarge            413 payload_too_large
     └── ConfigError                (not HTTP: bad settings, reported by the CLI)
 
-Storage and protocol errors are translated to these at the HTTP edge, not caught in handlers.
+The same renderer maps storage's errors (NotFound 404, AlreadyExists 409, DatabaseUnavailable
+503); handlers never catch them.
 """
 
 from __future__ import annotations
@@ -20,8 +19,6 @@ from __future__ import annotations
 __all__ = [
     "BadRequest",
     "ConfigError",
-    "Conflict",
-    "Forbidden",
     "InvalidRequest",
     "MalformedJson",
     "NodeError",
@@ -63,19 +60,9 @@ class Unauthorized(NodeError):
     code = "unauthorized"
 
 
-class Forbidden(NodeError):
-    status = 403
-    code = "forbidden"
-
-
 class NotFoundError(NodeError):
     status = 404
     code = "not_found"
-
-
-class Conflict(NodeError):
-    status = 409
-    code = "conflict"
 
 
 class PayloadTooLarge(NodeError):

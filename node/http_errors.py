@@ -14,7 +14,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from node.errors import InvalidRequest, NodeError
-from storage.errors import AlreadyExists, NotFound
+from storage.errors import AlreadyExists, DatabaseUnavailable, NotFound
 
 __all__ = ["error_middleware", "error_response", "validation_fields"]
 
@@ -52,6 +52,8 @@ def _render(exc: BaseException) -> web.Response:
         return error_response(404, "not_found", f"{exc.what} not found")
     if isinstance(exc, AlreadyExists):
         return error_response(409, "conflict", f"{exc.what} {exc.key!s} already exists")
+    if isinstance(exc, DatabaseUnavailable):
+        return error_response(503, "unavailable", "the node's database is unavailable; retry later")
     if isinstance(exc, web.HTTPException):
         code = _AIOHTTP_CODES.get(exc.status, "http_error")
         return error_response(exc.status, code, exc.reason)
@@ -63,6 +65,9 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except (NodeError, NotFound, AlreadyExists) as exc:
+        return _render(exc)
+    except DatabaseUnavailable as exc:
+        log.error("%s %s: %s", request.method, request.path, exc.__cause__ or exc)
         return _render(exc)
     except web.HTTPException as exc:
         if exc.status < 400:

@@ -2,13 +2,14 @@
 
     StorageError
     ├── StorageConfigError   the database URL or schema state is unusable
+    ├── DatabaseUnavailable  the database cannot be reached or is busy: retry later
     ├── NotFound             a named row does not exist
     └── AlreadyExists        a unique name is taken
 """
 
 from __future__ import annotations
 
-__all__ = ["AlreadyExists", "NotFound", "StorageConfigError", "StorageError"]
+__all__ = ["AlreadyExists", "DatabaseUnavailable", "NotFound", "StorageConfigError", "StorageError"]
 
 
 class StorageError(Exception):
@@ -16,6 +17,10 @@ class StorageError(Exception):
 
 
 class StorageConfigError(StorageError):
+    pass
+
+
+class DatabaseUnavailable(StorageError):
     pass
 
 

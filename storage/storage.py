@@ -9,24 +9,19 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from storage.audit import AuditRepository
 from storage.company import CompanyRepository
 from storage.engine import create_engine
-from storage.errors import StorageError
+from storage.errors import DatabaseUnavailable
 from storage.knowledge import KnowledgeRepository
 from storage.migrations_runner import ensure_schema
 from storage.principals import AdminTokenRepository, PrincipalRepository, TokenRepository
 from storage.private_threads import PrivateThreadRepository
 
-__all__ = ["DatabaseUnavailable", "Storage", "Transaction"]
-
-
-class DatabaseUnavailable(StorageError):
-    """The database could not be reached or refused the operation."""
-
+__all__ = ["Storage", "Transaction"]
 
 class Transaction:
     def __init__(self, conn: AsyncConnection) -> None:
@@ -58,8 +53,21 @@ class Storage:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
-        async with self.engine.begin() as conn:
-            yield Transaction(conn)
+        """One unit of work. Losing the database surfaces as DatabaseUnavailable, so callers
+        never see a driver's exception."""
+        try:
+            conn = await self.engine.connect()
+        except DBAPIError as e:  # any failure to get a connection: the database is not there
+            raise DatabaseUnavailable(f"cannot connect to the database: {type(e.orig).__name__}") from e
+        try:
+            async with conn.begin():
+                yield Transaction(conn)
+        except DBAPIError as e:
+            if e.connection_invalidated or isinstance(e, (OperationalError, InterfaceError)):
+                raise DatabaseUnavailable(f"the database is unavailable: {type(e.orig).__name__}") from e
+            raise
+        finally:
+            await conn.close()
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -117,3 +117,15 @@ async def test_admin_api_requires_admin_token(node, headers):
 async def test_principal_token_is_not_an_admin_token(node):
     token = await node.create("agent", "ops")
     assert (await node.admin.get("/v1/agents", headers=bearer(token))).status == 401
+
+
+@pytest.mark.postgres
+async def test_lost_database_is_503_not_500(node, database_url):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("needs a database server that can go away")
+    from tests.conftest import _drop_postgres_database
+
+    await _drop_postgres_database(database_url)
+    resp = await node.admin.get("/v1/agents", headers=node.as_admin())
+    assert resp.status == 503
+    assert (await resp.json())["error"]["code"] == "unavailable"
