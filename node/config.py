@@ -34,6 +34,16 @@ class NodeSettings(BaseSettings):
     admin_port: int = Field(8701, ge=1, le=65535)
     client_host: str = "127.0.0.1"
     client_port: int = Field(8702, ge=1, le=65535)
+    federation_host: str = "0.0.0.0"
+    federation_port: int = Field(8443, ge=1, le=65535)
+    public_endpoint: str | None = Field(
+        None, description="https URL peers use to reach this node; default https://SERVER_NAME"
+    )
+    tls_cert_file: str = "tls.crt"
+    tls_key_file: str = "tls.key"
+    tls_ca_file: str | None = Field(
+        None, description="CA bundle for verifying peers; default: the system trust store"
+    )
     auto_migrate: bool = True
     max_body_bytes: int = Field(256 * 1024, ge=4 * 1024, le=16 * 1024 * 1024)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -52,10 +62,17 @@ class NodeSettings(BaseSettings):
                 raise ValueError("the admin listener binds to loopback only (127.0.0.1, ::1, localhost)")
         return value
 
+    @field_validator("public_endpoint")
+    @classmethod
+    def _endpoint_is_https(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("https://"):
+            raise ValueError("public_endpoint must be an https:// URL")
+        return value.rstrip("/") if value else value
+
     @model_validator(mode="after")
     def _distinct_ports(self) -> NodeSettings:
-        if self.admin_port == self.client_port:
-            raise ValueError("admin_port and client_port must differ")
+        if len({self.admin_port, self.client_port, self.federation_port}) != 3:
+            raise ValueError("admin_port, client_port and federation_port must all differ")
         return self
 
     @property
@@ -65,6 +82,22 @@ class NodeSettings(BaseSettings):
     @property
     def signing_key_path(self) -> Path:
         return self.data_dir / self.signing_key_file
+
+    @property
+    def resolved_public_endpoint(self) -> str:
+        return self.public_endpoint or f"https://{self.server_name}"
+
+    @property
+    def tls_cert_path(self) -> Path:
+        return self.data_dir / self.tls_cert_file
+
+    @property
+    def tls_key_path(self) -> Path:
+        return self.data_dir / self.tls_key_file
+
+    @property
+    def tls_ca_path(self) -> Path | None:
+        return self.data_dir / self.tls_ca_file if self.tls_ca_file else None
 
 
 def load_settings(data_dir: Path) -> NodeSettings:

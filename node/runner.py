@@ -33,7 +33,7 @@ async def serve(settings: NodeSettings, *, clock: Clock | None = None, stop: asy
     clock = clock or SystemClock()
     stop = stop or _stop_on_signals()
     try:
-        signing_key = SigningKey.load(settings.signing_key_path)
+        key_id = SigningKey.load(settings.signing_key_path).key_id
     except KeyFileError as e:
         raise ConfigError(str(e)) from None
     async with AsyncExitStack() as stack:
@@ -64,7 +64,7 @@ async def serve(settings: NodeSettings, *, clock: Clock | None = None, stop: asy
             except OSError as e:
                 raise ConfigError(f"cannot listen for the {name} API on {host}:{port}: {e.strerror}") from None
             log.info("%s API listening on http://%s:%d", name, host, port)
-        log.info("node %s ready (signing key %s)", settings.server_name, signing_key.key_id)
+        log.info("node %s ready (key %s)", settings.server_name, key_id)
         await stop.wait()
         log.info("node %s stopping", settings.server_name)
 
