@@ -26,6 +26,11 @@ from sqlalchemy import (
 
 __all__ = [
     "NETWORK_METADATA",
+    "delivery_status",
+    "inbound_transactions",
+    "network_invites",
+    "node_keys",
+    "request_nonces",
     "network_events",
     "network_members",
     "network_participants",
@@ -160,4 +165,70 @@ peer_keys = Table(
     Column("pinned_at", BigInteger, nullable=False),
     Column("valid_until", BigInteger, nullable=True),
     Column("revoked_at", BigInteger, nullable=True),
+)
+
+
+# Invitations to a network, both those this node sent (as host) and those it received.
+# `token_hash` binds an accept or decline to the invite it answers.
+network_invites = Table(
+    "network_invites",
+    NETWORK_METADATA,
+    Column("id", String(64), primary_key=True),
+    Column("direction", String(8), nullable=False),  # "outgoing" | "incoming"
+    Column("network", String(64), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("server", String(255), nullable=False),  # the other party
+    Column("endpoint", String(500), nullable=False),  # the other party's endpoint
+    Column("key_id", String(64), nullable=False),  # the other party's key, pinned on accept
+    Column("public_key", LargeBinary(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_network_invites_direction_status", "direction", "status"),
+)
+
+# Answers to inbound transactions, so a retried transaction gets the same answer.
+inbound_transactions = Table(
+    "inbound_transactions",
+    NETWORK_METADATA,
+    Column("origin", String(255), primary_key=True),
+    Column("txn_id", String(64), primary_key=True),
+    Column("response", LargeBinary, nullable=False),
+    Column("received_at", BigInteger, nullable=False),
+)
+
+# Request nonces seen within the replay window; a second use of one is a replay.
+request_nonces = Table(
+    "request_nonces",
+    NETWORK_METADATA,
+    Column("origin", String(255), primary_key=True),
+    Column("nonce", String(64), primary_key=True),
+    Column("expires_at", BigInteger, nullable=False),
+    Index("ix_request_nonces_expires_at", "expires_at"),
+)
+
+# This node's own public keys, current and past, with the notices that link them.
+node_keys = Table(
+    "node_keys",
+    NETWORK_METADATA,
+    Column("key_id", String(64), primary_key=True),
+    Column("public_key", LargeBinary(32), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("valid_until", BigInteger, nullable=True),
+    Column("revoked_at", BigInteger, nullable=True),
+    Column("rotation_notice", LargeBinary, nullable=True),  # signed by the previous key
+)
+
+# How delivery to each peer is going, for operators and for the backoff of its sender.
+delivery_status = Table(
+    "delivery_status",
+    NETWORK_METADATA,
+    Column("server", String(255), primary_key=True),
+    Column("failures", Integer, nullable=False, default=0),
+    Column("last_success_at", BigInteger, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("last_error_at", BigInteger, nullable=True),
+    Column("next_attempt_at", BigInteger, nullable=True),
 )

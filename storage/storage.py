@@ -7,7 +7,8 @@ Services open `async with storage.transaction() as tx:` and call `tx.principals`
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -16,15 +17,39 @@ from storage.audit import AuditRepository
 from storage.company import CompanyRepository
 from storage.engine import create_engine
 from storage.errors import DatabaseUnavailable
+from storage.inbound import InboundRepository
 from storage.knowledge import KnowledgeRepository
+from storage.network_events import EventRepository
+from storage.networks import NetworkRepository
+from storage.node_keys import NodeKeyRepository
+from storage.outbox import OutboxRepository
+from storage.peers import PeerRepository
 from storage.migrations_runner import ensure_schema
 from storage.principals import AdminTokenRepository, PrincipalRepository, TokenRepository
 from storage.private_threads import PrivateThreadRepository
 
-__all__ = ["Storage", "Transaction"]
+__all__ = ["NetworkTransaction", "Storage", "Transaction"]
 
-class Transaction:
+T = TypeVar("T", bound="NetworkTransaction")
+
+class NetworkTransaction:
+    """Only the network-side repositories (`storage.network_tables`). The federation code path
+    gets this and nothing else, so it cannot read a private table even by mistake."""
+
     def __init__(self, conn: AsyncConnection) -> None:
+        self.networks = NetworkRepository(conn)
+        self.events = EventRepository(conn)
+        self.outbox = OutboxRepository(conn)
+        self.peers = PeerRepository(conn)
+        self.inbound = InboundRepository(conn)
+        self.node_keys = NodeKeyRepository(conn)
+
+
+class Transaction(NetworkTransaction):
+    """Everything: for the node's own services, which bridge private and shared data."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        super().__init__(conn)
         self.company = CompanyRepository(conn)
         self.principals = PrincipalRepository(conn)
         self.tokens = TokenRepository(conn)
@@ -51,8 +76,14 @@ class Storage:
             raise
         return cls(engine)
 
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
+        return self._unit_of_work(Transaction)
+
+    def network_transaction(self) -> AbstractAsyncContextManager[NetworkTransaction]:
+        return self._unit_of_work(NetworkTransaction)
+
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
+    async def _unit_of_work(self, kind: type[T]) -> AsyncIterator[T]:
         """One unit of work. Losing the database surfaces as DatabaseUnavailable, so callers
         never see a driver's exception."""
         try:
@@ -61,7 +92,7 @@ class Storage:
             raise DatabaseUnavailable(f"cannot connect to the database: {type(e.orig).__name__}") from e
         try:
             async with conn.begin():
-                yield Transaction(conn)
+                yield kind(conn)
         except DBAPIError as e:
             if e.connection_invalidated or isinstance(e, (OperationalError, InterfaceError)):
                 raise DatabaseUnavailable(f"the database is unavailable: {type(e.orig).__name__}") from e

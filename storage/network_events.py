@@ -1,0 +1,113 @@
+"""The events of each network this node holds, in the host's order.
+
+An event authored here whose host has not sequenced it yet is stored with `seq` null and
+shown as pending; when the sequenced copy arrives the same row gets its number and wire form.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.network_tables import network_events
+
+__all__ = ["EventRepository", "StoredEvent"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    row_id: int
+    network_id: int
+    event_id: str
+    seq: int | None
+    type: str
+    thread: str | None
+    sender: str
+    origin: str
+    origin_ts: int
+    wire: bytes
+    received_at: int
+
+
+def _event(row) -> StoredEvent:
+    return StoredEvent(
+        row.id, row.network_id, row.event_id, row.seq, row.type, row.thread, row.sender,
+        row.origin, row.origin_ts, row.wire, row.received_at,
+    )
+
+
+class EventRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add(
+        self, *, network_id: int, event_id: str, seq: int | None, type: str, thread: str | None,
+        sender: str, origin: str, origin_ts: int, wire: bytes, now: int,
+    ) -> int:
+        result = await self._conn.execute(
+            network_events.insert().values(
+                network_id=network_id, event_id=event_id, seq=seq, type=type, thread=thread,
+                sender=sender, origin=origin, origin_ts=origin_ts, wire=wire, received_at=now,
+            )
+        )
+        return result.inserted_primary_key[0]
+
+    async def find(self, event_id: str) -> StoredEvent | None:
+        row = (await self._conn.execute(select(network_events).where(network_events.c.event_id == event_id))).first()
+        return None if row is None else _event(row)
+
+    async def set_sequenced(self, row_id: int, *, seq: int, wire: bytes) -> None:
+        await self._conn.execute(
+            update(network_events).where(network_events.c.id == row_id).values(seq=seq, wire=wire)
+        )
+
+    async def after(self, network_id: int, after_seq: int, *, limit: int) -> list[StoredEvent]:
+        rows = await self._conn.execute(
+            select(network_events)
+            .where(network_events.c.network_id == network_id, network_events.c.seq > after_seq)
+            .order_by(network_events.c.seq)
+            .limit(limit)
+        )
+        return [_event(r) for r in rows]
+
+    async def pending(self, network_id: int) -> list[StoredEvent]:
+        rows = await self._conn.execute(
+            select(network_events)
+            .where(network_events.c.network_id == network_id, network_events.c.seq.is_(None))
+            .order_by(network_events.c.id)
+        )
+        return [_event(r) for r in rows]
+
+    async def in_thread(
+        self, network_id: int, thread: str, *, after_seq: int, limit: int, include_pending: bool
+    ) -> list[StoredEvent]:
+        """Sequenced events of a thread after `after_seq`; pending ones (ours, not yet
+        sequenced) follow on the last page."""
+        rows = [
+            _event(r)
+            for r in await self._conn.execute(
+                select(network_events)
+                .where(
+                    network_events.c.network_id == network_id,
+                    network_events.c.thread == thread,
+                    network_events.c.seq > after_seq,
+                )
+                .order_by(network_events.c.seq)
+                .limit(limit)
+            )
+        ]
+        if include_pending and len(rows) < limit:
+            pending = await self._conn.execute(
+                select(network_events)
+                .where(
+                    network_events.c.network_id == network_id,
+                    network_events.c.thread == thread,
+                    network_events.c.seq.is_(None),
+                )
+                .order_by(network_events.c.id)
+                .limit(limit - len(rows))
+            )
+            rows += [_event(r) for r in pending]
+        return rows

@@ -1,0 +1,193 @@
+"""Networks as this node holds them: the network row with its chain head, and the projections
+of its state that queries need (members, participants, shared threads).
+
+The projections are rewritten from `federation.rules.NetworkState` in the same transaction as
+the event that changed it, so they never disagree with the event log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import and_, delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.errors import AlreadyExists, NotFound
+from storage.network_tables import (
+    network_members,
+    network_participants,
+    networks,
+    shared_thread_participants,
+    shared_threads,
+)
+
+__all__ = ["NetworkRecord", "NetworkRepository", "SharedThreadRecord"]
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkRecord:
+    id: int
+    host: str
+    name: str
+    title: str
+    closed: bool
+    history_visible: bool
+    head_seq: int
+    head_hash: bytes | None
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class SharedThreadRecord:
+    network: str
+    name: str
+    title: str
+    closed: bool
+    participants: tuple[str, ...]
+
+
+def _network(row) -> NetworkRecord:
+    return NetworkRecord(
+        row.id, row.host, row.name, row.title, row.closed, row.history_visible,
+        row.head_seq, row.head_hash, row.created_at,
+    )
+
+
+class NetworkRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def create(self, *, host: str, name: str, title: str, history_visible: bool, now: int) -> NetworkRecord:
+        """Names are unique on a node: events name their network by name alone."""
+        if await self.find(name) is not None:
+            raise AlreadyExists("network", name)
+        values = dict(host=host, name=name, title=title, closed=False,
+                      history_visible=history_visible, head_seq=0, head_hash=None, created_at=now)
+        try:
+            result = await self._conn.execute(networks.insert().values(**values))
+        except IntegrityError:
+            raise AlreadyExists("network", name) from None
+        return NetworkRecord(id=result.inserted_primary_key[0], **values)
+
+    async def find(self, name: str, *, for_update: bool = False) -> NetworkRecord | None:
+        query = select(networks).where(networks.c.name == name)
+        if for_update:  # PostgreSQL: serialise sequencing across node processes
+            query = query.with_for_update()
+        row = (await self._conn.execute(query)).first()
+        return None if row is None else _network(row)
+
+    async def get(self, name: str, *, for_update: bool = False) -> NetworkRecord:
+        found = await self.find(name, for_update=for_update)
+        if found is None:
+            raise NotFound("network", name)
+        return found
+
+    async def list(self) -> list[NetworkRecord]:
+        rows = await self._conn.execute(select(networks).order_by(networks.c.name))
+        return [_network(r) for r in rows]
+
+    async def set_head(self, network_id: int, *, seq: int, link_hash: bytes) -> None:
+        await self._conn.execute(
+            update(networks).where(networks.c.id == network_id).values(head_seq=seq, head_hash=link_hash)
+        )
+
+    async def set_closed(self, network_id: int, closed: bool) -> None:
+        await self._conn.execute(update(networks).where(networks.c.id == network_id).values(closed=closed))
+
+    async def delete(self, network_id: int) -> None:
+        await self._conn.execute(delete(networks).where(networks.c.id == network_id))
+
+    # Projections
+
+    async def set_member(self, network_id: int, server: str, status: str, *, now: int) -> None:
+        existing = await self._conn.scalar(
+            select(network_members.c.status).where(
+                network_members.c.network_id == network_id, network_members.c.server == server
+            )
+        )
+        if existing is None:
+            await self._conn.execute(
+                network_members.insert().values(network_id=network_id, server=server, status=status, updated_at=now)
+            )
+        elif existing != status:
+            await self._conn.execute(
+                update(network_members)
+                .where(network_members.c.network_id == network_id, network_members.c.server == server)
+                .values(status=status, updated_at=now)
+            )
+
+    async def members(self, network_id: int) -> dict[str, str]:
+        rows = await self._conn.execute(
+            select(network_members.c.server, network_members.c.status).where(network_members.c.network_id == network_id)
+        )
+        return {r.server: r.status for r in rows}
+
+    async def set_participant(self, network_id: int, participant: str, *, display_name: str, attached: bool) -> None:
+        where = and_(network_participants.c.network_id == network_id, network_participants.c.participant == participant)
+        exists = await self._conn.scalar(select(network_participants.c.participant).where(where))
+        if exists is None:
+            await self._conn.execute(
+                network_participants.insert().values(
+                    network_id=network_id, participant=participant, display_name=display_name, attached=attached
+                )
+            )
+        else:
+            await self._conn.execute(
+                update(network_participants).where(where).values(display_name=display_name, attached=attached)
+            )
+
+    async def participants(self, network_id: int) -> dict[str, tuple[str, bool]]:
+        rows = await self._conn.execute(select(network_participants).where(network_participants.c.network_id == network_id))
+        return {r.participant: (r.display_name, r.attached) for r in rows}
+
+    async def open_thread(self, network_id: int, *, name: str, title: str, participants: list[str], now: int) -> None:
+        result = await self._conn.execute(
+            shared_threads.insert().values(network_id=network_id, name=name, title=title, closed=False, created_at=now)
+        )
+        thread_id = result.inserted_primary_key[0]
+        if participants:
+            await self._conn.execute(
+                shared_thread_participants.insert(),
+                [{"thread_id": thread_id, "participant": p} for p in sorted(set(participants))],
+            )
+
+    async def close_thread(self, network_id: int, name: str) -> None:
+        await self._conn.execute(
+            update(shared_threads)
+            .where(shared_threads.c.network_id == network_id, shared_threads.c.name == name)
+            .values(closed=True)
+        )
+
+    async def threads(self, network_id: int) -> list[SharedThreadRecord]:
+        return await self._threads(shared_threads.c.network_id == network_id)
+
+    async def threads_of_participant(self, participant: str) -> list[SharedThreadRecord]:
+        return await self._threads(
+            shared_threads.c.id.in_(
+                select(shared_thread_participants.c.thread_id).where(
+                    shared_thread_participants.c.participant == participant
+                )
+            )
+        )
+
+    async def _threads(self, condition) -> list[SharedThreadRecord]:
+        rows = (
+            await self._conn.execute(
+                select(shared_threads, networks.c.name.label("network_name"))
+                .join(networks, networks.c.id == shared_threads.c.network_id)
+                .where(condition)
+                .order_by(networks.c.name, shared_threads.c.name)
+            )
+        ).all()
+        members: dict[int, list[str]] = {r.id: [] for r in rows}
+        if members:
+            pairs = await self._conn.execute(
+                select(shared_thread_participants).where(shared_thread_participants.c.thread_id.in_(list(members)))
+            )
+            for pair in pairs:
+                members[pair.thread_id].append(pair.participant)
+        return [
+            SharedThreadRecord(r.network_name, r.name, r.title, r.closed, tuple(sorted(members[r.id])))
+            for r in rows
+        ]

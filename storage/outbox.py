@@ -1,0 +1,127 @@
+"""Outbound delivery rows: one per (event, destination), written with the event itself.
+
+Claiming marks rows `in_flight`; on PostgreSQL with `FOR UPDATE SKIP LOCKED`, so several node
+processes can share one queue without sending a row twice. State names follow
+`federation.outbox_states`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.network_tables import network_events, outbox
+
+__all__ = ["OutboxItem", "OutboxRepository"]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: int
+    destination: str
+    event_row_id: int
+    event_id: str
+    wire: bytes
+    tries: int
+
+
+class OutboxRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def enqueue(self, event_row_id: int, destinations: list[str], *, now: int) -> None:
+        if destinations:
+            await self._conn.execute(
+                outbox.insert(),
+                [
+                    {"destination": d, "event_row_id": event_row_id, "state": "pending", "tries": 0,
+                     "next_attempt_at": now, "created_at": now}
+                    for d in sorted(set(destinations))
+                ],
+            )
+
+    async def due_destinations(self, now: int) -> list[str]:
+        rows = await self._conn.execute(
+            select(outbox.c.destination)
+            .where(outbox.c.state == "pending", outbox.c.next_attempt_at <= now)
+            .distinct()
+        )
+        return sorted(r.destination for r in rows)
+
+    async def claim(self, destination: str, *, now: int, max_count: int, max_bytes: int) -> list[OutboxItem]:
+        """The oldest due rows for `destination`, up to `max_count` rows and `max_bytes` of
+        events (always at least one), marked in flight."""
+        query = (
+            select(outbox.c.id, outbox.c.event_row_id, outbox.c.tries, network_events.c.event_id,
+                   network_events.c.wire)
+            .join(network_events, network_events.c.id == outbox.c.event_row_id)
+            .where(outbox.c.destination == destination, outbox.c.state == "pending",
+                   outbox.c.next_attempt_at <= now)
+            .order_by(outbox.c.id)
+            .limit(max_count)
+        )
+        if self._conn.dialect.name == "postgresql":
+            query = query.with_for_update(of=outbox, skip_locked=True)
+        items, size = [], 0
+        for row in await self._conn.execute(query):
+            if items and size + len(row.wire) > max_bytes:
+                break
+            size += len(row.wire)
+            items.append(OutboxItem(row.id, destination, row.event_row_id, row.event_id, row.wire, row.tries))
+        if items:
+            await self._set(items, state="in_flight")
+        return items
+
+    async def delivered(self, ids: list[int], *, now: int) -> None:
+        await self._set_ids(ids, state="delivered", delivered_at=now, last_error=None)
+
+    async def retry(self, ids: list[int], *, error: str, not_before: int) -> None:
+        if ids:
+            await self._conn.execute(
+                update(outbox).where(outbox.c.id.in_(ids))
+                .values(state="pending", tries=outbox.c.tries + 1, last_error=error[:500], next_attempt_at=not_before)
+            )
+
+    async def reject(self, ids: list[int], *, error: str) -> None:
+        await self._set_ids(ids, state="failed", last_error=error[:500])
+
+    async def requeue_in_flight(self) -> int:
+        """After a restart nothing is in flight any more: send those rows again."""
+        result = await self._conn.execute(update(outbox).where(outbox.c.state == "in_flight").values(state="pending"))
+        return result.rowcount
+
+    async def depth(self) -> dict[str, int]:
+        rows = await self._conn.execute(
+            select(outbox.c.destination, func.count())
+            .where(outbox.c.state.in_(["pending", "in_flight"]))
+            .group_by(outbox.c.destination)
+        )
+        return {r[0]: r[1] for r in rows}
+
+    async def states_for_events(self, event_row_ids: list[int]) -> dict[int, dict[str, str]]:
+        result: dict[int, dict[str, str]] = {i: {} for i in event_row_ids}
+        if event_row_ids:
+            rows = await self._conn.execute(
+                select(outbox.c.event_row_id, outbox.c.destination, outbox.c.state)
+                .where(outbox.c.event_row_id.in_(event_row_ids))
+            )
+            for r in rows:
+                result[r.event_row_id][r.destination] = r.state
+        return result
+
+    async def cancel(self, destination: str, *, error: str) -> None:
+        """Drop what is still queued for a destination (blocked, left or removed)."""
+        await self._conn.execute(
+            update(outbox)
+            .where(outbox.c.destination == destination, outbox.c.state.in_(["pending", "in_flight"]))
+            .values(state="failed", last_error=error)
+        )
+
+    async def _set(self, items: list[OutboxItem], **values) -> None:
+        await self._set_ids([i.id for i in items], **values)
+
+    async def _set_ids(self, ids: list[int], **values) -> None:
+        if ids:
+            await self._conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(**values))
