@@ -14,6 +14,7 @@ from federation.errors import InvalidIdentifier
 
 __all__ = [
     "MAX_SERVER_NAME_CHARS",
+    "ATTACHABLE_KINDS",
     "PARTICIPANT_KINDS",
     "ParticipantId",
     "validate_network_name",
@@ -25,7 +26,10 @@ __all__ = [
 # short ":port", which is checked separately.
 MAX_SERVER_NAME_CHARS = 255
 _MAX_DNS_NAME_CHARS = 253  # RFC 1035 section 2.3.4
-PARTICIPANT_KINDS = frozenset({"agent", "person"})
+# `operator` stands for a company's operators acting through the admin API: they create,
+# invite, attach and close, but are never attached and never post.
+PARTICIPANT_KINDS = frozenset({"agent", "person", "operator"})
+ATTACHABLE_KINDS = frozenset({"agent", "person"})
 
 _DNS_LABEL_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")  # RFC 1123 labels, 1-63
 _DECIMAL_RE = re.compile(r"0|[1-9][0-9]*")
@@ -102,3 +106,7 @@ class ParticipantId:
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.local}@{self.server}"
+
+    @property
+    def is_operator(self) -> bool:
+        return self.kind == "operator"

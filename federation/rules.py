@@ -15,6 +15,8 @@ was removed or was never admitted). Then one rule per event type, kept in ``_RUL
 
 Choices worth knowing:
 
+- ``operator:…`` senders are a company's operators: they drive the lifecycle (create, admit,
+  attach, open and close threads, leave, close) but are never attached, so they never post.
 - A company that leaves or is removed has all its participants detached at once; being
   admitted again does not re-attach them.
 - A thread's participants are fixed when it opens. Detaching keeps a participant in the set
@@ -218,6 +220,8 @@ def _set_member(state: NetworkState, server: str, status: MemberStatus) -> Netwo
 
 def _check_attach(state: NetworkState, event: Event, _: MessageLookup) -> None:
     participant = cast(ParticipantAttached, event.content).participant
+    if participant.is_operator:
+        raise RuleViolation("not_attachable", "operators act for their company; they are not attached")
     if participant.server != event.origin:
         raise RuleViolation("not_own_participant", "a company attaches only its own participants")
     if state.is_attached(participant):
@@ -249,10 +253,11 @@ def _check_open_thread(state: NetworkState, event: Event, _: MessageLookup) -> N
     content = cast(ThreadOpened, event.content)
     if event.thread in state.threads:
         raise RuleViolation("thread_exists", f"thread {event.thread} already exists")
-    if not state.is_attached(event.sender):
-        raise RuleViolation("not_attached", f"{event.sender} is not attached")
-    if event.sender not in content.participants:
-        raise RuleViolation("not_a_participant", "the opener must be one of the participants")
+    if not event.sender.is_operator:  # an operator opens threads for others to talk in
+        if not state.is_attached(event.sender):
+            raise RuleViolation("not_attached", f"{event.sender} is not attached")
+        if event.sender not in content.participants:
+            raise RuleViolation("not_a_participant", "the opener must be one of the participants")
     for participant in content.participants:
         if not state.is_attached(participant):
             raise RuleViolation("participant_not_attached", f"{participant} is not attached")
@@ -273,8 +278,11 @@ def _require_poster(state: NetworkState, event: Event) -> None:
 
 def _check_close_thread(state: NetworkState, event: Event, _: MessageLookup) -> None:
     thread = state.threads.get(cast(str, event.thread))
-    if event.origin == state.host and thread is not None and thread.open:
-        return  # the host may close any open thread; anyone else must take part in it
+    if thread is not None and thread.open:
+        if event.origin == state.host:
+            return  # the host may close any open thread
+        if event.sender.is_operator and any(p.server == event.origin for p in thread.participants):
+            return  # so may the operators of a company that takes part in it
     _require_poster(state, event)
 
 

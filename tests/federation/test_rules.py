@@ -267,3 +267,25 @@ def test_edits_and_deletes_belong_to_the_authors_company(state: NetworkState, ki
     closed = run(state, event("thread.closed", ALICE, thread="t1"))
     refused(closed, event(kind, BOT, thread="t1", event_id=eid, **extra), "thread_closed",
             messages=book)
+
+
+OPS_ACME = "operator:admin@acme.example"
+OPS_GLOBEX = "operator:admin@globex.example"
+
+
+def test_operators_open_threads_without_being_attached(state: NetworkState) -> None:
+    opened = run(state, open_thread(OPS_GLOBEX, ALICE, BOT, thread="t2"))
+    assert opened.threads["t2"].open
+    refused(state, open_thread(OPS_GLOBEX, ALICE, EVE, thread="t3"), "participant_not_attached")
+
+
+def test_operators_are_never_attached_and_never_post(state: NetworkState) -> None:
+    refused(state, attach(OPS_GLOBEX, OPS_GLOBEX), "not_attachable")
+    refused(state, post(OPS_ACME), "not_attached")
+
+
+def test_operators_close_threads_their_company_takes_part_in(state: NetworkState) -> None:
+    closed = run(state, event("thread.closed", OPS_GLOBEX, thread="t1"))
+    assert not closed.threads["t1"].open
+    third = run(state, admit("initech.example"), attach("person:eve@initech.example", EVE))
+    refused(third, event("thread.closed", "operator:admin@initech.example", thread="t1"), "not_attached")
