@@ -1,0 +1,242 @@
+"""TLS for federation: the server's context, the client's context, and a first certificate.
+
+Nodes talk to each other over HTTPS only; signed requests prove *which company* sent a
+request, TLS keeps it private and proves the peer's endpoint really serves that company's
+name. Three things shape this module:
+
+* A peer's endpoint URL may differ from its server name (``globex.example`` reachable at
+  ``https://127.0.0.1:40123`` behind a proxy, or in tests). The client connects to the
+  endpoint but checks the certificate against the *server name's* host, which callers pass
+  to aiohttp per request as ``server_hostname=host_of(server_name)``; aiohttp sends it as
+  SNI, verifies against it, and keeps it in the pool key, so a connection verified for one
+  name is never reused for another.
+* Verification is never optional. There is no flag to switch it off: a private network
+  trusts a private CA (or each peer's self-signed certificate) through ``tls_ca_file``.
+* ``agentnet init`` must give a node something to serve before anyone has set up a CA, so
+  ``write_self_signed`` makes a certificate whose fingerprint the operator can read out to
+  the peers that will trust it.
+
+Every failure to read the operator's files is a one-line ``ConfigError`` naming the file;
+key material never appears in a message.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import ssl
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from node.errors import ConfigError
+
+__all__ = [
+    "MIN_TLS_VERSION",
+    "SELF_SIGNED_DAYS",
+    "client_ssl_context",
+    "host_of",
+    "server_ssl_context",
+    "write_self_signed",
+]
+
+# TLS 1.0 and 1.1 are deprecated by RFC 8996; every supported OpenSSL speaks 1.2.
+MIN_TLS_VERSION = ssl.TLSVersion.TLSv1_2
+
+# 825 days is the longest lifetime Apple platforms accept for a TLS server certificate
+# (since 2019); a self-signed certificate only needs to outlive the first real one.
+SELF_SIGNED_DAYS = 825
+
+# Backdate a new certificate so a peer whose clock runs a little behind still accepts it.
+_CLOCK_SKEW = timedelta(minutes=5)
+
+
+def server_ssl_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
+    """The federation listener's context: the certificate chain and key, TLS 1.2 or newer.
+
+    ``cert_file`` holds the leaf first, then any intermediates. An encrypted key is refused
+    rather than letting OpenSSL prompt on a terminal a daemon does not have.
+    """
+    _check_certificates(cert_file, "TLS certificate file")
+    try:
+        with open(key_file, "rb"):
+            pass
+    except OSError as e:
+        raise ConfigError(f"cannot read TLS key file {key_file}: {e.strerror}") from None
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = MIN_TLS_VERSION
+    try:
+        context.load_cert_chain(cert_file, key_file, password=_refuse_password)
+    except _PasswordRequired:
+        raise ConfigError(
+            f"TLS key file {key_file} is encrypted; the node needs an unencrypted key "
+            "(readable by its owner only)"
+        ) from None
+    except ssl.SSLError as e:
+        if e.reason == "KEY_VALUES_MISMATCH":
+            raise ConfigError(
+                f"TLS key file {key_file} does not match certificate {cert_file}"
+            ) from None
+        raise ConfigError(f"TLS key file {key_file} does not hold a PEM private key") from None
+    except OSError as e:
+        raise ConfigError(f"cannot load TLS files {cert_file}, {key_file}: {e.strerror}") from None
+    return context
+
+
+def client_ssl_context(ca_file: Path | None) -> ssl.SSLContext:
+    """The context for calling peers: certificate and hostname always verified, TLS 1.2+.
+
+    With ``ca_file`` the bundle *replaces* the system trust store, so a private network
+    trusts only its own CA (or its peers' self-signed certificates); without it, the
+    system's public CAs are trusted. X.509 strict mode is on, as Python 3.13 does by default,
+    so a certificate that works here works on every supported Python.
+    """
+    if ca_file is not None:
+        _check_certificates(ca_file, "TLS CA file")
+    try:
+        context = ssl.create_default_context(cafile=None if ca_file is None else str(ca_file))
+    except ssl.SSLError:
+        raise ConfigError(f"TLS CA file {ca_file} holds no usable CA certificate") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read TLS CA file {ca_file}: {e.strerror}") from None
+    context.minimum_version = MIN_TLS_VERSION
+    context.verify_flags |= ssl.VERIFY_X509_STRICT
+    # create_default_context already sets both; saying so here keeps an edit from loosening them.
+    context.check_hostname = True
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+def host_of(server_name: str) -> str:
+    """The host part of ``host[:port]``: the name a peer's certificate must carry.
+
+    Server names are DNS names or IPv4 addresses (never bracketed IPv6), so the port, if
+    any, is whatever follows the single colon.
+    """
+    return server_name.partition(":")[0]
+
+
+def write_self_signed(
+    cert_path: Path,
+    key_path: Path,
+    server_name: str,
+    *,
+    now: datetime,
+    days: int = SELF_SIGNED_DAYS,
+) -> str:
+    """Write a self-signed certificate for ``server_name``'s host and return its fingerprint.
+
+    This is what ``agentnet init`` uses so a node serves TLS from its first start. Peers will
+    only accept it once it is in their ``tls_ca_file`` bundle (or once the node switches to a
+    certificate from a CA they trust), so the returned SHA-256 fingerprint, as colon-separated
+    hex, is for the operator to compare with what the peer's operator sees.
+
+    ECDSA P-256 rather than Ed25519: every TLS stack in use accepts P-256 certificates, while
+    Ed25519 ones are still refused by some. The subject alternative name is a DNS name or an
+    IP address, matching how clients check it. The key file is created with mode 0600 before
+    any byte is written; existing files are never overwritten.
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware; a naive time would be misread as UTC")
+    host = host_of(server_name)
+    for path in (cert_path, key_path):
+        if path.exists():
+            raise ConfigError(f"{path} already exists; refusing to overwrite it")
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    certificate = _self_signed_certificate(key, host, now, days)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    _write_new(key_path, key_pem, 0o600)
+    try:
+        _write_new(cert_path, certificate.public_bytes(serialization.Encoding.PEM), 0o644)
+    except BaseException:
+        key_path.unlink(missing_ok=True)  # a key without its certificate would block a retry
+        raise
+    return certificate.fingerprint(hashes.SHA256()).hex(":").upper()
+
+
+def _self_signed_certificate(
+    key: ec.EllipticCurvePrivateKey, host: str, now: datetime, days: int
+) -> x509.Certificate:
+    try:
+        san: x509.GeneralName = x509.IPAddress(ipaddress.IPv4Address(host))
+    except ValueError:
+        san = x509.DNSName(host)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    public_key = key.public_key()
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _CLOCK_SKEW)
+        .not_valid_after(now + timedelta(days=days))
+        .add_extension(x509.SubjectAlternativeName([san]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        # Key identifiers are required by X.509 strict mode (Python 3.13's default).
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public_key), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+
+
+def _write_new(path: Path, data: bytes, mode: int) -> None:
+    """Create ``path`` exclusively with ``mode`` (narrowed only by the umask) before writing,
+    so the key is never readable by others, not even for a moment."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        raise ConfigError(f"{path} already exists; refusing to overwrite it") from None
+    except OSError as e:
+        raise ConfigError(f"cannot create {path}: {e.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def _check_certificates(path: Path, what: str) -> None:
+    """Fail with a message naming ``path`` unless it holds at least one PEM certificate."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read {what} {path}: {e.strerror}") from None
+    try:
+        x509.load_pem_x509_certificates(data)
+    except ValueError:
+        raise ConfigError(f"{what} {path} does not hold a PEM certificate") from None
+
+
+class _PasswordRequired(Exception):
+    pass
+
+
+def _refuse_password() -> bytes:
+    raise _PasswordRequired
