@@ -6,8 +6,16 @@ in one place (`node.http_errors`) as `{"error": {"code", "message"}}` with its H
     │   └── MalformedJson          400 malformed_json
     ├── InvalidRequest             422 invalid_request   (names the offending fields)
     ├── Unauthorized               401 unauthorized
+    │   └── Replayed               401 replayed          (a request nonce seen before)
+    ├── Forbidden                  403 forbidden
+    │   ├── NotAPeer               403 not_a_peer        (peering is default-deny)
+    │   └── Blocked                403 blocked           (an operator blocked the server)
     ├── NotFoundError              404 not_found
+    │   └── UnknownNetwork         404 unknown_network
+    ├── OutOfOrder                 409 out_of_order      (a gap before this event: retry later)
+    ├── Gone                       410 gone              (an expired invite)
     ├── PayloadTooLarge            413 payload_too_large
+    ├── PeerUnreachable            502 peer_unreachable
     └── ConfigError                (not HTTP: bad settings, reported by the CLI)
 
 The same renderer maps storage's errors (NotFound 404, AlreadyExists 409, DatabaseUnavailable
@@ -17,6 +25,14 @@ The same renderer maps storage's errors (NotFound 404, AlreadyExists 409, Databa
 from __future__ import annotations
 
 __all__ = [
+    "UnknownNetwork",
+    "Replayed",
+    "PeerUnreachable",
+    "OutOfOrder",
+    "NotAPeer",
+    "Gone",
+    "Forbidden",
+    "Blocked",
     "BadRequest",
     "ConfigError",
     "InvalidRequest",
@@ -72,3 +88,39 @@ class PayloadTooLarge(NodeError):
 
 class ConfigError(NodeError):
     code = "config_error"
+
+
+class Replayed(Unauthorized):
+    code = "replayed"
+
+
+class Forbidden(NodeError):
+    status = 403
+    code = "forbidden"
+
+
+class NotAPeer(Forbidden):
+    code = "not_a_peer"
+
+
+class Blocked(Forbidden):
+    code = "blocked"
+
+
+class UnknownNetwork(NotFoundError):
+    code = "unknown_network"
+
+
+class OutOfOrder(NodeError):
+    status = 409
+    code = "out_of_order"
+
+
+class Gone(NodeError):
+    status = 410
+    code = "gone"
+
+
+class PeerUnreachable(NodeError):
+    status = 502
+    code = "peer_unreachable"

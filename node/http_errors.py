@@ -13,6 +13,7 @@ import logging
 from aiohttp import web
 from pydantic import ValidationError
 
+from federation.errors import InvalidSignature, ProtocolError
 from node.errors import InvalidRequest, NodeError
 from storage.errors import AlreadyExists, DatabaseUnavailable, NotFound
 
@@ -48,6 +49,8 @@ def _render(exc: BaseException) -> web.Response:
         return error_response(exc.status, exc.code, exc.message, fields=exc.fields)
     if isinstance(exc, NodeError):
         return error_response(exc.status, exc.code, exc.message)
+    if isinstance(exc, ProtocolError):  # peers get the opaque message; the log gets the detail
+        return error_response(exc.status, exc.code, exc.message)
     if isinstance(exc, NotFound):
         return error_response(404, "not_found", f"{exc.what} not found")
     if isinstance(exc, AlreadyExists):
@@ -65,6 +68,10 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except (NodeError, NotFound, AlreadyExists) as exc:
+        return _render(exc)
+    except ProtocolError as exc:
+        detail = exc.detail if isinstance(exc, InvalidSignature) else exc.message
+        log.info("refused %s %s: %s (%s)", request.method, request.path, exc.code, detail)
         return _render(exc)
     except DatabaseUnavailable as exc:
         log.error("%s %s: %s", request.method, request.path, exc.__cause__ or exc)

@@ -80,6 +80,19 @@ class EventRepository:
         )
         return [_event(r) for r in rows]
 
+    async def is_deleted(self, network_id: int, thread: str | None, event_id: str) -> bool:
+        """Whether a `message.deleted` for `event_id` is stored (deletes are rare: a scan of
+        the thread's deletions is cheap)."""
+        rows = await self._conn.execute(
+            select(network_events.c.wire).where(
+                network_events.c.network_id == network_id,
+                network_events.c.thread == thread,
+                network_events.c.type == "message.deleted",
+            )
+        )
+        needle = f'"event_id":"{event_id}"'.encode()
+        return any(needle in r.wire for r in rows)
+
     async def in_thread(
         self, network_id: int, thread: str, *, after_seq: int, limit: int, include_pending: bool
     ) -> list[StoredEvent]:

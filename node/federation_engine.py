@@ -1,0 +1,207 @@
+"""Where events enter a network: authored here, submitted by a member, or sequenced by a host.
+
+Every network has one host, the node that created it. The host alone gives events their
+place: it checks each against the rules, numbers it with the network's next sequence number,
+links it to the previous event's link hash, signs that placement, and queues it for every
+member. A member never sequences; what its people and agents write is signed by the member,
+kept locally as *pending*, and queued for the host. When the host's sequenced copy comes back,
+the pending row gets its number, so a member's history is always the host's history.
+
+Three entry points, each one database transaction together with its outbox rows:
+
+- ``author``: a local participant or operator acts. On the host that is sequencing at once;
+  on a member it is a pending event plus one outbox row to the host. Either way the rules run
+  first (on a member, against its copy plus its own pending events), so a refusal is
+  immediate and nothing is stored.
+- ``accept_submission`` (host): a member's signed event. Verify the origin's signature, check
+  the rules with ``via`` the submitting node, sequence, fan out.
+- ``accept_sequenced`` (member): the host's copy of any event. Verify both signatures, the
+  chain link and, again, the rules: a member notices a host that breaks them or rewrites its
+  history. A sequence number past the next one is a gap: the event is refused as out of order
+  and the member catches up from the host instead.
+
+Re-delivery is harmless everywhere: an event id already stored is answered as a duplicate.
+Fan-out goes to the members before and after the event, so a company learns of its own
+removal, and nothing after it. Blocked servers get nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from federation.canonical_json import encode_canonical
+from federation.errors import ChainError, RuleViolation
+from federation.event_content import Content, NetworkCreated
+from federation.events import (
+    Event,
+    SequencedEvent,
+    SignedEvent,
+    check_chain_link,
+    sequence_event,
+    sign_event,
+    verify_event,
+    verify_sequenced,
+)
+from federation.identifiers import ParticipantId
+from federation.rules import NetworkState, apply, authorize, initial_state, recipients
+from node.clock import Clock
+from node.errors import Forbidden, OutOfOrder, UnknownNetwork
+from node.key_ring import KeyRing
+from node.network_projection import project
+from node.network_state import StateCache, message_lookup
+from storage.networks import NetworkRecord
+from storage.storage import NetworkTransaction
+
+__all__ = ["Accepted", "FederationEngine"]
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    event_id: str
+    seq: int | None  # None: pending at this member until the host sequences it
+    duplicate: bool = False
+
+
+class FederationEngine:
+    def __init__(self, keys: KeyRing, clock: Clock, states: StateCache,
+                 on_enqueue: Callable[[], None] = lambda: None) -> None:
+        self.keys = keys
+        self._clock = clock
+        self._states = states
+        self._on_enqueue = on_enqueue
+        self._last_ts = 0
+
+    @property
+    def server(self) -> str:
+        return self.keys.server_name
+
+    def _origin_ts(self) -> int:
+        # Strictly increasing, so two identical posts are still two events with two ids.
+        self._last_ts = max(self._clock.now_ms(), self._last_ts + 1)
+        return self._last_ts
+
+    # Authoring
+
+    async def create_network(self, tx: NetworkTransaction, *, name: str, title: str, history_visible: bool,
+                             sender: ParticipantId) -> NetworkRecord:
+        ts = self._origin_ts()
+        content = NetworkCreated(title=title, history_visible_to_new_members=history_visible)
+        event = Event(name, None, sender, self.server, ts, content)
+        network = await tx.networks.create(host=self.server, name=name, title=title,
+                                           history_visible=history_visible, now=ts)
+        await self._sequence(tx, network, None, sign_event(event, self.keys.signing_key))
+        return await tx.networks.get(name)
+
+    async def author(self, tx: NetworkTransaction, network_name: str, *, thread: str | None,
+                     sender: ParticipantId, content: Content) -> Accepted:
+        network = await self._network(tx, network_name)
+        event = Event(network.name, thread, sender, self.server, self._origin_ts(), content)
+        messages = await message_lookup(tx, network.id, event)
+        if network.host == self.server:
+            state = await self._states.at_head(tx, network)
+            authorize(state, event, via=self.server, messages=messages)
+            return await self._sequence(tx, network, state, sign_event(event, self.keys.signing_key))
+        state = await self._states.with_pending(tx, network, via=self.server)
+        if state is None:
+            raise OutOfOrder(f"this node has not received the history of {network.name} yet")
+        authorize(state, event, via=self.server, messages=messages)
+        signed = sign_event(event, self.keys.signing_key)
+        row = await tx.events.add(
+            network_id=network.id, event_id=signed.event_id, seq=None, type=event.type, thread=thread,
+            sender=str(sender), origin=self.server, origin_ts=event.origin_ts,
+            wire=encode_canonical(signed.to_wire()), now=self._clock.now_ms(),
+        )
+        await self._enqueue(tx, row, {network.host})
+        return Accepted(signed.event_id, None)
+
+    # Receiving
+
+    async def accept_submission(self, tx: NetworkTransaction, signed: SignedEvent, *, via: str) -> Accepted:
+        """As host: a member's signed event, to check and sequence."""
+        network = await self._network(tx, signed.event.network)
+        if network.host != self.server:
+            raise Forbidden(f"{self.server} does not host {network.name}")
+        existing = await tx.events.find(signed.event_id)
+        if existing is not None:
+            return Accepted(signed.event_id, existing.seq, duplicate=True)
+        verify_event(signed, await self.keys.lookup(tx, [signed.event.origin]))
+        state = await self._states.at_head(tx, network)
+        authorize(state, signed.event, via=via, messages=await message_lookup(tx, network.id, signed.event))
+        return await self._sequence(tx, network, state, signed)
+
+    async def accept_sequenced(self, tx: NetworkTransaction, seqd: SequencedEvent, *, via: str) -> Accepted:
+        """As member: the host's sequenced copy of an event."""
+        network = await self._network(tx, seqd.network)
+        if network.host == self.server or via != network.host or seqd.host != network.host:
+            raise RuleViolation("wrong_relay", "only the network's host sends sequenced events")
+        if seqd.seq <= network.head_seq:
+            existing = await tx.events.find(seqd.event_id)
+            if existing is not None and existing.seq == seqd.seq:
+                return Accepted(seqd.event_id, seqd.seq, duplicate=True)
+            raise ChainError(f"the host sent a different event at seq {seqd.seq}")
+        if seqd.seq > network.head_seq + 1:
+            raise OutOfOrder(f"expected seq {network.head_seq + 1} of {network.name}, got {seqd.seq}")
+        verify_sequenced(seqd, await self.keys.lookup(tx, [seqd.event.origin, seqd.host]))
+        if seqd.seq == 1:
+            check_chain_link(None, seqd)
+            before, after = None, initial_state(seqd.event)
+        else:
+            if seqd.prev != network.head_hash:
+                raise ChainError(f"previous hash at seq {seqd.seq} does not match this node's head")
+            before = await self._states.at_head(tx, network)
+            messages = await message_lookup(tx, network.id, seqd.event)
+            authorize(before, seqd.event, via=network.host, messages=messages)
+            after = apply(before, seqd.event)
+        wire = encode_canonical(seqd.to_wire())
+        pending = await tx.events.find(seqd.event_id)
+        if pending is not None:
+            await tx.events.set_sequenced(pending.row_id, seq=seqd.seq, wire=wire)
+        else:
+            await self._add_sequenced(tx, network, seqd, wire)
+        await self._advance(tx, network, seqd, after)
+        return Accepted(seqd.event_id, seqd.seq)
+
+    # Internals
+
+    async def _network(self, tx: NetworkTransaction, name: str) -> NetworkRecord:
+        network = await tx.networks.find(name, for_update=True)
+        if network is None:
+            raise UnknownNetwork(f"this node has no network {name!r}")
+        return network
+
+    async def _sequence(self, tx: NetworkTransaction, network: NetworkRecord, state: NetworkState | None,
+                        signed: SignedEvent) -> Accepted:
+        seqd = sequence_event(signed, seq=network.head_seq + 1, prev_hash=network.head_hash,
+                              host=self.server, host_key=self.keys.signing_key)
+        after = initial_state(signed.event) if state is None else apply(state, signed.event)
+        row = await self._add_sequenced(tx, network, seqd, encode_canonical(seqd.to_wire()))
+        await self._advance(tx, network, seqd, after)
+        before = recipients(state) if state is not None else frozenset()
+        await self._enqueue(tx, row, (before | recipients(after)) - {self.server})
+        return Accepted(signed.event_id, seqd.seq)
+
+    async def _add_sequenced(self, tx: NetworkTransaction, network: NetworkRecord, seqd: SequencedEvent,
+                             wire: bytes) -> int:
+        event = seqd.event
+        return await tx.events.add(
+            network_id=network.id, event_id=seqd.event_id, seq=seqd.seq, type=event.type, thread=event.thread,
+            sender=str(event.sender), origin=event.origin, origin_ts=event.origin_ts, wire=wire,
+            now=self._clock.now_ms(),
+        )
+
+    async def _advance(self, tx: NetworkTransaction, network: NetworkRecord, seqd: SequencedEvent,
+                       after: NetworkState) -> None:
+        await tx.networks.set_head(network.id, seq=seqd.seq, link_hash=seqd.link_hash)
+        await project(tx, network.id, seqd.event, after, now=self._clock.now_ms())
+        self._states.remember(network.name, seqd.seq, after)
+
+    async def _enqueue(self, tx: NetworkTransaction, row: int, destinations: set[str] | frozenset[str]) -> None:
+        wanted = []
+        for server in sorted(destinations):
+            peer = await tx.peers.find(server)
+            if peer is None or peer.status != "blocked":
+                wanted.append(server)
+        if wanted:
+            await tx.outbox.enqueue(row, wanted, now=self._clock.now_ms())
+            self._on_enqueue()
