@@ -4,16 +4,19 @@ Every failure a peer can cause is a ``ProtocolError`` with a stable ``code`` and
 ``status``, so one renderer at the edge can turn any of them into the JSON error shape and
 nothing above the crypto module ever sees a nacl or pydantic exception::
 
-    ProtocolError                      (code,             status)
-    ├── CanonicalJsonError             bad_json            400
-    ├── InvalidEncoding  (ValueError)  bad_encoding        400
-    ├── InvalidIdentifier (ValueError) invalid_identifier  400
-    ├── InvalidEvent                   invalid_event       400
-    ├── InvalidSignature               invalid_signature   401   opaque message, ``detail`` for logs
-    ├── UnknownKey                     unknown_key         401
-    ├── RuleViolation                  forbidden           403   ``reason`` says which rule
-    ├── ChainError                     broken_chain        409
-    └── KeyFileError                   key_file            500   local only, never on the wire
+    ProtocolError                      (code,                status)
+    ├── CanonicalJsonError             bad_json              400
+    ├── InvalidEncoding  (ValueError)  bad_encoding          400
+    ├── InvalidIdentifier (ValueError) invalid_identifier    400
+    ├── InvalidEvent                   invalid_event         400
+    ├── InvalidKeyDocument             invalid_key_document  400
+    ├── InvalidSignature               invalid_signature     401   opaque; ``detail`` for logs
+    ├── UnknownKey                     unknown_key           401
+    ├── ClockSkew                      clock_skew            401   request timestamp too far off
+    ├── WrongDestination               wrong_destination     403   request signed for another node
+    ├── RuleViolation                  forbidden             403   ``reason`` says which rule
+    ├── ChainError                     broken_chain          409
+    └── KeyFileError                   key_file              500   local only, never on the wire
 
 ``InvalidEncoding`` and ``InvalidIdentifier`` are also ``ValueError`` so that pydantic
 validators calling our validators report them as ordinary validation errors.
@@ -24,14 +27,17 @@ from __future__ import annotations
 __all__ = [
     "CanonicalJsonError",
     "ChainError",
+    "ClockSkew",
     "InvalidEncoding",
     "InvalidEvent",
     "InvalidIdentifier",
+    "InvalidKeyDocument",
     "InvalidSignature",
     "KeyFileError",
     "ProtocolError",
     "RuleViolation",
     "UnknownKey",
+    "WrongDestination",
 ]
 
 
@@ -62,6 +68,12 @@ class InvalidEvent(ProtocolError):
     code = "invalid_event"
 
 
+class InvalidKeyDocument(ProtocolError):
+    """A published key document that is malformed, oversized or self-contradictory."""
+
+    code = "invalid_key_document"
+
+
 class InvalidSignature(ProtocolError):
     """Every crypto failure looks the same to a peer, so it cannot probe which check failed."""
 
@@ -77,6 +89,21 @@ class InvalidSignature(ProtocolError):
 class UnknownKey(ProtocolError):
     code = "unknown_key"
     status = 401
+
+
+class ClockSkew(ProtocolError):
+    """Said apart from a bad signature so an operator can tell a wrong clock from an attack;
+    the timestamp is not secret, so naming it tells a peer nothing it could not see."""
+
+    code = "clock_skew"
+    status = 401
+
+
+class WrongDestination(ProtocolError):
+    """A request signed for another node: replayed or misrouted, never to be acted on."""
+
+    code = "wrong_destination"
+    status = 403
 
 
 class RuleViolation(ProtocolError):
