@@ -44,14 +44,15 @@ def _app(title: str, endpoints: Sequence[Endpoint], authenticate, max_body_bytes
     return app
 
 
-def build_admin_app(storage, clock: Clock, directory: Directory, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> web.Application:
+def build_admin_app(storage, clock: Clock, directory: Directory, *, extra: Sequence[Endpoint] = (),
+                    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> web.Application:
     service = AdminService(storage, clock, directory)
-    return _app("Agent Network admin API", admin_endpoints(service), admin_authenticator(storage), max_body_bytes)
+    endpoints = [*admin_endpoints(service), *extra]
+    return _app("Agent Network admin API", endpoints, admin_authenticator(storage), max_body_bytes)
 
 
-def build_client_app(storage, clock: Clock, directory: Directory, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> web.Application:
+def build_client_app(storage, clock: Clock, directory: Directory, *, extra: Sequence[Endpoint] = (),
+                     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> web.Application:
     service = ClientService(storage, clock, directory)
-    return _app(
-        "Agent Network client API", client_endpoints(service, directory),
-        principal_authenticator(storage), max_body_bytes,
-    )
+    endpoints = [*client_endpoints(service, directory), *extra]
+    return _app("Agent Network client API", endpoints, principal_authenticator(storage), max_body_bytes)

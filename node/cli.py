@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 from federation.errors import InvalidIdentifier, KeyFileError
@@ -19,6 +20,7 @@ from node.clock import SystemClock
 from node.config import CONFIG_FILE, load_settings, write_config
 from node.errors import ConfigError
 from node.log_setup import configure_logging
+from node.tls import write_self_signed
 from node.runner import serve
 from storage.errors import StorageConfigError, StorageError
 from storage.storage import Storage
@@ -45,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("--database-url", help="postgresql://... (default: SQLite in the data dir)")
     init.add_argument("--admin-port", type=int, default=8701)
     init.add_argument("--client-port", type=int, default=8702)
+    init.add_argument("--federation-port", type=int, default=8443)
+    init.add_argument("--public-endpoint", help="https URL peers use to reach this node (default https://NAME)")
+    init.add_argument("--tls-ca-file", help="CA bundle for verifying peers (default: the system trust store)")
 
     run = sub.add_parser("run", help="serve the node's listeners until interrupted")
     run.add_argument("--data-dir", required=True, type=Path)
@@ -67,14 +72,20 @@ async def _init(args: argparse.Namespace) -> None:
         raise CommandError(f"{data_dir / CONFIG_FILE} already exists: this data dir holds a node")
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     values: dict = {"server_name": server_name, "display_name": args.display_name or server_name,
-                    "admin_port": args.admin_port, "client_port": args.client_port}
-    if args.database_url:
-        values["database_url"] = args.database_url
+                    "admin_port": args.admin_port, "client_port": args.client_port,
+                    "federation_port": args.federation_port}
+    for option in ("database_url", "public_endpoint", "tls_ca_file"):
+        if getattr(args, option):
+            values[option] = getattr(args, option)
     config_path = write_config(data_dir, values)
     try:
         settings = load_settings(data_dir)
         key = SigningKey.generate()
         key.save(settings.signing_key_path)
+        made_tls = not settings.tls_cert_path.exists() and not settings.tls_key_path.exists()
+        if made_tls:
+            tls_fingerprint = write_self_signed(settings.tls_cert_path, settings.tls_key_path, server_name,
+                                                now=datetime.now(timezone.utc))
         storage = await Storage.open(settings.resolved_database_url, auto_migrate=True)
         try:
             token = await bootstrap_company(
@@ -86,12 +97,18 @@ async def _init(args: argparse.Namespace) -> None:
     except BaseException:
         # Leave no half-made node behind: a retry of `init` must start clean.
         config_path.unlink(missing_ok=True)
-        (data_dir / "signing.key").unlink(missing_ok=True)
+        for leftover in ("signing.key", "tls.crt", "tls.key"):
+            (data_dir / leftover).unlink(missing_ok=True)
         raise
     print(f"Node {server_name} created in {data_dir}")
     print(f"Signing key {key.key_id}, fingerprint {key.verify_key.fingerprint}")
+    if made_tls:
+        print(f"Self-signed TLS certificate {settings.tls_cert_path}, SHA-256 {tls_fingerprint}")
+        print("  (give peers this certificate for their tls_ca_file, or replace it with one from your CA)")
     print(f"Admin listener http://{settings.admin_host}:{settings.admin_port}, "
-          f"client listener http://{settings.client_host}:{settings.client_port}")
+          f"client listener http://{settings.client_host}:{settings.client_port}, "
+          f"federation listener https://{settings.federation_host}:{settings.federation_port} "
+          f"(peers reach it at {settings.resolved_public_endpoint})")
     print("Admin token (shown once; store it now):")
     print(token)
 

@@ -12,10 +12,13 @@ in one place (`node.http_errors`) as `{"error": {"code", "message"}}` with its H
     │   └── Blocked                403 blocked           (an operator blocked the server)
     ├── NotFoundError              404 not_found
     │   └── UnknownNetwork         404 unknown_network
+    ├── Conflict                   409 conflict
     ├── OutOfOrder                 409 out_of_order      (a gap before this event: retry later)
     ├── Gone                       410 gone              (an expired invite)
     ├── PayloadTooLarge            413 payload_too_large
+    ├── TooManyRequests            429 too_many_requests
     ├── PeerUnreachable            502 peer_unreachable
+    ├── PeerRefused                502 peer_refused      (the peer answered with an error)
     └── ConfigError                (not HTTP: bad settings, reported by the CLI)
 
 The same renderer maps storage's errors (NotFound 404, AlreadyExists 409, DatabaseUnavailable
@@ -25,6 +28,9 @@ The same renderer maps storage's errors (NotFound 404, AlreadyExists 409, Databa
 from __future__ import annotations
 
 __all__ = [
+    "Conflict",
+    "TooManyRequests",
+    "PeerRefused",
     "UnknownNetwork",
     "Replayed",
     "PeerUnreachable",
@@ -124,3 +130,25 @@ class Gone(NodeError):
 class PeerUnreachable(NodeError):
     status = 502
     code = "peer_unreachable"
+
+
+class PeerRefused(NodeError):
+    """A peer answered with an error; its status and code are kept for the caller."""
+
+    status = 502
+    code = "peer_refused"
+
+    def __init__(self, message: str, *, peer_status: int, peer_code: str) -> None:
+        super().__init__(message)
+        self.peer_status = peer_status
+        self.peer_code = peer_code
+
+
+class Conflict(NodeError):
+    status = 409
+    code = "conflict"
+
+
+class TooManyRequests(NodeError):
+    status = 429
+    code = "too_many_requests"

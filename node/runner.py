@@ -1,8 +1,9 @@
-"""Running a node: open what it needs, serve its listeners, and close everything on the way out.
+"""Running a node: open what it needs, serve its listeners, run its workers, and close
+everything on the way out.
 
 Start-up checks refuse to serve a node whose files disagree with each other (a database made
-for another server name, a missing or readable key), because serving in that state would sign
-or store under the wrong identity.
+for another server name, a missing or readable key, TLS files that do not load), because
+serving in that state would sign or store under the wrong identity.
 """
 
 from __future__ import annotations
@@ -12,15 +13,16 @@ import logging
 import signal
 from contextlib import AsyncExitStack
 
+import aiohttp
 from aiohttp import web
 
 from federation.errors import KeyFileError
 from federation.keys import SigningKey
-from node.app import build_admin_app, build_client_app
+from node.assembly import assemble, record_own_key
 from node.clock import Clock, SystemClock
 from node.config import NodeSettings
-from node.directory import Directory
 from node.errors import ConfigError
+from node.tls import client_ssl_context, server_ssl_context
 from storage.storage import Storage
 
 __all__ = ["serve"]
@@ -33,9 +35,11 @@ async def serve(settings: NodeSettings, *, clock: Clock | None = None, stop: asy
     clock = clock or SystemClock()
     stop = stop or _stop_on_signals()
     try:
-        key_id = SigningKey.load(settings.signing_key_path).key_id
+        signing_key = SigningKey.load(settings.signing_key_path)
     except KeyFileError as e:
         raise ConfigError(str(e)) from None
+    server_tls = server_ssl_context(settings.tls_cert_path, settings.tls_key_path)
+    client_tls = client_ssl_context(settings.tls_ca_path)
     async with AsyncExitStack() as stack:
         storage = await Storage.open(settings.resolved_database_url, auto_migrate=settings.auto_migrate)
         stack.push_async_callback(storage.close)
@@ -48,25 +52,36 @@ async def serve(settings: NodeSettings, *, clock: Clock | None = None, stop: asy
                 f"the database belongs to {company.server_name!r} but the settings say "
                 f"{settings.server_name!r}; refusing to serve under two names"
             )
-        directory = Directory(settings.server_name)
+        await record_own_key(storage, signing_key, now=clock.now_ms())
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        parts = assemble(
+            server_name=settings.server_name, endpoint=settings.resolved_public_endpoint, signing_key=signing_key,
+            storage=storage, clock=clock, session=session, client_ssl=client_tls,
+            max_body_bytes=settings.max_body_bytes,
+        )
         listeners = [
-            ("admin", build_admin_app(storage, clock, directory, max_body_bytes=settings.max_body_bytes),
-             settings.admin_host, settings.admin_port),
-            ("client", build_client_app(storage, clock, directory, max_body_bytes=settings.max_body_bytes),
-             settings.client_host, settings.client_port),
+            ("admin", parts.admin_app, settings.admin_host, settings.admin_port, None),
+            ("client", parts.client_app, settings.client_host, settings.client_port, None),
+            ("federation", parts.federation_app, settings.federation_host, settings.federation_port, server_tls),
         ]
-        for name, app, host, port in listeners:
+        for name, app, host, port, tls in listeners:
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             stack.push_async_callback(runner.cleanup)
             try:
-                await web.TCPSite(runner, host, port).start()
+                await web.TCPSite(runner, host, port, ssl_context=tls).start()
             except OSError as e:
                 raise ConfigError(f"cannot listen for the {name} API on {host}:{port}: {e.strerror}") from None
-            log.info("%s API listening on http://%s:%d", name, host, port)
-        log.info("node %s ready (key %s)", settings.server_name, key_id)
-        await stop.wait()
-        log.info("node %s stopping", settings.server_name)
+            log.info("%s API listening on %s://%s:%d", name, "https" if tls else "http", host, port)
+        log.info("node %s ready (key %s, endpoint %s)", settings.server_name, signing_key.key_id,
+                 settings.resolved_public_endpoint)
+        async with asyncio.TaskGroup() as workers:
+            tasks = [workers.create_task(parts.delivery.run(), name="delivery"),
+                     workers.create_task(parts.catch_up.run(), name="catch-up")]
+            await stop.wait()
+            log.info("node %s stopping", settings.server_name)
+            for task in tasks:
+                task.cancel()
 
 
 def _stop_on_signals() -> asyncio.Event:

@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.errors import NotFound
-from storage.network_tables import delivery_status, network_invites, peer_keys, peers
+from storage.network_tables import delivery_status, network_invites, outbox, peer_keys, peers
 
 __all__ = ["DeliveryStatus", "Invite", "PeerKey", "PeerRecord", "PeerRepository"]
 
@@ -167,6 +167,14 @@ class PeerRepository:
         await self._save_delivery(server, failures=failures, last_error=error[:500], last_error_at=now,
                                   next_attempt_at=next_attempt_at)
         return failures
+
+    async def clear_backoff(self, server: str) -> None:
+        await self._conn.execute(
+            update(delivery_status).where(delivery_status.c.server == server).values(next_attempt_at=None)
+        )
+        await self._conn.execute(
+            update(outbox).where(outbox.c.destination == server, outbox.c.state == "pending").values(next_attempt_at=0)
+        )
 
     async def _save_delivery(self, server: str, **values) -> None:
         exists = await self._conn.scalar(select(delivery_status.c.server).where(delivery_status.c.server == server))

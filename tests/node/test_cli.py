@@ -25,7 +25,8 @@ def _free_port() -> int:
 
 def _init(tmp_path, capsys, *extra) -> str:
     code = main(["init", "--server-name", "acme.example", "--data-dir", str(tmp_path / "acme"),
-                 "--admin-port", str(_free_port()), "--client-port", str(_free_port()), *extra])
+                 "--admin-port", str(_free_port()), "--client-port", str(_free_port()),
+                 "--federation-port", str(_free_port()), *extra])
     out = capsys.readouterr().out
     assert code == 0, out
     return out.strip().splitlines()[-1]

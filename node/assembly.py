@@ -1,0 +1,70 @@
+"""Everything one node is made of, wired in one place: storage and keys in, three listener
+applications and two background workers out. `node.runner` serves them; tests assemble
+several nodes in one process the same way."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+
+from federation.keys import SigningKey
+from node.app import DEFAULT_MAX_BODY_BYTES, build_admin_app, build_client_app
+from node.catch_up import CatchUpWorker
+from node.clock import Clock
+from node.delivery import DeliveryWorker
+from node.directory import Directory
+from node.federation_api import build_federation_app
+from node.federation_client import PeerClient
+from node.federation_engine import FederationEngine
+from node.key_ring import KeyRing
+from node.network_admin_api import network_admin_endpoints
+from node.network_service import NetworkService
+from node.network_state import StateCache
+from node.peering import PeeringService
+from node.shared_thread_api import shared_thread_endpoints
+from node.shared_thread_service import SharedThreadService
+from storage.storage import Storage
+
+__all__ = ["NodeParts", "assemble", "record_own_key"]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeParts:
+    engine: FederationEngine
+    delivery: DeliveryWorker
+    catch_up: CatchUpWorker
+    admin_app: web.Application
+    client_app: web.Application
+    federation_app: web.Application
+
+
+def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storage: Storage, clock: Clock,
+             session: aiohttp.ClientSession, client_ssl: ssl.SSLContext,
+             max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> NodeParts:
+    directory = Directory(server_name)
+    engine = FederationEngine(KeyRing(server_name, signing_key), clock, StateCache())
+    client = PeerClient(session, client_ssl, server_name=server_name, signing_key=signing_key, clock=clock)
+    delivery = DeliveryWorker(storage, client, clock)
+    catch_up = CatchUpWorker(storage, engine, client, clock)
+    peering = PeeringService(storage, engine, client, clock, delivery, catch_up, endpoint=endpoint)
+    networks = NetworkService(storage, engine, delivery, directory, clock)
+    shared = SharedThreadService(storage, engine, delivery, directory)
+    return NodeParts(
+        engine=engine, delivery=delivery, catch_up=catch_up,
+        admin_app=build_admin_app(storage, clock, directory, extra=network_admin_endpoints(networks, peering),
+                                  max_body_bytes=max_body_bytes),
+        client_app=build_client_app(storage, clock, directory, extra=shared_thread_endpoints(shared),
+                                    max_body_bytes=max_body_bytes),
+        federation_app=build_federation_app(storage=storage, engine=engine, peering=peering, delivery=delivery,
+                                            catch_up=catch_up, clock=clock),
+    )
+
+
+async def record_own_key(storage: Storage, signing_key: SigningKey, *, now: int) -> None:
+    """Keep the node's current public key in its key history (published at the keys endpoint)."""
+    async with storage.network_transaction() as tx:
+        if signing_key.key_id not in {k.key_id for k in await tx.node_keys.list()}:
+            await tx.node_keys.add(key_id=signing_key.key_id, public_key=signing_key.verify_key.raw, now=now)

@@ -1,0 +1,165 @@
+"""Delivering outbox rows to peers.
+
+One sender per destination at a time, so a peer sees a network's events in sequence order and
+no row is sent twice at once. A sender claims the oldest due rows for its peer (bounded by
+count and bytes), sends them as one transaction, and settles each row by the peer's answer
+for it: accepted rows are done, rows the peer refused for good (a rule, a bad signature) fail
+on their own without holding up the rest, and rows that came out of order wait for a short
+retry while the peer catches up.
+
+If the peer cannot be reached, or refuses the whole request, every row goes back to pending
+and the peer is backed off with capped exponential delay and full jitter
+(`federation.outbox_states.retry_delay_ms`); the per-peer `next_attempt_at` is the circuit
+breaker. `wake(server)` (called when that peer contacts us, or an operator asks) lifts the
+backoff at once. Rows in flight when the node stopped are requeued on start; the transaction
+id is derived from the rows and their tries, so the receiver answers a retransmission of the
+same batch from memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+
+from federation.canonical_json import parse_json
+from federation.outbox_states import retry_delay_ms
+from node.clock import Clock
+from node.errors import PeerRefused, PeerUnreachable
+from node.federation_client import PeerClient
+from storage.outbox import OutboxItem
+from storage.storage import Storage
+
+__all__ = ["DeliveryWorker"]
+
+log = logging.getLogger(__name__)
+
+# Bounds of one transaction. 100 events is Matrix's PDU limit per transaction; 1 MiB keeps a
+# batch well under the receiver's body limit even with escaping.
+MAX_BATCH_EVENTS = 100
+MAX_BATCH_BYTES = 1024 * 1024
+# An event that arrived before its predecessor is retried after this, once the peer has had
+# time to catch up from us.
+OUT_OF_ORDER_RETRY_MS = 1000
+# With nothing to do, look for due rows this often (backoff expiry, rows written by another
+# process on the same database).
+IDLE_POLL_S = 1.0
+
+
+class DeliveryWorker:
+    def __init__(self, storage: Storage, client: PeerClient, clock: Clock, *, rng: random.Random | None = None) -> None:
+        self._storage = storage
+        self._client = client
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._wakeup = asyncio.Event()
+        self._woken: set[str] = set()
+        self._senders: dict[str, asyncio.Task] = {}
+
+    def wake(self, server: str | None = None) -> None:
+        """New rows were committed, or `server` called us: look again now."""
+        if server is not None:
+            self._woken.add(server)
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        async with self._storage.network_transaction() as tx:
+            requeued = await tx.outbox.requeue_in_flight()
+        if requeued:
+            log.info("requeued %d outbox rows that were in flight at the last stop", requeued)
+        try:
+            while True:
+                self._wakeup.clear()
+                await self._start_due_senders()
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), IDLE_POLL_S)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            for task in self._senders.values():
+                task.cancel()
+            await asyncio.gather(*self._senders.values(), return_exceptions=True)
+
+    async def _start_due_senders(self) -> None:
+        now = self._clock.now_ms()
+        woken, self._woken = self._woken, set()
+        async with self._storage.network_transaction() as tx:
+            for server in woken:  # the peer is back: forget its backoff
+                if (await tx.peers.delivery(server)).next_attempt_at is not None:
+                    await tx.peers.clear_backoff(server)
+            startable = []
+            for server in await tx.outbox.due_destinations(now):
+                running = self._senders.get(server)
+                if running is not None and not running.done():
+                    continue
+                status = await tx.peers.delivery(server)
+                if status.next_attempt_at is None or status.next_attempt_at <= now:
+                    startable.append(server)
+        for server in startable:
+            self._senders[server] = asyncio.create_task(self._drain(server), name=f"deliver:{server}")
+
+    async def _drain(self, server: str) -> None:
+        try:
+            while await self._send_one_batch(server):
+                pass
+        except Exception:  # a sender must never die silently; the next round starts a new one
+            log.exception("delivery to %s failed unexpectedly", server)
+
+    async def _send_one_batch(self, server: str) -> bool:
+        """Send one batch; True if there may be more to send now."""
+        now = self._clock.now_ms()
+        async with self._storage.network_transaction() as tx:
+            peer = await tx.peers.find(server)
+            if peer is None or peer.status != "accepted":
+                return False
+            items = await tx.outbox.claim(server, now=now, max_count=MAX_BATCH_EVENTS, max_bytes=MAX_BATCH_BYTES)
+        if not items:
+            return False
+        txn_id = f"{items[0].id}-{items[-1].id}-{len(items)}-{items[0].tries}"
+        events = [parse_json(item.wire) for item in items]
+        try:
+            answer = await self._client.call("PUT", peer.endpoint, server, f"/transactions/{txn_id}", {"events": events})
+            results = _results(answer, len(items))
+        except (PeerUnreachable, PeerRefused) as e:
+            await self._back_off(server, items, str(e))
+            return False
+        await self._settle(server, items, results)
+        return True
+
+    async def _back_off(self, server: str, items: list[OutboxItem], error: str) -> None:
+        now = self._clock.now_ms()
+        async with self._storage.network_transaction() as tx:
+            failures = (await tx.peers.delivery(server)).failures + 1
+            next_at = now + retry_delay_ms(failures, rng=self._rng)
+            await tx.peers.record_failure(server, error=error, next_attempt_at=next_at, now=now)
+            await tx.outbox.retry([i.id for i in items], error=error, not_before=next_at)
+        log.warning("delivery to %s failed (%d in a row), next try in %d ms: %s",
+                    server, failures, next_at - now, error)
+
+    async def _settle(self, server: str, items: list[OutboxItem], results: list[dict]) -> None:
+        now = self._clock.now_ms()
+        done, later, refused = [], [], []
+        for item, result in zip(items, results):
+            status = result.get("status")
+            if status == 200:
+                done.append(item.id)
+            elif result.get("code") == "out_of_order":
+                later.append(item.id)
+            else:
+                refused.append((item, f"{status} {result.get('code')}: {result.get('message', '')}"))
+        async with self._storage.network_transaction() as tx:
+            await tx.peers.record_success(server, now=now)
+            await tx.outbox.delivered(done, now=now)
+            await tx.outbox.retry(later, error="out of order", not_before=now + OUT_OF_ORDER_RETRY_MS)
+            for item, error in refused:
+                await tx.outbox.reject([item.id], error=error)
+        for item, error in refused:
+            log.warning("%s refused event %s: %s", server, item.event_id, error)
+
+
+def _results(answer: dict, count: int) -> list[dict]:
+    results = answer.get("results")
+    if not isinstance(results, list) or len(results) != count or not all(isinstance(r, dict) for r in results):
+        raise PeerRefused("the peer's answer does not list one result per event", peer_status=200,
+                          peer_code="bad_answer")
+    return results

@@ -1,0 +1,76 @@
+"""Signed HTTPS requests to other nodes. The only place this node opens connections to peers.
+
+Each request is signed with `federation.request_signing` over exactly the bytes sent, goes to
+the peer's endpoint address, and has its certificate checked against the peer's *server name*
+(`server_hostname`), so a peer reachable at an IP address still proves its name. Transport
+failures become `PeerUnreachable`; error answers become `PeerRefused`; callers never see
+aiohttp's exceptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Any
+
+import aiohttp
+from yarl import URL
+
+from federation.canonical_json import encode_canonical, parse_json
+from federation.errors import CanonicalJsonError
+from federation.keys import SigningKey
+from federation.request_signing import sign_request
+from node.clock import Clock
+from node.errors import PeerRefused, PeerUnreachable
+from node.tls import host_of
+
+__all__ = ["FEDERATION_PREFIX", "PeerClient"]
+
+FEDERATION_PREFIX = "/_agentnet/v1"
+# A catch-up page of 500 events at up to 64 KiB each is the largest answer a peer should send.
+_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+# Long enough for a loaded peer to sequence a full batch, short enough to notice a dead one.
+_DEFAULT_TIMEOUT_S = 30
+
+
+class PeerClient:
+    def __init__(self, session: aiohttp.ClientSession, ssl_context: ssl.SSLContext, *, server_name: str,
+                 signing_key: SigningKey, clock: Clock) -> None:
+        self._session = session
+        self._ssl = ssl_context
+        self._server = server_name
+        self._key = signing_key
+        self._clock = clock
+
+    async def call(self, method: str, endpoint: str, destination: str, path: str,
+                   payload: dict[str, Any] | None = None, *, timeout_s: float = _DEFAULT_TIMEOUT_S) -> dict[str, Any]:
+        body = encode_canonical(payload) if payload is not None else b""
+        full_path = FEDERATION_PREFIX + path
+        headers = {
+            "Authorization": sign_request(self._key, method=method, path=full_path, origin=self._server,
+                                          destination=destination, body=body, now_ms=self._clock.now_ms()),
+            "Content-Type": "application/json",
+        }
+        url = URL(endpoint.rstrip("/") + full_path, encoded=True)
+        try:
+            async with self._session.request(
+                method, url, data=body, headers=headers, ssl=self._ssl, server_hostname=host_of(destination),
+                timeout=aiohttp.ClientTimeout(total=timeout_s), allow_redirects=False,
+            ) as response:
+                raw = await response.content.read(_MAX_RESPONSE_BYTES + 1)
+                status = response.status
+        except (aiohttp.ClientError, asyncio.TimeoutError, ssl.SSLError, OSError) as e:
+            raise PeerUnreachable(f"{destination} is unreachable: {type(e).__name__}: {e}") from e
+        if len(raw) > _MAX_RESPONSE_BYTES:
+            raise PeerUnreachable(f"{destination} sent an answer over {_MAX_RESPONSE_BYTES} bytes")
+        try:
+            data = parse_json(raw, max_bytes=_MAX_RESPONSE_BYTES) if raw else {}
+        except CanonicalJsonError as e:
+            raise PeerUnreachable(f"{destination} sent an answer that is not JSON: {e.message}") from None
+        if not isinstance(data, dict):
+            raise PeerUnreachable(f"{destination} sent an answer that is not a JSON object")
+        if status >= 400:
+            error = data.get("error") if isinstance(data.get("error"), dict) else {}
+            code, message = str(error.get("code", "http_error"))[:64], str(error.get("message", ""))[:300]
+            raise PeerRefused(f"{destination} refused: {status} {code}: {message}", peer_status=status, peer_code=code)
+        return data

@@ -1,0 +1,143 @@
+"""Request and response bodies for networks, invites, peers and shared threads (admin and
+client APIs). Requests are strict and closed, like `node.api_models`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from node.api_models import MAX_MESSAGE_CHARS, PrincipalRef, Slug, Title
+
+__all__ = [
+    "AttachParticipant", "CreateNetwork", "InviteCompany", "InviteList", "InviteOut", "NetworkList",
+    "NetworkOut", "OpenSharedThread", "ParticipantOut", "PeerList", "PeerOut", "SharedMessageOut",
+    "SharedMessagePage", "SharedThreadList", "SharedThreadOut", "PostSharedMessage", "SeqPageQuery",
+]
+
+ServerName = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[a-z0-9.:\[\]-]+$")]
+ParticipantRef = Annotated[
+    str, StringConstraints(pattern=r"^(agent|person):[a-z0-9][a-z0-9._-]{0,63}@[a-z0-9.:\[\]-]{1,255}$")
+]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class CreateNetwork(_Request):
+    name: Slug
+    title: Title
+    history_visible: bool = Field(True, description="whether a company admitted later sees earlier events")
+
+
+class InviteCompany(_Request):
+    server: ServerName
+    endpoint: Annotated[str, StringConstraints(pattern=r"^https://[^\s?#]{1,400}$")] | None = Field(
+        None, description="where to reach the company; default https://SERVER"
+    )
+
+
+class AttachParticipant(_Request):
+    participant: PrincipalRef
+
+
+class OpenSharedThread(_Request):
+    name: Slug
+    title: Title
+    participants: list[ParticipantRef] = Field(min_length=1, max_length=256)
+
+
+class PostSharedMessage(_Request):
+    body: Annotated[str, StringConstraints(min_length=1, max_length=MAX_MESSAGE_CHARS, pattern=r"\S")]
+
+
+class SeqPageQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    after: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,18}$")] | None = None
+    limit: int = Field(50, ge=1, le=200)
+
+
+class ParticipantOut(BaseModel):
+    id: str
+    display_name: str
+    attached: bool
+
+
+class SharedThreadOut(BaseModel):
+    network: str
+    name: str
+    title: str
+    closed: bool
+    participants: list[str]
+
+
+class NetworkOut(BaseModel):
+    name: str
+    host: str
+    title: str
+    hosted_here: bool
+    closed: bool
+    head_seq: int
+    members: dict[str, str]
+    participants: list[ParticipantOut]
+    threads: list[SharedThreadOut]
+    pending_events: int = Field(description="events authored here that the host has not sequenced yet")
+
+
+class NetworkList(BaseModel):
+    items: list[NetworkOut]
+
+
+class InviteOut(BaseModel):
+    id: str
+    direction: str
+    network: str
+    host: str
+    title: str
+    server: str
+    status: str
+    fingerprint: str | None = Field(description="the other company's key fingerprint, to compare out of band")
+    created_at: int
+    expires_at: int
+
+
+class InviteList(BaseModel):
+    items: list[InviteOut]
+
+
+class PeerOut(BaseModel):
+    server: str
+    status: str
+    endpoint: str
+    fingerprints: list[str]
+    queue_depth: int
+    last_success_at: int | None
+    last_error: str | None
+    last_error_at: int | None
+    next_attempt_at: int | None
+
+
+class PeerList(BaseModel):
+    items: list[PeerOut]
+
+
+class SharedThreadList(BaseModel):
+    items: list[SharedThreadOut]
+
+
+class SharedMessageOut(BaseModel):
+    id: str
+    network: str
+    thread: str
+    seq: int | None
+    status: str = Field(description="pending (waiting for the host) or sequenced")
+    sender: str
+    body: str
+    origin_ts: int
+    delivery: dict[str, str] | None = Field(None, description="for the author: state per destination")
+
+
+class SharedMessagePage(BaseModel):
+    messages: list[SharedMessageOut]
+    next_cursor: str | None

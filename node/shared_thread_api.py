@@ -1,0 +1,40 @@
+"""Client routes for shared threads."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from node.auth import current_principal
+from node.http_io import read_body, read_query, respond
+from node.network_models import PostSharedMessage, SeqPageQuery, SharedMessageOut, SharedMessagePage, SharedThreadList
+from node.openapi import Endpoint
+from node.shared_thread_service import SharedThreadService
+
+__all__ = ["shared_thread_endpoints"]
+
+
+def shared_thread_endpoints(service: SharedThreadService) -> list[Endpoint]:
+    async def threads(request: web.Request) -> web.Response:
+        return respond(await service.threads(current_principal(request)))
+
+    async def read(request: web.Request) -> web.Response:
+        query = read_query(request, SeqPageQuery)
+        page = await service.read(current_principal(request), request.match_info["network"],
+                                  request.match_info["thread"], after=int(query.after or 0), limit=query.limit)
+        return respond(page)
+
+    async def post(request: web.Request) -> web.Response:
+        req = await read_body(request, PostSharedMessage)
+        message = await service.post(current_principal(request), request.match_info["network"],
+                                     request.match_info["thread"], req.body)
+        return respond(message, status=201)
+
+    t = "/v1/networks/{network}/threads/{thread}/messages"
+    return [
+        Endpoint("GET", "/v1/shared-threads", threads, "Shared threads the caller takes part in",
+                 response=SharedThreadList),
+        Endpoint("GET", t, read, "Read a shared thread in the host's order; pending posts last",
+                 query=SeqPageQuery, response=SharedMessagePage),
+        Endpoint("POST", t, post, "Post in a shared thread", body=PostSharedMessage, response=SharedMessageOut,
+                 status=201),
+    ]

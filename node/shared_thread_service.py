@@ -1,0 +1,84 @@
+"""People and agents in shared threads, through the client API, always as themselves.
+
+A post is authored by the caller's participant id and goes through the federation engine: on
+the host it is sequenced at once, on a member it is pending until the host's copy returns.
+Reading shows the node's own copy, so it works while the host is away; the caller's pending
+posts come last, marked pending, with their delivery state.
+"""
+
+from __future__ import annotations
+
+from federation.event_content import MessagePosted
+from federation.identifiers import ParticipantId
+from node.delivery import DeliveryWorker
+from node.directory import Directory
+from node.errors import NotFoundError
+from node.federation_engine import FederationEngine
+from node.network_models import SharedMessageOut, SharedMessagePage, SharedThreadList, SharedThreadOut
+from node.network_state import decode_stored
+from storage.principals import Principal
+from storage.storage import NetworkTransaction, Storage
+
+__all__ = ["SharedThreadService"]
+
+
+class SharedThreadService:
+    def __init__(self, storage: Storage, engine: FederationEngine, delivery: DeliveryWorker,
+                 directory: Directory) -> None:
+        self._storage = storage
+        self._engine = engine
+        self._delivery = delivery
+        self._directory = directory
+
+    async def threads(self, caller: Principal) -> SharedThreadList:
+        me = self._directory.participant_id(caller)
+        async with self._storage.network_transaction() as tx:
+            found = await tx.networks.threads_of_participant(me)
+        return SharedThreadList(items=[
+            SharedThreadOut(network=t.network, name=t.name, title=t.title, closed=t.closed,
+                            participants=list(t.participants))
+            for t in found
+        ])
+
+    async def read(self, caller: Principal, network: str, thread: str, *, after: int, limit: int) -> SharedMessagePage:
+        me = self._directory.participant_id(caller)
+        async with self._storage.network_transaction() as tx:
+            network_id = await self._thread_of(tx, me, network, thread)
+            page = await tx.events.in_thread(network_id, thread, after_seq=after, limit=limit, include_pending=True)
+            mine = [e.row_id for e in page if e.sender == me]
+            delivery = await tx.outbox.states_for_events(mine)
+        messages = []
+        for stored in page:
+            if stored.type != "message.posted":
+                continue
+            content = decode_stored(stored.wire).event.content
+            assert isinstance(content, MessagePosted)
+            messages.append(SharedMessageOut(
+                id=stored.event_id, network=network, thread=thread, seq=stored.seq,
+                status="pending" if stored.seq is None else "sequenced", sender=stored.sender, body=content.body,
+                origin_ts=stored.origin_ts, delivery=delivery.get(stored.row_id) if stored.sender == me else None,
+            ))
+        last = page[-1] if page else None
+        more = len(page) == limit and last is not None and last.seq is not None
+        return SharedMessagePage(messages=messages, next_cursor=str(last.seq) if more else None)
+
+    async def post(self, caller: Principal, network: str, thread: str, body: str) -> SharedMessageOut:
+        me = ParticipantId(caller.kind, caller.handle, self._engine.server)
+        async with self._storage.network_transaction() as tx:
+            await self._thread_of(tx, str(me), network, thread)
+            accepted = await self._engine.author(tx, network, thread=thread, sender=me,
+                                                 content=MessagePosted(body=body))
+            stored = await tx.events.find(accepted.event_id)
+        self._delivery.wake()
+        return SharedMessageOut(
+            id=accepted.event_id, network=network, thread=thread, seq=accepted.seq,
+            status="pending" if accepted.seq is None else "sequenced", sender=str(me), body=body,
+            origin_ts=stored.origin_ts, delivery=None,
+        )
+
+    async def _thread_of(self, tx: NetworkTransaction, me: str, network: str, thread: str) -> int:
+        """The network's row id, if `me` takes part in the thread; otherwise it does not exist."""
+        for found in await tx.networks.threads_of_participant(me):
+            if found.network == network and found.name == thread:
+                return (await tx.networks.get(network)).id
+        raise NotFoundError(f"shared thread {network}/{thread} not found")
