@@ -81,6 +81,8 @@ Participant = Annotated[
 ]
 ServerName = Annotated[str, PlainValidator(validate_server_name)]
 EventId = Annotated[str, PlainValidator(_check_event_id)]
+KeyId = Annotated[str, Field(pattern=r"^ed25519:[A-Za-z0-9_-]{8}$")]
+PublicKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{43}$")]  # 32 bytes, unpadded base64url
 Title = Annotated[str, Field(min_length=1, max_length=MAX_TITLE_CHARS)]
 Body = Annotated[str, Field(min_length=1, max_length=MAX_BODY_CHARS)]
 
@@ -120,7 +122,12 @@ class NetworkCreated(Content):
 
 @_register("member.admitted")
 class MemberAdmitted(Content):
+    """The host vouches, in the signed chain, for the admitted company's key: every member can
+    then verify that company's events even if the two never peered directly."""
+
     server: ServerName
+    key_id: KeyId
+    public_key: PublicKey
 
 
 @_register("member.removed")

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from federation.canonical_json import encode_canonical
 from federation.errors import ChainError, RuleViolation
-from federation.event_content import Content, NetworkCreated
+from federation.event_content import Content, MemberAdmitted, NetworkCreated
 from federation.events import (
     Event,
     SequencedEvent,
@@ -44,6 +44,7 @@ from federation.events import (
     verify_sequenced,
 )
 from federation.identifiers import ParticipantId
+from federation.keys import VerifyKey
 from federation.rules import NetworkState, apply, authorize, initial_state, recipients
 from node.clock import Clock
 from node.errors import Forbidden, OutOfOrder, UnknownNetwork
@@ -192,9 +193,25 @@ class FederationEngine:
 
     async def _advance(self, tx: NetworkTransaction, network: NetworkRecord, seqd: SequencedEvent,
                        after: NetworkState) -> None:
+        content = seqd.event.content
+        if isinstance(content, MemberAdmitted) and content.server != self.server:
+            await self._pin_vouched_key(tx, content)
         await tx.networks.set_head(network.id, seq=seqd.seq, link_hash=seqd.link_hash)
         await project(tx, network.id, seqd.event, after, now=self._clock.now_ms())
         self._states.remember(network.name, seqd.seq, after)
+
+    async def _pin_vouched_key(self, tx: NetworkTransaction, content: MemberAdmitted) -> None:
+        """Keep the key the host vouched for, to verify that company's events. It does not make
+        the company a peer: its own requests to this node are still refused."""
+        key = VerifyKey.from_base64(content.public_key)
+        if key.key_id != content.key_id:
+            raise RuleViolation("key_mismatch", f"the key vouched for {content.server} does not match its id")
+        pinned = {k.key_id: k.public_key for k in await tx.peers.keys(content.server)}
+        if content.key_id in pinned and pinned[content.key_id] != key.raw:
+            raise RuleViolation("key_mismatch", f"{content.server} is pinned here with a different key")
+        if content.key_id not in pinned:
+            await tx.peers.pin_key(content.server, key_id=key.key_id, public_key=key.raw, valid_until=None,
+                                   now=self._clock.now_ms())
 
     async def _enqueue(self, tx: NetworkTransaction, row: int, destinations: set[str] | frozenset[str]) -> None:
         wanted = []

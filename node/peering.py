@@ -108,7 +108,8 @@ class PeeringService:
                 await self._pin(tx, origin, key, message.endpoint, now)
                 await tx.peers.set_invite_status(invite_id, "accepted", now=now)
                 await self._engine.author(tx, invite.network, thread=None, sender=operator_of(self._server),
-                                          content=MemberAdmitted(server=origin))
+                                          content=MemberAdmitted(server=origin, key_id=key.key_id,
+                                                                 public_key=key.to_base64()))
             elif invite.status != "accepted":
                 raise Gone(f"the invite was {invite.status}")
             network = await tx.networks.get(invite.network)

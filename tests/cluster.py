@@ -46,6 +46,7 @@ class ClusterNode:
     admin_token: str
     ports: dict[str, int]
     ca: TestCertificateAuthority
+    tls: tuple[Path, Path] | None = None
     sent: list[bytes] = field(default_factory=list)  # every byte sent to peers, as captured
     storage: Storage | None = None
     parts: NodeParts | None = None
@@ -93,8 +94,11 @@ class ClusterNode:
         self.storage = await Storage.open(self.database_url)
         stack.push_async_callback(self.storage.close)
         await record_own_key(self.storage, self.key, now=SystemClock().now_ms())
-        cert, key = self.ca.issue(self.server, self.data_dir)
-        bundle = self.ca.write_ca_bundle(self.data_dir / "ca.pem")
+        if self.tls is None:  # a restart keeps its certificate
+            self.tls = self.ca.issue(self.server, self.data_dir)
+            self.ca.write_ca_bundle(self.data_dir / "ca.pem")
+        cert, key = self.tls
+        bundle = self.data_dir / "ca.pem"
         trace = aiohttp.TraceConfig()
 
         async def on_chunk(_session, _ctx, params) -> None:

@@ -44,7 +44,7 @@ from tests.federation.factories import (
 EID = "$" + "A" * 43
 EXAMPLES: dict[str, tuple[str | None, dict[str, Any]]] = {
     "network.created": (None, {"title": "Rollout", "history_visible_to_new_members": False}),
-    "member.admitted": (None, {"server": "globex.example"}),
+    "member.admitted": (None, {"server": "globex.example", "key_id": "ed25519:AAAAAAAA", "public_key": "A" * 43}),
     "member.removed": (None, {"server": "globex.example"}),
     "member.left": (None, {"server": "acme.example"}),
     "network.closed": (None, {}),

@@ -19,6 +19,7 @@ from federation.rules import (
 )
 from tests.federation.factories import event, pid
 
+ADMITTED_KEY = {"key_id": "ed25519:AAAAAAAA", "public_key": "A" * 43}
 ALICE = "person:alice@acme.example"  # host company
 BOB = "person:bob@globex.example"  # member company's operator
 BOT = "agent:bot@globex.example"
@@ -57,7 +58,7 @@ def post(sender: str = BOT, body: str = "hi", **kw: Any) -> Event:
 
 
 def admit(server: str, sender: str = ALICE) -> Event:
-    return event("member.admitted", sender, server=server)
+    return event("member.admitted", sender, server=server, **ADMITTED_KEY)
 
 
 @pytest.fixture

@@ -86,7 +86,8 @@ async def pair(tmp_path):
                                          sender=acme.operator)
     async with globex.storage.network_transaction() as tx:
         await tx.networks.create(host=ACME, name="acme-rollout", title="Rollout", history_visible=True, now=0)
-    await acme.author("acme-rollout", MemberAdmitted(server=GLOBEX))
+    await acme.author("acme-rollout", MemberAdmitted(server=GLOBEX, key_id=globex.key.key_id,
+                                                     public_key=globex.key.verify_key.to_base64()))
     yield acme, globex
     for store in stores:
         await store.close()
@@ -153,7 +154,9 @@ async def test_forged_or_rewritten_history_is_refused(pair):
             await globex.engine.accept_sequenced(tx, SequencedEvent.from_wire(tampered), via=ACME)
     await deliver_wires(globex, wires)
     # The host signs a different event at an existing position: a fork.
-    other = Event("acme-rollout", None, acme.operator, ACME, 1, MemberAdmitted(server="initech.example"))
+    other = Event("acme-rollout", None, acme.operator, ACME, 1, MemberAdmitted(server="initech.example",
+                                                                       key_id=acme.key.key_id,
+                                                                       public_key=acme.key.verify_key.to_base64()))
     fork = sequence_event(sign_event(other, acme.key), seq=2,
                           prev_hash=SequencedEvent.from_wire(wires[0]).link_hash, host=ACME, host_key=acme.key)
     async with globex.storage.network_transaction() as tx:
