@@ -19,6 +19,7 @@ from node.directory import Directory
 from node.federation_api import build_federation_app
 from node.federation_client import PeerClient
 from node.federation_engine import FederationEngine
+from node.key_refresh import KeyRefresher
 from node.key_ring import KeyRing
 from node.network_admin_api import network_admin_endpoints
 from node.network_service import NetworkService
@@ -48,7 +49,8 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
     engine = FederationEngine(KeyRing(server_name, signing_key), clock, StateCache())
     client = PeerClient(session, client_ssl, server_name=server_name, signing_key=signing_key, clock=clock)
     delivery = DeliveryWorker(storage, client, clock)
-    catch_up = CatchUpWorker(storage, engine, client, clock)
+    refresher = KeyRefresher(storage, client, clock)
+    catch_up = CatchUpWorker(storage, engine, client, clock, refresher)
     peering = PeeringService(storage, engine, client, clock, delivery, catch_up, endpoint=endpoint)
     networks = NetworkService(storage, engine, delivery, directory, clock)
     shared = SharedThreadService(storage, engine, delivery, directory)
@@ -59,7 +61,7 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
         client_app=build_client_app(storage, clock, directory, extra=shared_thread_endpoints(shared),
                                     max_body_bytes=max_body_bytes),
         federation_app=build_federation_app(storage=storage, engine=engine, peering=peering, delivery=delivery,
-                                            catch_up=catch_up, clock=clock),
+                                            catch_up=catch_up, refresher=refresher, clock=clock),
     )
 
 

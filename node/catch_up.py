@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from federation.errors import ProtocolError
+from federation.errors import ProtocolError, UnknownKey
 from federation.events import SequencedEvent
 from node.clock import Clock
 from node.errors import NodeError
 from node.federation_client import PeerClient
 from node.federation_engine import FederationEngine
+from node.key_refresh import KeyRefresher
 from storage.storage import Storage
 
 __all__ = ["CATCH_UP_PAGE", "CatchUpWorker"]
@@ -32,8 +33,10 @@ RETRY_S = 5.0
 
 
 class CatchUpWorker:
-    def __init__(self, storage: Storage, engine: FederationEngine, client: PeerClient, clock: Clock) -> None:
+    def __init__(self, storage: Storage, engine: FederationEngine, client: PeerClient, clock: Clock,
+                 refresher: KeyRefresher) -> None:
         self._storage = storage
+        self._refresher = refresher
         self._engine = engine
         self._client = client
         self._clock = clock
@@ -72,6 +75,18 @@ class CatchUpWorker:
                     self._wanted.add(network.name)
         self._wakeup.set()
 
+    async def _accept(self, event: SequencedEvent, host: str) -> None:
+        async def attempt():
+            async with self._storage.network_transaction() as tx:
+                return await self._engine.accept_sequenced(tx, event, via=host)
+
+        try:
+            await attempt()
+        except UnknownKey as e:  # the author (or the host) rotated its key since we pinned it
+            if not any([await self._refresher.refresh(s, network=event.network) for s in {event.event.origin, host}]):
+                raise e
+            await attempt()
+
     async def catch_up(self, name: str) -> bool:
         """Apply everything the host has after our head; False if that failed."""
         try:
@@ -88,9 +103,9 @@ class CatchUpWorker:
                 events = page.get("events")
                 if not isinstance(events, list):
                     raise NodeError(f"{network.host} sent a catch-up page without events")
-                async with self._storage.network_transaction() as tx:
-                    for wire in events:
-                        await self._engine.accept_sequenced(tx, SequencedEvent.from_wire(wire), via=network.host)
+                for wire in events:
+                    event = SequencedEvent.from_wire(wire)
+                    await self._accept(event, network.host)
                 if len(events) < CATCH_UP_PAGE:
                     return True
         except (NodeError, ProtocolError) as e:

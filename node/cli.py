@@ -19,6 +19,7 @@ from node.bootstrap import bootstrap_company, reset_admin_token
 from node.clock import SystemClock
 from node.config import CONFIG_FILE, load_settings, write_config
 from node.errors import ConfigError
+from node.key_publishing import rotate_node_key
 from node.log_setup import configure_logging
 from node.tls import write_self_signed
 from node.runner import serve
@@ -59,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
 
     token = sub.add_parser("admin-token", help="revoke every admin token and print a new one")
     token.add_argument("--data-dir", required=True, type=Path)
+
+    keys = sub.add_parser("keys", help="the node's signing keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    rotate = keys_sub.add_parser("rotate", help="switch to a new signing key, announced with the old one")
+    rotate.add_argument("--data-dir", required=True, type=Path)
     return parser
 
 
@@ -137,7 +143,20 @@ async def _admin_token(args: argparse.Namespace) -> None:
     print(token)
 
 
-_COMMANDS = {"init": _init, "run": _run, "migrate": _migrate, "admin-token": _admin_token}
+async def _keys(args: argparse.Namespace) -> None:
+    settings = load_settings(args.data_dir)
+    storage = await Storage.open(settings.resolved_database_url, auto_migrate=settings.auto_migrate)
+    try:
+        old, new = await rotate_node_key(storage, settings.signing_key_path, server=settings.server_name,
+                                         now=SystemClock().now_ms())
+    finally:
+        await storage.close()
+    print(f"Rotated {old.key_id} -> {new.key_id} (fingerprint {new.verify_key.fingerprint}).")
+    print("Peers learn the new key from the rotation notice signed by the old one; events signed with")
+    print("the old key keep verifying. Restart the node to sign with the new key.")
+
+
+_COMMANDS = {"init": _init, "run": _run, "migrate": _migrate, "admin-token": _admin_token, "keys": _keys}
 
 
 def main(argv: list[str] | None = None) -> int:

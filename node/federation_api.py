@@ -26,7 +26,6 @@ from pydantic import BaseModel, ValidationError
 from federation.canonical_json import encode_canonical, parse_json
 from federation.errors import CanonicalJsonError, ProtocolError, UnknownKey
 from federation.events import SequencedEvent, SignedEvent
-from federation.key_documents import PastKey, build_key_document
 from federation.keys import VerifyKey
 from federation.peering_messages import (
     AcceptMessage, DeclineMessage, InviteMessage, KeyRef, TransactionMessage,
@@ -41,10 +40,12 @@ from node.errors import (
 from node.federation_client import FEDERATION_PREFIX
 from node.federation_engine import FederationEngine
 from node.http_errors import error_middleware, validation_fields
+from node.key_publishing import own_key_document
+from node.key_refresh import KeyRefresher
 from node.peering import PeeringService
 from storage.storage import Storage
 
-__all__ = ["build_federation_app", "MAX_FEDERATION_BODY_BYTES"]
+__all__ = ["MAX_FEDERATION_BODY_BYTES", "build_federation_app", "with_key_refresh"]
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,8 @@ def _parse(model: type[M], body: bytes) -> M:
         raise InvalidRequest(f"body field {fields[0]['field']!r}: {fields[0]['message']}", fields) from None
 
 
-def _auth_middleware(storage: Storage, server: str, clock: Clock, wake: Callable[[str], None]):
+def _auth_middleware(storage: Storage, server: str, clock: Clock, wake: Callable[[str], None],
+                     refresher: KeyRefresher):
     @web.middleware
     async def authenticate(request: web.Request, handler) -> web.StreamResponse:
         route = request.match_info.route
@@ -79,6 +81,19 @@ def _auth_middleware(storage: Storage, server: str, clock: Clock, wake: Callable
             return await handler(request)
         body = await request.read()
         sig = parse_authorization(request.headers.get("Authorization"))
+        try:
+            peer = await _verify(request, body, sig, kind)
+        except UnknownKey:
+            if not await refresher.refresh(sig.origin):  # the peer may have rotated its key
+                raise
+            peer = await _verify(request, body, sig, kind)
+        request[_ORIGIN] = sig.origin
+        request[_BODY] = body
+        if peer is not None and peer.status == "accepted":
+            wake(sig.origin)  # it is up: whatever we hold for it can go now
+        return await handler(request)
+
+    async def _verify(request: web.Request, body: bytes, sig, kind: str | None):
         now = clock.now_ms()
         async with storage.network_transaction() as tx:
             peer = await tx.peers.find(sig.origin)
@@ -100,11 +115,7 @@ def _auth_middleware(storage: Storage, server: str, clock: Clock, wake: Callable
                            expected_destination=server, now_ms=now, lookup=lookup)
             if not await tx.inbound.remember_nonce(sig.origin, sig.nonce, expires_at=now + REPLAY_WINDOW_MS):
                 raise Replayed("this request was already received")
-        request[_ORIGIN] = sig.origin
-        request[_BODY] = body
-        if peer is not None and peer.status == "accepted":
-            wake(sig.origin)  # it is up: whatever we hold for it can go now
-        return await handler(request)
+        return peer
 
     return authenticate
 
@@ -122,17 +133,14 @@ class _KeyBody(BaseModel):
 
 
 def build_federation_app(*, storage: Storage, engine: FederationEngine, peering: PeeringService,
-                         delivery: DeliveryWorker, catch_up: CatchUpWorker, clock: Clock) -> web.Application:
+                         delivery: DeliveryWorker, catch_up: CatchUpWorker, refresher: KeyRefresher,
+                         clock: Clock) -> web.Application:
     server = engine.server
 
     async def keys(request: web.Request) -> web.Response:
         async with storage.network_transaction() as tx:
-            records = await tx.node_keys.list()
-        current = engine.keys.signing_key
-        past = [PastKey(VerifyKey(r.public_key), r.valid_until) for r in records
-                if r.key_id != current.key_id and r.valid_until is not None and r.revoked_at is None]
-        document = build_key_document(server, current, past, [], [], now_ms=clock.now_ms())
-        return web.json_response(body=encode_canonical(document), content_type="application/json")
+            document = await own_key_document(tx, engine.keys.signing_key, server=server, now=clock.now_ms())
+        return web.Response(body=encode_canonical(document), content_type="application/json")
 
     async def invite(request: web.Request) -> web.Response:
         answer = await peering.receive_invite(request[_ORIGIN], _parse(InviteMessage, request[_BODY]))
@@ -169,17 +177,18 @@ def build_federation_app(*, storage: Storage, engine: FederationEngine, peering:
         event_id = None
         try:
             if isinstance(wire, dict) and "seq" in wire:
-                seqd = SequencedEvent.from_wire(wire)
-                event_id = seqd.event_id
-                async with storage.network_transaction() as tx:
-                    accepted = await engine.accept_sequenced(tx, seqd, via=origin)
+                parsed = SequencedEvent.from_wire(wire)
+                accept = engine.accept_sequenced
             else:
-                signed = SignedEvent.from_wire(wire)
-                event_id = signed.event_id
-                async with storage.network_transaction() as tx:
-                    accepted = await engine.accept_submission(tx, signed, via=origin)
+                parsed = SignedEvent.from_wire(wire)
+                accept = engine.accept_submission
+            event_id = parsed.event_id
+            accepted = await with_key_refresh(
+                refresher, parsed.event.origin, parsed.event.network,
+                lambda: _in_transaction(storage, lambda tx: accept(tx, parsed, via=origin)),
+            )
         except OutOfOrder as e:
-            catch_up.request(seqd.network)  # only accept_sequenced finds a gap
+            catch_up.request(parsed.event.network)  # only accept_sequenced finds a gap
             return _refusal(event_id, e.status, e.code, e.message)
         except (ProtocolError, NodeError) as e:
             log.info("refused event %s from %s: %s %s", event_id, origin, e.code, e.message)
@@ -188,6 +197,12 @@ def build_federation_app(*, storage: Storage, engine: FederationEngine, peering:
         if accepted.seq is not None:
             result["seq"] = accepted.seq
         return result
+
+    async def relay_keys(request: web.Request) -> web.Response:
+        document = await refresher.relayable(request.match_info["server"])
+        if document is None:
+            raise UnknownNetwork(f"this node holds no key document of {request.match_info['server']}")
+        return web.Response(body=document, content_type="application/json")
 
     async def events(request: web.Request) -> web.Response:
         origin, name = request[_ORIGIN], request.match_info["network"]
@@ -204,7 +219,7 @@ def build_federation_app(*, storage: Storage, engine: FederationEngine, peering:
         return web.Response(body=body, content_type="application/json")
 
     app = web.Application(client_max_size=MAX_FEDERATION_BODY_BYTES, middlewares=[
-        error_middleware, _auth_middleware(storage, server, clock, delivery.wake),
+        error_middleware, _auth_middleware(storage, server, clock, delivery.wake, refresher),
     ])
     p = FEDERATION_PREFIX
     app.router.add_get(f"{p}/keys", keys, name=f"{_PUBLIC}:keys")
@@ -213,7 +228,24 @@ def build_federation_app(*, storage: Storage, engine: FederationEngine, peering:
     app.router.add_post(f"{p}/invites/{{invite_id}}/decline", decline, name=f"{_SELF_CERTIFIED}:decline")
     app.router.add_put(f"{p}/transactions/{{txn_id}}", transaction, name="peer:transaction")
     app.router.add_get(f"{p}/networks/{{network}}/events", events, name="peer:events")
+    app.router.add_get(f"{p}/servers/{{server}}/keys", relay_keys, name="peer:relay-keys")
     return app
+
+
+async def _in_transaction(storage: Storage, work):
+    async with storage.network_transaction() as tx:
+        return await work(tx)
+
+
+async def with_key_refresh(refresher: KeyRefresher, origin: str, network: str, attempt):
+    """Run `attempt`; if it meets an unknown key of `origin`, refresh that server's keys once and
+    run it again (the first attempt's transaction was rolled back)."""
+    try:
+        return await attempt()
+    except UnknownKey:
+        if not await refresher.refresh(origin, network=network):
+            raise
+        return await attempt()
 
 
 def _refusal(event_id: str | None, status: int, code: str, message: str) -> dict:

@@ -30,6 +30,7 @@ __all__ = [
     "inbound_transactions",
     "network_invites",
     "node_keys",
+    "peer_key_documents",
     "request_nonces",
     "network_events",
     "network_members",
@@ -231,4 +232,15 @@ delivery_status = Table(
     Column("last_error", Text, nullable=True),
     Column("last_error_at", BigInteger, nullable=True),
     Column("next_attempt_at", BigInteger, nullable=True),
+)
+
+# The latest key document accepted from each server, kept to relay to members that never
+# peered with it (the document is self-signed, so the relaying host cannot alter it).
+peer_key_documents = Table(
+    "peer_key_documents",
+    NETWORK_METADATA,
+    Column("server", String(255), primary_key=True),
+    Column("document", LargeBinary, nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("fetched_at", BigInteger, nullable=False),
 )

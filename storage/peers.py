@@ -9,7 +9,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.errors import NotFound
-from storage.network_tables import delivery_status, network_invites, outbox, peer_keys, peers
+from storage.network_tables import (
+    delivery_status, network_invites, outbox, peer_key_documents, peer_keys, peers,
+)
 
 __all__ = ["DeliveryStatus", "Invite", "PeerKey", "PeerRecord", "PeerRepository"]
 
@@ -111,6 +113,18 @@ class PeerRepository:
     async def keys(self, server: str) -> list[PeerKey]:
         rows = await self._conn.execute(select(peer_keys).where(peer_keys.c.server == server).order_by(peer_keys.c.pinned_at))
         return [PeerKey(r.server, r.key_id, r.public_key, r.pinned_at, r.valid_until, r.revoked_at) for r in rows]
+
+    async def key_document(self, server: str) -> tuple[bytes, int] | None:
+        row = (await self._conn.execute(select(peer_key_documents).where(peer_key_documents.c.server == server))).first()
+        return None if row is None else (row.document, row.ts)
+
+    async def save_key_document(self, server: str, document: bytes, *, ts: int, now: int) -> None:
+        if await self.key_document(server) is None:
+            await self._conn.execute(peer_key_documents.insert().values(server=server, document=document, ts=ts,
+                                                                        fetched_at=now))
+        else:
+            await self._conn.execute(update(peer_key_documents).where(peer_key_documents.c.server == server)
+                                     .values(document=document, ts=ts, fetched_at=now))
 
     # Invites
 

@@ -128,3 +128,28 @@ async def test_run_serves_both_listeners_and_stops_on_sigterm(tmp_path, capsys):
     assert proc.returncode == 0, output
     assert "ready" in output and "stopping" in output
     assert token not in output
+
+
+def test_keys_rotate_swaps_the_key_file_and_records_the_handover(tmp_path, capsys):
+    from federation.keys import SigningKey
+
+    _init(tmp_path, capsys)
+    key_path = tmp_path / "acme" / "signing.key"
+    old = SigningKey.load(key_path)
+    assert main(["keys", "rotate", "--data-dir", str(tmp_path / "acme")]) == 0
+    assert old.key_id in capsys.readouterr().out
+    new = SigningKey.load(key_path)
+    assert new.key_id != old.key_id
+    assert stat.S_IMODE(os.stat(key_path).st_mode) == 0o600
+    assert not (tmp_path / "acme" / "signing.key.new").exists()
+
+    async def history():
+        storage = await Storage.open(load_settings(tmp_path / "acme").resolved_database_url)
+        try:
+            async with storage.network_transaction() as tx:
+                return {r.key_id: (r.valid_until is not None, r.rotation_notice is not None)
+                        for r in await tx.node_keys.list()}
+        finally:
+            await storage.close()
+
+    assert asyncio.run(history()) == {old.key_id: (True, False), new.key_id: (False, True)}
