@@ -60,7 +60,9 @@ class PeerClient:
                 raw = await response.content.read(_MAX_RESPONSE_BYTES + 1)
                 status = response.status
         except (aiohttp.ClientError, asyncio.TimeoutError, ssl.SSLError, OSError) as e:
-            raise PeerUnreachable(f"{destination} is unreachable: {type(e).__name__}: {e}") from e
+            # A connector error's text embeds the SSL context's repr; its OS error says it all.
+            detail = e.os_error if isinstance(e, aiohttp.ClientConnectorError) else e
+            raise PeerUnreachable(f"{destination} is unreachable: {type(e).__name__}: {detail}") from e
         if len(raw) > _MAX_RESPONSE_BYTES:
             raise PeerUnreachable(f"{destination} sent an answer over {_MAX_RESPONSE_BYTES} bytes")
         try:
