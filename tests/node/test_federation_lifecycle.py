@@ -180,6 +180,8 @@ async def test_members_keep_reading_and_posting_while_the_host_is_down(three):
     assert (None, "posted during the outage") not in await bodies(globex, tokens[globex.server])
     pending = await post(globex, tokens[globex.server], "posted during the outage")
     assert pending["status"] == "pending"
+    undelivered = await delivery_of(globex, tokens[globex.server], pending["id"])
+    assert list(undelivered) == [acme.server] and undelivered[acme.server] in ("pending", "in_flight")
     view = await bodies(globex, tokens[globex.server])
     assert view[-1] == (None, "posted during the outage") and ("before the outage" in [b for _, b in view])
 
@@ -198,4 +200,10 @@ async def test_members_keep_reading_and_posting_while_the_host_is_down(three):
     await eventually(delivered_everywhere, timeout=30)
     peers = {p["server"]: p for p in (await globex.admin("GET", "/v1/peers"))["items"]}
     assert peers[acme.server]["queue_depth"] == 0 and peers[acme.server]["last_success_at"]
+    assert await delivery_of(globex, tokens[globex.server], pending["id"]) == {acme.server: "delivered"}
     assert [b for _, b in await bodies(initech, tokens[initech.server])].count("posted during the outage") == 1
+
+
+async def delivery_of(node: ClusterNode, token: str, event_id: str) -> dict | None:
+    page = await node.client(token, "GET", f"/v1/networks/{NETWORK}/threads/{THREAD}/messages?limit=200")
+    return next(m["delivery"] for m in page["messages"] if m["id"] == event_id)
