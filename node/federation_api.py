@@ -18,13 +18,12 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from typing import TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from federation.canonical_json import encode_canonical, parse_json
-from federation.errors import CanonicalJsonError, ProtocolError, UnknownKey
+from federation.canonical_json import encode_canonical
+from federation.errors import ProtocolError, UnknownKey
 from federation.events import SequencedEvent, SignedEvent
 from federation.keys import VerifyKey
 from federation.peering_messages import (
@@ -35,11 +34,12 @@ from node.catch_up import CATCH_UP_PAGE, CatchUpWorker
 from node.clock import Clock
 from node.delivery import DeliveryWorker
 from node.errors import (
-    Blocked, InvalidRequest, MalformedJson, NodeError, NotAPeer, OutOfOrder, Replayed, UnknownNetwork,
+    Blocked, InvalidRequest, NodeError, NotAPeer, OutOfOrder, Replayed, UnknownNetwork,
 )
 from node.federation_client import FEDERATION_PREFIX
 from node.federation_engine import FederationEngine
-from node.http_errors import error_middleware, validation_fields
+from node.http_errors import error_middleware
+from node.http_io import parse_body
 from node.key_publishing import own_key_document
 from node.key_refresh import KeyRefresher
 from node.peering import PeeringService
@@ -55,21 +55,6 @@ _ORIGIN = web.RequestKey("agentnet.peer.origin", str)
 _BODY = web.RequestKey("agentnet.peer.body", bytes)
 _TXN_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _PUBLIC, _SELF_CERTIFIED = "public", "self-certified"
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def _parse(model: type[M], body: bytes) -> M:
-    try:
-        data = parse_json(body)
-    except CanonicalJsonError as e:
-        raise MalformedJson(f"request body is not valid JSON: {e.message}") from None
-    try:
-        return model.model_validate(data)
-    except ValidationError as e:
-        fields = validation_fields(e, "body")
-        raise InvalidRequest(f"body field {fields[0]['field']!r}: {fields[0]['message']}", fields) from None
-
 
 def _auth_middleware(storage: Storage, server: str, clock: Clock, wake: Callable[[str], None],
                      refresher: KeyRefresher):
@@ -101,7 +86,7 @@ def _auth_middleware(storage: Storage, server: str, clock: Clock, wake: Callable
                 raise Blocked(f"{sig.origin} is blocked by this node")
             pinned = {k.key_id: VerifyKey(k.public_key) for k in await tx.peers.keys(sig.origin) if k.revoked_at is None}
             if kind == _SELF_CERTIFIED and not pinned:
-                offered = _parse(_KeyBody, body).key.verify_key_or_none()
+                offered = parse_body(body, _KeyBody).key.verify_key_or_none()
                 pinned = {offered.key_id: offered} if offered is not None else {}
             elif peer is None or peer.status != "accepted":
                 raise NotAPeer(f"{sig.origin} is not a peer of this node")
@@ -143,16 +128,16 @@ def build_federation_app(*, storage: Storage, engine: FederationEngine, peering:
         return web.Response(body=encode_canonical(document), content_type="application/json")
 
     async def invite(request: web.Request) -> web.Response:
-        answer = await peering.receive_invite(request[_ORIGIN], _parse(InviteMessage, request[_BODY]))
+        answer = await peering.receive_invite(request[_ORIGIN], parse_body(request[_BODY], InviteMessage))
         return web.json_response(answer, status=202)
 
     async def accept(request: web.Request) -> web.Response:
-        message = _parse(AcceptMessage, request[_BODY])
+        message = parse_body(request[_BODY], AcceptMessage)
         answer = await peering.receive_accept(request[_ORIGIN], request.match_info["invite_id"], message)
         return web.json_response(answer)
 
     async def decline(request: web.Request) -> web.Response:
-        _parse(DeclineMessage, request[_BODY])
+        parse_body(request[_BODY], DeclineMessage)
         return web.json_response(await peering.receive_decline(request[_ORIGIN], request.match_info["invite_id"]))
 
     async def transaction(request: web.Request) -> web.Response:
@@ -164,7 +149,7 @@ def build_federation_app(*, storage: Storage, engine: FederationEngine, peering:
             cached = await tx.inbound.transaction_response(origin, txn_id)
         if cached is not None:
             return web.Response(body=cached, content_type="application/json")
-        message = _parse(TransactionMessage, request[_BODY])
+        message = parse_body(request[_BODY], TransactionMessage)
         results = [await _accept_one(wire, origin) for wire in message.events]
         answer = encode_canonical({"results": results})
         async with storage.network_transaction() as tx:

@@ -16,7 +16,7 @@ from federation.errors import CanonicalJsonError
 from node.errors import InvalidRequest, MalformedJson
 from node.http_errors import validation_fields
 
-__all__ = ["read_body", "read_query", "respond"]
+__all__ = ["parse_body", "read_body", "read_query", "respond"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -28,7 +28,10 @@ def _invalid(error: ValidationError, location: str) -> InvalidRequest:
 
 
 async def read_body(request: web.Request, model: type[M]) -> M:
-    raw = await request.read()  # aiohttp enforces client_max_size here (413)
+    return parse_body(await request.read(), model)  # aiohttp enforces client_max_size (413)
+
+
+def parse_body(raw: bytes, model: type[M]) -> M:
     try:
         # The protocol's strict parser: no floats, NaN, duplicate keys or hostile nesting.
         data = parse_json(raw)
