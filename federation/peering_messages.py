@@ -90,6 +90,7 @@ class TransactionResult(_Wire):
     event_id: str | None = None
     status: int
     code: str | None = None
+    reason: str | None = None  # for code "forbidden": which rule refused the event
     message: str | None = None
     seq: int | None = None
 

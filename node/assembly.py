@@ -1,5 +1,5 @@
 """Everything one node is made of, wired in one place: storage and keys in, three listener
-applications and two background workers out. `node.runner` serves them; tests assemble
+applications and three background workers out. `node.runner` serves them; tests assemble
 several nodes in one process the same way."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from node.directory import Directory
 from node.federation_api import build_federation_app
 from node.federation_client import PeerClient
 from node.federation_engine import FederationEngine
+from node.housekeeping import HousekeepingWorker
 from node.key_refresh import KeyRefresher
 from node.key_ring import KeyRing
 from node.network_admin_api import network_admin_endpoints
@@ -37,6 +38,7 @@ class NodeParts:
     engine: FederationEngine
     delivery: DeliveryWorker
     catch_up: CatchUpWorker
+    housekeeping: HousekeepingWorker
     admin_app: web.Application
     client_app: web.Application
     federation_app: web.Application
@@ -55,7 +57,7 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
     networks = NetworkService(storage, engine, delivery, directory, clock)
     shared = SharedThreadService(storage, engine, delivery, directory)
     return NodeParts(
-        engine=engine, delivery=delivery, catch_up=catch_up,
+        engine=engine, delivery=delivery, catch_up=catch_up, housekeeping=HousekeepingWorker(storage, clock),
         admin_app=build_admin_app(storage, clock, directory, extra=network_admin_endpoints(networks, peering),
                                   max_body_bytes=max_body_bytes),
         client_app=build_client_app(storage, clock, directory, extra=shared_thread_endpoints(shared),

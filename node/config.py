@@ -37,7 +37,7 @@ class NodeSettings(BaseSettings):
     federation_host: str = "0.0.0.0"
     federation_port: int = Field(8443, ge=1, le=65535)
     public_endpoint: str | None = Field(
-        None, description="https URL peers use to reach this node; default https://SERVER_NAME"
+        None, description="https URL peers use to reach this node; default https://SERVER_NAME:FEDERATION_PORT"
     )
     tls_cert_file: str = "tls.crt"
     tls_key_file: str = "tls.key"
@@ -85,7 +85,12 @@ class NodeSettings(BaseSettings):
 
     @property
     def resolved_public_endpoint(self) -> str:
-        return self.public_endpoint or f"https://{self.server_name}"
+        """Default: the server name, with the federation port unless the name carries one."""
+        if self.public_endpoint:
+            return self.public_endpoint
+        if ":" in self.server_name or self.federation_port == 443:
+            return f"https://{self.server_name}"
+        return f"https://{self.server_name}:{self.federation_port}"
 
     @property
     def tls_cert_path(self) -> Path:

@@ -13,7 +13,7 @@ and the peer is backed off with capped exponential delay and full jitter
 breaker. `wake(server)` (called when that peer contacts us, or an operator asks) lifts the
 backoff at once. Rows in flight when the node stopped are requeued on start; the transaction
 id is derived from the rows and their tries, so the receiver answers a retransmission of the
-same batch from memory.
+same batch from memory (the id also names this run, so it never matches anything else).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import secrets
 
 from federation.canonical_json import parse_json
 from federation.outbox_states import retry_delay_ms
@@ -41,6 +42,9 @@ MAX_BATCH_BYTES = 1024 * 1024
 # An event that arrived before its predecessor is retried after this, once the peer has had
 # time to catch up from us.
 OUT_OF_ORDER_RETRY_MS = 1000
+# Per-event refusals that can succeed later: a gap the peer is catching up on, a key it is
+# still learning, a database hiccup. Anything else is final for that event.
+_TRANSIENT = frozenset({"out_of_order", "unknown_key", "unavailable"})
 # With nothing to do, look for due rows this often (backoff expiry, rows written by another
 # process on the same database).
 IDLE_POLL_S = 1.0
@@ -55,6 +59,9 @@ class DeliveryWorker:
         self._wakeup = asyncio.Event()
         self._woken: set[str] = set()
         self._senders: dict[str, asyncio.Task] = {}
+        # Part of every transaction id: a receiver's stored answer can only ever match a
+        # retransmission from this run, never new rows that reuse ids after a database reset.
+        self._incarnation = secrets.token_hex(4)
 
     def wake(self, server: str | None = None) -> None:
         """New rows were committed, or `server` called us: look again now."""
@@ -115,7 +122,7 @@ class DeliveryWorker:
             items = await tx.outbox.claim(server, now=now, max_count=MAX_BATCH_EVENTS, max_bytes=MAX_BATCH_BYTES)
         if not items:
             return False
-        txn_id = f"{items[0].id}-{items[-1].id}-{len(items)}-{items[0].tries}"
+        txn_id = f"{self._incarnation}-{items[0].id}-{items[-1].id}-{len(items)}-{items[0].tries}"
         events = [parse_json(item.wire) for item in items]
         try:
             answer = await self._client.call("PUT", peer.endpoint, server, f"/transactions/{txn_id}", {"events": events})
@@ -143,14 +150,14 @@ class DeliveryWorker:
             status = result.get("status")
             if status == 200:
                 done.append(item.id)
-            elif result.get("code") == "out_of_order":
+            elif result.get("code") in _TRANSIENT or (isinstance(status, int) and status >= 500):
                 later.append(item.id)
             else:
                 refused.append((item, f"{status} {result.get('code')}: {result.get('message', '')}"))
         async with self._storage.network_transaction() as tx:
             await tx.peers.record_success(server, now=now)
             await tx.outbox.delivered(done, now=now)
-            await tx.outbox.retry(later, error="out of order", not_before=now + OUT_OF_ORDER_RETRY_MS)
+            await tx.outbox.retry(later, error="refused for now", not_before=now + OUT_OF_ORDER_RETRY_MS)
             for item, error in refused:
                 await tx.outbox.reject([item.id], error=error)
         for item, error in refused:

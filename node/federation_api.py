@@ -18,12 +18,13 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from typing import TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel
 
 from federation.canonical_json import encode_canonical
-from federation.errors import ProtocolError, UnknownKey
+from federation.errors import ProtocolError, RuleViolation, UnknownKey
 from federation.events import SequencedEvent, SignedEvent
 from federation.keys import VerifyKey
 from federation.peering_messages import (
@@ -34,7 +35,7 @@ from node.catch_up import CATCH_UP_PAGE, CatchUpWorker
 from node.clock import Clock
 from node.delivery import DeliveryWorker
 from node.errors import (
-    Blocked, InvalidRequest, NodeError, NotAPeer, OutOfOrder, Replayed, UnknownNetwork,
+    Blocked, InvalidRequest, NodeError, NotAPeer, NotFoundError, OutOfOrder, Replayed, UnknownNetwork,
 )
 from node.federation_client import FEDERATION_PREFIX
 from node.federation_engine import FederationEngine
@@ -55,6 +56,7 @@ _ORIGIN = web.RequestKey("agentnet.peer.origin", str)
 _BODY = web.RequestKey("agentnet.peer.body", bytes)
 _TXN_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _PUBLIC, _SELF_CERTIFIED = "public", "self-certified"
+M = TypeVar("M", bound=BaseModel)
 
 def _auth_middleware(storage: Storage, server: str, clock: Clock, wake: Callable[[str], None],
                      refresher: KeyRefresher):
@@ -85,9 +87,10 @@ def _auth_middleware(storage: Storage, server: str, clock: Clock, wake: Callable
             if peer is not None and peer.status == "blocked":
                 raise Blocked(f"{sig.origin} is blocked by this node")
             pinned = {k.key_id: VerifyKey(k.public_key) for k in await tx.peers.keys(sig.origin) if k.revoked_at is None}
-            if kind == _SELF_CERTIFIED and not pinned:
-                offered = parse_body(body, _KeyBody).key.verify_key_or_none()
-                pinned = {offered.key_id: offered} if offered is not None else {}
+            if kind == _SELF_CERTIFIED:  # invites and answers: not a peer yet, by definition
+                if not pinned:
+                    offered = _parsed(body, _KeyBody).key.verify_key_or_none()
+                    pinned = {offered.key_id: offered} if offered is not None else {}
             elif peer is None or peer.status != "accepted":
                 raise NotAPeer(f"{sig.origin} is not a peer of this node")
 
@@ -96,13 +99,21 @@ def _auth_middleware(storage: Storage, server: str, clock: Clock, wake: Callable
                     raise UnknownKey(f"no pinned key {key_id} for {origin}")
                 return pinned[key_id]
 
-            verify_request(sig, method=request.method, path=request.path_qs, body=body,
+            verify_request(sig, method=request.method, path=request.raw_path, body=body,
                            expected_destination=server, now_ms=now, lookup=lookup)
             if not await tx.inbound.remember_nonce(sig.origin, sig.nonce, expires_at=now + REPLAY_WINDOW_MS):
                 raise Replayed("this request was already received")
         return peer
 
     return authenticate
+
+
+def _parsed(body: bytes, model: type[M]) -> M:
+    return parse_body(body, model, max_bytes=MAX_FEDERATION_BODY_BYTES)
+
+
+def _body(request: web.Request, model: type[M]) -> M:
+    return _parsed(request[_BODY], model)
 
 
 class _OfferedKey(KeyRef):
@@ -128,16 +139,16 @@ def build_federation_app(*, storage: Storage, engine: FederationEngine, peering:
         return web.Response(body=encode_canonical(document), content_type="application/json")
 
     async def invite(request: web.Request) -> web.Response:
-        answer = await peering.receive_invite(request[_ORIGIN], parse_body(request[_BODY], InviteMessage))
+        answer = await peering.receive_invite(request[_ORIGIN], _body(request, InviteMessage))
         return web.json_response(answer, status=202)
 
     async def accept(request: web.Request) -> web.Response:
-        message = parse_body(request[_BODY], AcceptMessage)
+        message = _body(request, AcceptMessage)
         answer = await peering.receive_accept(request[_ORIGIN], request.match_info["invite_id"], message)
         return web.json_response(answer)
 
     async def decline(request: web.Request) -> web.Response:
-        parse_body(request[_BODY], DeclineMessage)
+        _body(request, DeclineMessage)
         return web.json_response(await peering.receive_decline(request[_ORIGIN], request.match_info["invite_id"]))
 
     async def transaction(request: web.Request) -> web.Response:
@@ -149,7 +160,7 @@ def build_federation_app(*, storage: Storage, engine: FederationEngine, peering:
             cached = await tx.inbound.transaction_response(origin, txn_id)
         if cached is not None:
             return web.Response(body=cached, content_type="application/json")
-        message = parse_body(request[_BODY], TransactionMessage)
+        message = _body(request, TransactionMessage)
         results = [await _accept_one(wire, origin) for wire in message.events]
         answer = encode_canonical({"results": results})
         async with storage.network_transaction() as tx:
@@ -177,7 +188,10 @@ def build_federation_app(*, storage: Storage, engine: FederationEngine, peering:
             return _refusal(event_id, e.status, e.code, e.message)
         except (ProtocolError, NodeError) as e:
             log.info("refused event %s from %s: %s %s", event_id, origin, e.code, e.message)
-            return _refusal(event_id, e.status, e.code, e.message)
+            refusal = _refusal(event_id, e.status, e.code, e.message)
+            if isinstance(e, RuleViolation):
+                refusal["reason"] = e.reason
+            return refusal
         result = {"event_id": accepted.event_id, "status": 200}
         if accepted.seq is not None:
             result["seq"] = accepted.seq
@@ -186,7 +200,7 @@ def build_federation_app(*, storage: Storage, engine: FederationEngine, peering:
     async def relay_keys(request: web.Request) -> web.Response:
         document = await refresher.relayable(request.match_info["server"])
         if document is None:
-            raise UnknownNetwork(f"this node holds no key document of {request.match_info['server']}")
+            raise NotFoundError(f"this node holds no key document of {request.match_info['server']}")
         return web.Response(body=document, content_type="application/json")
 
     async def events(request: web.Request) -> web.Response:

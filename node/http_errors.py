@@ -13,7 +13,7 @@ import logging
 from aiohttp import web
 from pydantic import ValidationError
 
-from federation.errors import InvalidSignature, ProtocolError
+from federation.errors import InvalidSignature, ProtocolError, RuleViolation
 from node.errors import InvalidRequest, NodeError
 from storage.errors import AlreadyExists, DatabaseUnavailable, NotFound
 
@@ -49,6 +49,8 @@ def _render(exc: BaseException) -> web.Response:
         return error_response(exc.status, exc.code, exc.message, fields=exc.fields)
     if isinstance(exc, NodeError):
         return error_response(exc.status, exc.code, exc.message)
+    if isinstance(exc, RuleViolation):  # which rule refused it, as a stable code
+        return error_response(exc.status, exc.code, exc.message, reason=exc.reason)
     if isinstance(exc, ProtocolError):  # peers get the opaque message; the log gets the detail
         return error_response(exc.status, exc.code, exc.message)
     if isinstance(exc, NotFound):

@@ -11,7 +11,7 @@ from typing import TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from federation.canonical_json import parse_json
+from federation.canonical_json import DEFAULT_MAX_BYTES, parse_json
 from federation.errors import CanonicalJsonError
 from node.errors import InvalidRequest, MalformedJson
 from node.http_errors import validation_fields
@@ -31,10 +31,10 @@ async def read_body(request: web.Request, model: type[M]) -> M:
     return parse_body(await request.read(), model)  # aiohttp enforces client_max_size (413)
 
 
-def parse_body(raw: bytes, model: type[M]) -> M:
+def parse_body(raw: bytes, model: type[M], *, max_bytes: int = DEFAULT_MAX_BYTES) -> M:
     try:
         # The protocol's strict parser: no floats, NaN, duplicate keys or hostile nesting.
-        data = parse_json(raw)
+        data = parse_json(raw, max_bytes=max_bytes)
     except CanonicalJsonError as e:
         raise MalformedJson(f"request body is not valid JSON: {e.message}") from None
     try:

@@ -244,7 +244,9 @@ class PeeringService:
                 await tx.peers.upsert(server, status="blocked", endpoint=None, now=now)
                 await tx.outbox.cancel(server, error="blocked by an operator")
             elif peer is not None and peer.status == "blocked":
-                status = "accepted" if await tx.peers.keys(server) else "unknown"
+                # Back to a peer only if it was one (an operator exchanged endpoints with it);
+                # a key vouched for by a host never makes a peer.
+                status = "accepted" if peer.endpoint else "unknown"
                 await tx.peers.upsert(server, status=status, endpoint=None, now=now)
             await tx.audit.record(actor=actor, action="peer.block" if blocked else "peer.unblock", target=server,
                                   now=now)

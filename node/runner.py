@@ -77,7 +77,8 @@ async def serve(settings: NodeSettings, *, clock: Clock | None = None, stop: asy
                  settings.resolved_public_endpoint)
         async with asyncio.TaskGroup() as workers:
             tasks = [workers.create_task(parts.delivery.run(), name="delivery"),
-                     workers.create_task(parts.catch_up.run(), name="catch-up")]
+                     workers.create_task(parts.catch_up.run(), name="catch-up"),
+                     workers.create_task(parts.housekeeping.run(), name="housekeeping")]
             await stop.wait()
             log.info("node %s stopping", settings.server_name)
             for task in tasks:

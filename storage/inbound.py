@@ -33,6 +33,12 @@ class InboundRepository:
         result = await self._conn.execute(delete(request_nonces).where(request_nonces.c.expires_at < now))
         return result.rowcount
 
+    async def forget_transactions(self, *, received_before: int) -> int:
+        result = await self._conn.execute(
+            delete(inbound_transactions).where(inbound_transactions.c.received_at < received_before)
+        )
+        return result.rowcount
+
     async def transaction_response(self, origin: str, txn_id: str) -> bytes | None:
         return await self._conn.scalar(
             select(inbound_transactions.c.response).where(

@@ -130,7 +130,8 @@ class ClusterNode:
             await runner.setup()
             stack.push_async_callback(runner.cleanup)
             await web.SockSite(runner, sockets[name], ssl_context=tls if name == "federation" else None).start()
-        tasks = [asyncio.create_task(self.parts.delivery.run()), asyncio.create_task(self.parts.catch_up.run())]
+        tasks = [asyncio.create_task(self.parts.delivery.run()), asyncio.create_task(self.parts.catch_up.run()),
+                 asyncio.create_task(self.parts.housekeeping.run())]
 
         async def stop_tasks() -> None:
             for task in tasks:

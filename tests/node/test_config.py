@@ -52,3 +52,17 @@ def test_missing_and_broken_files(tmp_path):
     (tmp_path / CONFIG_FILE).write_text("server_name = [unterminated")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("server", "values", "endpoint"),
+    [
+        ("acme.example", {}, "https://acme.example:8443"),
+        ("acme.example", {"federation_port": 443}, "https://acme.example"),
+        ("127.0.0.1:8801", {}, "https://127.0.0.1:8801"),
+        ("acme.example", {"public_endpoint": "https://gw.acme.example/"}, "https://gw.acme.example"),
+    ],
+)
+def test_default_public_endpoint(tmp_path, server, values, endpoint):
+    write_config(tmp_path, {"server_name": server, "display_name": "Acme", **values})
+    assert load_settings(tmp_path).resolved_public_endpoint == endpoint

@@ -168,3 +168,23 @@ async def deliver_wires(dst: Side, wires: list[dict]) -> None:
     for wire in wires:
         async with dst.storage.network_transaction() as tx:
             await dst.engine.accept_sequenced(tx, SequencedEvent.from_wire(wire), via=ACME)
+
+
+async def test_housekeeping_forgets_expired_nonces_and_old_answers(tmp_path):
+    from node.housekeeping import TRANSACTION_MEMORY_MS, HousekeepingWorker
+
+    clock = FakeClock()
+    storage = await Storage.open(f"sqlite:///{tmp_path / 'h.db'}")
+    try:
+        now = clock.now
+        async with storage.network_transaction() as tx:
+            await tx.inbound.remember_nonce("a.example", "old-nonce-old-nonce", expires_at=now - 1)
+            await tx.inbound.remember_nonce("a.example", "new-nonce-new-nonce", expires_at=now + 10_000)
+            await tx.inbound.save_transaction_response("a.example", "t-old", b"{}", now=now - TRANSACTION_MEMORY_MS - 1)
+            await tx.inbound.save_transaction_response("a.example", "t-new", b"{}", now=now)
+        assert await HousekeepingWorker(storage, clock).run_once() == (1, 1)
+        async with storage.network_transaction() as tx:
+            assert not await tx.inbound.remember_nonce("a.example", "new-nonce-new-nonce", expires_at=now)
+            assert await tx.inbound.transaction_response("a.example", "t-new") == b"{}"
+    finally:
+        await storage.close()
