@@ -10,6 +10,7 @@ aiohttp's exceptions.
 from __future__ import annotations
 
 import asyncio
+import io
 import ssl
 from typing import Any
 
@@ -29,6 +30,8 @@ __all__ = ["FEDERATION_PREFIX", "PeerClient"]
 FEDERATION_PREFIX = "/_agentnet/v1"
 # A catch-up page of 500 events at up to 64 KiB each is the largest answer a peer should send.
 _MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+# aiohttp warns when more than 1 MiB of bytes is written in one go; stream above that.
+_STREAM_ABOVE_BYTES = 1024 * 1024
 # Long enough for a loaded peer to sequence a full batch, short enough to notice a dead one.
 _DEFAULT_TIMEOUT_S = 30
 
@@ -53,17 +56,19 @@ class PeerClient:
         }
         url = URL(endpoint.rstrip("/") + full_path, encoded=True)
         try:
+            # Large bodies go as a stream, so writing them never blocks the event loop.
+            data = io.BytesIO(body) if len(body) > _STREAM_ABOVE_BYTES else body
             async with self._session.request(
-                method, url, data=body, headers=headers, ssl=self._ssl, server_hostname=host_of(destination),
+                method, url, data=data, headers=headers, ssl=self._ssl, server_hostname=host_of(destination),
                 timeout=aiohttp.ClientTimeout(total=timeout_s), allow_redirects=False,
             ) as response:
-                raw = await response.content.read(_MAX_RESPONSE_BYTES + 1)
+                raw = await _read_capped(response)
                 status = response.status
         except (aiohttp.ClientError, asyncio.TimeoutError, ssl.SSLError, OSError) as e:
             # A connector error's text embeds the SSL context's repr; its OS error says it all.
             detail = e.os_error if isinstance(e, aiohttp.ClientConnectorError) else e
             raise PeerUnreachable(f"{destination} is unreachable: {type(e).__name__}: {detail}") from e
-        if len(raw) > _MAX_RESPONSE_BYTES:
+        if raw is None:
             raise PeerUnreachable(f"{destination} sent an answer over {_MAX_RESPONSE_BYTES} bytes")
         try:
             data = parse_json(raw, max_bytes=_MAX_RESPONSE_BYTES) if raw else {}
@@ -76,3 +81,14 @@ class PeerClient:
             code, message = str(error.get("code", "http_error"))[:64], str(error.get("message", ""))[:300]
             raise PeerRefused(f"{destination} refused: {status} {code}: {message}", peer_status=status, peer_code=code)
         return data
+
+
+async def _read_capped(response: aiohttp.ClientResponse) -> bytes | None:
+    """The whole body (`content.read(n)` returns only what is buffered), or None past the cap."""
+    chunks, size = [], 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > _MAX_RESPONSE_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
