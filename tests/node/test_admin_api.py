@@ -120,9 +120,8 @@ async def test_principal_token_is_not_an_admin_token(node):
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # a server that can go away
 async def test_lost_database_is_503_not_500(node, database_url):
-    if not database_url.startswith("postgresql"):
-        pytest.skip("needs a database server that can go away")
     from tests.conftest import _drop_postgres_database
 
     await _drop_postgres_database(database_url)
