@@ -51,6 +51,7 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
     engine = FederationEngine(KeyRing(server_name, signing_key), clock, StateCache())
     client = PeerClient(session, client_ssl, server_name=server_name, signing_key=signing_key, clock=clock)
     delivery = DeliveryWorker(storage, client, clock)
+    client.on_reachable = delivery.wake
     refresher = KeyRefresher(storage, client, clock)
     catch_up = CatchUpWorker(storage, engine, client, clock, refresher)
     peering = PeeringService(storage, engine, client, clock, delivery, catch_up, endpoint=endpoint)

@@ -60,9 +60,10 @@ class CatchUpWorker:
             if loop.time() >= next_sweep:
                 await self._want_all()
                 next_sweep = loop.time() + SWEEP_S
-            try:
-                await asyncio.wait_for(self._wakeup.wait(), max(0.0, next_sweep - loop.time()))
-            except asyncio.TimeoutError:
+            try:  # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel
+                async with asyncio.timeout(max(0.0, next_sweep - loop.time())):
+                    await self._wakeup.wait()
+            except TimeoutError:
                 pass
 
     async def _want_all(self) -> None:

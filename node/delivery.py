@@ -10,8 +10,9 @@ retry while the peer catches up.
 If the peer cannot be reached, or refuses the whole request, every row goes back to pending
 and the peer is backed off with capped exponential delay and full jitter
 (`federation.outbox_states.retry_delay_ms`); the per-peer `next_attempt_at` is the circuit
-breaker. `wake(server)` (called when that peer contacts us, or an operator asks) lifts the
-backoff at once. Rows in flight when the node stopped are requeued on start; the transaction
+breaker. `wake(server)` lifts that backoff at once: it is called when the peer contacts
+us, and when any of our own calls to it succeeds. On start a node pings every peer, so peers
+that backed off from it while it was down resume at once. Rows in flight when the node stopped are requeued on start; the transaction
 id is derived from the rows and their tries, so the receiver answers a retransmission of the
 same batch from memory (the id also names this run, so it never matches anything else).
 """
@@ -45,6 +46,8 @@ OUT_OF_ORDER_RETRY_MS = 1000
 # Per-event refusals that can succeed later: a gap the peer is catching up on, a key it is
 # still learning, a database hiccup. Anything else is final for that event.
 _TRANSIENT = frozenset({"out_of_order", "unknown_key", "unavailable"})
+# A start-up announcement is a courtesy; do not let a dead peer hold it for long.
+ANNOUNCE_TIMEOUT_S = 5
 # With nothing to do, look for due rows this often (backoff expiry, rows written by another
 # process on the same database).
 IDLE_POLL_S = 1.0
@@ -72,20 +75,30 @@ class DeliveryWorker:
     async def run(self) -> None:
         async with self._storage.network_transaction() as tx:
             requeued = await tx.outbox.requeue_in_flight()
+            peers = [p for p in await tx.peers.list() if p.status == "accepted"]
         if requeued:
             log.info("requeued %d outbox rows that were in flight at the last stop", requeued)
+        # Tell every peer we are back, so their senders stop backing off from us now.
+        announcements = [asyncio.create_task(self._announce(p.server, p.endpoint)) for p in peers]
         try:
             while True:
                 self._wakeup.clear()
                 await self._start_due_senders()
-                try:
-                    await asyncio.wait_for(self._wakeup.wait(), IDLE_POLL_S)
-                except asyncio.TimeoutError:
+                try:  # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel
+                    async with asyncio.timeout(IDLE_POLL_S):
+                        await self._wakeup.wait()
+                except TimeoutError:
                     pass
         finally:
-            for task in self._senders.values():
+            for task in [*self._senders.values(), *announcements]:
                 task.cancel()
-            await asyncio.gather(*self._senders.values(), return_exceptions=True)
+            await asyncio.gather(*self._senders.values(), *announcements, return_exceptions=True)
+
+    async def _announce(self, server: str, endpoint: str) -> None:
+        try:
+            await self._client.call("POST", endpoint, server, "/ping", {}, timeout_s=ANNOUNCE_TIMEOUT_S)
+        except (PeerUnreachable, PeerRefused) as e:
+            log.info("could not tell %s that this node is back: %s", server, e)
 
     async def _start_due_senders(self) -> None:
         now = self._clock.now_ms()

@@ -197,6 +197,9 @@ def build_federation_app(*, storage: Storage, engine: FederationEngine, peering:
             result["seq"] = accepted.seq
         return result
 
+    async def ping(request: web.Request) -> web.Response:
+        return web.json_response({})  # the middleware already woke our sender for the caller
+
     async def relay_keys(request: web.Request) -> web.Response:
         document = await refresher.relayable(request.match_info["server"])
         if document is None:
@@ -228,6 +231,7 @@ def build_federation_app(*, storage: Storage, engine: FederationEngine, peering:
     app.router.add_put(f"{p}/transactions/{{txn_id}}", transaction, name="peer:transaction")
     app.router.add_get(f"{p}/networks/{{network}}/events", events, name="peer:events")
     app.router.add_get(f"{p}/servers/{{server}}/keys", relay_keys, name="peer:relay-keys")
+    app.router.add_post(f"{p}/ping", ping, name="peer:ping")
     return app
 
 

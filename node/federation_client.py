@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import io
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -44,6 +45,8 @@ class PeerClient:
         self._server = server_name
         self._key = signing_key
         self._clock = clock
+        # Told about every peer that just answered: proof it is up (see node.delivery).
+        self.on_reachable: Callable[[str], None] = lambda server: None
 
     async def call(self, method: str, endpoint: str, destination: str, path: str,
                    payload: dict[str, Any] | None = None, *, timeout_s: float = _DEFAULT_TIMEOUT_S) -> dict[str, Any]:
@@ -76,6 +79,7 @@ class PeerClient:
             raise PeerUnreachable(f"{destination} sent an answer that is not JSON: {e.message}") from None
         if not isinstance(data, dict):
             raise PeerUnreachable(f"{destination} sent an answer that is not a JSON object")
+        self.on_reachable(destination)
         if status >= 400:
             error = data.get("error") if isinstance(data.get("error"), dict) else {}
             code, message = str(error.get("code", "http_error"))[:64], str(error.get("message", ""))[:300]

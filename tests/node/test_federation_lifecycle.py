@@ -207,3 +207,64 @@ async def test_members_keep_reading_and_posting_while_the_host_is_down(three):
 async def delivery_of(node: ClusterNode, token: str, event_id: str) -> dict | None:
     page = await node.client(token, "GET", f"/v1/networks/{NETWORK}/threads/{THREAD}/messages?limit=200")
     return next(m["delivery"] for m in page["messages"] if m["id"] == event_id)
+
+
+async def _back_off_far(node: ClusterNode, server: str) -> None:
+    """As if `node` had failed to reach `server` for a long time: its next try is hours away."""
+    from sqlalchemy import update
+
+    from storage.network_tables import delivery_status, outbox
+
+    far = 2**52
+    async with node.storage.network_transaction() as tx:
+        await tx.peers.record_failure(server, error="simulated outage", next_attempt_at=far, now=0)
+        await tx.peers._conn.execute(update(outbox).where(outbox.c.destination == server, outbox.c.state == "pending")
+                                     .values(next_attempt_at=far))
+        await tx.peers._conn.execute(update(delivery_status).where(delivery_status.c.server == server)
+                                     .values(next_attempt_at=far))
+
+
+async def test_a_returning_host_gets_pending_posts_at_once_and_they_survive_restarts(three):
+    tokens = await incident(three)
+    acme, globex, initech = three
+    await acme.stop()
+    pending = await post(globex, tokens[globex.server], "queued while the host is away")
+    await globex.stop()  # the author's node restarts too, with the post still queued
+    await globex.start()
+    await _back_off_far(globex, acme.server)  # long backoff: only a wake-up can help now
+    await acme.start()  # announces itself to its peers on start
+
+    async def delivered():
+        view = await bodies(initech, tokens[initech.server])
+        return ("queued while the host is away" in [b for s, b in view if s is not None])
+
+    await eventually(delivered, timeout=10)  # far less than the backoff or the 60 s catch-up sweep
+    assert await delivery_of(globex, tokens[globex.server], pending["id"]) == {acme.server: "delivered"}
+
+
+async def test_detached_participants_stop_posting_and_can_come_back(three):
+    tokens = await incident(three)
+    acme, globex, _ = three
+    await globex.admin("POST", f"/v1/networks/{NETWORK}/participants/detach", {"participant": "agent:oncall"})
+
+    async def detached_at_host():
+        participants = {p["id"]: p for p in (await _network(acme))["participants"]}
+        return participants[f"agent:oncall@{globex.server}"]["attached"] is False
+
+    await eventually(detached_at_host)
+    refused = await post(globex, tokens[globex.server], "still here?", expect=403)
+    assert refused["error"]["reason"] == "not_attached"
+    # A company cannot detach another company's participant.
+    other = await globex.admin("POST", f"/v1/networks/{NETWORK}/participants/detach",
+                               {"participant": f"agent:oncall@{acme.server}"}, expect=422)
+    assert other["error"]["code"] == "invalid_request"
+    await globex.admin("POST", f"/v1/networks/{NETWORK}/participants", {"participant": "agent:oncall"})
+    await eventually(lambda: _can_post(globex, tokens[globex.server]))
+
+
+async def _can_post(node: ClusterNode, token: str) -> bool:
+    try:
+        await post(node, token, "back again")
+    except AssertionError:  # still refused: the re-attach has not come back from the host yet
+        return False
+    return True
