@@ -73,7 +73,8 @@ async def serve(settings: NodeSettings, *, clock: Clock | None = None, stop: asy
             except OSError as e:
                 raise ConfigError(f"cannot listen for the {name} API on {host}:{port}: {e.strerror}") from None
             log.info("%s API listening on %s://%s:%d", name, "https" if tls else "http", host, port)
-        log.info("node %s ready (key %s, endpoint %s)", settings.server_name, signing_key.key_id,
+        key_id = signing_key.key_id  # public: the id of the key, never the key
+        log.info("node %s ready (key %s, endpoint %s)", settings.server_name, key_id,
                  settings.resolved_public_endpoint)
         async with asyncio.TaskGroup() as workers:
             tasks = [workers.create_task(parts.delivery.run(), name="delivery"),

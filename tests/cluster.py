@@ -163,7 +163,8 @@ async def start_node(tmp_path: Path, server: str, ca: TestCertificateAuthority, 
     return node
 
 
-async def eventually(check, *, timeout: float = 15.0, interval: float = 0.05) -> Any:
+async def eventually(check, *, timeout: float = 15.0, interval: float = 0.05,
+                     retry_on: tuple[type[BaseException], ...] = (AssertionError,)) -> Any:
     """Poll an async `check` until it returns a truthy value or raise with the last failure."""
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -172,8 +173,9 @@ async def eventually(check, *, timeout: float = 15.0, interval: float = 0.05) ->
             result = await check()
             if result:
                 return result
-        except AssertionError as e:
+            last = result
+        except retry_on as e:
             last = e
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s: {last}")
+            raise AssertionError(f"not met within {timeout}s (last: {last!r})")
         await asyncio.sleep(interval)

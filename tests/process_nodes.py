@@ -29,6 +29,7 @@ from typing import Any
 
 import aiohttp
 
+from tests.cluster import eventually
 from tests.tls_fixtures import TestCertificateAuthority
 
 __all__ = ["NodeDown", "ProcessCluster", "ProcessNode", "free_port"]
@@ -270,19 +271,11 @@ class ProcessCluster:
     async def eventually(self, check: Callable[[], Awaitable[Any]], what: str, *, timeout: float = 15.0,
                          interval: float = 0.05) -> Any:
         """Poll `check` until it returns something truthy; fail with the nodes' logs."""
-        deadline = time.monotonic() + timeout
-        last: Any = None
-        while True:
-            try:
-                result = await check()
-                if result:
-                    return result
-                last = result
-            except (AssertionError, aiohttp.ClientError) as e:
-                last = e
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{what}: not met within {timeout}s (last: {last!r})" + self.logs())
-            await asyncio.sleep(interval)
+        try:
+            return await eventually(check, timeout=timeout, interval=interval,
+                                    retry_on=(AssertionError, aiohttp.ClientError))
+        except AssertionError as e:
+            raise AssertionError(f"{what}: {e}" + self.logs()) from None
 
     @contextlib.asynccontextmanager
     async def show_logs_on_failure(self) -> AsyncIterator[None]:
