@@ -103,7 +103,7 @@ class PeeringService:
         async with self._storage.network_transaction() as tx:
             invite = await self._own_invite(tx, invite_id, origin)
             if invite.status == "pending":
-                if invite.expires_at < now:
+                if _expired(invite, now):
                     raise Gone("the invite has expired; ask the host for a new one")
                 await self._pin(tx, origin, key, message.endpoint, now)
                 await tx.peers.set_invite_status(invite_id, "accepted", now=now)
@@ -121,7 +121,8 @@ class PeeringService:
             invite = await self._own_invite(tx, invite_id, origin)
             if invite.status == "pending":
                 await tx.peers.set_invite_status(invite_id, "declined", now=self._clock.now_ms())
-        return {"status": "declined"}
+                return {"status": "declined"}
+        return {"status": invite.status}  # an accepted invite stays accepted
 
     async def _own_invite(self, tx: NetworkTransaction, invite_id: str, origin: str) -> Invite:
         try:
@@ -165,7 +166,7 @@ class PeeringService:
         now = self._clock.now_ms()
         async with self._storage.network_transaction() as tx:
             invite = await self._incoming(tx, invite_id)
-            if invite.expires_at < now:
+            if _expired(invite, now):
                 raise Gone("the invite has expired; ask the host for a new one")
             if await tx.networks.find(invite.network) is not None:
                 raise Conflict(f"this node already holds a network named {invite.network}")
@@ -259,7 +260,11 @@ def _offered_key(ref: KeyRef) -> VerifyKey:
         raise InvalidRequest(f"key: {e}", [{"field": "key", "location": "body", "message": str(e)}]) from None
 
 
+def _expired(invite: Invite, now: int) -> bool:
+    return invite.expires_at <= now
+
+
 def _with_expiry(invite: Invite, now: int) -> Invite:
-    if invite.status == "pending" and invite.expires_at < now:
+    if invite.status == "pending" and _expired(invite, now):
         return replace(invite, status="expired")
     return invite
