@@ -17,7 +17,7 @@ from storage.knowledge import KnowledgeItem
 from storage.private_threads import PrivateThread
 from storage.storage import Storage, Transaction
 
-__all__ = ["AdminService", "TOKEN_TAGS"]
+__all__ = ["AdminService", "TOKEN_TAGS", "knowledge_out", "threads_out"]
 
 TOKEN_TAGS = {"agent": "agt", "person": "per"}
 
@@ -119,19 +119,14 @@ class AdminService:
 
     async def list_threads(self) -> ThreadList:
         async with self._storage.transaction() as tx:
-            threads = await tx.private_threads.list()
-            return ThreadList(items=[await self._thread_out(tx, t) for t in threads])
+            return ThreadList(items=await threads_out(self._directory, tx, await tx.private_threads.list()))
 
     async def get_thread(self, name: str) -> ThreadOut:
         async with self._storage.transaction() as tx:
             return await self._thread_out(tx, await tx.private_threads.get(name))
 
     async def _thread_out(self, tx: Transaction, thread: PrivateThread) -> ThreadOut:
-        names = await self._directory.ids_to_names(tx, thread.member_ids)
-        return ThreadOut(
-            name=thread.name, title=thread.title, created_at=thread.created_at,
-            members=sorted(names[i] for i in thread.member_ids),
-        )
+        return (await threads_out(self._directory, tx, [thread]))[0]
 
     # Knowledge
 
@@ -169,6 +164,14 @@ class AdminService:
             for e in entries
         ]
         return AuditPage(items=items, next_cursor=items[-1].id if len(items) == limit else None)
+
+
+async def threads_out(directory: Directory, tx: Transaction, threads: list[PrivateThread]) -> list[ThreadOut]:
+    names = await directory.ids_to_names(tx, [m for t in threads for m in t.member_ids])
+    return [
+        ThreadOut(name=t.name, title=t.title, created_at=t.created_at, members=sorted(names[m] for m in t.member_ids))
+        for t in threads
+    ]
 
 
 async def knowledge_out(directory: Directory, tx: Transaction, items: list[KnowledgeItem]) -> list[KnowledgeOut]:

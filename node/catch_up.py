@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from federation.errors import ProtocolError, UnknownKey
+from federation.errors import ProtocolError
 from federation.events import SequencedEvent
 from node.clock import Clock
 from node.errors import NodeError
@@ -81,12 +81,8 @@ class CatchUpWorker:
             async with self._storage.network_transaction() as tx:
                 return await self._engine.accept_sequenced(tx, event, via=host)
 
-        try:
-            await attempt()
-        except UnknownKey as e:  # the author (or the host) rotated its key since we pinned it
-            if not any([await self._refresher.refresh(s, network=event.network) for s in {event.event.origin, host}]):
-                raise e
-            await attempt()
+        # The author (or the host) may have rotated its key since this node pinned it.
+        await self._refresher.retrying([event.event.origin, host], event.network, attempt)
 
     async def catch_up(self, name: str) -> bool:
         """Apply everything the host has after our head; False if that failed."""

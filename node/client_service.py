@@ -6,8 +6,8 @@ the client API never reveals which private threads the company has.
 
 from __future__ import annotations
 
-from node.admin_service import knowledge_out
-from node.api_models import KnowledgeResults, MessageOut, MessagePage, ThreadList, ThreadOut
+from node.admin_service import knowledge_out, threads_out
+from node.api_models import KnowledgeResults, MessageOut, MessagePage, ThreadList
 from node.clock import Clock
 from node.directory import Directory
 from node.errors import NotFoundError
@@ -28,16 +28,7 @@ class ClientService:
     async def threads(self, caller: Principal) -> ThreadList:
         async with self._storage.transaction() as tx:
             threads = await tx.private_threads.list(member_id=caller.id)
-            names = await self._directory.ids_to_names(tx, [m for t in threads for m in t.member_ids])
-        return ThreadList(
-            items=[
-                ThreadOut(
-                    name=t.name, title=t.title, created_at=t.created_at,
-                    members=sorted(names[m] for m in t.member_ids),
-                )
-                for t in threads
-            ]
-        )
+            return ThreadList(items=await threads_out(self._directory, tx, threads))
 
     async def read(self, caller: Principal, name: str, *, after: int, limit: int) -> MessagePage:
         async with self._storage.transaction() as tx:

@@ -46,7 +46,7 @@ from node.key_refresh import KeyRefresher
 from node.peering import PeeringService
 from storage.storage import Storage
 
-__all__ = ["MAX_FEDERATION_BODY_BYTES", "build_federation_app", "with_key_refresh"]
+__all__ = ["MAX_FEDERATION_BODY_BYTES", "build_federation_app"]
 
 log = logging.getLogger(__name__)
 
@@ -179,8 +179,8 @@ def build_federation_app(*, storage: Storage, engine: FederationEngine, peering:
                 parsed = SignedEvent.from_wire(wire)
                 accept = engine.accept_submission
             event_id = parsed.event_id
-            accepted = await with_key_refresh(
-                refresher, parsed.event.origin, parsed.event.network,
+            accepted = await refresher.retrying(
+                [parsed.event.origin], parsed.event.network,
                 lambda: _in_transaction(storage, lambda tx: accept(tx, parsed, via=origin)),
             )
         except OutOfOrder as e:
@@ -238,17 +238,6 @@ def build_federation_app(*, storage: Storage, engine: FederationEngine, peering:
 async def _in_transaction(storage: Storage, work):
     async with storage.network_transaction() as tx:
         return await work(tx)
-
-
-async def with_key_refresh(refresher: KeyRefresher, origin: str, network: str, attempt):
-    """Run `attempt`; if it meets an unknown key of `origin`, refresh that server's keys once and
-    run it again (the first attempt's transaction was rolled back)."""
-    try:
-        return await attempt()
-    except UnknownKey:
-        if not await refresher.refresh(origin, network=network):
-            raise
-        return await attempt()
 
 
 def _refusal(event_id: str | None, status: int, code: str, message: str) -> dict:

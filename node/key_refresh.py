@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 
 from federation.canonical_json import encode_canonical
-from federation.errors import ProtocolError
+from federation.errors import ProtocolError, UnknownKey
 from federation.key_documents import verify_key_document
 from federation.keys import VerifyKey
 from node.clock import Clock
@@ -75,6 +75,17 @@ class KeyRefresher:
             await tx.peers.save_key_document(server, encode_canonical(wire), ts=verified.ts, now=now)
         log.info("pinned the current keys of %s (now signing with %s)", server, verified.current_key_id)
         return True
+
+    async def retrying(self, servers: list[str], network: str | None, attempt):
+        """Run `attempt`; if it meets a key it does not know, refresh the keys of `servers`
+        once and run it again (the failed attempt's transaction was rolled back)."""
+        try:
+            return await attempt()
+        except UnknownKey:
+            refreshed = [await self.refresh(server, network=network) for server in servers]
+            if not any(refreshed):
+                raise
+            return await attempt()
 
     async def relayable(self, server: str) -> bytes | None:
         """The stored document of `server`, fetching it first if `server` is our peer."""

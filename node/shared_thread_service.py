@@ -78,7 +78,7 @@ class SharedThreadService:
 
     async def _thread_of(self, tx: NetworkTransaction, me: str, network: str, thread: str) -> int:
         """The network's row id, if `me` takes part in the thread; otherwise it does not exist."""
-        for found in await tx.networks.threads_of_participant(me):
-            if found.network == network and found.name == thread:
-                return (await tx.networks.get(network)).id
-        raise NotFoundError(f"shared thread {network}/{thread} not found")
+        network_id = await tx.networks.network_id_if_participant(network, thread, me)
+        if network_id is None:
+            raise NotFoundError(f"shared thread {network}/{thread} not found")
+        return network_id

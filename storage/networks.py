@@ -171,6 +171,16 @@ class NetworkRepository:
             )
         )
 
+    async def network_id_if_participant(self, network: str, thread: str, participant: str) -> int | None:
+        """The network's row id if `participant` takes part in its thread `thread`, else None."""
+        return await self._conn.scalar(
+            select(networks.c.id)
+            .join(shared_threads, shared_threads.c.network_id == networks.c.id)
+            .join(shared_thread_participants, shared_thread_participants.c.thread_id == shared_threads.c.id)
+            .where(networks.c.name == network, shared_threads.c.name == thread,
+                   shared_thread_participants.c.participant == participant)
+        )
+
     async def _threads(self, condition) -> list[SharedThreadRecord]:
         rows = (
             await self._conn.execute(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.errors import NotFound
@@ -156,13 +156,12 @@ class PeerRepository:
         )
 
     async def count_pending_incoming(self, server: str) -> int:
-        rows = await self._conn.execute(
-            select(network_invites.c.id).where(
+        return await self._conn.scalar(
+            select(func.count()).where(
                 network_invites.c.direction == "incoming", network_invites.c.server == server,
                 network_invites.c.status == "pending",
             )
         )
-        return len(rows.all())
 
     # Delivery status
 
