@@ -7,10 +7,12 @@ from aiohttp import web
 
 from node.admin_service import AdminService
 from node.api_models import (
-    AddKnowledge, AuditPage, AuditQuery, CreatePrincipal, CreateThread, KnowledgeOut,
-    KnowledgePage, KnowledgeResults, PageQuery, PrincipalList, PrincipalOut, PrincipalWithToken,
-    SearchQuery, SetMembers, StatusOut, ThreadList, ThreadOut, TokenOut,
+    AddKnowledge, AuditPage, AuditQuery, CreatePrincipal, CreateThread, IssuedToken, IssueToken,
+    KnowledgeOut, KnowledgePage, KnowledgeResults, PageQuery, PrincipalList, PrincipalOut,
+    PrincipalWithToken, SearchQuery, SetMembers, StatusOut, ThreadList, ThreadOut, TokenInfo, TokenList,
+    TokenOut,
 )
+from node.errors import NotFoundError
 from node.auth import current_admin
 from node.http_io import read_body, read_query, respond
 from node.openapi import Endpoint
@@ -45,7 +47,24 @@ def admin_endpoints(service: AdminService) -> list[Endpoint]:
 
         async def rotate(request: web.Request) -> web.Response:
             handle = request.match_info["handle"]
-            return respond(await service.rotate_token(kind, handle, actor=current_admin(request)))
+            req = await read_body(request, IssueToken) if request.body_exists else IssueToken()
+            return respond(await service.rotate_token(kind, handle, req, actor=current_admin(request)))
+
+        async def issue(request: web.Request) -> web.Response:
+            req = await read_body(request, IssueToken)
+            out = await service.issue_token(kind, request.match_info["handle"], req, actor=current_admin(request))
+            return respond(out, status=201)
+
+        async def tokens(request: web.Request) -> web.Response:
+            return respond(await service.list_tokens(kind, request.match_info["handle"]))
+
+        async def revoke(request: web.Request) -> web.Response:
+            raw = request.match_info["token_id"]
+            if not raw.isdigit() or len(raw) > 18:
+                raise NotFoundError(f"token {raw!r} not found")
+            out = await service.revoke_token(kind, request.match_info["handle"], int(raw),
+                                             actor=current_admin(request))
+            return respond(out)
 
         base = f"/v1/{plural}"
         return [
@@ -57,7 +76,14 @@ def admin_endpoints(service: AdminService) -> list[Endpoint]:
             Endpoint("POST", base + "/{handle}/enable", set_disabled(False),
                      f"Enable a {kind} again", response=PrincipalOut),
             Endpoint("POST", base + "/{handle}/token", rotate,
-                     f"Rotate a {kind}'s token: revokes every earlier token", response=TokenOut),
+                     f"Rotate a {kind}'s token: revokes every earlier token (optional body: scopes, expiry)",
+                     response=TokenOut),
+            Endpoint("POST", base + "/{handle}/tokens", issue, f"Issue one more token for a {kind}",
+                     body=IssueToken, response=IssuedToken, status=201),
+            Endpoint("GET", base + "/{handle}/tokens", tokens, f"List a {kind}'s tokens (never the secrets)",
+                     response=TokenList),
+            Endpoint("POST", base + "/{handle}/tokens/{token_id}/revoke", revoke,
+                     "Revoke one token: refused at once, open streams end", response=TokenInfo),
         ]
 
     async def create_thread(request: web.Request) -> web.Response:

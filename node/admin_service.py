@@ -3,17 +3,20 @@ the same transaction, so the log cannot miss a change nor record one that did no
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib.metadata import version
 
 from node.api_models import (
-    AddKnowledge, AuditEntryOut, AuditPage, CreatePrincipal, CreateThread, KnowledgeOut,
-    KnowledgePage, KnowledgeResults, PrincipalList, PrincipalOut, PrincipalWithToken, StatusOut,
-    ThreadList, ThreadOut, TokenOut,
+    AddKnowledge, AuditEntryOut, AuditPage, CreatePrincipal, CreateThread, IssuedToken, IssueToken,
+    KnowledgeOut, KnowledgePage, KnowledgeResults, PrincipalList, PrincipalOut, PrincipalWithToken,
+    StatusOut, ThreadList, ThreadOut, TokenInfo, TokenList, TokenOut,
 )
+from node.auth import SCOPES
 from node.clock import Clock
 from node.directory import Directory
 from node.tokens import issue_token
 from storage.knowledge import KnowledgeItem
+from storage.principals import Principal, TokenRecord
 from storage.private_threads import PrivateThread
 from storage.storage import Storage, Transaction
 
@@ -23,10 +26,12 @@ TOKEN_TAGS = {"agent": "agt", "person": "per"}
 
 
 class AdminService:
-    def __init__(self, storage: Storage, clock: Clock, directory: Directory) -> None:
+    def __init__(self, storage: Storage, clock: Clock, directory: Directory, *,
+                 on_tokens_changed: Callable[[], None] = lambda: None) -> None:
         self._storage = storage
         self._clock = clock
         self._directory = directory
+        self._tokens_changed = on_tokens_changed  # open streams re-check their tokens at once
 
     async def status(self) -> StatusOut:
         async with self._storage.transaction() as tx:
@@ -46,18 +51,20 @@ class AdminService:
 
     async def create_principal(self, kind: str, req: CreatePrincipal, *, actor: str) -> PrincipalWithToken:
         now = self._clock.now_ms()
-        token = issue_token(TOKEN_TAGS[kind])
         async with self._storage.transaction() as tx:
             principal = await tx.principals.create(
                 kind=kind, handle=req.handle, display_name=req.display_name,
                 profile=req.profile, now=now,
             )
-            await tx.tokens.add(principal.id, token_hash=token.digest, prefix=token.prefix, now=now)
+            secret, record = await self._issue(tx, principal, IssueToken(
+                scopes=req.scopes, expires_in_seconds=req.token_expires_in_seconds), now=now)
             await tx.audit.record(
                 actor=actor, action=f"{kind}.create", target=self._directory.participant_id(principal),
-                now=now, detail={"token_prefix": token.prefix},
+                now=now, detail={"token_prefix": record.prefix, "scopes": sorted(record.scopes)},
             )
-        return PrincipalWithToken(**self._directory.describe(principal).model_dump(), token=token.secret)
+        return PrincipalWithToken(**self._directory.describe(principal).model_dump(), token=secret,
+                                  token_id=str(record.id), scopes=sorted(record.scopes),
+                                  token_expires_at=record.expires_at)
 
     async def list_principals(self, kind: str) -> PrincipalList:
         async with self._storage.transaction() as tx:
@@ -74,21 +81,63 @@ class AdminService:
                 target=self._directory.participant_id(principal), now=now,
             )
             principal = await tx.principals.get(kind, handle)
+        self._tokens_changed()
         return self._directory.describe(principal)
 
-    async def rotate_token(self, kind: str, handle: str, *, actor: str) -> TokenOut:
+    # Tokens
+
+    async def rotate_token(self, kind: str, handle: str, req: IssueToken, *, actor: str) -> TokenOut:
         now = self._clock.now_ms()
-        token = issue_token(TOKEN_TAGS[kind])
         async with self._storage.transaction() as tx:
             principal = await tx.principals.get(kind, handle)
             revoked = await tx.tokens.revoke_all(principal.id, now=now)
-            await tx.tokens.add(principal.id, token_hash=token.digest, prefix=token.prefix, now=now)
+            secret, record = await self._issue(tx, principal, req, now=now)
             target = self._directory.participant_id(principal)
             await tx.audit.record(
                 actor=actor, action=f"{kind}.token_rotate", target=target, now=now,
-                detail={"token_prefix": token.prefix, "revoked": revoked},
+                detail={"token_prefix": record.prefix, "revoked": revoked, "scopes": sorted(record.scopes)},
             )
-        return TokenOut(id=target, token=token.secret)
+        self._tokens_changed()
+        return TokenOut(id=target, token=secret, token_id=str(record.id), scopes=sorted(record.scopes),
+                        expires_at=record.expires_at)
+
+    async def issue_token(self, kind: str, handle: str, req: IssueToken, *, actor: str) -> IssuedToken:
+        """One more token beside the principal's others (one per agent process, say)."""
+        now = self._clock.now_ms()
+        async with self._storage.transaction() as tx:
+            principal = await tx.principals.get(kind, handle)
+            secret, record = await self._issue(tx, principal, req, now=now)
+            target = self._directory.participant_id(principal)
+            await tx.audit.record(actor=actor, action=f"{kind}.token_issue", target=target, now=now,
+                                  detail={"token_prefix": record.prefix, "scopes": sorted(record.scopes)})
+        return IssuedToken(**_token_info(record, now).model_dump(), principal=target, token=secret)
+
+    async def list_tokens(self, kind: str, handle: str) -> TokenList:
+        now = self._clock.now_ms()
+        async with self._storage.transaction() as tx:
+            principal = await tx.principals.get(kind, handle)
+            records = await tx.tokens.list_for(principal.id)
+        return TokenList(items=[_token_info(r, now) for r in records])
+
+    async def revoke_token(self, kind: str, handle: str, token_id: int, *, actor: str) -> TokenInfo:
+        now = self._clock.now_ms()
+        async with self._storage.transaction() as tx:
+            principal = await tx.principals.get(kind, handle)
+            record = await tx.tokens.revoke(principal.id, token_id, now=now)
+            await tx.audit.record(actor=actor, action=f"{kind}.token_revoke",
+                                  target=self._directory.participant_id(principal), now=now,
+                                  detail={"token_prefix": record.prefix})
+        self._tokens_changed()
+        return _token_info(record, now)
+
+    @staticmethod
+    async def _issue(tx: Transaction, principal: Principal, req: IssueToken, *, now: int) -> tuple[str, TokenRecord]:
+        token = issue_token(TOKEN_TAGS[principal.kind])
+        scopes = frozenset(req.scopes) if req.scopes is not None else frozenset(SCOPES)
+        expires_at = now + req.expires_in_seconds * 1000 if req.expires_in_seconds is not None else None
+        record = await tx.tokens.add(principal.id, token_hash=token.digest, prefix=token.prefix, scopes=scopes,
+                                     expires_at=expires_at, now=now)
+        return token.secret, record
 
     # Private threads
 
@@ -164,6 +213,12 @@ class AdminService:
             for e in entries
         ]
         return AuditPage(items=items, next_cursor=items[-1].id if len(items) == limit else None)
+
+
+def _token_info(record: TokenRecord, now: int) -> TokenInfo:
+    return TokenInfo(id=str(record.id), prefix=record.prefix, scopes=sorted(record.scopes),
+                     created_at=record.created_at, expires_at=record.expires_at, revoked_at=record.revoked_at,
+                     active=record.live_at(now))
 
 
 async def threads_out(directory: Directory, tx: Transaction, threads: list[PrivateThread]) -> list[ThreadOut]:

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 __all__ = [
-    "AddKnowledge", "AuditEntryOut", "AuditPage", "AuditQuery", "CreatePrincipal", "CreateThread",
+    "AddKnowledge", "AuditEntryOut", "IssueToken", "IssuedToken", "Scope", "TokenInfo", "TokenList", "AuditPage", "AuditQuery", "CreatePrincipal", "CreateThread",
     "KnowledgeOut", "KnowledgePage", "KnowledgeResults", "MessageOut", "MessagePage", "PageQuery",
     "PostMessage", "PrincipalList", "PrincipalOut", "PrincipalWithToken", "SearchQuery",
     "SetMembers", "StatusOut", "ThreadList", "ThreadOut", "TokenOut",
@@ -36,6 +36,11 @@ PrincipalRef = Annotated[
     ),
 ]
 Cursor = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,18}$")]
+Scope = Literal["read", "post", "knowledge:read", "webhooks"]  # node.auth.SCOPES
+# Ten years: a token meant to outlive that should be rotated anyway.
+MAX_TOKEN_LIFETIME_S = 10 * 365 * 24 * 3600
+Scopes = Annotated[list[Scope], Field(min_length=1, max_length=4)]
+Lifetime = Annotated[int, Field(ge=60, le=MAX_TOKEN_LIFETIME_S)]
 
 
 class _Request(BaseModel):
@@ -51,6 +56,32 @@ class CreatePrincipal(_Request):
     handle: Handle
     display_name: Title
     profile: str = Field("", max_length=MAX_PROFILE_CHARS)
+    scopes: Scopes | None = Field(None, description="scopes of the first token; default: all")
+    token_expires_in_seconds: Lifetime | None = Field(None, description="default: the token does not expire")
+
+
+class IssueToken(_Request):
+    scopes: Scopes | None = Field(None, description="default: all (read, post, knowledge:read, webhooks)")
+    expires_in_seconds: Lifetime | None = Field(None, description="default: the token does not expire")
+
+
+class TokenInfo(BaseModel):
+    id: str
+    prefix: str = Field(description="the token's first characters, to tell tokens apart")
+    scopes: list[str]
+    created_at: int
+    expires_at: int | None
+    revoked_at: int | None
+    active: bool
+
+
+class TokenList(BaseModel):
+    items: list[TokenInfo]
+
+
+class IssuedToken(TokenInfo):
+    principal: str
+    token: str = Field(description="the bearer token; shown only in this response")
 
 
 class PrincipalOut(BaseModel):
@@ -64,6 +95,9 @@ class PrincipalOut(BaseModel):
 
 class PrincipalWithToken(PrincipalOut):
     token: str = Field(description="bearer token; shown only in this response")
+    token_id: str
+    scopes: list[str]
+    token_expires_at: int | None
 
 
 class PrincipalList(BaseModel):
@@ -73,6 +107,9 @@ class PrincipalList(BaseModel):
 class TokenOut(BaseModel):
     id: str
     token: str = Field(description="the new bearer token; every earlier token is revoked")
+    token_id: str
+    scopes: list[str]
+    expires_at: int | None
 
 
 class CreateThread(_Request):

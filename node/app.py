@@ -6,20 +6,23 @@ lifecycle and hands in the storage, clock and limits.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from importlib.metadata import version
 
 from aiohttp import web
 
 from node.admin_api import admin_endpoints
 from node.admin_service import AdminService
-from node.auth import admin_authenticator, auth_middleware, principal_authenticator
+from node.auth import admin_authenticator, auth_middleware, current_caller, principal_authenticator, require_scope
 from node.client_api import client_endpoints
 from node.client_service import ClientService
 from node.clock import Clock
 from node.directory import Directory
 from node.http_errors import error_middleware
-from node.openapi import Endpoint, add_endpoints, openapi_document
+from node.limits import ClientLimits
+from node.openapi import Endpoint, Handler, add_endpoints, openapi_document
+from node.rate_limit import PostRateLimiter
 
 __all__ = ["build_admin_app", "build_client_app", "DEFAULT_MAX_BODY_BYTES"]
 
@@ -34,7 +37,7 @@ def _app(title: str, endpoints: Sequence[Endpoint], authenticate, max_body_bytes
         client_max_size=max_body_bytes,
         middlewares=[error_middleware, auth_middleware(authenticate, {_OPENAPI_PATH})],
     )
-    add_endpoints(app, endpoints)
+    add_endpoints(app, [e if e.scope is None else replace(e, handler=_scoped(e.handler, e.scope)) for e in endpoints])
     document = openapi_document(title, version("agent-network"), endpoints)
 
     async def openapi(_request: web.Request) -> web.Response:
@@ -44,15 +47,27 @@ def _app(title: str, endpoints: Sequence[Endpoint], authenticate, max_body_bytes
     return app
 
 
+def _scoped(handler: Handler, scope: str) -> Handler:
+    async def scoped(request: web.Request) -> web.StreamResponse:
+        require_scope(current_caller(request), scope)
+        return await handler(request)
+
+    return scoped
+
+
 def build_admin_app(storage, clock: Clock, directory: Directory, *, extra: Sequence[Endpoint] = (),
-                    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> web.Application:
-    service = AdminService(storage, clock, directory)
+                    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+                    on_tokens_changed: Callable[[], None] = lambda: None) -> web.Application:
+    service = AdminService(storage, clock, directory, on_tokens_changed=on_tokens_changed)
     endpoints = [*admin_endpoints(service), *extra]
     return _app("Agent Network admin API", endpoints, admin_authenticator(storage), max_body_bytes)
 
 
-def build_client_app(storage, clock: Clock, directory: Directory, *, extra: Sequence[Endpoint] = (),
+def build_client_app(storage, clock: Clock, directory: Directory, *, service: ClientService | None = None,
+                     limiter: PostRateLimiter | None = None, extra: Sequence[Endpoint] = (),
                      max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> web.Application:
-    service = ClientService(storage, clock, directory)
-    endpoints = [*client_endpoints(service, directory), *extra]
-    return _app("Agent Network client API", endpoints, principal_authenticator(storage), max_body_bytes)
+    service = service or ClientService(storage, clock, directory)
+    defaults = ClientLimits()
+    limiter = limiter or PostRateLimiter(rate_per_s=defaults.post_rate_per_s, burst=defaults.post_burst)
+    endpoints = [*client_endpoints(service, directory, limiter), *extra]
+    return _app("Agent Network client API", endpoints, principal_authenticator(storage, clock), max_body_bytes)

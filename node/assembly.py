@@ -13,19 +13,25 @@ from aiohttp import web
 from federation.keys import SigningKey
 from node.app import DEFAULT_MAX_BODY_BYTES, build_admin_app, build_client_app
 from node.catch_up import CatchUpWorker
+from node.client_service import ClientService
 from node.clock import Clock
 from node.delivery import DeliveryWorker
 from node.directory import Directory
 from node.federation_api import build_federation_app
 from node.federation_client import PeerClient
 from node.federation_engine import FederationEngine
+from node.feed_api import feed_endpoints
+from node.feed_hub import FeedHub
+from node.feed_service import FeedService
 from node.housekeeping import HousekeepingWorker
 from node.key_refresh import KeyRefresher
 from node.key_ring import KeyRing
+from node.limits import ClientLimits
 from node.network_admin_api import network_admin_endpoints
 from node.network_service import NetworkService
 from node.network_state import StateCache
 from node.peering import PeeringService
+from node.rate_limit import PostRateLimiter
 from node.shared_thread_api import shared_thread_endpoints
 from node.shared_thread_service import SharedThreadService
 from storage.storage import Storage
@@ -46,7 +52,7 @@ class NodeParts:
 
 def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storage: Storage, clock: Clock,
              session: aiohttp.ClientSession, client_ssl: ssl.SSLContext,
-             max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> NodeParts:
+             max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, limits: ClientLimits = ClientLimits()) -> NodeParts:
     directory = Directory(server_name)
     engine = FederationEngine(KeyRing(server_name, signing_key), clock, StateCache())
     client = PeerClient(session, client_ssl, server_name=server_name, signing_key=signing_key, clock=clock)
@@ -56,16 +62,30 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
     catch_up = CatchUpWorker(storage, engine, client, clock, refresher)
     peering = PeeringService(storage, engine, client, clock, delivery, catch_up, endpoint=endpoint)
     networks = NetworkService(storage, engine, delivery, directory, clock)
-    shared = SharedThreadService(storage, engine, delivery, directory)
+    shared = SharedThreadService(storage, engine, delivery, directory, clock)
+    hub = FeedHub()
+    storage.on_feed_commit(hub.notify)
+    feed = FeedService(storage, clock, directory, hub, poll_interval_s=limits.feed_poll_s)
+    limiter = PostRateLimiter(rate_per_s=limits.post_rate_per_s, burst=limits.post_burst)
+    client_service = ClientService(storage, clock, directory)
+    client_app = build_client_app(
+        storage, clock, directory, service=client_service, limiter=limiter, max_body_bytes=max_body_bytes,
+        extra=[*shared_thread_endpoints(shared, limiter), *feed_endpoints(feed, storage, clock, limits)],
+    )
+    client_app.on_shutdown.append(lambda _app: _close(hub))
     return NodeParts(
-        engine=engine, delivery=delivery, catch_up=catch_up, housekeeping=HousekeepingWorker(storage, clock),
+        engine=engine, delivery=delivery, catch_up=catch_up,
+        housekeeping=HousekeepingWorker(storage, clock, feed_retention_ms=limits.feed_retention_ms),
         admin_app=build_admin_app(storage, clock, directory, extra=network_admin_endpoints(networks, peering),
-                                  max_body_bytes=max_body_bytes),
-        client_app=build_client_app(storage, clock, directory, extra=shared_thread_endpoints(shared),
-                                    max_body_bytes=max_body_bytes),
+                                  max_body_bytes=max_body_bytes, on_tokens_changed=hub.tokens_changed),
+        client_app=client_app,
         federation_app=build_federation_app(storage=storage, engine=engine, peering=peering, delivery=delivery,
                                             catch_up=catch_up, refresher=refresher, clock=clock),
     )
+
+
+async def _close(hub: FeedHub) -> None:
+    hub.close()  # open streams and long polls end, so the listener can shut down at once
 
 
 async def record_own_key(storage: Storage, signing_key: SigningKey, *, now: int) -> None:

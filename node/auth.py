@@ -4,19 +4,26 @@ verified identity on the request; handlers read it and never parse headers thems
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from node.errors import Unauthorized
+from node.clock import Clock
+from node.errors import InsufficientScope, Unauthorized
 from node.tokens import hash_token
 from storage.principals import Principal
 from storage.storage import Storage
 
 __all__ = [
-    "admin_authenticator", "auth_middleware", "current_admin", "current_principal",
-    "principal_authenticator",
+    "SCOPES", "Caller", "admin_authenticator", "auth_middleware", "current_admin", "current_caller",
+    "current_principal", "authenticate_digest", "principal_authenticator", "require_scope",
 ]
+
+# What a principal token may be allowed to do. `read` covers threads, the event stream and
+# "events since"; `post` posting; `knowledge:read` knowledge search; `webhooks` managing the
+# caller's own webhook endpoints.
+SCOPES = ("read", "post", "knowledge:read", "webhooks")
 
 # Either the admin actor name (admin listener) or a Principal (client listener).
 _IDENTITY = web.RequestKey("agentnet.identity", object)
@@ -59,17 +66,46 @@ def admin_authenticator(storage: Storage) -> Authenticator:
     return authenticate
 
 
-def principal_authenticator(storage: Storage) -> Authenticator:
-    async def authenticate(token: str) -> Principal | None:
-        async with storage.transaction() as tx:
-            return await tx.tokens.principal_for(hash_token(token))
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """A principal as authenticated by one token; open streams re-check `token_hash` (a
+    digest, never the token) so a revoked or expired token ends them."""
+
+    principal: Principal
+    token_id: int
+    scopes: frozenset[str]
+    expires_at: int | None
+    token_hash: str
+
+
+def principal_authenticator(storage: Storage, clock: Clock) -> Callable[[str], Awaitable[Caller | None]]:
+    async def authenticate(token: str) -> Caller | None:
+        return await authenticate_digest(storage, clock, hash_token(token))
 
     return authenticate
+
+
+async def authenticate_digest(storage: Storage, clock: Clock, token_hash: str) -> Caller | None:
+    async with storage.transaction() as tx:
+        found = await tx.tokens.principal_for(token_hash, now=clock.now_ms())
+    if found is None:
+        return None
+    principal, token = found
+    return Caller(principal, token.id, token.scopes, token.expires_at, token_hash)
+
+
+def require_scope(caller: Caller, scope: str) -> None:
+    if scope not in caller.scopes:
+        raise InsufficientScope(f"this token lacks the {scope!r} scope")
 
 
 def current_admin(request: web.Request) -> str:
     return request[_IDENTITY]
 
 
-def current_principal(request: web.Request) -> Principal:
+def current_caller(request: web.Request) -> Caller:
     return request[_IDENTITY]
+
+
+def current_principal(request: web.Request) -> Principal:
+    return current_caller(request).principal

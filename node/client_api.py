@@ -11,13 +11,15 @@ from node.api_models import (
 from node.auth import current_principal
 from node.client_service import ClientService
 from node.directory import Directory
-from node.http_io import read_body, read_query, respond
+from node.http_io import read_query, respond
 from node.openapi import Endpoint
+from node.posting import read_post, respond_posted
+from node.rate_limit import PostRateLimiter
 
 __all__ = ["client_endpoints"]
 
 
-def client_endpoints(service: ClientService, directory: Directory) -> list[Endpoint]:
+def client_endpoints(service: ClientService, directory: Directory, limiter: PostRateLimiter) -> list[Endpoint]:
     async def whoami(request: web.Request) -> web.Response:
         return respond(directory.describe(current_principal(request)))
 
@@ -33,9 +35,10 @@ def client_endpoints(service: ClientService, directory: Directory) -> list[Endpo
         return respond(page)
 
     async def post(request: web.Request) -> web.Response:
-        req = await read_body(request, PostMessage)
-        message = await service.post(current_principal(request), request.match_info["name"], req.body)
-        return respond(message, status=201)
+        req, key = await read_post(request, PostMessage, limiter)
+        posted = await service.post(current_principal(request), request.match_info["name"], req.body,
+                                    idempotency=key)
+        return respond_posted(posted)
 
     async def search(request: web.Request) -> web.Response:
         query = read_query(request, SearchQuery)
@@ -43,11 +46,14 @@ def client_endpoints(service: ClientService, directory: Directory) -> list[Endpo
 
     return [
         Endpoint("GET", "/v1/whoami", whoami, "Who the token belongs to", response=PrincipalOut),
-        Endpoint("GET", "/v1/threads", threads, "Private threads the caller belongs to", response=ThreadList),
+        Endpoint("GET", "/v1/threads", threads, "Private threads the caller belongs to", response=ThreadList,
+                 scope="read"),
         Endpoint("GET", "/v1/threads/{name}/messages", read,
-                 "Read a thread, oldest first, with cursor pagination", query=PageQuery, response=MessagePage),
-        Endpoint("POST", "/v1/threads/{name}/messages", post, "Post in a thread",
-                 body=PostMessage, response=MessageOut, status=201),
+                 "Read a thread, oldest first, with cursor pagination", query=PageQuery, response=MessagePage,
+                 scope="read"),
+        Endpoint("POST", "/v1/threads/{name}/messages", post,
+                 "Post in a thread (Idempotency-Key header: a retry is stored once)",
+                 body=PostMessage, response=MessageOut, status=201, scope="post"),
         Endpoint("GET", "/v1/knowledge/search", search, "Search the knowledge the caller may read",
-                 query=SearchQuery, response=KnowledgeResults),
+                 query=SearchQuery, response=KnowledgeResults, scope="knowledge:read"),
     ]

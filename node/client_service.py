@@ -11,6 +11,7 @@ from node.api_models import KnowledgeResults, MessageOut, MessagePage, ThreadLis
 from node.clock import Clock
 from node.directory import Directory
 from node.errors import NotFoundError
+from node.idempotency import IdempotencyKey, Posted, run_once
 from storage.errors import NotFound
 from storage.principals import Principal
 from storage.private_threads import PrivateMessage, PrivateThread
@@ -38,13 +39,16 @@ class ClientService:
         out = [self._message_out(thread, m, names) for m in messages]
         return MessagePage(messages=out, next_cursor=out[-1].id if len(out) == limit else None)
 
-    async def post(self, caller: Principal, name: str, body: str) -> MessageOut:
-        async with self._storage.transaction() as tx:
+    async def post(self, caller: Principal, name: str, body: str, *,
+                   idempotency: IdempotencyKey | None = None) -> Posted[MessageOut]:
+        async def work(tx: Transaction) -> MessageOut:
             thread = await self._thread_of(tx, caller, name)
-            message = await tx.private_threads.post(
-                thread.id, sender_id=caller.id, body=body, now=self._clock.now_ms()
-            )
-        return self._message_out(thread, message, {caller.id: self._directory.participant_id(caller)})
+            now = self._clock.now_ms()
+            message = await tx.private_threads.post(thread.id, sender_id=caller.id, body=body, now=now)
+            await tx.feed_writer.append_private_message(thread_id=thread.id, message_id=message.id, now=now)
+            return self._message_out(thread, message, {caller.id: self._directory.participant_id(caller)})
+
+        return await run_once(self._storage, self._clock, caller.id, idempotency, MessageOut, work)
 
     async def search_knowledge(self, caller: Principal, query: str, *, limit: int) -> KnowledgeResults:
         async with self._storage.transaction() as tx:

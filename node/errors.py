@@ -8,15 +8,16 @@ in one place (`node.http_errors`) as `{"error": {"code", "message"}}` with its H
     ├── Unauthorized               401 unauthorized
     │   └── Replayed               401 replayed          (a request nonce seen before)
     ├── Forbidden                  403 forbidden
+    │   ├── InsufficientScope      403 insufficient_scope (the token lacks a scope)
     │   ├── NotAPeer               403 not_a_peer        (peering is default-deny)
     │   └── Blocked                403 blocked           (an operator blocked the server)
     ├── NotFoundError              404 not_found
     │   └── UnknownNetwork         404 unknown_network
     ├── Conflict                   409 conflict
     ├── OutOfOrder                 409 out_of_order      (a gap before this event: retry later)
-    ├── Gone                       410 gone              (an expired invite)
+    ├── Gone                       410 gone              (an expired invite, a pruned cursor)
     ├── PayloadTooLarge            413 payload_too_large
-    ├── TooManyRequests            429 too_many_requests
+    ├── TooManyRequests            429 too_many_requests (with Retry-After)
     ├── PeerUnreachable            502 peer_unreachable
     ├── PeerRefused                502 peer_refused      (the peer answered with an error)
     └── ConfigError                (not HTTP: bad settings, reported by the CLI)
@@ -38,6 +39,7 @@ __all__ = [
     "NotAPeer",
     "Gone",
     "Forbidden",
+    "InsufficientScope",
     "Blocked",
     "BadRequest",
     "ConfigError",
@@ -57,6 +59,7 @@ class NodeError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+        self.headers: dict[str, str] = {}
 
 
 class BadRequest(NodeError):
@@ -103,6 +106,10 @@ class Replayed(Unauthorized):
 class Forbidden(NodeError):
     status = 403
     code = "forbidden"
+
+
+class InsufficientScope(Forbidden):
+    code = "insufficient_scope"
 
 
 class NotAPeer(Forbidden):
@@ -152,3 +159,8 @@ class Conflict(NodeError):
 class TooManyRequests(NodeError):
     status = 429
     code = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+        self.headers["Retry-After"] = str(retry_after_s)

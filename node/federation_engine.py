@@ -157,10 +157,11 @@ class FederationEngine:
         wire = encode_canonical(seqd.to_wire())
         pending = await tx.events.find(seqd.event_id)
         if pending is not None:
-            await tx.events.set_sequenced(pending.row_id, seq=seqd.seq, wire=wire)
+            row = pending.row_id
+            await tx.events.set_sequenced(row, seq=seqd.seq, wire=wire)
         else:
-            await self._add_sequenced(tx, network, seqd, wire)
-        await self._advance(tx, network, seqd, after)
+            row = await self._add_sequenced(tx, network, seqd, wire)
+        await self._advance(tx, network, seqd, after, row)
         return Accepted(seqd.event_id, seqd.seq)
 
     # Internals
@@ -177,7 +178,7 @@ class FederationEngine:
                               host=self.server, host_key=self.keys.signing_key)
         after = initial_state(signed.event) if state is None else apply(state, signed.event)
         row = await self._add_sequenced(tx, network, seqd, encode_canonical(seqd.to_wire()))
-        await self._advance(tx, network, seqd, after)
+        await self._advance(tx, network, seqd, after, row)
         before = recipients(state) if state is not None else frozenset()
         await self._enqueue(tx, row, (before | recipients(after)) - {self.server})
         return Accepted(signed.event_id, seqd.seq)
@@ -192,12 +193,16 @@ class FederationEngine:
         )
 
     async def _advance(self, tx: NetworkTransaction, network: NetworkRecord, seqd: SequencedEvent,
-                       after: NetworkState) -> None:
+                       after: NetworkState, row: int) -> None:
+        """The event is now part of this node's copy: pin, project, and show it to local clients."""
         content = seqd.event.content
         if isinstance(content, MemberAdmitted) and content.server != self.server:
             await self._pin_vouched_key(tx, content)
         await tx.networks.set_head(network.id, seq=seqd.seq, link_hash=seqd.link_hash)
-        await project(tx, network.id, seqd.event, after, now=self._clock.now_ms())
+        now = self._clock.now_ms()
+        await project(tx, network.id, seqd.event, after, now=now)
+        await tx.feed_writer.append_network_event(network_id=network.id, thread=seqd.event.thread, event_row=row,
+                                                  now=now)
         self._states.remember(network.name, seqd.seq, after)
 
     async def _pin_vouched_key(self, tx: NetworkTransaction, content: MemberAdmitted) -> None:

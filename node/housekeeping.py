@@ -1,6 +1,7 @@
 """Forgetting what no longer protects anything: request nonces past the replay window (a
-replay that old fails the clock check anyway) and transaction answers older than a sender
-would still retransmit."""
+replay that old fails the clock check anyway), transaction answers older than a sender
+would still retransmit, Idempotency-Key answers older than a client would still retry, and
+feed rows past their retention (never ones an active webhook has yet to deliver)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 import logging
 
 from node.clock import Clock
+from node.idempotency import KEY_MEMORY_MS
 from storage.storage import Storage
 
 __all__ = ["HousekeepingWorker"]
@@ -21,20 +23,25 @@ INTERVAL_S = 300.0
 
 
 class HousekeepingWorker:
-    def __init__(self, storage: Storage, clock: Clock) -> None:
+    def __init__(self, storage: Storage, clock: Clock, *, feed_retention_ms: int) -> None:
         self._storage = storage
         self._clock = clock
+        self._feed_retention_ms = feed_retention_ms
 
-    async def run_once(self) -> tuple[int, int]:
+    async def run_once(self) -> dict[str, int]:
         now = self._clock.now_ms()
         async with self._storage.network_transaction() as tx:
             nonces = await tx.inbound.forget_nonces(now=now)
             answers = await tx.inbound.forget_transactions(received_before=now - TRANSACTION_MEMORY_MS)
-        return nonces, answers
+        async with self._storage.transaction() as tx:
+            keys = await tx.idempotency.forget(created_before=now - KEY_MEMORY_MS)
+            feed = await tx.feed.prune(created_before=now - self._feed_retention_ms,
+                                       keep_after=await tx.webhooks.lowest_active_cursor())
+        return {"nonces": nonces, "transaction answers": answers, "idempotency keys": keys, "feed rows": feed}
 
     async def run(self) -> None:
         while True:
-            nonces, answers = await self.run_once()
-            if nonces or answers:
-                log.debug("forgot %d nonces and %d transaction answers", nonces, answers)
+            forgotten = await self.run_once()
+            if any(forgotten.values()):
+                log.debug("forgot %s", ", ".join(f"{n} {what}" for what, n in forgotten.items()))
             await asyncio.sleep(INTERVAL_S)

@@ -32,8 +32,10 @@ _AIOHTTP_CODES = {
 }
 
 
-def error_response(status: int, code: str, message: str, **extra) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message, **extra}}, status=status)
+def error_response(status: int, code: str, message: str, *, headers: dict[str, str] | None = None,
+                   **extra) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message, **extra}}, status=status,
+                             headers=headers)
 
 
 def validation_fields(error: ValidationError, location: str) -> list[dict[str, str]]:
@@ -48,7 +50,7 @@ def _render(exc: BaseException) -> web.Response:
     if isinstance(exc, InvalidRequest):
         return error_response(exc.status, exc.code, exc.message, fields=exc.fields)
     if isinstance(exc, NodeError):
-        return error_response(exc.status, exc.code, exc.message)
+        return error_response(exc.status, exc.code, exc.message, headers=exc.headers)
     if isinstance(exc, RuleViolation):  # which rule refused it, as a stable code
         return error_response(exc.status, exc.code, exc.message, reason=exc.reason)
     if isinstance(exc, ProtocolError):  # peers get the opaque message; the log gets the detail

@@ -11,7 +11,7 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-__all__ = ["Endpoint", "ErrorBody", "add_endpoints", "openapi_document"]
+__all__ = ["Endpoint", "ErrorBody", "Handler", "add_endpoints", "openapi_document"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _PATH_PARAM = re.compile(r"{(\w+)}")
@@ -37,6 +37,7 @@ class Endpoint:
     response: type[BaseModel] | None = None
     status: int = 200
     public: bool = False  # True: served without a bearer token
+    scope: str | None = None  # the token scope the client API requires (node.auth.SCOPES)
 
 
 def add_endpoints(app: web.Application, endpoints: Sequence[Endpoint]) -> None:
@@ -57,6 +58,9 @@ def openapi_document(title: str, version: str, endpoints: Sequence[Endpoint]) ->
     paths: dict[str, dict] = {}
     for e in endpoints:
         operation: dict = {"summary": e.summary, "parameters": _parameters(e)}
+        if e.scope is not None:
+            operation["description"] = f"Requires a token with the `{e.scope}` scope."
+            operation["x-required-scope"] = e.scope
         if e.body is not None:
             operation["requestBody"] = {
                 "required": True,

@@ -152,7 +152,8 @@ class PeeringService:
                     raise Conflict("invite id already used")
                 return {"status": existing.status}
             if await tx.peers.count_pending_incoming(origin) >= MAX_PENDING_INVITES_PER_SERVER:
-                raise TooManyRequests(f"{origin} already has {MAX_PENDING_INVITES_PER_SERVER} pending invites here")
+                raise TooManyRequests(f"{origin} already has {MAX_PENDING_INVITES_PER_SERVER} pending invites here",
+                                      retry_after_s=3600)
             if await tx.networks.find(message.network) is not None:
                 raise Conflict(f"this node already holds a network named {message.network}")
             await tx.peers.add_invite(Invite(

@@ -5,15 +5,17 @@ from __future__ import annotations
 from aiohttp import web
 
 from node.auth import current_principal
-from node.http_io import read_body, read_query, respond
+from node.http_io import read_query, respond
 from node.network_models import PostSharedMessage, SeqPageQuery, SharedMessageOut, SharedMessagePage, SharedThreadList
 from node.openapi import Endpoint
+from node.posting import read_post, respond_posted
+from node.rate_limit import PostRateLimiter
 from node.shared_thread_service import SharedThreadService
 
 __all__ = ["shared_thread_endpoints"]
 
 
-def shared_thread_endpoints(service: SharedThreadService) -> list[Endpoint]:
+def shared_thread_endpoints(service: SharedThreadService, limiter: PostRateLimiter) -> list[Endpoint]:
     async def threads(request: web.Request) -> web.Response:
         return respond(await service.threads(current_principal(request)))
 
@@ -24,17 +26,17 @@ def shared_thread_endpoints(service: SharedThreadService) -> list[Endpoint]:
         return respond(page)
 
     async def post(request: web.Request) -> web.Response:
-        req = await read_body(request, PostSharedMessage)
-        message = await service.post(current_principal(request), request.match_info["network"],
-                                     request.match_info["thread"], req.body)
-        return respond(message, status=201)
+        req, key = await read_post(request, PostSharedMessage, limiter)
+        posted = await service.post(current_principal(request), request.match_info["network"],
+                                    request.match_info["thread"], req.body, idempotency=key)
+        return respond_posted(posted)
 
     t = "/v1/networks/{network}/threads/{thread}/messages"
     return [
         Endpoint("GET", "/v1/shared-threads", threads, "Shared threads the caller takes part in",
-                 response=SharedThreadList),
+                 response=SharedThreadList, scope="read"),
         Endpoint("GET", t, read, "Read a shared thread in the host's order; pending posts last",
-                 query=SeqPageQuery, response=SharedMessagePage),
-        Endpoint("POST", t, post, "Post in a shared thread", body=PostSharedMessage, response=SharedMessageOut,
-                 status=201),
+                 query=SeqPageQuery, response=SharedMessagePage, scope="read"),
+        Endpoint("POST", t, post, "Post in a shared thread (Idempotency-Key header: a retry is stored once)",
+                 body=PostSharedMessage, response=SharedMessageOut, status=201, scope="post"),
     ]

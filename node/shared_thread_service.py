@@ -11,21 +11,24 @@ from __future__ import annotations
 from federation.event_content import MessagePosted
 from federation.identifiers import ParticipantId
 from node.delivery import DeliveryWorker
+from node.clock import Clock
 from node.directory import Directory
 from node.errors import NotFoundError
 from node.federation_engine import FederationEngine
+from node.idempotency import IdempotencyKey, Posted, run_once
 from node.network_models import SharedMessageOut, SharedMessagePage, SharedThreadList, SharedThreadOut
 from node.network_state import decode_stored
 from storage.principals import Principal
-from storage.storage import NetworkTransaction, Storage
+from storage.storage import NetworkTransaction, Storage, Transaction
 
 __all__ = ["SharedThreadService"]
 
 
 class SharedThreadService:
     def __init__(self, storage: Storage, engine: FederationEngine, delivery: DeliveryWorker,
-                 directory: Directory) -> None:
+                 directory: Directory, clock: Clock) -> None:
         self._storage = storage
+        self._clock = clock
         self._engine = engine
         self._delivery = delivery
         self._directory = directory
@@ -62,19 +65,24 @@ class SharedThreadService:
         more = len(page) == limit and last is not None and last.seq is not None
         return SharedMessagePage(messages=messages, next_cursor=str(last.seq) if more else None)
 
-    async def post(self, caller: Principal, network: str, thread: str, body: str) -> SharedMessageOut:
+    async def post(self, caller: Principal, network: str, thread: str, body: str, *,
+                   idempotency: IdempotencyKey | None = None) -> Posted[SharedMessageOut]:
         me = ParticipantId(caller.kind, caller.handle, self._engine.server)
-        async with self._storage.network_transaction() as tx:
+
+        async def work(tx: Transaction) -> SharedMessageOut:
             await self._thread_of(tx, str(me), network, thread)
             accepted = await self._engine.author(tx, network, thread=thread, sender=me,
                                                  content=MessagePosted(body=body))
             stored = await tx.events.find(accepted.event_id)
+            return SharedMessageOut(
+                id=accepted.event_id, network=network, thread=thread, seq=accepted.seq,
+                status="pending" if accepted.seq is None else "sequenced", sender=str(me), body=body,
+                origin_ts=stored.origin_ts, delivery=None,
+            )
+
+        posted = await run_once(self._storage, self._clock, caller.id, idempotency, SharedMessageOut, work)
         self._delivery.wake()
-        return SharedMessageOut(
-            id=accepted.event_id, network=network, thread=thread, seq=accepted.seq,
-            status="pending" if accepted.seq is None else "sequenced", sender=str(me), body=body,
-            origin_ts=stored.origin_ts, delivery=None,
-        )
+        return posted
 
     async def _thread_of(self, tx: NetworkTransaction, me: str, network: str, thread: str) -> int:
         """The network's row id, if `me` takes part in the thread; otherwise it does not exist."""

@@ -58,6 +58,12 @@ class EventRepository:
         row = (await self._conn.execute(select(network_events).where(network_events.c.event_id == event_id))).first()
         return None if row is None else _event(row)
 
+    async def by_row_ids(self, row_ids: list[int]) -> dict[int, StoredEvent]:
+        if not row_ids:
+            return {}
+        rows = await self._conn.execute(select(network_events).where(network_events.c.id.in_(row_ids)))
+        return {r.id: _event(r) for r in rows}
+
     async def set_sequenced(self, row_id: int, *, seq: int, wire: bytes) -> None:
         await self._conn.execute(
             update(network_events).where(network_events.c.id == row_id).values(seq=seq, wire=wire)

@@ -87,6 +87,12 @@ class NetworkRepository:
         rows = await self._conn.execute(select(networks).order_by(networks.c.name))
         return [_network(r) for r in rows]
 
+    async def names_by_id(self, ids: set[int]) -> dict[int, str]:
+        if not ids:
+            return {}
+        rows = await self._conn.execute(select(networks.c.id, networks.c.name).where(networks.c.id.in_(ids)))
+        return {r.id: r.name for r in rows}
+
     async def set_head(self, network_id: int, *, seq: int, link_hash: bytes) -> None:
         await self._conn.execute(
             update(networks).where(networks.c.id == network_id).values(head_seq=seq, head_hash=link_hash)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.errors import AlreadyExists, NotFound
 from storage.private_tables import admin_tokens, principal_tokens, principals
 
-__all__ = ["AdminTokenRepository", "Principal", "PrincipalRepository", "TokenRepository"]
+__all__ = ["AdminTokenRepository", "Principal", "PrincipalRepository", "TokenRecord", "TokenRepository"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +23,25 @@ class Principal:
     profile: str
     disabled: bool
     created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    id: int
+    principal_id: int
+    prefix: str
+    scopes: frozenset[str]
+    created_at: int
+    expires_at: int | None
+    revoked_at: int | None
+
+    def live_at(self, now: int) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
+
+
+def _token(row) -> TokenRecord:
+    return TokenRecord(row.id, row.principal_id, row.prefix, frozenset(row.scopes.split()), row.created_at,
+                       row.expires_at, row.revoked_at)
 
 
 def _principal(row) -> Principal:
@@ -87,18 +106,40 @@ class PrincipalRepository:
 
 
 class TokenRepository:
-    """Principal tokens, by their SHA-256. A token works while it is not revoked and its
-    principal is not disabled."""
+    """Principal tokens, by their SHA-256. A token works while it is not revoked, not expired
+    and its principal is not disabled."""
 
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
 
-    async def add(self, principal_id: int, *, token_hash: str, prefix: str, now: int) -> None:
-        await self._conn.execute(
-            principal_tokens.insert().values(
-                principal_id=principal_id, token_hash=token_hash, prefix=prefix, created_at=now
-            )
+    async def add(self, principal_id: int, *, token_hash: str, prefix: str, scopes: frozenset[str],
+                  expires_at: int | None, now: int) -> TokenRecord:
+        values = dict(principal_id=principal_id, token_hash=token_hash, prefix=prefix, created_at=now,
+                      scopes=" ".join(sorted(scopes)), expires_at=expires_at)
+        result = await self._conn.execute(principal_tokens.insert().values(**values))
+        return TokenRecord(result.inserted_primary_key[0], principal_id, prefix, frozenset(scopes), now,
+                           expires_at, None)
+
+    async def list_for(self, principal_id: int) -> list[TokenRecord]:
+        rows = await self._conn.execute(
+            select(principal_tokens).where(principal_tokens.c.principal_id == principal_id)
+            .order_by(principal_tokens.c.id)
         )
+        return [_token(r) for r in rows]
+
+    async def revoke(self, principal_id: int, token_id: int, *, now: int) -> TokenRecord:
+        """Revoke one token of this principal (again is a no-op); NotFound if it has no such token."""
+        await self._conn.execute(
+            update(principal_tokens)
+            .where(principal_tokens.c.id == token_id, principal_tokens.c.principal_id == principal_id,
+                   principal_tokens.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+        row = (await self._conn.execute(select(principal_tokens).where(
+            principal_tokens.c.id == token_id, principal_tokens.c.principal_id == principal_id))).first()
+        if row is None:
+            raise NotFound("token", str(token_id))
+        return _token(row)
 
     async def revoke_all(self, principal_id: int, *, now: int) -> int:
         result = await self._conn.execute(
@@ -111,19 +152,26 @@ class TokenRepository:
         )
         return result.rowcount
 
-    async def principal_for(self, token_hash: str) -> Principal | None:
+    async def principal_for(self, token_hash: str, *, now: int) -> tuple[Principal, TokenRecord] | None:
         row = (
             await self._conn.execute(
-                select(principals)
+                select(principals, principal_tokens.c.id.label("token_id"), principal_tokens.c.prefix,
+                       principal_tokens.c.scopes, principal_tokens.c.created_at.label("token_created_at"),
+                       principal_tokens.c.expires_at)
                 .join(principal_tokens, principal_tokens.c.principal_id == principals.c.id)
                 .where(
                     principal_tokens.c.token_hash == token_hash,
                     principal_tokens.c.revoked_at.is_(None),
+                    or_(principal_tokens.c.expires_at.is_(None), principal_tokens.c.expires_at > now),
                     principals.c.disabled.is_(False),
                 )
             )
         ).first()
-        return None if row is None else _principal(row)
+        if row is None:
+            return None
+        token = TokenRecord(row.token_id, row.id, row.prefix, frozenset(row.scopes.split()),
+                            row.token_created_at, row.expires_at, None)
+        return _principal(row), token
 
 
 class AdminTokenRepository:

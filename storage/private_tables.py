@@ -23,9 +23,13 @@ from sqlalchemy import (
 
 __all__ = [
     "PRIVATE_METADATA",
+    "DEFAULT_TOKEN_SCOPES",
     "admin_tokens",
     "audit_log",
+    "client_feed",
     "company",
+    "feed_state",
+    "idempotency_keys",
     "knowledge_items",
     "knowledge_readers",
     "principal_tokens",
@@ -33,6 +37,7 @@ __all__ = [
     "private_messages",
     "private_thread_members",
     "private_threads",
+    "webhooks",
 ]
 
 # Integer primary keys are BigInteger on PostgreSQL and INTEGER (rowid alias) on SQLite.
@@ -72,8 +77,12 @@ principals = Table(
     UniqueConstraint("kind", "handle"),
 )
 
+# Scopes a token gets when the operator names none: everything a principal may do itself.
+DEFAULT_TOKEN_SCOPES = "read post knowledge:read webhooks"
+
 # Bearer tokens of principals: only a SHA-256 of the token is stored (tokens are 256-bit random,
 # so a slow hash adds nothing); `prefix` lets an operator tell tokens apart in listings.
+# `scopes` is a space-separated set; `expires_at` (ms) null means the token does not expire.
 principal_tokens = Table(
     "principal_tokens",
     PRIVATE_METADATA,
@@ -83,6 +92,8 @@ principal_tokens = Table(
     Column("prefix", String(16), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger, nullable=True),
+    Column("scopes", String(200), nullable=False, server_default=DEFAULT_TOKEN_SCOPES),
+    Column("expires_at", BigInteger, nullable=True),
     Index("ix_principal_tokens_principal", "principal_id"),
 )
 
@@ -154,4 +165,67 @@ audit_log = Table(
     Column("action", String(64), nullable=False),
     Column("target", String(300), nullable=False),
     Column("detail", Text, nullable=False, default="{}"),
+)
+
+# The node's activity feed: one row per message or lifecycle event that a local client may be
+# shown, in commit order. `position` is handed out under a lock on `feed_state` inside the
+# writing transaction, so positions become visible in order and a cursor never skips a row
+# that commits late (what a plain sequence cannot promise with several writers). A row points
+# at either a network event (`event_row`, with its network and thread for visibility) or a
+# private message; it holds no content itself.
+client_feed = Table(
+    "client_feed",
+    PRIVATE_METADATA,
+    Column("position", BigInteger, primary_key=True, autoincrement=False),
+    Column("network_id", _Id, nullable=True),
+    Column("thread", String(64), nullable=True),
+    Column("event_row", _Id, nullable=True),
+    Column("private_thread_id", _Id, nullable=True),
+    Column("private_message_id", _Id, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# One row (id 1): the last position handed out, and the floor below which rows were pruned.
+feed_state = Table(
+    "feed_state",
+    PRIVATE_METADATA,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("head", BigInteger, nullable=False),
+    Column("floor", BigInteger, nullable=False),
+)
+
+# Idempotency-Key of posts: a retried post with the same key returns the first answer.
+idempotency_keys = Table(
+    "idempotency_keys",
+    PRIVATE_METADATA,
+    Column("principal_id", _Id, ForeignKey("principals.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("response", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_idempotency_keys_created_at", "created_at"),
+)
+
+# Webhook endpoints registered by principals. Delivery follows the feed: `cursor` is the last
+# feed position delivered (or skipped as not visible), so nothing is lost across restarts.
+# The signing secret must be kept in clear: the node signs with it (like its own key file).
+webhooks = Table(
+    "webhooks",
+    PRIVATE_METADATA,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("principal_id", _Id, ForeignKey("principals.id", ondelete="CASCADE"), nullable=False),
+    Column("url", String(2000), nullable=False),
+    Column("secret", String(100), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("cursor", BigInteger, nullable=False),
+    Column("failures", Integer, nullable=False, default=0),
+    Column("first_failure_at", BigInteger, nullable=True),
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("last_status", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("last_success_at", BigInteger, nullable=True),
+    Column("disabled_reason", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_webhooks_principal_id", "principal_id"),
 )

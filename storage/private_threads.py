@@ -128,6 +128,19 @@ class PrivateThreadRepository:
             PrivateMessage(r.id, r.thread_id, r.sender_id, r.body, r.created_at) for r in rows
         ]
 
+    async def messages_by_ids(self, ids: list[int]) -> dict[int, PrivateMessage]:
+        if not ids:
+            return {}
+        rows = await self._conn.execute(select(private_messages).where(private_messages.c.id.in_(ids)))
+        return {r.id: PrivateMessage(r.id, r.thread_id, r.sender_id, r.body, r.created_at) for r in rows}
+
+    async def names_by_id(self, ids: set[int]) -> dict[int, str]:
+        if not ids:
+            return {}
+        rows = await self._conn.execute(
+            select(private_threads.c.id, private_threads.c.name).where(private_threads.c.id.in_(ids)))
+        return {r.id: r.name for r in rows}
+
     async def count_messages(self, thread_id: int) -> int:
         return await self._conn.scalar(
             select(func.count()).where(private_messages.c.thread_id == thread_id)

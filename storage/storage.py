@@ -6,7 +6,7 @@ Services open `async with storage.transaction() as tx:` and call `tx.principals`
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TypeVar
 
@@ -17,6 +17,8 @@ from storage.audit import AuditRepository
 from storage.company import CompanyRepository
 from storage.engine import create_engine
 from storage.errors import DatabaseUnavailable
+from storage.feed import FeedRepository, FeedWriter
+from storage.idempotency import IdempotencyRepository
 from storage.inbound import InboundRepository
 from storage.knowledge import KnowledgeRepository
 from storage.network_events import EventRepository
@@ -27,16 +29,19 @@ from storage.peers import PeerRepository
 from storage.migrations_runner import ensure_schema
 from storage.principals import AdminTokenRepository, PrincipalRepository, TokenRepository
 from storage.private_threads import PrivateThreadRepository
+from storage.webhooks import WebhookRepository
 
 __all__ = ["NetworkTransaction", "Storage", "Transaction"]
 
 T = TypeVar("T", bound="NetworkTransaction")
 
 class NetworkTransaction:
-    """Only the network-side repositories (`storage.network_tables`). The federation code path
-    gets this and nothing else, so it cannot read a private table even by mistake."""
+    """Only the network-side repositories (`storage.network_tables`), plus the append-only
+    feed writer that tells local clients an event arrived. The federation code path gets this
+    and nothing else, so it cannot read a private table even by mistake."""
 
     def __init__(self, conn: AsyncConnection) -> None:
+        self.feed_writer = FeedWriter(conn)
         self.networks = NetworkRepository(conn)
         self.events = EventRepository(conn)
         self.outbox = OutboxRepository(conn)
@@ -57,11 +62,19 @@ class Transaction(NetworkTransaction):
         self.private_threads = PrivateThreadRepository(conn)
         self.knowledge = KnowledgeRepository(conn)
         self.audit = AuditRepository(conn)
+        self.feed = FeedRepository(conn)
+        self.idempotency = IdempotencyRepository(conn)
+        self.webhooks = WebhookRepository(conn)
 
 
 class Storage:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._feed_listeners: list[Callable[[], None]] = []
+
+    def on_feed_commit(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after each commit that appended to the feed (live readers wake)."""
+        self._feed_listeners.append(listener)
 
     @classmethod
     async def open(cls, url: str, *, auto_migrate: bool = True) -> Storage:
@@ -92,7 +105,11 @@ class Storage:
             raise DatabaseUnavailable(f"cannot connect to the database: {type(e.orig).__name__}") from e
         try:
             async with conn.begin():
-                yield kind(conn)
+                tx = kind(conn)
+                yield tx
+            if tx.feed_writer.appended:
+                for listener in self._feed_listeners:
+                    listener()
         except DBAPIError as e:
             if e.connection_invalidated or isinstance(e, (OperationalError, InterfaceError)):
                 raise DatabaseUnavailable(f"the database is unavailable: {type(e.orig).__name__}") from e

@@ -18,7 +18,7 @@ async def test_create_agent_returns_token_once_and_lists_without_it(node):
     assert "token" not in listed["items"][0]
     # The token is stored only as a digest.
     async with node.storage.transaction() as tx:
-        assert await tx.tokens.principal_for(created["token"]) is None
+        assert await tx.tokens.principal_for(created["token"], now=0) is None
 
 
 async def test_duplicate_handle_is_409_and_changes_nothing(node):

@@ -69,7 +69,7 @@ async def test_oversized_body_is_413(node):
     resp = await node.client.post("/v1/threads/t/messages", json={"body": "x" * 100_000}, headers=bearer(token))
     await _error(resp, 413, "payload_too_large")
     too_long = await node.client.post("/v1/threads/t/messages", json={"body": "x" * 16_385}, headers=bearer(token))
-    await _error(too_long, 422, "invalid_request")
+    await _error(too_long, 413, "message_too_large")
     blank = await node.client.post("/v1/threads/t/messages", json={"body": "   "}, headers=bearer(token))
     await _error(blank, 422, "invalid_request")
     assert await _snapshot(node) == before

@@ -182,7 +182,8 @@ async def test_housekeeping_forgets_expired_nonces_and_old_answers(tmp_path):
             await tx.inbound.remember_nonce("a.example", "new-nonce-new-nonce", expires_at=now + 10_000)
             await tx.inbound.save_transaction_response("a.example", "t-old", b"{}", now=now - TRANSACTION_MEMORY_MS - 1)
             await tx.inbound.save_transaction_response("a.example", "t-new", b"{}", now=now)
-        assert await HousekeepingWorker(storage, clock).run_once() == (1, 1)
+        forgotten = await HousekeepingWorker(storage, clock, feed_retention_ms=3600_000).run_once()
+        assert (forgotten["nonces"], forgotten["transaction answers"]) == (1, 1)
         async with storage.network_transaction() as tx:
             assert not await tx.inbound.remember_nonce("a.example", "new-nonce-new-nonce", expires_at=now)
             assert await tx.inbound.transaction_response("a.example", "t-new") == b"{}"

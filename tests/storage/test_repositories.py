@@ -43,14 +43,33 @@ async def test_failed_transaction_changes_nothing(storage):
 async def test_token_lookup_respects_revocation_and_disabling(storage):
     (alex,) = await _people(storage, "alex")
     async with storage.transaction() as tx:
-        await tx.tokens.add(alex.id, token_hash="h1", prefix="p1", now=NOW)
-        assert (await tx.tokens.principal_for("h1")).id == alex.id
-        assert await tx.tokens.principal_for("nope") is None
+        await tx.tokens.add(alex.id, token_hash="h1", prefix="p1", scopes=frozenset({"read"}), expires_at=None,
+                            now=NOW)
+        principal, token = await tx.tokens.principal_for("h1", now=NOW)
+        assert principal.id == alex.id and token.scopes == {"read"}
+        assert await tx.tokens.principal_for("nope", now=NOW) is None
         await tx.principals.set_disabled(alex.id, True)
-        assert await tx.tokens.principal_for("h1") is None
+        assert await tx.tokens.principal_for("h1", now=NOW) is None
         await tx.principals.set_disabled(alex.id, False)
         assert await tx.tokens.revoke_all(alex.id, now=NOW) == 1
-        assert await tx.tokens.principal_for("h1") is None
+        assert await tx.tokens.principal_for("h1", now=NOW) is None
+
+
+async def test_token_expiry_and_single_revocation(storage):
+    (alex,) = await _people(storage, "alex")
+    async with storage.transaction() as tx:
+        short = await tx.tokens.add(alex.id, token_hash="h1", prefix="p1", scopes=frozenset({"read", "post"}),
+                                    expires_at=NOW + 1000, now=NOW)
+        other = await tx.tokens.add(alex.id, token_hash="h2", prefix="p2", scopes=frozenset({"read"}),
+                                    expires_at=None, now=NOW)
+        assert await tx.tokens.principal_for("h1", now=NOW + 999) is not None
+        assert await tx.tokens.principal_for("h1", now=NOW + 1000) is None  # expired at its instant
+        revoked = await tx.tokens.revoke(alex.id, other.id, now=NOW + 5)
+        assert revoked.revoked_at == NOW + 5 and not revoked.live_at(NOW + 6)
+        assert await tx.tokens.principal_for("h2", now=NOW + 6) is None
+        assert [t.id for t in await tx.tokens.list_for(alex.id)] == [short.id, other.id]
+        with pytest.raises(NotFound):
+            await tx.tokens.revoke(alex.id + 1000, short.id, now=NOW)  # not this principal's token
 
 
 async def test_admin_tokens(storage):

@@ -1,0 +1,26 @@
+"""Limits and timings of the client side, in one value handed to the assembly (the runner
+fills it from settings; tests shrink the timings)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["ClientLimits"]
+
+
+@dataclass(frozen=True, slots=True)
+class ClientLimits:
+    # Posting: a person types far slower; an agent in a loop is stopped here, not in the thread.
+    post_rate_per_s: float = 10.0
+    post_burst: int = 30
+    # Streams: a comment every 15 s keeps proxies from closing an idle stream (most wait 30-60 s).
+    stream_heartbeat_s: float = 15.0
+    # A stream client that has not taken a write in this long is dropped (it is not reading).
+    stream_write_timeout_s: float = 10.0
+    # How often an open stream re-checks its token without a hint: bounds how long a token
+    # revoked by another node process, or one that expired, keeps a stream open.
+    token_recheck_s: float = 2.0
+    # Readers poll the feed this often for writes by other processes (this one's wake them).
+    feed_poll_s: float = 1.0
+    # Feed rows older than this are pruned; a cursor older than what is kept gets 410.
+    feed_retention_ms: int = 7 * 24 * 3600 * 1000

@@ -1,0 +1,117 @@
+"""The node's activity feed: what local clients are shown, in commit order.
+
+Writers take positions with `UPDATE feed_state SET head = head + n ... RETURNING`, inside the
+transaction that stores the message or event. The row lock that UPDATE takes is held until
+commit, so a second writer gets its positions only after the first has committed: positions
+become visible in order and a reader's cursor never passes a row that commits later. That is
+the property a plain sequence lacks when several processes write to one PostgreSQL.
+
+The feed holds pointers, not content. A reader hydrates visible rows from the event and
+message tables, so a pruned or deleted source simply drops out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.network_tables import network_participants, shared_thread_participants, shared_threads
+from storage.private_tables import client_feed, feed_state, private_thread_members
+
+__all__ = ["FeedEntry", "FeedRepository", "FeedWriter"]
+
+
+@dataclass(frozen=True, slots=True)
+class FeedEntry:
+    position: int
+    network_id: int | None
+    thread: str | None
+    event_row: int | None
+    private_thread_id: int | None
+    private_message_id: int | None
+    created_at: int
+
+
+class FeedWriter:
+    """Appends only. The federation path gets this and cannot read the feed or any private
+    table through it; `appended` tells the storage facade to wake readers after commit."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+        self.appended = False
+
+    async def _take(self, count: int) -> int:
+        head = await self._conn.scalar(
+            update(feed_state).where(feed_state.c.id == 1)
+            .values(head=feed_state.c.head + count).returning(feed_state.c.head)
+        )
+        self.appended = True
+        return head - count + 1
+
+    async def append_network_event(self, *, network_id: int, thread: str | None, event_row: int, now: int) -> int:
+        position = await self._take(1)
+        await self._conn.execute(client_feed.insert().values(
+            position=position, network_id=network_id, thread=thread, event_row=event_row, created_at=now,
+        ))
+        return position
+
+    async def append_private_message(self, *, thread_id: int, message_id: int, now: int) -> int:
+        position = await self._take(1)
+        await self._conn.execute(client_feed.insert().values(
+            position=position, private_thread_id=thread_id, private_message_id=message_id, created_at=now,
+        ))
+        return position
+
+
+class FeedRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def bounds(self) -> tuple[int, int]:
+        """(floor, head): positions at or below the floor were pruned; head is the newest."""
+        row = (await self._conn.execute(select(feed_state.c.floor, feed_state.c.head).where(feed_state.c.id == 1))).one()
+        return row.floor, row.head
+
+    async def visible_after(self, after: int, *, principal_id: int, participant: str, limit: int) -> list[FeedEntry]:
+        """Rows after `after` that the principal may see now: private threads it belongs to,
+        shared threads it takes part in, and network-wide events of networks it is attached to."""
+        f = client_feed
+        private = and_(f.c.private_thread_id.is_not(None), exists().where(
+            private_thread_members.c.thread_id == f.c.private_thread_id,
+            private_thread_members.c.principal_id == principal_id,
+        ))
+        in_thread = and_(f.c.thread.is_not(None), exists().where(
+            shared_threads.c.network_id == f.c.network_id,
+            shared_threads.c.name == f.c.thread,
+            shared_thread_participants.c.thread_id == shared_threads.c.id,
+            shared_thread_participants.c.participant == participant,
+        ))
+        network_wide = and_(f.c.network_id.is_not(None), f.c.thread.is_(None), exists().where(
+            network_participants.c.network_id == f.c.network_id,
+            network_participants.c.participant == participant,
+            network_participants.c.attached.is_(True),
+        ))
+        rows = await self._conn.execute(
+            select(f).where(f.c.position > after, or_(private, in_thread, network_wide))
+            .order_by(f.c.position).limit(limit)
+        )
+        return [FeedEntry(r.position, r.network_id, r.thread, r.event_row, r.private_thread_id,
+                          r.private_message_id, r.created_at) for r in rows]
+
+    async def prune(self, *, created_before: int, keep_after: int | None) -> int:
+        """Forget rows older than `created_before`, but none after `keep_after` (a webhook still
+        delivering from there). Raises the floor so a cursor below it is answered 410."""
+        cut = await self._conn.scalar(select(func.max(client_feed.c.position)).where(
+            client_feed.c.created_at < created_before))
+        if cut is None:
+            return 0
+        if keep_after is not None:
+            cut = min(cut, keep_after)
+        floor, _head = await self.bounds()
+        if cut <= floor:
+            return 0
+        result = await self._conn.execute(delete(client_feed).where(client_feed.c.position <= cut))
+        await self._conn.execute(update(feed_state).where(feed_state.c.id == 1).values(floor=cut))
+        return result.rowcount
