@@ -9,6 +9,11 @@ import pytest
 from node.app import build_admin_app, build_client_app
 from node.bootstrap import bootstrap_company
 from node.directory import Directory
+from node.feed_api import feed_endpoints
+from node.feed_hub import FeedHub
+from node.feed_service import FeedService
+from node.limits import ClientLimits
+from node.rate_limit import PostRateLimiter
 
 SERVER = "acme.example"
 
@@ -28,6 +33,8 @@ class Node:
     client: object  # aiohttp TestClient for the client listener
     admin_token: str
     storage: object
+    clock: FakeClock
+    hub: FeedHub
 
     def as_admin(self) -> dict:
         return {"Authorization": f"Bearer {self.admin_token}"}
@@ -42,14 +49,37 @@ class Node:
         return (await resp.json())["token"]
 
 
+# Short timings so stream tests run in a fraction of a second; a generous post rate so only
+# the rate-limit tests meet it.
+TEST_LIMITS = ClientLimits(post_rate_per_s=1000.0, post_burst=1000, stream_heartbeat_s=0.5,
+                           stream_write_timeout_s=1.0, token_recheck_s=0.3, feed_poll_s=0.2)
+
+
 @pytest.fixture
 async def node(storage, aiohttp_client) -> Node:
+    return await start_local_node(storage, aiohttp_client, TEST_LIMITS)
+
+
+async def start_local_node(storage, aiohttp_client, limits: ClientLimits) -> Node:
+    """The admin and client listeners as `node.assembly` wires them, without federation."""
     clock = FakeClock()
     token = await bootstrap_company(storage, server_name=SERVER, display_name="Acme", now=clock.now_ms())
     directory = Directory(SERVER)
-    admin = await aiohttp_client(build_admin_app(storage, clock, directory, max_body_bytes=64 * 1024))
-    client = await aiohttp_client(build_client_app(storage, clock, directory, max_body_bytes=64 * 1024))
-    return Node(admin, client, token, storage)
+    hub = FeedHub()
+    storage.on_feed_commit(hub.notify)
+    feed = FeedService(storage, clock, directory, hub, poll_interval_s=limits.feed_poll_s)
+    limiter = PostRateLimiter(rate_per_s=limits.post_rate_per_s, burst=limits.post_burst)
+    admin = await aiohttp_client(build_admin_app(storage, clock, directory, max_body_bytes=64 * 1024,
+                                                 on_tokens_changed=hub.tokens_changed))
+    client_app = build_client_app(storage, clock, directory, limiter=limiter, max_body_bytes=64 * 1024,
+                                  extra=feed_endpoints(feed, storage, clock, limits))
+    client_app.on_shutdown.append(lambda _app: _close(hub))
+    client = await aiohttp_client(client_app)
+    return Node(admin, client, token, storage, clock, hub)
+
+
+async def _close(hub: FeedHub) -> None:
+    hub.close()
 
 
 def bearer(token: str) -> dict:
