@@ -26,7 +26,7 @@ from node.feed_service import FeedService
 from node.housekeeping import HousekeepingWorker
 from node.key_refresh import KeyRefresher
 from node.key_ring import KeyRing
-from node.limits import ClientLimits
+from node.limits import ClientLimits, WebhookLimits
 from node.network_admin_api import network_admin_endpoints
 from node.network_service import NetworkService
 from node.network_state import StateCache
@@ -34,6 +34,8 @@ from node.peering import PeeringService
 from node.rate_limit import PostRateLimiter
 from node.shared_thread_api import shared_thread_endpoints
 from node.shared_thread_service import SharedThreadService
+from node.webhook_api import WebhookService, webhook_admin_endpoints, webhook_client_endpoints
+from node.webhook_worker import WebhookWorker
 from storage.storage import Storage
 
 __all__ = ["NodeParts", "assemble", "record_own_key"]
@@ -45,6 +47,7 @@ class NodeParts:
     delivery: DeliveryWorker
     catch_up: CatchUpWorker
     housekeeping: HousekeepingWorker
+    webhooks: WebhookWorker
     admin_app: web.Application
     client_app: web.Application
     federation_app: web.Application
@@ -52,7 +55,8 @@ class NodeParts:
 
 def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storage: Storage, clock: Clock,
              session: aiohttp.ClientSession, client_ssl: ssl.SSLContext,
-             max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, limits: ClientLimits = ClientLimits()) -> NodeParts:
+             max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, limits: ClientLimits = ClientLimits(),
+             webhook_limits: WebhookLimits = WebhookLimits()) -> NodeParts:
     directory = Directory(server_name)
     engine = FederationEngine(KeyRing(server_name, signing_key), clock, StateCache())
     client = PeerClient(session, client_ssl, server_name=server_name, signing_key=signing_key, clock=clock)
@@ -66,17 +70,22 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
     hub = FeedHub()
     storage.on_feed_commit(hub.notify)
     feed = FeedService(storage, clock, directory, hub, poll_interval_s=limits.feed_poll_s)
+    webhooks = WebhookWorker(storage, feed, clock, webhook_limits)
+    storage.on_feed_commit(webhooks.wake)
+    webhook_service = WebhookService(storage, clock, directory, webhook_limits, wake=webhooks.wake)
     limiter = PostRateLimiter(rate_per_s=limits.post_rate_per_s, burst=limits.post_burst)
     client_service = ClientService(storage, clock, directory)
     client_app = build_client_app(
         storage, clock, directory, service=client_service, limiter=limiter, max_body_bytes=max_body_bytes,
-        extra=[*shared_thread_endpoints(shared, limiter), *feed_endpoints(feed, storage, clock, limits)],
+        extra=[*shared_thread_endpoints(shared, limiter), *feed_endpoints(feed, storage, clock, limits),
+               *webhook_client_endpoints(webhook_service)],
     )
     client_app.on_shutdown.append(lambda _app: _close(hub))
     return NodeParts(
-        engine=engine, delivery=delivery, catch_up=catch_up,
+        engine=engine, delivery=delivery, catch_up=catch_up, webhooks=webhooks,
         housekeeping=HousekeepingWorker(storage, clock, feed_retention_ms=limits.feed_retention_ms),
-        admin_app=build_admin_app(storage, clock, directory, extra=network_admin_endpoints(networks, peering),
+        admin_app=build_admin_app(storage, clock, directory, extra=[*network_admin_endpoints(networks, peering),
+                                                                *webhook_admin_endpoints(webhook_service)],
                                   max_body_bytes=max_body_bytes, on_tokens_changed=hub.tokens_changed),
         client_app=client_app,
         federation_app=build_federation_app(storage=storage, engine=engine, peering=peering, delivery=delivery,

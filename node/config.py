@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
 
 from node.errors import ConfigError
+from node.limits import ClientLimits, WebhookLimits
 
 __all__ = ["CONFIG_FILE", "NodeSettings", "load_settings", "write_config"]
 
@@ -48,6 +49,17 @@ class NodeSettings(BaseSettings):
     max_body_bytes: int = Field(256 * 1024, ge=4 * 1024, le=16 * 1024 * 1024)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = False
+    # Client side (node.limits.ClientLimits has the reasons for each default).
+    post_rate_per_second: float = Field(10.0, gt=0, le=100_000)
+    post_burst: int = Field(30, ge=1, le=100_000)
+    stream_heartbeat_seconds: float = Field(15.0, ge=1, le=300)
+    stream_write_timeout_seconds: float = Field(10.0, ge=1, le=300)
+    feed_retention_hours: int = Field(7 * 24, ge=1, le=24 * 3650)
+    # Webhooks (node.limits.WebhookLimits has the reasons for each default).
+    webhook_allow_http: bool = False
+    webhook_timeout_seconds: float = Field(10.0, ge=1, le=60)
+    webhook_disable_after_failures: int = Field(10, ge=1, le=10_000)
+    webhook_disable_after_seconds: int = Field(24 * 3600, ge=0, le=30 * 24 * 3600)
 
     @field_validator("admin_host")
     @classmethod
@@ -74,6 +86,22 @@ class NodeSettings(BaseSettings):
         if len({self.admin_port, self.client_port, self.federation_port}) != 3:
             raise ValueError("admin_port, client_port and federation_port must all differ")
         return self
+
+    @property
+    def client_limits(self) -> ClientLimits:
+        return ClientLimits(
+            post_rate_per_s=self.post_rate_per_second, post_burst=self.post_burst,
+            stream_heartbeat_s=self.stream_heartbeat_seconds, stream_write_timeout_s=self.stream_write_timeout_seconds,
+            feed_retention_ms=self.feed_retention_hours * 3600 * 1000,
+        )
+
+    @property
+    def webhook_limits(self) -> WebhookLimits:
+        return WebhookLimits(
+            allow_http=self.webhook_allow_http, timeout_s=self.webhook_timeout_seconds,
+            disable_after_failures=self.webhook_disable_after_failures,
+            disable_after_ms=self.webhook_disable_after_seconds * 1000,
+        )
 
     @property
     def resolved_database_url(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ClientLimits"]
+__all__ = ["ClientLimits", "WebhookLimits"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,3 +24,25 @@ class ClientLimits:
     feed_poll_s: float = 1.0
     # Feed rows older than this are pruned; a cursor older than what is kept gets 410.
     feed_retention_ms: int = 7 * 24 * 3600 * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookLimits:
+    # Plain http leaks every delivery to the path between the node and the receiver; only
+    # tests and a receiver on the same host have a reason to allow it.
+    allow_http: bool = False
+    # One attempt's whole time (connect, send, answer). Standard Webhooks senders use 15 s or
+    # less; a receiver should answer at once and do its work afterwards.
+    timeout_s: float = 10.0
+    # Disabled after this many failures in a row that also span `disable_after_ms`: both, so
+    # neither a burst of quick failures nor one failure after a quiet week turns a receiver off.
+    disable_after_failures: int = 10
+    # A day: longer than a weekend-free outage window, well inside the feed's retention (a week),
+    # so an endpoint re-enabled soon after loses nothing.
+    disable_after_ms: int = 24 * 3600 * 1000
+    # Retries: full jitter up to min(cap, base * 2**(failures-1)); the hour cap bounds the delay
+    # an endpoint that recovered sees before its backlog moves again.
+    retry_base_ms: int = 1000
+    retry_cap_ms: int = 3600 * 1000
+    # Look for feed rows written by other processes (this one's commits wake the worker at once).
+    poll_s: float = 1.0

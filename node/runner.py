@@ -57,7 +57,8 @@ async def serve(settings: NodeSettings, *, clock: Clock | None = None, stop: asy
         parts = assemble(
             server_name=settings.server_name, endpoint=settings.resolved_public_endpoint, signing_key=signing_key,
             storage=storage, clock=clock, session=session, client_ssl=client_tls,
-            max_body_bytes=settings.max_body_bytes,
+            max_body_bytes=settings.max_body_bytes, limits=settings.client_limits,
+            webhook_limits=settings.webhook_limits,
         )
         listeners = [
             ("admin", parts.admin_app, settings.admin_host, settings.admin_port, None),
@@ -79,7 +80,8 @@ async def serve(settings: NodeSettings, *, clock: Clock | None = None, stop: asy
         async with asyncio.TaskGroup() as workers:
             tasks = [workers.create_task(parts.delivery.run(), name="delivery"),
                      workers.create_task(parts.catch_up.run(), name="catch-up"),
-                     workers.create_task(parts.housekeeping.run(), name="housekeeping")]
+                     workers.create_task(parts.housekeeping.run(), name="housekeeping"),
+                     workers.create_task(parts.webhooks.run(), name="webhooks")]
             await stop.wait()
             log.info("node %s stopping", settings.server_name)
             for task in tasks:

@@ -103,3 +103,33 @@ class WebhookRepository:
     async def lowest_active_cursor(self) -> int | None:
         """Feed rows after this are still to be delivered by some active webhook."""
         return await self._conn.scalar(select(func.min(webhooks.c.cursor)).where(webhooks.c.status == "active"))
+
+    async def behind(self, *, now: int, head: int, limit: int) -> list[Webhook]:
+        """Active webhooks with feed rows after their cursor and no backoff or lease holding them."""
+        rows = await self._conn.execute(
+            select(webhooks).where(webhooks.c.status == "active", webhooks.c.next_attempt_at <= now,
+                                   webhooks.c.cursor < head)
+            .order_by(webhooks.c.next_attempt_at).limit(limit))
+        return [_webhook(r) for r in rows]
+
+    async def next_behind_at(self, *, head: int) -> int | None:
+        """When the earliest webhook that is behind the feed may be tried (backoff or lease)."""
+        return await self._conn.scalar(select(func.min(webhooks.c.next_attempt_at)).where(
+            webhooks.c.status == "active", webhooks.c.cursor < head))
+
+    async def claim(self, webhook_id: int, *, now: int, lease_until: int) -> Webhook | None:
+        """Take the one attempt allowed now: a compare-and-set on `next_attempt_at`, so of several
+        processes on one database only one sends (a lease that lapses if that process dies)."""
+        result = await self._conn.execute(update(webhooks).where(
+            webhooks.c.id == webhook_id, webhooks.c.status == "active", webhooks.c.next_attempt_at <= now,
+        ).values(next_attempt_at=lease_until))
+        if result.rowcount != 1:
+            return None
+        return await self.get(webhook_id)
+
+    async def advance(self, webhook_id: int, *, cursor: int, now: int, note: str | None = None) -> None:
+        """Move past rows that need no request (invisible to the owner, or pruned) and end the lease."""
+        values: dict = {"cursor": cursor, "next_attempt_at": now}
+        if note is not None:
+            values["last_error"] = note[:1000]
+        await self._conn.execute(update(webhooks).where(webhooks.c.id == webhook_id).values(**values))

@@ -23,11 +23,17 @@ from federation.keys import SigningKey
 from node.assembly import NodeParts, assemble, record_own_key
 from node.bootstrap import bootstrap_company
 from node.clock import SystemClock
+from node.limits import WebhookLimits
 from node.tls import client_ssl_context, server_ssl_context
 from storage.storage import Storage
 from tests.tls_fixtures import TestCertificateAuthority
 
-__all__ = ["ClusterNode", "eventually", "start_node"]
+__all__ = ["TEST_WEBHOOK_LIMITS", "ClusterNode", "eventually", "start_node"]
+
+# Receivers in tests are plain-http servers on 127.0.0.1; retries and disabling take
+# milliseconds instead of hours.
+TEST_WEBHOOK_LIMITS = WebhookLimits(allow_http=True, timeout_s=5.0, disable_after_failures=3, disable_after_ms=200,
+                                    retry_base_ms=20, retry_cap_ms=200, poll_s=0.2)
 
 
 def _bound_socket(port: int = 0) -> socket.socket:
@@ -52,6 +58,7 @@ class ClusterNode:
     parts: NodeParts | None = None
     _stack: contextlib.AsyncExitStack | None = None
     http: aiohttp.ClientSession | None = None
+    webhook_limits: WebhookLimits = TEST_WEBHOOK_LIMITS
 
     @property
     def endpoint(self) -> str:
@@ -113,7 +120,7 @@ class ClusterNode:
         self.http = await stack.enter_async_context(aiohttp.ClientSession())
         self.parts = assemble(server_name=self.server, endpoint=self.endpoint, signing_key=self.key,
                               storage=self.storage, clock=SystemClock(), session=session,
-                              client_ssl=client_ssl_context(bundle))
+                              client_ssl=client_ssl_context(bundle), webhook_limits=self.webhook_limits)
 
         @web.middleware
         async def capture(request: web.Request, handler):
@@ -131,7 +138,7 @@ class ClusterNode:
             stack.push_async_callback(runner.cleanup)
             await web.SockSite(runner, sockets[name], ssl_context=tls if name == "federation" else None).start()
         tasks = [asyncio.create_task(self.parts.delivery.run()), asyncio.create_task(self.parts.catch_up.run()),
-                 asyncio.create_task(self.parts.housekeeping.run())]
+                 asyncio.create_task(self.parts.housekeeping.run()), asyncio.create_task(self.parts.webhooks.run())]
 
         async def stop_tasks() -> None:
             for task in tasks:
