@@ -27,6 +27,7 @@ from node.housekeeping import HousekeepingWorker
 from node.key_refresh import KeyRefresher
 from node.key_ring import KeyRing
 from node.limits import ClientLimits, WebhookLimits
+from node.mcp_endpoint import mount_mcp
 from node.network_admin_api import network_admin_endpoints
 from node.network_service import NetworkService
 from node.network_state import StateCache
@@ -80,6 +81,7 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
         extra=[*shared_thread_endpoints(shared, limiter), *feed_endpoints(feed, storage, clock, limits),
                *webhook_client_endpoints(webhook_service)],
     )
+    mount_mcp(client_app, client=client_service, shared=shared, feed=feed, limiter=limiter)
     client_app.on_shutdown.append(lambda _app: _close(hub))
     return NodeParts(
         engine=engine, delivery=delivery, catch_up=catch_up, webhooks=webhooks,
