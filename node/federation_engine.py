@@ -156,6 +156,10 @@ class FederationEngine:
             after = apply(before, seqd.event)
         wire = encode_canonical(seqd.to_wire())
         pending = await tx.events.find(seqd.event_id)
+        if pending is not None and pending.seq is not None:  # applied meanwhile by another worker
+            if pending.seq == seqd.seq:
+                return Accepted(seqd.event_id, seqd.seq, duplicate=True)
+            raise ChainError(f"event {seqd.event_id} is already at seq {pending.seq}, not {seqd.seq}")
         if pending is not None:
             row = pending.row_id
             await tx.events.set_sequenced(row, seq=seqd.seq, wire=wire)

@@ -196,7 +196,8 @@ async def test_federated_message_reaches_a_stream_on_the_other_node_across_a_res
         await globex.client(tokens["sam"], "POST", messages, {"body": "from globex 3"})
         resumed = await http.get(url, headers={**headers, "Last-Event-ID": first["id"]})
         rest = await collect(resumed, 3, timeout=30)
-        assert [json.loads(f["data"])["body"] for f in rest] == ["from acme 1", "from acme 2", "from globex 3"]
+        assert [json.loads(f["data"])["body"] for f in rest] == ["from acme 1", "from acme 2", "from globex 3"], \
+            [(f["id"], json.loads(f["data"])["body"]) for f in rest]
         ids = [first["id"]] + [f["id"] for f in rest]
         assert len(set(ids)) == 4 and ids == sorted(ids, key=int)
         resumed.close()
