@@ -22,7 +22,6 @@ from federation.request_signing import (
     MAX_AUTHORIZATION_CHARS,
     MAX_SKEW_MS,
     REPLAY_WINDOW_MS,
-    RequestSignature,
     parse_authorization,
     sign_request,
     signing_bytes,
