@@ -23,12 +23,13 @@ from node.errors import InvalidRequest
 from storage.errors import AlreadyExists
 from storage.storage import Storage, Transaction
 
-__all__ = ["IdempotencyKey", "Posted", "idempotency_key", "run_once"]
+__all__ = ["KEY_PATTERN", "IdempotencyKey", "Posted", "bind_key", "idempotency_key", "run_once"]
 
 M = TypeVar("M", bound=BaseModel)
 HEADER = "Idempotency-Key"
 # Printable ASCII, as the IETF draft for this header expects; 255 fits any UUID or ULID scheme.
-_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
+_KEY = re.compile(KEY_PATTERN)
 # How long a key is remembered: a client retries within minutes; a day covers a long outage.
 KEY_MEMORY_MS = 24 * 3600 * 1000
 
@@ -52,8 +53,12 @@ def idempotency_key(request: web.Request, body: BaseModel) -> IdempotencyKey | N
     if not _KEY.match(raw):
         raise InvalidRequest(f"{HEADER} must be 1-255 printable ASCII characters",
                              [{"field": HEADER, "location": "header", "message": "1-255 printable ASCII"}])
-    digest = hashlib.sha256(f"{request.method} {request.path}\n{body.model_dump_json()}".encode()).hexdigest()
-    return IdempotencyKey(raw, digest)
+    return bind_key(raw, f"{request.method} {request.path}", body.model_dump_json())
+
+
+def bind_key(key: str, target: str, body: str) -> IdempotencyKey:
+    """The key with a digest of what it was used for, so a reuse for another request shows."""
+    return IdempotencyKey(key, hashlib.sha256(f"{target}\n{body}".encode()).hexdigest())
 
 
 async def run_once(storage: Storage, clock: Clock, principal_id: int, key: IdempotencyKey | None,

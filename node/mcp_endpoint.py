@@ -35,6 +35,7 @@ from node.client_service import ClientService
 from node.errors import NodeError, TooManyRequests, Unauthorized
 from node.feed_models import MAX_WAIT_S, EventPage
 from node.feed_service import FeedService
+from node.idempotency import KEY_PATTERN, bind_key
 from node.network_models import SharedThreadOut
 from node.rate_limit import PostRateLimiter
 from node.shared_thread_service import SharedThreadService
@@ -56,6 +57,7 @@ ThreadName = Annotated[str, Field(pattern=_SLUG, description="thread name, e.g. 
 NetworkName = Annotated[str, Field(pattern=_SLUG, description="network name; omit for a private thread")]
 Cursor = Annotated[str, Field(pattern=r"^[0-9]{1,18}$", description="a next_cursor from an earlier answer")]
 Body = Annotated[str, Field(min_length=1, max_length=MAX_MESSAGE_CHARS, pattern=r"\S")]
+IdemKey = Annotated[str, Field(pattern=KEY_PATTERN, description="1-255 printable ASCII characters")]
 Query = Annotated[str, Field(min_length=1, max_length=500, description="words that must all match")]
 PageLimit = Annotated[int, Field(ge=1, le=MAX_PAGE)]
 SearchLimit = Annotated[int, Field(ge=1, le=100)]
@@ -153,15 +155,19 @@ def build_mcp_server(*, client: ClientService, shared: SharedThreadService, feed
 
     @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False,
                                              idempotent_hint=False, open_world_hint=True))
-    async def post_message(ctx: Context, thread: ThreadName, body: Body,
-                           network: NetworkName | None = None) -> CallToolResult:
+    async def post_message(ctx: Context, thread: ThreadName, body: Body, network: NetworkName | None = None,
+                           idempotency_key: IdemKey | None = None) -> CallToolResult:
         """Post a message as yourself. Give `network` for a shared thread (the other companies in it
-        will see the message), omit it for a private thread of your company."""
+        will see the message), omit it for a private thread of your company. If you may retry a
+        post whose answer you did not get, give the same `idempotency_key` each time (a UUID, say):
+        the message is then stored once."""
         async def action(caller: Caller) -> BaseModel:
             limiter.check(caller)
+            key = None if idempotency_key is None else bind_key(
+                idempotency_key, f"mcp post_message {network or ''}/{thread}", body)
             if network is None:
-                return (await client.post(caller.principal, thread, body)).value
-            return (await shared.post(caller.principal, network, thread, body)).value
+                return (await client.post(caller.principal, thread, body, idempotency=key)).value
+            return (await shared.post(caller.principal, network, thread, body, idempotency=key)).value
 
         return await _run(ctx, "post_message", "post", action)
 

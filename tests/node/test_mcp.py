@@ -90,6 +90,18 @@ async def test_tools_act_as_the_token_holder(acme, mode):
     assert [m["body"] for m in via_rest["messages"]] == ["Looking into it.", "Thanks"]
 
 
+async def test_a_retried_post_with_an_idempotency_key_is_stored_once(acme):
+    tokens = await _company(acme)
+    async with mcp(acme, tokens["ops"]) as ops:
+        first = await call(ops, "post_message", thread="billing-escalations", body="once", idempotency_key="k-1")
+        again = await call(ops, "post_message", thread="billing-escalations", body="once", idempotency_key="k-1")
+        assert first == again
+        reused = await refused(ops, "post_message", thread="billing-escalations", body="other", idempotency_key="k-1")
+        assert reused["code"] == "invalid_request"
+    page = await acme.client(tokens["alex"], "GET", "/v1/threads/billing-escalations/messages")
+    assert [m["body"] for m in page["messages"]] == ["once"]
+
+
 async def test_callers_see_only_what_they_belong_to(acme):
     tokens = await _company(acme)
     async with mcp(acme, tokens["alex"]) as alex:
