@@ -132,3 +132,31 @@ async def test_tokens_of_unknown_principal_are_404(node):
     resp = await node.admin.post("/v1/agents/ghost/tokens", json={}, headers=node.as_admin())
     assert resp.status == 404
     assert (await node.admin.get("/v1/agents/ghost/tokens", headers=node.as_admin())).status == 404
+
+
+async def test_every_scoped_route_of_an_assembled_node_refuses_a_token_without_its_scope(tmp_path):
+    """Over the whole client API as assembled (shared threads, events, webhooks included):
+    the scope is checked before anything else, so a token lacking it gets 403 whatever the path."""
+    from tests.cluster import start_node
+    from tests.tls_fixtures import TestCertificateAuthority
+
+    node = await start_node(tmp_path, "acme.example", TestCertificateAuthority())
+    try:
+        await node.create("agent", "ops", "Ops")
+        document = await node.client(await _token(node, list(SCOPES)), "GET", "/openapi.json")
+        scoped = [(method.upper(), path, op["x-required-scope"]) for path, ops in document["paths"].items()
+                  for method, op in ops.items() if "x-required-scope" in op]
+        assert {scope for _m, _p, scope in scoped} == set(SCOPES)
+        assert any(path.startswith("/v1/networks/") for _m, path, _s in scoped)
+        assert any(path.startswith("/v1/webhooks") for _m, path, _s in scoped)
+        for method, path, scope in scoped:
+            without = await _token(node, [s for s in SCOPES if s != scope])
+            concrete = path.replace("{", "x").replace("}", "")
+            answer = await node.client(without, method, concrete, {} if method == "POST" else None, expect=403)
+            assert answer["error"]["code"] == "insufficient_scope", (method, path)
+    finally:
+        await node.stop()
+
+
+async def _token(node, scopes: list[str]) -> str:
+    return (await node.admin("POST", "/v1/agents/ops/tokens", {"scopes": scopes}))["token"]
