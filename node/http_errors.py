@@ -14,10 +14,10 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from federation.errors import InvalidSignature, ProtocolError, RuleViolation
-from node.errors import InvalidRequest, NodeError
+from node.errors import InvalidRequest, NodeError, TooManyRequests
 from storage.errors import AlreadyExists, DatabaseUnavailable, NotFound
 
-__all__ = ["error_middleware", "error_response", "validation_fields"]
+__all__ = ["describe", "error_middleware", "error_response", "validation_fields"]
 
 log = logging.getLogger(__name__)
 
@@ -46,25 +46,37 @@ def validation_fields(error: ValidationError, location: str) -> list[dict[str, s
     return fields
 
 
-def _render(exc: BaseException) -> web.Response:
+def describe(exc: BaseException) -> tuple[int, str, str, dict] | None:
+    """Status, code, message and extra fields of an error a caller may see; None for a bug.
+    The HTTP renderer and the MCP endpoint both answer from this."""
     if isinstance(exc, InvalidRequest):
-        return error_response(exc.status, exc.code, exc.message, fields=exc.fields)
+        return exc.status, exc.code, exc.message, {"fields": exc.fields}
+    if isinstance(exc, TooManyRequests):
+        return exc.status, exc.code, exc.message, {"retry_after_s": exc.retry_after_s}
     if isinstance(exc, NodeError):
-        return error_response(exc.status, exc.code, exc.message, headers=exc.headers)
+        return exc.status, exc.code, exc.message, {}
     if isinstance(exc, RuleViolation):  # which rule refused it, as a stable code
-        return error_response(exc.status, exc.code, exc.message, reason=exc.reason)
+        return exc.status, exc.code, exc.message, {"reason": exc.reason}
     if isinstance(exc, ProtocolError):  # peers get the opaque message; the log gets the detail
-        return error_response(exc.status, exc.code, exc.message)
+        return exc.status, exc.code, exc.message, {}
     if isinstance(exc, NotFound):
-        return error_response(404, "not_found", f"{exc.what} not found")
+        return 404, "not_found", f"{exc.what} not found", {}
     if isinstance(exc, AlreadyExists):
-        return error_response(409, "conflict", f"{exc.what} {exc.key!s} already exists")
+        return 409, "conflict", f"{exc.what} {exc.key!s} already exists", {}
     if isinstance(exc, DatabaseUnavailable):
-        return error_response(503, "unavailable", "the node's database is unavailable; retry later")
+        return 503, "unavailable", "the node's database is unavailable; retry later", {}
+    return None
+
+
+def _render(exc: BaseException) -> web.Response:
     if isinstance(exc, web.HTTPException):
-        code = _AIOHTTP_CODES.get(exc.status, "http_error")
-        return error_response(exc.status, code, exc.reason)
-    raise exc
+        return error_response(exc.status, _AIOHTTP_CODES.get(exc.status, "http_error"), exc.reason)
+    described = describe(exc)
+    if described is None:
+        raise exc
+    status, code, message, extra = described
+    headers = exc.headers if isinstance(exc, NodeError) else None
+    return error_response(status, code, message, headers=headers, **extra)
 
 
 @web.middleware

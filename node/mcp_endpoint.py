@@ -27,19 +27,19 @@ from mcp.server.transport_security import TransportSecuritySettings
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
-from federation.errors import ProtocolError, RuleViolation
 from node.api_models import MAX_MESSAGE_CHARS, MAX_PAGE, KnowledgeResults, ThreadOut
 from node.asgi_bridge import background_context, call_asgi
 from node.auth import Caller, current_caller, require_scope
 from node.client_service import ClientService
-from node.errors import NodeError, TooManyRequests, Unauthorized
+from node.errors import Unauthorized
 from node.feed_models import MAX_WAIT_S, EventPage
 from node.feed_service import FeedService
+from node.http_errors import describe
 from node.idempotency import KEY_PATTERN, bind_key
 from node.network_models import SharedThreadOut
 from node.rate_limit import PostRateLimiter
 from node.shared_thread_service import SharedThreadService
-from storage.errors import AlreadyExists, DatabaseUnavailable, NotFound
+from storage.errors import DatabaseUnavailable
 
 __all__ = ["CALLER_STATE_KEY", "MAX_MCP_BODY_BYTES", "ThreadsOut", "build_mcp_server", "mount_mcp"]
 
@@ -80,21 +80,12 @@ def _error(status: int, code: str, message: str, **extra: Any) -> CallToolResult
 
 def _error_result(exc: Exception, tool: str) -> CallToolResult:
     """The same status, code and message the REST API would answer with (`node.http_errors`)."""
-    if isinstance(exc, TooManyRequests):
-        return _error(exc.status, exc.code, exc.message, retry_after_s=exc.retry_after_s)
-    if isinstance(exc, NodeError):
-        return _error(exc.status, exc.code, exc.message)
-    if isinstance(exc, RuleViolation):
-        return _error(exc.status, exc.code, exc.message, reason=exc.reason)
-    if isinstance(exc, ProtocolError):
-        return _error(exc.status, exc.code, exc.message)
-    if isinstance(exc, NotFound):
-        return _error(404, "not_found", f"{exc.what} not found")
-    if isinstance(exc, AlreadyExists):
-        return _error(409, "conflict", f"{exc.what} {exc.key!s} already exists")
-    if isinstance(exc, DatabaseUnavailable):
-        log.error("MCP tool %s: %s", tool, exc.__cause__ or exc)
-        return _error(503, "unavailable", "the node's database is unavailable; retry later")
+    described = describe(exc)
+    if described is not None:
+        status, code, message, extra = described
+        if isinstance(exc, DatabaseUnavailable):
+            log.error("MCP tool %s: %s", tool, exc.__cause__ or exc)
+        return _error(status, code, message, **extra)
     log.error("MCP tool %s failed", tool, exc_info=exc)
     return _error(500, "internal_error", "internal error")
 
