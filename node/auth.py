@@ -86,7 +86,7 @@ def principal_authenticator(storage: Storage, clock: Clock) -> Callable[[str], A
 
 
 async def authenticate_digest(storage: Storage, clock: Clock, token_hash: str) -> Caller | None:
-    async with storage.transaction() as tx:
+    async with storage.read_transaction() as tx:
         found = await tx.tokens.principal_for(token_hash, now=clock.now_ms())
     if found is None:
         return None

@@ -44,7 +44,7 @@ class FeedService:
     async def read(self, caller: Principal, after: str | None, *, limit: int) -> EventPage:
         """Events after `after` (None: from now, an empty page with the current cursor)."""
         participant = self._directory.participant_id(caller)
-        async with self._storage.transaction() as tx:
+        async with self._storage.read_transaction() as tx:
             floor, head = await tx.feed.bounds()  # read first: every position <= head is committed
             if after is None:
                 return EventPage(events=[], next_cursor=str(head))

@@ -6,8 +6,9 @@ Services open `async with storage.transaction() as tx:` and call `tx.principals`
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -15,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from storage.audit import AuditRepository
 from storage.company import CompanyRepository
-from storage.engine import create_engine
+from storage.engine import create_engine, is_sqlite
 from storage.errors import DatabaseUnavailable
 from storage.feed import FeedRepository, FeedWriter
 from storage.idempotency import IdempotencyRepository
@@ -71,6 +72,11 @@ class Storage:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._feed_listeners: list[Callable[[], None]] = []
+        # SQLite has one writer, and Python's driver begins a transaction only at its first
+        # write: the reads before it are not isolated, so two units of work could both read
+        # "head is 7" and both write seq 8. On SQLite the units of work that may write take
+        # turns in this process instead (PostgreSQL has row locks: `SELECT ... FOR UPDATE`).
+        self._sqlite_writer = asyncio.Lock() if is_sqlite(engine) else None
 
     def on_feed_commit(self, listener: Callable[[], None]) -> None:
         """Call `listener` after each commit that appended to the feed (live readers wake)."""
@@ -92,13 +98,26 @@ class Storage:
     def transaction(self) -> AbstractAsyncContextManager[Transaction]:
         return self._unit_of_work(Transaction)
 
+    def read_transaction(self) -> AbstractAsyncContextManager[Transaction]:
+        """For units of work that only read (token checks, feed reads): they need not wait
+        for SQLite's writers to take turns."""
+        return self._unit_of_work(Transaction, read_only=True)
+
     def network_transaction(self) -> AbstractAsyncContextManager[NetworkTransaction]:
         return self._unit_of_work(NetworkTransaction)
 
     @asynccontextmanager
-    async def _unit_of_work(self, kind: type[T]) -> AsyncIterator[T]:
+    async def _unit_of_work(self, kind: type[T], *, read_only: bool = False) -> AsyncIterator[T]:
         """One unit of work. Losing the database surfaces as DatabaseUnavailable, so callers
         never see a driver's exception."""
+        async with AsyncExitStack() as turn:
+            if self._sqlite_writer is not None and not read_only:
+                await turn.enter_async_context(self._sqlite_writer)
+            async with self._connected(kind) as tx:
+                yield tx
+
+    @asynccontextmanager
+    async def _connected(self, kind: type[T]) -> AsyncIterator[T]:
         try:
             conn = await self.engine.connect()
         except DBAPIError as e:  # any failure to get a connection: the database is not there
