@@ -35,7 +35,8 @@ _OPENAPI_PATH = "/openapi.json"
 def _app(title: str, endpoints: Sequence[Endpoint], authenticate, max_body_bytes: int) -> web.Application:
     app = web.Application(
         client_max_size=max_body_bytes,
-        middlewares=[error_middleware, auth_middleware(authenticate, {_OPENAPI_PATH})],
+        middlewares=[error_middleware,
+                     auth_middleware(authenticate, {_OPENAPI_PATH, *(e.path for e in endpoints if e.public)})],
     )
     add_endpoints(app, [e if e.scope is None else replace(e, handler=_scoped(e.handler, e.scope)) for e in endpoints])
     document = openapi_document(title, version("agent-network"), endpoints)

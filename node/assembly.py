@@ -5,6 +5,7 @@ several nodes in one process the same way."""
 from __future__ import annotations
 
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import aiohttp
@@ -23,11 +24,13 @@ from node.federation_engine import FederationEngine
 from node.feed_api import feed_endpoints
 from node.feed_hub import FeedHub
 from node.feed_service import FeedService
+from node.health import WorkerMonitor, health_endpoints
 from node.housekeeping import HousekeepingWorker
 from node.key_refresh import KeyRefresher
 from node.key_ring import KeyRing
 from node.limits import ClientLimits, WebhookLimits
 from node.mcp_endpoint import mount_mcp
+from node.metrics import NodeMetrics, metrics_endpoints
 from node.network_admin_api import network_admin_endpoints
 from node.network_service import NetworkService
 from node.network_state import StateCache
@@ -42,6 +45,9 @@ from storage.storage import Storage
 __all__ = ["NodeParts", "assemble", "record_own_key"]
 
 
+WORKER_NAMES = ("delivery", "catch-up", "housekeeping", "webhooks")
+
+
 @dataclass(frozen=True, slots=True)
 class NodeParts:
     engine: FederationEngine
@@ -52,6 +58,13 @@ class NodeParts:
     admin_app: web.Application
     client_app: web.Application
     federation_app: web.Application
+    metrics: NodeMetrics
+    workers: WorkerMonitor
+
+    def background(self) -> list[tuple[str, Callable[[], Awaitable[None]]]]:
+        """The node's worker loops by name, each watched so readiness knows it runs."""
+        loops = [self.delivery.run, self.catch_up.run, self.housekeeping.run, self.webhooks.run]
+        return [(name, self.workers.watch(name, run)) for name, run in zip(WORKER_NAMES, loops, strict=True)]
 
 
 def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storage: Storage, clock: Clock,
@@ -63,6 +76,9 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
     client = PeerClient(session, client_ssl, server_name=server_name, signing_key=signing_key, clock=clock)
     delivery = DeliveryWorker(storage, client, clock)
     client.on_reachable = delivery.wake
+    metrics, workers = NodeMetrics(storage), WorkerMonitor(WORKER_NAMES)
+    delivery.on_settled = metrics.delivery_settled
+    health = health_endpoints(storage, workers)
     refresher = KeyRefresher(storage, client, clock)
     catch_up = CatchUpWorker(storage, engine, client, clock, refresher)
     peering = PeeringService(storage, engine, client, clock, delivery, catch_up, endpoint=endpoint)
@@ -79,20 +95,27 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
     client_app = build_client_app(
         storage, clock, directory, service=client_service, limiter=limiter, max_body_bytes=max_body_bytes,
         extra=[*shared_thread_endpoints(shared, limiter), *feed_endpoints(feed, storage, clock, limits),
-               *webhook_client_endpoints(webhook_service)],
+               *webhook_client_endpoints(webhook_service), *health],
     )
     mount_mcp(client_app, client=client_service, shared=shared, feed=feed, limiter=limiter)
     client_app.on_shutdown.append(lambda _app: _close(hub))
-    return NodeParts(
+    parts = NodeParts(
         engine=engine, delivery=delivery, catch_up=catch_up, webhooks=webhooks,
         housekeeping=HousekeepingWorker(storage, clock, feed_retention_ms=limits.feed_retention_ms),
         admin_app=build_admin_app(storage, clock, directory, extra=[*network_admin_endpoints(networks, peering),
-                                                                *webhook_admin_endpoints(webhook_service)],
+                                                                *webhook_admin_endpoints(webhook_service),
+                                                                *health, *metrics_endpoints(metrics)],
                                   max_body_bytes=max_body_bytes, on_tokens_changed=hub.tokens_changed),
         client_app=client_app,
         federation_app=build_federation_app(storage=storage, engine=engine, peering=peering, delivery=delivery,
-                                            catch_up=catch_up, refresher=refresher, clock=clock),
+                                            catch_up=catch_up, refresher=refresher, clock=clock,
+                                            on_event=metrics.event_received),
+        metrics=metrics, workers=workers,
     )
+    for listener, app in (("admin", parts.admin_app), ("client", parts.client_app),
+                          ("federation", parts.federation_app)):
+        app.middlewares.insert(0, metrics.middleware(listener))  # outermost: sees the final status
+    return parts
 
 
 async def _close(hub: FeedHub) -> None:

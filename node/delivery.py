@@ -23,6 +23,7 @@ import asyncio
 import logging
 import random
 import secrets
+from collections.abc import Awaitable, Callable
 
 from federation.canonical_json import parse_json
 from federation.outbox_states import retry_delay_ms
@@ -65,6 +66,8 @@ class DeliveryWorker:
         # Part of every transaction id: a receiver's stored answer can only ever match a
         # retransmission from this run, never new rows that reuse ids after a database reset.
         self._incarnation = secrets.token_hex(4)
+        # Told of each answered batch: the peer, the row ids it took, how many it refused for good, when (metrics).
+        self.on_settled: Callable[[str, list[int], int, int], Awaitable[None]] = lambda *_: asyncio.sleep(0)
 
     def wake(self, server: str | None = None) -> None:
         """New rows were committed, or `server` called us: look again now."""
@@ -175,6 +178,7 @@ class DeliveryWorker:
                 await tx.outbox.reject([item.id], error=error)
         for item, error in refused:
             log.warning("%s refused event %s: %s", server, item.event_id, error)
+        await self.on_settled(server, done, len(refused), now)
 
 
 def _results(answer: dict, count: int) -> list[dict]:

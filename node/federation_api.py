@@ -130,7 +130,8 @@ class _KeyBody(BaseModel):
 
 def build_federation_app(*, storage: Storage, engine: FederationEngine, peering: PeeringService,
                          delivery: DeliveryWorker, catch_up: CatchUpWorker, refresher: KeyRefresher,
-                         clock: Clock) -> web.Application:
+                         clock: Clock, on_event: Callable[[str], None] = lambda result: None) -> web.Application:
+    """`on_event` hears how each pushed event settled: accepted, duplicate or refused (metrics)."""
     server = engine.server
 
     async def keys(request: web.Request) -> web.Response:
@@ -185,13 +186,16 @@ def build_federation_app(*, storage: Storage, engine: FederationEngine, peering:
             )
         except OutOfOrder as e:
             catch_up.request(parsed.event.network)  # only accept_sequenced finds a gap
+            on_event("refused")
             return _refusal(event_id, e.status, e.code, e.message)
         except (ProtocolError, NodeError) as e:
             log.info("refused event %s from %s: %s %s", event_id, origin, e.code, e.message)
+            on_event("refused")
             refusal = _refusal(event_id, e.status, e.code, e.message)
             if isinstance(e, RuleViolation):
                 refusal["reason"] = e.reason
             return refusal
+        on_event("duplicate" if accepted.duplicate else "accepted")
         result = {"event_id": accepted.event_id, "status": 200}
         if accepted.seq is not None:
             result["seq"] = accepted.seq

@@ -78,10 +78,7 @@ async def serve(settings: NodeSettings, *, clock: Clock | None = None, stop: asy
         log.info("node %s ready (key %s, endpoint %s)", settings.server_name, key_id,
                  settings.resolved_public_endpoint)
         async with asyncio.TaskGroup() as workers:
-            tasks = [workers.create_task(parts.delivery.run(), name="delivery"),
-                     workers.create_task(parts.catch_up.run(), name="catch-up"),
-                     workers.create_task(parts.housekeeping.run(), name="housekeeping"),
-                     workers.create_task(parts.webhooks.run(), name="webhooks")]
+            tasks = [workers.create_task(run(), name=name) for name, run in parts.background()]
             await stop.wait()
             log.info("node %s stopping", settings.server_name)
             for task in tasks:

@@ -65,6 +65,12 @@ class _Answer:
     status: int | None
     error: str | None  # None: delivered
 
+    @property
+    def for_log(self) -> str | None:
+        """The error without the receiver's words: its body may quote the message (the owner
+        still sees the excerpt in the webhook's `last_error`)."""
+        return self.error if self.status is None else f"HTTP {self.status}"
+
 
 def message_id(webhook_id: int, cursor: str) -> str:
     """`webhook-id`: stable across retries of one event to one endpoint."""
@@ -215,13 +221,15 @@ class WebhookWorker:
                 await tx.webhooks.failed(hook.id, status=answer.status, error=answer.error, next_attempt_at=now,
                                          now=now)
                 await tx.webhooks.set_status(hook.id, status="disabled", reason=reason[:1000], now=now)
-            log.warning("webhook %d: %s", hook.id, reason)
+            log.warning("webhook %d: disabled after %d failed deliveries in a row; last: %s", hook.id, failures,
+                        answer.for_log)
             return
         delay = retry_delay_ms(failures, rng=self._rng, base_ms=limits.retry_base_ms, cap_ms=limits.retry_cap_ms)
         async with self._storage.transaction() as tx:
             await tx.webhooks.failed(hook.id, status=answer.status, error=answer.error, next_attempt_at=now + delay,
                                      now=now)
-        log.info("webhook %d: attempt failed (%d in a row), next in %d ms: %s", hook.id, failures, delay, answer.error)
+        log.info("webhook %d: attempt failed (%d in a row), next in %d ms: %s", hook.id, failures, delay,
+                 answer.for_log)
 
     async def _disable(self, hook: Webhook, reason: str, *, now: int) -> None:
         async with self._storage.transaction() as tx:

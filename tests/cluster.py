@@ -137,8 +137,7 @@ class ClusterNode:
             await runner.setup()
             stack.push_async_callback(runner.cleanup)
             await web.SockSite(runner, sockets[name], ssl_context=tls if name == "federation" else None).start()
-        tasks = [asyncio.create_task(self.parts.delivery.run()), asyncio.create_task(self.parts.catch_up.run()),
-                 asyncio.create_task(self.parts.housekeeping.run()), asyncio.create_task(self.parts.webhooks.run())]
+        tasks = [asyncio.create_task(run(), name=name) for name, run in self.parts.background()]
 
         async def stop_tasks() -> None:
             for task in tasks:

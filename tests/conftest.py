@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -84,3 +85,14 @@ async def storage(database_url) -> AsyncIterator[Storage]:
         yield store
     finally:
         await store.close()
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """A test that runs the CLI in-process configures the root logger with a handler on the
+    stream pytest gives it; put the logger back so later tests do not write to a closed stream."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
