@@ -15,6 +15,7 @@ from pathlib import Path
 from federation.errors import InvalidIdentifier, KeyFileError
 from federation.identifiers import validate_server_name
 from federation.keys import SigningKey
+from node import cli_admin, cli_ops, demo
 from node.bootstrap import bootstrap_company, reset_admin_token
 from node.clock import SystemClock
 from node.config import CONFIG_FILE, load_settings, write_config
@@ -38,7 +39,8 @@ class CommandError(Exception):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="agentnet", description="Run an Agent Network node.")
+    parser = argparse.ArgumentParser(prog="agentnet", description="Run an Agent Network node.",
+                                     epilog=cli_admin.EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
     init = sub.add_parser("init", help="create a node: settings, signing key, database, admin token")
@@ -65,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     rotate = keys_sub.add_parser("rotate", help="switch to a new signing key, announced with the old one")
     rotate.add_argument("--data-dir", required=True, type=Path)
+    # More commands, each module adding its parsers with `set_defaults(handler=<async fn>)`.
+    for module in (demo, cli_admin, cli_ops):
+        module.register(sub)
     return parser
 
 
@@ -162,7 +167,10 @@ _COMMANDS = {"init": _init, "run": _run, "migrate": _migrate, "admin-token": _ad
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        asyncio.run(_COMMANDS[args.command](args))
+        handler = getattr(args, "handler", None) or _COMMANDS[args.command]
+        result = asyncio.run(handler(args))
+        if isinstance(result, int):  # a command with its own exit code
+            return result
     except CommandError as e:
         print(f"agentnet {args.command}: {e}", file=sys.stderr)
         return e.exit_code

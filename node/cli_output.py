@@ -1,0 +1,167 @@
+"""How the operator commands print: aligned tables, `key: value` blocks, message logs, JSON
+as the API sent it, and a progress line for long work.
+
+Every cell is made safe for a terminal first: names, bodies and errors can come from another
+company's node, so control characters (escape sequences included) are never printed raw.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+__all__ = ["Column", "Progress", "clean", "key_values", "message_log", "network_detail", "print_json", "status",
+           "table", "token_made", "when"]
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def clean(value: Any) -> str:
+    """One line of printable text for a cell."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(clean(v) for v in value) or "-"
+    if isinstance(value, dict):
+        value = json.dumps(value, separators=(",", ":"), ensure_ascii=False) if value else "-"
+    return _CONTROL.sub("?", str(value).replace("\r\n", " ").replace("\n", " ").replace("\t", " "))
+
+
+def when(ms: int | None) -> str:
+    """A millisecond timestamp as UTC to the minute; '-' for none."""
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%MZ")
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    header: str
+    get: str | Callable[[dict], Any]
+
+    def cell(self, row: dict) -> str:
+        return clean(row.get(self.get) if isinstance(self.get, str) else self.get(row))
+
+
+def table(rows: Iterable[dict], columns: Sequence[Column], *, empty: str = "(none)") -> str:
+    cells = [[c.cell(row) for c in columns] for row in rows]
+    if not cells:
+        return empty
+    headers = [c.header for c in columns]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    lines = [headers, *cells]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip() for line in lines)
+
+
+def key_values(pairs: Sequence[tuple[str, Any]]) -> str:
+    width = max(len(k) for k, _ in pairs) + 1
+    return "\n".join(f"{(k + ':').ljust(width)} {clean(v)}" for k, v in pairs)
+
+
+def message_log(messages: Iterable[dict]) -> str:
+    """Messages oldest first: a header line per message, the body indented below it."""
+    out = []
+    for m in messages:
+        position = f"#{m['seq']}" if m.get("seq") is not None else m.get("status") or f"id {m['id']}"
+        at = m.get("origin_ts", m.get("created_at"))
+        out.append(f"{clean(position)}  {when(at)}  {clean(m['sender'])}")
+        for line in str(m["body"]).splitlines() or [""]:
+            out.append("    " + _CONTROL.sub("?", line.replace("\t", "    ")))
+    return "\n".join(out) if out else "(no messages)"
+
+
+def print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+class Progress:
+    """`label: N items` rewritten in place on stderr, only when stderr is a terminal."""
+
+    def __init__(self, label: str, stream: TextIO | None = None) -> None:
+        self._stream = stream or sys.stderr
+        self._label = label
+        self._shown = False
+        self._on = self._stream.isatty()
+
+    def update(self, count: int) -> None:
+        if self._on:
+            self._stream.write(f"\r{self._label}: {count} so far...")
+            self._stream.flush()
+            self._shown = True
+
+    def done(self) -> None:
+        if self._shown:
+            self._stream.write("\r\x1b[2K")
+            self._stream.flush()
+            self._shown = False
+
+
+# --- the admin API's answers, as tables --------------------------------------------------------
+
+C = Column
+NETWORK_COLUMNS = [C("NETWORK", "name"), C("TITLE", "title"), C("HOST", "host"),
+                   C("ROLE", lambda n: "host" if n["hosted_here"] else "member"),
+                   C("STATE", lambda n: "closed" if n["closed"] else "open"),
+                   C("MEMBERS", lambda n: len(n["members"])), C("THREADS", lambda n: len(n["threads"])),
+                   C("HEAD", "head_seq"), C("PENDING", "pending_events")]
+THREAD_COLUMNS = [C("NETWORK", "network"), C("THREAD", "name"), C("TITLE", "title"),
+                  C("STATE", lambda t: "closed" if t["closed"] else "open"), C("PARTICIPANTS", "participants")]
+INVITE_COLUMNS = [C("ID", "id"), C("DIRECTION", "direction"), C("NETWORK", "network"), C("HOST", "host"),
+                  C("SERVER", "server"), C("STATUS", "status"), C("FINGERPRINT", "fingerprint"),
+                  C("EXPIRES", lambda i: when(i["expires_at"]))]
+PRINCIPAL_COLUMNS = [C("ID", "id"), C("HANDLE", "handle"), C("NAME", "display_name"),
+                     C("STATE", lambda p: "disabled" if p["disabled"] else "active"),
+                     C("CREATED", lambda p: when(p["created_at"]))]
+TOKEN_COLUMNS = [C("ID", "id"), C("PREFIX", "prefix"), C("SCOPES", "scopes"),
+                 C("CREATED", lambda t: when(t["created_at"])), C("EXPIRES", lambda t: when(t["expires_at"])),
+                 C("REVOKED", lambda t: when(t["revoked_at"])), C("ACTIVE", "active")]
+PEER_COLUMNS = [C("SERVER", "server"), C("STATUS", "status"), C("ENDPOINT", "endpoint"), C("QUEUE", "queue_depth"),
+                C("LAST SUCCESS", lambda p: when(p["last_success_at"])), C("LAST ERROR", "last_error"),
+                C("NEXT RETRY", lambda p: when(p["next_attempt_at"])), C("FINGERPRINTS", "fingerprints")]
+PRIVATE_THREAD_COLUMNS = [C("THREAD", "name"), C("TITLE", "title"), C("MEMBERS", "members"),
+                          C("CREATED", lambda t: when(t["created_at"]))]
+KNOWLEDGE_COLUMNS = [C("ID", "id"), C("TITLE", "title"), C("READERS", lambda k: k["readers"] or "everyone"),
+                     C("CREATED", lambda k: when(k["created_at"])), C("BODY", lambda k: _preview(k["body"]))]
+AUDIT_COLUMNS = [C("ID", "id"), C("AT", lambda a: when(a["at"])), C("ACTOR", "actor"), C("ACTION", "action"),
+                 C("TARGET", "target"), C("DETAIL", "detail")]
+WEBHOOK_COLUMNS = [C("ID", "id"), C("OWNER", "owner"), C("URL", "url"), C("STATUS", "status"),
+                   C("FAILURES", "failures"), C("LAST ANSWER", "last_status"),
+                   C("LAST SUCCESS", lambda w: when(w["last_success_at"])),
+                   C("PROBLEM", lambda w: w["disabled_reason"] or w["last_error"])]
+
+
+def _preview(text: str, width: int = 60) -> str:
+    text = clean(text)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def network_detail(n: dict) -> str:
+    head = key_values([("network", n["name"]), ("title", n["title"]), ("host", n["host"]),
+                       ("hosted here", n["hosted_here"]), ("closed", n["closed"]),
+                       ("head seq", n["head_seq"]), ("pending events", n["pending_events"])])
+    members = table([{"server": s, "status": st} for s, st in n["members"].items()],
+                    [C("SERVER", "server"), C("STATUS", "status")])
+    participants = table(n["participants"], [C("PARTICIPANT", "id"), C("NAME", "display_name"),
+                                             C("ATTACHED", "attached")])
+    threads = table(n["threads"], THREAD_COLUMNS[1:])
+    return f"{head}\n\nMembers\n{members}\n\nParticipants\n{participants}\n\nThreads\n{threads}"
+
+
+def status(s: dict) -> str:
+    return key_values([("server", s["server_name"]), ("display name", s["display_name"]), ("version", s["version"]),
+                       ("people", s["people"]), ("agents", s["agents"]), ("private threads", s["private_threads"])])
+
+
+def token_made(what: str, d: dict) -> str:
+    """The one place a token is printed: right after the node made it."""
+    token_id = d.get("token_id", d.get("id"))
+    expires = d.get("token_expires_at", d.get("expires_at"))
+    return (f"{what} {clean(d.get('principal', d.get('id')))}: token {clean(token_id)}, scopes {clean(d['scopes'])}, "
+            f"expires {when(expires) if expires else 'never'}\nToken (shown once; store it now):\n{clean(d['token'])}")
