@@ -1,0 +1,263 @@
+"""Node processes for the benchmarks, the way an operator runs them.
+
+Each node is `agentnet init` then `agentnet run` in its own OS process, with its federation
+listener on loopback over TLS. TLS uses the self-signed certificate `init` writes; once every
+node of a cluster is initialised their certificates are concatenated into one bundle that
+every node names as `tls_ca_file`, so peers verify each other exactly as two companies that
+swapped certificates would. Nothing from the test suite (or trustme) is needed.
+
+The post rate limit is lifted (`AGENTNET_POST_RATE_PER_SECOND`, `AGENTNET_POST_BURST`) so the
+harness measures the node, not the limiter, and logs are at WARNING so the node does not
+spend the run formatting INFO lines. Everything else is the node's default.
+
+On PostgreSQL each node gets a database of its own, created here and dropped on close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Self
+
+import aiohttp
+
+__all__ = [
+    "POSTGRES_ADMIN_URL",
+    "BenchCluster",
+    "BenchNode",
+    "NodeFailed",
+    "free_port",
+    "proc_cpu_seconds",
+    "proc_rss_bytes",
+]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+POSTGRES_ADMIN_URL = os.environ.get("AGENTNET_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 30.0
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+# The limiter's ceiling (node/config.py allows up to 100,000): high enough never to bite.
+_NODE_ENV = {
+    "AGENTNET_FEDERATION_HOST": "127.0.0.1",
+    "AGENTNET_POST_RATE_PER_SECOND": "100000",
+    "AGENTNET_POST_BURST": "100000",
+    "AGENTNET_LOG_LEVEL": "WARNING",
+    "PYTHONUNBUFFERED": "1",
+}
+
+
+class NodeFailed(RuntimeError):
+    """A node would not init, start or answer; the message carries its log tail."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc/<pid>/stat (fields 14 and 15)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
+def proc_rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise NodeFailed(f"no VmRSS for pid {pid}")
+
+
+def _child_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTNET_")}
+    env.update(_NODE_ENV)
+    return env
+
+
+@dataclass
+class BenchNode:
+    server: str
+    data_dir: Path
+    ports: dict[str, int]
+    admin_token: str
+    http: aiohttp.ClientSession
+    database_url: str | None = None
+    proc: subprocess.Popen | None = None
+    log_path: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
+
+    @property
+    def endpoint(self) -> str:
+        return f"https://127.0.0.1:{self.ports['federation']}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['admin']}"
+
+    @property
+    def client_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['client']}"
+
+    @property
+    def pid(self) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            raise NodeFailed(f"{self.server} is not running" + self.log_tail())
+        return self.proc.pid
+
+    def cpu_seconds(self) -> float:
+        return proc_cpu_seconds(self.pid)
+
+    def rss_bytes(self) -> int:
+        return proc_rss_bytes(self.pid)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text("utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+        return f"\n--- {self.log_path} ---\n" + "\n".join(text.splitlines()[-lines:])
+
+    async def start(self, *, timeout: float = START_TIMEOUT_S) -> float:
+        """Spawn `agentnet run`; returns the monotonic time of the spawn once the admin
+        listener answers."""
+        # Opening a local log file and forking do not block the loop for any time that matters.
+        with open(self.log_path, "ab") as log:  # noqa: ASYNC230
+            spawned = time.monotonic()
+            self.proc = subprocess.Popen(  # noqa: ASYNC220
+                [sys.executable, "-m", "node.cli", "run", "--data-dir", str(self.data_dir)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO_ROOT, env=_child_env(),
+            )
+        deadline = spawned + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise NodeFailed(f"{self.server} exited with {self.proc.returncode} while starting" + self.log_tail())
+            try:
+                status = await self.admin("GET", "/v1/status")
+                if status.get("server_name") == self.server:
+                    return spawned
+            except (aiohttp.ClientError, NodeFailed):
+                pass
+            if time.monotonic() > deadline:
+                raise NodeFailed(f"{self.server} did not answer within {timeout}s" + self.log_tail())
+            await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.to_thread(self.proc.wait, STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            await asyncio.to_thread(self.proc.wait)
+
+    def terminate(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    async def admin(self, method: str, path: str, body: Any = None) -> Any:
+        async with self.http.request(method, self.admin_url + path, json=body,
+                                     headers={"Authorization": f"Bearer {self.admin_token}"}) as resp:
+            data = await resp.json(content_type=None)
+            if resp.status >= 400:
+                raise NodeFailed(f"{self.server}: {method} {path} -> {resp.status} {data}")
+            return data
+
+    async def create_agent(self, handle: str) -> str:
+        made = await self.admin("POST", "/v1/agents", {"handle": handle, "display_name": f"Bench {handle}"})
+        return made["token"]
+
+
+class BenchCluster:
+    """Nodes of one backend that trust each other's certificates; `close()` ends them all
+    (and drops their PostgreSQL databases)."""
+
+    def __init__(self, root: Path, backend: str) -> None:
+        if backend not in ("sqlite", "postgresql"):
+            raise ValueError(f"unknown backend {backend!r}")
+        self.root = root
+        self.backend = backend
+        self.bundle = root / "peers-ca.pem"
+        self.nodes: dict[str, BenchNode] = {}
+        self.http: aiohttp.ClientSession | None = None
+        self._databases: list[str] = []
+
+    async def __aenter__(self) -> Self:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await asyncio.gather(*(asyncio.to_thread(n.terminate) for n in self.nodes.values()))
+        if self.http is not None:
+            await self.http.close()
+            self.http = None
+        for name in self._databases:
+            await _postgres(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self._databases.clear()
+
+    async def init_nodes(self, *servers: str) -> list[BenchNode]:
+        """`agentnet init` for each (concurrently), then the shared certificate bundle."""
+        nodes = list(await asyncio.gather(*(self._init(s) for s in servers)))
+        self.bundle.write_bytes(b"".join((n.data_dir / "tls.crt").read_bytes() for n in self.nodes.values()))
+        return nodes
+
+    async def start(self, *nodes: BenchNode) -> None:
+        await asyncio.gather(*(n.start() for n in nodes))
+
+    async def _init(self, server: str) -> BenchNode:
+        data_dir = self.root / server
+        ports = {name: free_port() for name in ("admin", "client", "federation")}
+        argv = [sys.executable, "-m", "node.cli", "init", "--server-name", server, "--data-dir", str(data_dir),
+                "--admin-port", str(ports["admin"]), "--client-port", str(ports["client"]),
+                "--federation-port", str(ports["federation"]),
+                "--public-endpoint", f"https://127.0.0.1:{ports['federation']}",
+                "--tls-ca-file", str(self.bundle)]
+        database_url = None
+        if self.backend == "postgresql":
+            name = f"agentnet_bench_{uuid.uuid4().hex[:10]}"
+            await _postgres(f'CREATE DATABASE "{name}"')
+            self._databases.append(name)
+            database_url = f"{POSTGRES_ADMIN_URL.rpartition('/')[0]}/{name}"
+            argv += ["--database-url", database_url]
+        done = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, cwd=REPO_ROOT,
+                                       env=_child_env(), timeout=120, stdin=subprocess.DEVNULL)
+        token = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+        if done.returncode != 0 or not token.startswith("anadm_"):
+            raise NodeFailed(f"agentnet init {server} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+        assert self.http is not None
+        node = BenchNode(server, data_dir, ports, token, self.http, database_url)
+        self.nodes[server] = node
+        return node
+
+
+async def _postgres(statement: str) -> None:
+    import asyncpg  # only the PostgreSQL runs need it
+
+    conn = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=10)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()

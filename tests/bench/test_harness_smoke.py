@@ -1,0 +1,38 @@
+"""The benchmark harness runs end to end in its quick mode: the floor and the latency scenario
+with a few messages on SQLite, three node processes over TLS, and writes the JSON shape
+bench/README.md documents."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from bench.nodes import REPO_ROOT
+
+
+def test_quick_latency_run_writes_the_documented_json(tmp_path):
+    out = tmp_path / "latest.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--backend", "sqlite", "--quick", "--only", "latency",
+         "--latency-messages", "20", "--warmup-messages", "2", "--out", str(out)],
+        check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "host_to_member.p50" in done.stdout  # the table was printed
+
+    document = json.loads(out.read_text())
+    assert document["quick"] is True and document["errors"] == {}
+    assert {"uname", "cpu_model", "cpus", "python"} <= set(document["machine"])
+    floor = document["floor"]
+    assert floor["ed25519_sign_per_s"] > 0 and floor["ed25519_verify_per_s"] > 0
+    assert floor["tls_round_trip_ms"]["p50"] > 0 and floor["tls_requests_per_s"] > 0
+    latency = document["results"]["sqlite"]["latency"]
+    for path in ("host_to_member", "member_to_member"):
+        summary = latency[path]
+        assert summary["count"] == 20
+        assert 0 < summary["p50"] <= summary["p90"] <= summary["p99"] <= summary["max"]
+    rows = [r for r in document["rows"] if r["scenario"] == "latency"]
+    assert {r["metric"] for r in rows} >= {"host_to_member.p50", "host_to_member.p99", "member_to_member.p50"}
+    for row in rows:
+        assert row["backend"] == "sqlite" and row["ratio"] > 0 and row["floor"] == "TLS round trip p50"
