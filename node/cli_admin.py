@@ -341,7 +341,7 @@ def _token_options(parser: argparse.ArgumentParser) -> None:
 def _register_principals(sub, b: _Builder, kind: str, plural: str) -> None:
     group = _group(sub, kind, f"{plural}: create, list, disable, enable, tokens")
     base = f"/v1/{plural}"
-    p = b.leaf(group, "create", f"create a {kind}; prints its token once",
+    p = b.leaf(group, "create", f"create {'an' if kind == 'agent' else 'a'} {kind}; prints its token once",
                _post(lambda a: base, _token_made("Created"), _create_principal_body), path=f"{kind} create")
     p.add_argument("handle")
     p.add_argument("--display-name", help="default: the handle")
