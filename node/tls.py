@@ -41,6 +41,8 @@ __all__ = [
     "client_ssl_context",
     "host_of",
     "server_ssl_context",
+    "write_new",
+    "write_pair",
     "write_self_signed",
 ]
 
@@ -150,15 +152,7 @@ def write_self_signed(
 
     key = ec.generate_private_key(ec.SECP256R1())
     certificate = _self_signed_certificate(key, host, now, days)
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    _write_new(key_path, key_pem, 0o600)
-    try:
-        _write_new(cert_path, certificate.public_bytes(serialization.Encoding.PEM), 0o644)
-    except BaseException:
-        key_path.unlink(missing_ok=True)  # a key without its certificate would block a retry
-        raise
+    write_pair(cert_path, key_path, certificate, key)
     return certificate.fingerprint(hashes.SHA256()).hex(":").upper()
 
 
@@ -203,7 +197,20 @@ def _self_signed_certificate(
     )
 
 
-def _write_new(path: Path, data: bytes, mode: int) -> None:
+def write_pair(cert_path: Path, key_path: Path, certificate: x509.Certificate,
+               key: ec.EllipticCurvePrivateKey) -> None:
+    """The key (0600) and then its certificate, both created exclusively; on failure, neither."""
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    write_new(key_path, key_pem, 0o600)
+    try:
+        write_new(cert_path, certificate.public_bytes(serialization.Encoding.PEM), 0o644)
+    except BaseException:
+        key_path.unlink(missing_ok=True)  # a key without its certificate would block a retry
+        raise
+
+
+def write_new(path: Path, data: bytes, mode: int) -> None:
     """Create ``path`` exclusively with ``mode`` (narrowed only by the umask) before writing,
     so the key is never readable by others, not even for a moment."""
     try:

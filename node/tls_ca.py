@@ -15,7 +15,6 @@ created 0600 before a byte is written; nothing is ever overwritten.
 from __future__ import annotations
 
 import ipaddress
-import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from node.errors import ConfigError
-from node.tls import SELF_SIGNED_DAYS, host_of
+from node.tls import SELF_SIGNED_DAYS, host_of, write_new, write_pair
 
 __all__ = ["CA_CERT", "CA_DAYS", "CA_KEY", "LEAF_CERT", "LEAF_KEY", "Issued", "issue", "make_ca"]
 
@@ -65,7 +64,7 @@ def make_ca(out_dir: Path, *, name: str, now: datetime, days: int = CA_DAYS, exi
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .sign(key, hashes.SHA256())
     )
-    _write_pair(paths, certificate, key)
+    write_pair(*paths, certificate, key)
     return Issued(paths, _fingerprint(certificate), True)
 
 
@@ -99,9 +98,9 @@ def issue(ca_dir: Path, out_dir: Path, *, server_name: str, now: datetime, days:
     out_dir.mkdir(parents=True, exist_ok=True)
     if paths[2].exists():
         raise ConfigError(f"{paths[2]} already exists; refusing to overwrite it")
-    _write_pair(paths[:2], certificate, key)
+    write_pair(*paths[:2], certificate, key)
     try:
-        _write_new(paths[2], ca_cert.public_bytes(serialization.Encoding.PEM), 0o644)
+        write_new(paths[2], ca_cert.public_bytes(serialization.Encoding.PEM), 0o644)
     except BaseException:
         for path in paths[:2]:
             path.unlink(missing_ok=True)
@@ -168,30 +167,3 @@ def _fingerprint(certificate: x509.Certificate) -> str:
     return certificate.fingerprint(hashes.SHA256()).hex(":").upper()
 
 
-def _write_pair(paths: tuple[Path, Path], certificate: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> None:
-    cert_path, key_path = paths
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    _write_new(key_path, key_pem, 0o600)
-    try:
-        _write_new(cert_path, certificate.public_bytes(serialization.Encoding.PEM), 0o644)
-    except BaseException:
-        key_path.unlink(missing_ok=True)  # a key without its certificate would block a retry
-        raise
-
-
-def _write_new(path: Path, data: bytes, mode: int) -> None:
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    except FileExistsError:
-        raise ConfigError(f"{path} already exists; refusing to overwrite it") from None
-    except OSError as e:
-        raise ConfigError(f"cannot create {path}: {e.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
