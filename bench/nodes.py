@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import random
 import socket
 import subprocess
 import sys
@@ -58,10 +59,25 @@ class NodeFailed(RuntimeError):
     """A node would not init, start or answer; the message carries its log tail."""
 
 
+# Ports are drawn below Linux's ephemeral range (32768-60999): a port the kernel hands to an
+# outgoing connection between our check and the node's bind would make the node fail to start.
+_PORT_RANGE = (20000, 32000)
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port that binds now, never handed out twice in this run."""
+    while True:
+        port = random.randrange(*_PORT_RANGE)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
 
 
 def proc_cpu_seconds(pid: int) -> float:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -40,10 +41,21 @@ STOP_TIMEOUT_S = 20.0
 LOG_TAIL_LINES = 40
 
 
+# Below Linux's ephemeral range (32768-60999): a port the kernel hands to an outgoing
+# connection between this check and the node's own bind would make the node fail to start.
+_PORT_RANGE = (20000, 32000)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port that binds now (the node binds it later, in its own process)."""
+    while True:
+        port = random.randrange(*_PORT_RANGE)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
 
 
 def _child_env() -> dict[str, str]:
