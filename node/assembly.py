@@ -88,7 +88,7 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
     storage.on_feed_commit(hub.notify)
     feed = FeedService(storage, clock, directory, hub, poll_interval_s=limits.feed_poll_s)
     webhooks = WebhookWorker(storage, feed, clock, webhook_limits)
-    storage.on_feed_commit(webhooks.wake)
+    storage.on_feed_commit(webhooks.feed_grew)
     webhook_service = WebhookService(storage, clock, directory, webhook_limits, wake=webhooks.wake)
     limiter = PostRateLimiter(rate_per_s=limits.post_rate_per_s, burst=limits.post_burst)
     client_service = ClientService(storage, clock, directory)

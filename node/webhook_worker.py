@@ -94,10 +94,18 @@ class WebhookWorker:
         self._rng = rng or random.Random()
         self._wakeup = asyncio.Event()
         self._senders: dict[int, asyncio.Task] = {}
+        self._any_active = True  # until the first look says otherwise
 
     def wake(self) -> None:
-        """The feed grew, or a webhook was created or enabled: look again now."""
+        """A webhook was created or enabled: look again now."""
         self._wakeup.set()
+
+    def feed_grew(self) -> None:
+        """Called after every commit that wrote to the feed. With no active webhook (as of the
+        last look) there is nothing to deliver, so the worker keeps to its poll, which also
+        notices webhooks made by other processes."""
+        if self._any_active:
+            self._wakeup.set()
 
     async def run(self) -> None:
         own = self._session is None
@@ -138,8 +146,9 @@ class WebhookWorker:
     async def _start_senders(self) -> float:
         """Start a sender for each webhook that is behind; how long to wait before looking again."""
         now = self._clock.now_ms()
-        async with self._storage.transaction() as tx:
+        async with self._storage.read_transaction() as tx:
             _floor, head = await tx.feed.bounds()
+            self._any_active = await tx.webhooks.lowest_active_cursor() is not None
             behind = await tx.webhooks.behind(now=now, head=head, limit=MAX_STARTS_PER_ROUND)
             next_at = await tx.webhooks.next_behind_at(head=head)
         self._senders = {i: task for i, task in self._senders.items() if not task.done()}

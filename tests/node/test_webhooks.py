@@ -341,3 +341,26 @@ async def test_two_workers_on_one_database_send_each_event_once(storage, aiohttp
     async with storage.transaction() as tx:
         assert (await tx.webhooks.claim(webhook_id, now=now + 1000, lease_until=now + 2000)).cursor == int(
             receiver.accepted[-1][1]["data"]["cursor"])
+
+
+async def test_feed_commits_do_not_wake_the_worker_while_no_webhook_is_active(storage):
+    from node.clock import SystemClock
+    from node.directory import Directory
+    from node.feed_hub import FeedHub
+    from node.feed_service import FeedService
+    from node.webhook_worker import WebhookWorker
+
+    clock = SystemClock()
+    worker = WebhookWorker(storage, FeedService(storage, clock, Directory("acme.example"), FeedHub()), clock)
+    worker.feed_grew()
+    assert worker._wakeup.is_set()  # before its first look it cannot know
+    worker._wakeup.clear()
+    assert await worker.run_once() == 0
+    worker.feed_grew()
+    assert not worker._wakeup.is_set()  # nothing to deliver: no query per commit
+    async with storage.transaction() as tx:  # a webhook made by another process
+        owner = await tx.principals.create(kind="agent", handle="ops", display_name="Ops", profile="", now=1)
+        await tx.webhooks.create(owner.id, url="https://hooks.example/x", secret="whsec_x", cursor=0, now=1)
+    await worker.run_once()  # the next poll sees it
+    worker.feed_grew()
+    assert worker._wakeup.is_set()
