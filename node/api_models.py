@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 __all__ = [
     "AddKnowledge", "AuditEntryOut", "IssueToken", "IssuedToken", "Scope", "TokenInfo", "TokenList", "AuditPage", "AuditQuery", "CreatePrincipal", "CreateThread",
     "KnowledgeOut", "KnowledgePage", "KnowledgeResults", "MessageOut", "MessagePage", "PageQuery",
-    "PostMessage", "PrincipalList", "PrincipalOut", "PrincipalWithToken", "SearchQuery",
+    "PostMessage", "PrincipalList", "PrincipalOut", "PrincipalWithToken", "QueryModel", "SearchQuery",
     "SetMembers", "StatusOut", "ThreadList", "ThreadOut", "TokenOut",
 ]
 
@@ -47,7 +47,7 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-class _Query(BaseModel):
+class QueryModel(BaseModel):
     # Query strings are text: numbers are coerced, unknown parameters still refused.
     model_config = ConfigDict(extra="forbid")
 
@@ -150,17 +150,17 @@ class MessagePage(BaseModel):
     next_cursor: str | None = Field(description="pass as `after` for the next page; null at the end")
 
 
-class PageQuery(_Query):
+class PageQuery(QueryModel):
     after: Cursor | None = None
     limit: int = Field(50, ge=1, le=MAX_PAGE)
 
 
-class AuditQuery(_Query):
+class AuditQuery(QueryModel):
     before: Cursor | None = None
     limit: int = Field(50, ge=1, le=MAX_PAGE)
 
 
-class SearchQuery(_Query):
+class SearchQuery(QueryModel):
     q: str = Field(min_length=1, max_length=500)
     limit: int = Field(20, ge=1, le=100)
 

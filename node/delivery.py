@@ -161,11 +161,12 @@ class DeliveryWorker:
 
     async def _settle(self, server: str, items: list[OutboxItem], results: list[dict]) -> None:
         now = self._clock.now_ms()
-        done, later, refused = [], [], []
+        done, enqueued, later, refused = [], [], [], []
         for item, result in zip(items, results):
             status = result.get("status")
             if status == 200:
                 done.append(item.id)
+                enqueued.append(item.created_at)
             elif result.get("code") in _TRANSIENT or (isinstance(status, int) and status >= 500):
                 later.append(item.id)
             else:
@@ -178,7 +179,7 @@ class DeliveryWorker:
                 await tx.outbox.reject([item.id], error=error)
         for item, error in refused:
             log.warning("%s refused event %s: %s", server, item.event_id, error)
-        await self.on_settled(server, done, len(refused), now)
+        await self.on_settled(server, enqueued, len(refused), now)
 
 
 def _results(answer: dict, count: int) -> list[dict]:

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from node.api_models import Cursor, _Query
+from node.api_models import Cursor, QueryModel
 
 __all__ = ["EventOut", "EventPage", "EventsQuery", "StreamQuery"]
 
@@ -33,11 +33,11 @@ class EventPage(BaseModel):
     next_cursor: str = Field(description="pass as `after` next time, also when `events` is empty")
 
 
-class EventsQuery(_Query):
+class EventsQuery(QueryModel):
     after: Cursor | None = Field(None, description="omit to start from now")
     limit: int = Field(100, ge=1, le=200)
     wait: int = Field(0, ge=0, le=MAX_WAIT_S, description="seconds to wait for an event before answering")
 
 
-class StreamQuery(_Query):
+class StreamQuery(QueryModel):
     after: Cursor | None = Field(None, description="like Last-Event-ID; the header wins when both are sent")

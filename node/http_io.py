@@ -16,7 +16,7 @@ from federation.errors import CanonicalJsonError
 from node.errors import InvalidRequest, MalformedJson
 from node.http_errors import validation_fields
 
-__all__ = ["parse_body", "read_body", "read_query", "respond"]
+__all__ = ["parse_body", "parse_json_body", "read_body", "read_query", "respond", "validate_body"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -32,11 +32,18 @@ async def read_body(request: web.Request, model: type[M]) -> M:
 
 
 def parse_body(raw: bytes, model: type[M], *, max_bytes: int = DEFAULT_MAX_BYTES) -> M:
+    return validate_body(parse_json_body(raw, max_bytes=max_bytes), model)
+
+
+def parse_json_body(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> object:
     try:
         # The protocol's strict parser: no floats, NaN, duplicate keys or hostile nesting.
-        data = parse_json(raw, max_bytes=max_bytes)
+        return parse_json(raw, max_bytes=max_bytes)
     except CanonicalJsonError as e:
         raise MalformedJson(f"request body is not valid JSON: {e.message}") from None
+
+
+def validate_body(data: object, model: type[M]) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as e:

@@ -23,10 +23,8 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
-from sqlalchemy import select
 
 from node.openapi import Endpoint
-from storage.network_tables import outbox
 from storage.storage import Storage
 
 __all__ = ["NodeMetrics", "metrics_endpoints"]
@@ -139,26 +137,15 @@ class NodeMetrics:
     def event_received(self, result: str) -> None:
         self.events_received.labels(result).inc()
 
-    async def delivery_settled(self, peer: str, delivered: list[int], failed: int, now: int) -> None:
-        """A batch to `peer` was answered: `delivered` are the outbox row ids it took (2xx)."""
+    async def delivery_settled(self, peer: str, enqueued_at: list[int], failed: int, now: int) -> None:
+        """A batch to `peer` was answered: `enqueued_at` holds when each event it took (2xx) was
+        queued for it."""
         if failed:
             self.events_sent.labels(peer, "failed").inc(failed)
-        if not delivered:
-            return
-        self.events_sent.labels(peer, "delivered").inc(len(delivered))
-        try:
-            enqueued = await self._enqueued_at(delivered)
-        except Exception as e:  # a metric must never break delivery
-            log.debug("no delivery latency for %d events to %s: %s", len(delivered), peer, type(e).__name__)
-            return
-        for created_at in enqueued:
+        if enqueued_at:
+            self.events_sent.labels(peer, "delivered").inc(len(enqueued_at))
+        for created_at in enqueued_at:
             self.delivery_seconds.labels(peer).observe(max(0, now - created_at) / 1000)
-
-    async def _enqueued_at(self, outbox_ids: list[int]) -> list[int]:
-        # Read-only and outside the delivery's transaction; OutboxItem does not carry created_at.
-        async with self._storage.engine.connect() as conn:
-            rows = await conn.execute(select(outbox.c.created_at).where(outbox.c.id.in_(outbox_ids)))
-            return [r.created_at for r in rows]
 
     # Scrape
 

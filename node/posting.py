@@ -11,12 +11,10 @@ from typing import TypeVar
 from aiohttp import web
 from pydantic import BaseModel
 
-from federation.canonical_json import parse_json
-from federation.errors import CanonicalJsonError
 from node.api_models import MAX_MESSAGE_CHARS
 from node.auth import current_caller, require_scope
-from node.errors import MalformedJson, PayloadTooLarge
-from node.http_io import parse_body
+from node.errors import PayloadTooLarge
+from node.http_io import parse_json_body, validate_body
 from node.idempotency import IdempotencyKey, Posted, idempotency_key
 from node.rate_limit import PostRateLimiter
 
@@ -33,15 +31,11 @@ async def read_post(request: web.Request, model: type[M], limiter: PostRateLimit
     caller = current_caller(request)
     require_scope(caller, "post")
     limiter.check(caller)
-    raw = await request.read()
-    try:
-        data = parse_json(raw)
-    except CanonicalJsonError as e:
-        raise MalformedJson(f"request body is not valid JSON: {e.message}") from None
+    data = parse_json_body(await request.read())  # parsed once: the size check, then the model
     body = data.get("body") if isinstance(data, dict) else None
     if isinstance(body, str) and len(body) > MAX_MESSAGE_CHARS:
         raise MessageTooLarge(f"a message is at most {MAX_MESSAGE_CHARS} characters; this one has {len(body)}")
-    req = parse_body(raw, model)
+    req = validate_body(data, model)
     return req, idempotency_key(request, req)
 
 

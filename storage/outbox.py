@@ -25,6 +25,7 @@ class OutboxItem:
     event_id: str
     wire: bytes
     tries: int
+    created_at: int  # when it was enqueued
 
 
 class OutboxRepository:
@@ -54,8 +55,8 @@ class OutboxRepository:
         """The oldest due rows for `destination`, up to `max_count` rows and `max_bytes` of
         events (always at least one), marked in flight."""
         query = (
-            select(outbox.c.id, outbox.c.event_row_id, outbox.c.tries, network_events.c.event_id,
-                   network_events.c.wire)
+            select(outbox.c.id, outbox.c.event_row_id, outbox.c.tries, outbox.c.created_at,
+                   network_events.c.event_id, network_events.c.wire)
             .join(network_events, network_events.c.id == outbox.c.event_row_id)
             .where(outbox.c.destination == destination, outbox.c.state == "pending",
                    outbox.c.next_attempt_at <= now)
@@ -69,7 +70,8 @@ class OutboxRepository:
             if items and size + len(row.wire) > max_bytes:
                 break
             size += len(row.wire)
-            items.append(OutboxItem(row.id, destination, row.event_row_id, row.event_id, row.wire, row.tries))
+            items.append(OutboxItem(row.id, destination, row.event_row_id, row.event_id, row.wire, row.tries,
+                                    row.created_at))
         if items:
             await self._set(items, state="in_flight")
         return items
