@@ -52,7 +52,8 @@ class _Rejected:
 
 def encode_canonical(value: Any) -> bytes:
     """Return the canonical UTF-8 bytes of ``value`` or raise ``CanonicalJsonError``."""
-    _check(value, "$", 1)
+    if not _valid(value, 1):
+        _check(value, "$", 1)  # says where and why; also admits what the fast walk leaves to it
     text = json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     )
@@ -75,7 +76,8 @@ def parse_json(data: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
         raise CanonicalJsonError(f"malformed JSON: {e.msg} at offset {e.pos}") from e
     except RecursionError as e:  # unreachable after the depth scan; kept as a last guard
         raise CanonicalJsonError("JSON nested too deeply") from e
-    _check(value, "$", 1)
+    if not _valid(value, 1):
+        _check(value, "$", 1)
     return value
 
 
@@ -103,6 +105,8 @@ def _decode(data: bytes | str, max_bytes: int) -> str:
 
 def _check_bracket_depth(text: str) -> None:
     """Measure nesting without recursion, so "[[[[..." cannot exhaust the stack."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return  # too few brackets to nest too deeply, wherever they are
     depth = 0
     for match in _BRACKET_RE.finditer(_STRING_RE.sub('""', text)):
         depth += 1 if match.group() in "[{" else -1
@@ -123,6 +127,38 @@ def _parse_int(digits: str) -> int | _Rejected:
     if len(digits) > _MAX_INT_DIGITS:
         return _Rejected(f"integer outside ±{MAX_INT}")
     return int(digits)
+
+
+def _valid(value: Any, depth: int) -> bool:
+    """True if ``value`` is canonical JSON of exactly the built-in types: the hot path, with no
+    paths built. False means "ask ``_check``", which raises with the reason or accepts."""
+    kind = type(value)
+    if kind is str:
+        return len(value) <= MAX_STRING_CHARS and (value.isascii() or _encodable(value))
+    if kind is int:
+        return -MAX_INT <= value <= MAX_INT
+    if value is None or kind is bool:
+        return True
+    if depth > MAX_DEPTH:
+        return False
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or len(key) > MAX_STRING_CHARS or not (key.isascii() or _encodable(key)):
+                return False
+            if not _valid(item, depth + 1):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        return all(_valid(item, depth + 1) for item in value)
+    return False
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _check(value: Any, path: str, depth: int) -> None:

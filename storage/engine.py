@@ -1,7 +1,8 @@
 """One async engine per node, with the database URL normalised to an async driver.
 
 SQLite gets WAL (readers never wait for the writer), enforced foreign keys and a busy
-timeout on every connection; PostgreSQL is used as configured.
+timeout on every connection, and runs its statements on the loop's thread
+(`storage.sqlite_inline`); PostgreSQL is used as configured.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from storage.errors import StorageConfigError
+from storage.sqlite_inline import inline_dbapi
 
 __all__ = ["async_url", "create_engine", "is_sqlite"]
 
@@ -41,7 +43,11 @@ def is_sqlite(engine: AsyncEngine) -> bool:
 
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
-    engine = create_async_engine(async_url(url), echo=echo, pool_pre_ping=not url.startswith("sqlite"))
+    target = async_url(url)
+    if target.startswith("sqlite"):
+        engine = create_async_engine(target, echo=echo, module=inline_dbapi())
+    else:
+        engine = create_async_engine(target, echo=echo, pool_pre_ping=True)
     if is_sqlite(engine):
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
     return engine

@@ -7,6 +7,8 @@ Services open `async with storage.transaction() as tx:` and call `tx.principals`
 from __future__ import annotations
 
 import asyncio
+import os
+import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import TypeVar
@@ -76,7 +78,10 @@ class Storage:
         # write: the reads before it are not isolated, so two units of work could both read
         # "head is 7" and both write seq 8. On SQLite the units of work that may write take
         # turns in this process instead (PostgreSQL has row locks: `SELECT ... FOR UPDATE`).
-        self._sqlite_writer = asyncio.Lock() if is_sqlite(engine) else None
+        # The turn is per database file, not per engine: statements run on the loop's thread
+        # (storage.sqlite_inline), so a second engine on the same file that waited for the
+        # file's lock inside SQLite would stall the loop, and with it the writer it waits for.
+        self._sqlite_file = _sqlite_file(engine) if is_sqlite(engine) else None
 
     def on_feed_commit(self, listener: Callable[[], None]) -> None:
         """Call `listener` after each commit that appended to the feed (live readers wake)."""
@@ -111,8 +116,8 @@ class Storage:
         """One unit of work. Losing the database surfaces as DatabaseUnavailable, so callers
         never see a driver's exception."""
         async with AsyncExitStack() as turn:
-            if self._sqlite_writer is not None and not read_only:
-                await turn.enter_async_context(self._sqlite_writer)
+            if self._sqlite_file is not None and not read_only:
+                await turn.enter_async_context(_writer_turn(self._sqlite_file))
             async with self._connected(kind) as tx:
                 yield tx
 
@@ -138,3 +143,19 @@ class Storage:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+# One asyncio.Lock per SQLite file and event loop (a lock belongs to the loop it first ran on).
+_turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = weakref.WeakKeyDictionary()
+
+
+def _sqlite_file(engine: AsyncEngine) -> str:
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return f"engine:{id(engine)}"  # a database of this engine's own
+    return os.path.realpath(database)
+
+
+def _writer_turn(sqlite_file: str) -> asyncio.Lock:
+    per_loop = _turns.setdefault(asyncio.get_running_loop(), {})
+    return per_loop.setdefault(sqlite_file, asyncio.Lock())
