@@ -25,7 +25,8 @@ from aiohttp import web
 from bench.nodes import REPO_ROOT, free_port, proc_cpu_seconds, proc_rss_bytes
 from bench.stats import summary_ms
 from federation.keys import SigningKey
-from node.tls import client_ssl_context, server_ssl_context, write_self_signed
+from node.tls import client_ssl_context, server_ssl_context
+from node.tls_ca import write_self_signed
 
 __all__ = ["measure_floor"]
 

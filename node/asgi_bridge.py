@@ -28,7 +28,7 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDict
 
-__all__ = ["ASGIApp", "background_context", "call_asgi"]
+__all__ = ["ASGIApp", "HeldContext", "background_context", "call_asgi"]
 
 log = logging.getLogger(__name__)
 
@@ -161,26 +161,29 @@ def _abort(request: web.Request) -> None:
         request.transport.close()
 
 
-def background_context(
-    make: Callable[[], AbstractAsyncContextManager[Any]],
-) -> Callable[[web.Application], AsyncIterator[None]]:
-    """A `cleanup_ctx` entry that keeps `make()` entered for the application's lifetime.
+class HeldContext:
+    """Keeps `make()` entered by a task of its own, from `enter()` until `exit()`.
 
-    The context is entered and exited by a task of its own: aiohttp runs startup and cleanup
-    in different tasks, and an anyio task group (such as the MCP session manager's `run()`)
-    must be left by the task that entered it. A failure while entering fails the startup.
+    aiohttp runs startup and cleanup in different tasks (and a lazily started context is
+    entered by whichever request came first), but an anyio task group such as the MCP session
+    manager's `run()` must be left by the task that entered it.
     """
 
-    async def hold(_app: web.Application) -> AsyncIterator[None]:
+    def __init__(self, make: Callable[[], AbstractAsyncContextManager[Any]]) -> None:
+        self._make = make
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def enter(self) -> None:
+        """Returns once the context is entered; raises what failed the entry."""
         ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        stop = asyncio.Event()
 
         async def run() -> None:
-            async with make():
+            async with self._make():
                 ready.set_result(None)
-                await stop.wait()
+                await self._stop.wait()
 
-        task = asyncio.create_task(run())
+        task = self._task = asyncio.create_task(run())
         try:
             await asyncio.wait((ready, task), return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
@@ -189,11 +192,26 @@ def background_context(
             raise
         if not ready.done():
             await task  # raises what failed the entry
-            raise RuntimeError("the background context ended during startup")
+            raise RuntimeError("the background context ended while being entered")
+
+    async def exit(self) -> None:
+        if self._task is not None:
+            self._stop.set()
+            await self._task
+
+
+def background_context(
+    make: Callable[[], AbstractAsyncContextManager[Any]],
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A `cleanup_ctx` entry that keeps `make()` entered for the application's lifetime
+    (`HeldContext`). A failure while entering fails the startup."""
+
+    async def hold(_app: web.Application) -> AsyncIterator[None]:
+        held = HeldContext(make)
+        await held.enter()
         try:
             yield
         finally:
-            stop.set()
-            await task
+            await held.exit()
 
     return hold

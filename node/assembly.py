@@ -29,7 +29,7 @@ from node.housekeeping import HousekeepingWorker
 from node.key_refresh import KeyRefresher
 from node.key_ring import KeyRing
 from node.limits import ClientLimits, WebhookLimits
-from node.mcp_endpoint import mount_mcp
+from node.mcp_mount import mount_mcp
 from node.metrics import NodeMetrics, metrics_endpoints
 from node.network_admin_api import network_admin_endpoints
 from node.network_service import NetworkService

@@ -2,7 +2,8 @@
 
 Asked for when an invite is accepted, when the host's fan-out arrives out of order, at start
 for every network this node is a member of, and every `SWEEP_S` as a safety net. Each page is
-applied through the same checks as live delivery (`FederationEngine.accept_sequenced`).
+applied through the same checks as live delivery (`node.inbound_events`), in one database
+transaction when every event on it is good.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ import asyncio
 import logging
 
 from federation.errors import ProtocolError
-from federation.events import SequencedEvent
 from node.clock import Clock
 from node.errors import NodeError
 from node.federation_client import PeerClient
 from node.federation_engine import FederationEngine
+from node.inbound_events import InboundEvents
 from node.key_refresh import KeyRefresher
 from storage.storage import Storage
 
@@ -36,10 +37,12 @@ class CatchUpWorker:
     def __init__(self, storage: Storage, engine: FederationEngine, client: PeerClient, clock: Clock,
                  refresher: KeyRefresher) -> None:
         self._storage = storage
-        self._refresher = refresher
         self._engine = engine
         self._client = client
         self._clock = clock
+        # A gap inside a page is not answered by catching up at once: the page fails and is
+        # asked for again after RETRY_S.
+        self._inbound = InboundEvents(storage, engine, refresher, on_gap=lambda network: None)
         self._wanted: set[str] = set()
         self._wakeup = asyncio.Event()
 
@@ -76,14 +79,6 @@ class CatchUpWorker:
                     self._wanted.add(network.name)
         self._wakeup.set()
 
-    async def _accept(self, event: SequencedEvent, host: str) -> None:
-        async def attempt():
-            async with self._storage.network_transaction() as tx:
-                return await self._engine.accept_sequenced(tx, event, via=host)
-
-        # The author (or the host) may have rotated its key since this node pinned it.
-        await self._refresher.retrying([event.event.origin, host], event.network, attempt)
-
     async def catch_up(self, name: str) -> bool:
         """Apply everything the host has after our head; False if that failed."""
         try:
@@ -100,9 +95,12 @@ class CatchUpWorker:
                 events = page.get("events")
                 if not isinstance(events, list):
                     raise NodeError(f"{network.host} sent a catch-up page without events")
-                for wire in events:
-                    event = SequencedEvent.from_wire(wire)
-                    await self._accept(event, network.host)
+                if not all(isinstance(wire, dict) and "seq" in wire for wire in events):
+                    raise NodeError(f"{network.host} sent a catch-up page with an event that is not sequenced")
+                for result in await self._inbound.accept(events, via=network.host):
+                    if result["status"] != 200:
+                        raise NodeError(f"{network.host} sent event {result.get('event_id')} that this node "
+                                        f"refuses: {result['code']}: {result['message']}")
                 if len(events) < CATCH_UP_PAGE:
                     return True
         except (NodeError, ProtocolError) as e:

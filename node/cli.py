@@ -22,7 +22,6 @@ from node.config import CONFIG_FILE, load_settings, write_config
 from node.errors import ConfigError
 from node.key_publishing import rotate_node_key
 from node.log_setup import configure_logging
-from node.tls import write_self_signed
 from node.runner import serve
 from storage.errors import StorageConfigError, StorageError
 from storage.storage import Storage
@@ -95,6 +94,8 @@ async def _init(args: argparse.Namespace) -> None:
         key.save(settings.signing_key_path)
         made_tls = not settings.tls_cert_path.exists() and not settings.tls_key_path.exists()
         if made_tls:
+            from node.tls_ca import write_self_signed  # cryptography: only commands that make certificates load it
+
             tls_fingerprint = write_self_signed(settings.tls_cert_path, settings.tls_key_path, server_name,
                                                 now=datetime.now(timezone.utc))
         storage = await Storage.open(settings.resolved_database_url, auto_migrate=True)

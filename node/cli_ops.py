@@ -10,15 +10,21 @@ import argparse
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from federation.errors import InvalidIdentifier
 from federation.identifiers import validate_server_name
 from node import backup as backups
-from node import tls_ca
 from node.config import load_settings
 from node.errors import ConfigError
 from node.tls import SELF_SIGNED_DAYS
 from storage.errors import StorageError
+
+if TYPE_CHECKING:
+    from node.tls_ca import Issued
+
+# `node.tls_ca` (and with it `cryptography`) is imported by the tls commands themselves: the
+# other commands, `agentnet run` among them, never need it.
 
 __all__ = ["register"]
 
@@ -31,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     make_ca = tls_sub.add_parser("make-ca", help="create a CA: OUT_DIR/ca.crt and OUT_DIR/ca.key (0600)")
     make_ca.add_argument("--out-dir", required=True, type=Path)
     make_ca.add_argument("--name", default="Agent Network private CA", help="the CA's common name")
-    make_ca.add_argument("--days", type=int, default=tls_ca.CA_DAYS)
+    make_ca.add_argument("--days", type=int, help="how long the CA is valid (default: ten years)")
     make_ca.add_argument("--exist-ok", action="store_true", help="succeed, changing nothing, if the CA exists")
     make_ca.set_defaults(handler=_make_ca)
 
@@ -57,10 +63,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 async def _make_ca(args: argparse.Namespace) -> int:
-    if args.days < 1:
+    from node import tls_ca
+
+    if args.days is not None and args.days < 1:
         return _fail(args, "--days must be at least 1", EXIT_USAGE)
     try:
-        made = tls_ca.make_ca(args.out_dir, name=args.name, now=_now(), days=args.days, exist_ok=args.exist_ok)
+        made = tls_ca.make_ca(args.out_dir, name=args.name, now=_now(), days=args.days or tls_ca.CA_DAYS,
+                              exist_ok=args.exist_ok)
     except ConfigError as e:
         return _fail(args, str(e), EXIT_USAGE)
     _report(made, "CA")
@@ -68,6 +77,8 @@ async def _make_ca(args: argparse.Namespace) -> int:
 
 
 async def _issue(args: argparse.Namespace) -> int:
+    from node import tls_ca
+
     if args.days < 1:
         return _fail(args, "--days must be at least 1", EXIT_USAGE)
     try:
@@ -110,7 +121,7 @@ async def _restore(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _report(made: tls_ca.Issued, what: str) -> None:
+def _report(made: Issued, what: str) -> None:
     verb = "Wrote" if made.created else "Kept the existing"
     print(f"{verb} {what}: {', '.join(str(p) for p in made.paths)}")
     print(f"  SHA-256 fingerprint {made.fingerprint}")

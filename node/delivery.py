@@ -25,7 +25,6 @@ import random
 import secrets
 from collections.abc import Awaitable, Callable
 
-from federation.canonical_json import parse_json
 from federation.outbox_states import retry_delay_ms
 from node.clock import Clock
 from node.errors import PeerRefused, PeerUnreachable
@@ -110,15 +109,11 @@ class DeliveryWorker:
             for server in woken:  # the peer is back: forget its backoff
                 if (await tx.peers.delivery(server)).next_attempt_at is not None:
                     await tx.peers.clear_backoff(server)
-            startable = []
-            for server in await tx.outbox.due_destinations(now):
-                running = self._senders.get(server)
-                if running is not None and not running.done():
-                    continue
-                status = await tx.peers.delivery(server)
-                if status.next_attempt_at is None or status.next_attempt_at <= now:
-                    startable.append(server)
-        for server in startable:
+            due = await tx.outbox.due_destinations(now)  # backed-off peers are not due
+        for server in due:
+            running = self._senders.get(server)
+            if running is not None and not running.done():
+                continue
             self._senders[server] = asyncio.create_task(self._drain(server), name=f"deliver:{server}")
 
     async def _drain(self, server: str) -> None:
@@ -139,9 +134,10 @@ class DeliveryWorker:
         if not items:
             return False
         txn_id = f"{self._incarnation}-{items[0].id}-{items[-1].id}-{len(items)}-{items[0].tries}"
-        events = [parse_json(item.wire) for item in items]
+        # The stored wire forms are canonical already: splice them rather than parse and re-encode.
+        body = b'{"events":[' + b",".join(item.wire for item in items) + b"]}"
         try:
-            answer = await self._client.call("PUT", peer.endpoint, server, f"/transactions/{txn_id}", {"events": events})
+            answer = await self._client.call("PUT", peer.endpoint, server, f"/transactions/{txn_id}", body)
             results = _results(answer, len(items))
         except (PeerUnreachable, PeerRefused) as e:
             await self._back_off(server, items, str(e))

@@ -39,7 +39,6 @@ from typing import Any
 import aiohttp
 
 import node as node_package
-from node import tls_ca
 from node.agent_client import AgentClient, AgentNetError
 
 __all__ = ["register"]
@@ -204,6 +203,8 @@ class _Demo:
     async def start(self, companies: list[Company], root: Path, nodes: list[DemoNode]) -> None:
         """Fills `nodes` as it goes, so the caller can stop whatever started if this fails."""
         self.say(f"Agent Network demo: {', '.join(c.name for c in companies)} on loopback, in {root}")
+        from node import tls_ca  # cryptography: loaded by the commands that make certificates only
+
         now = datetime.now(timezone.utc)
         ca = tls_ca.make_ca(root / "ca", name="Agent Network demo CA (throwaway)", now=now)
         self.say(f"  throwaway CA {ca.paths[0]} (SHA-256 {ca.fingerprint[:23]}...)")
@@ -224,6 +225,8 @@ class _Demo:
             self.say(f"  {n.server} is running (pid {n.proc.pid}, SQLite {n.data_dir / 'node.db'})")
 
     async def _init(self, n: DemoNode, root: Path, now: datetime) -> None:
+        from node import tls_ca
+
         argv = [sys.executable, "-m", "node.cli", "init", "--server-name", n.server, "--data-dir", str(n.data_dir),
                 "--display-name", n.company.name,
                 "--admin-port", str(n.ports["admin"]), "--client-port", str(n.ports["client"]),

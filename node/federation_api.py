@@ -8,14 +8,13 @@ and only then hands the handler the verified origin. Invite routes are the one e
 known peer must still use its pinned key). Nothing is written before authentication passes,
 except the nonce that makes a replay detectable.
 
-A transaction carries up to 100 events; each is checked and stored on its own, and the answer
-lists one result per event, so one bad event never blocks the rest. A retransmitted transaction
+A transaction carries up to 100 events; each is checked on its own (`node.inbound_events`),
+and the answer lists one result per event, so one bad event never blocks the rest. A retransmitted transaction
 (same origin and id) gets the stored answer.
 """
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Callable
 from typing import TypeVar
@@ -24,8 +23,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from federation.canonical_json import encode_canonical
-from federation.errors import ProtocolError, RuleViolation, UnknownKey
-from federation.events import SequencedEvent, SignedEvent
+from federation.errors import UnknownKey
 from federation.keys import VerifyKey
 from federation.peering_messages import (
     AcceptMessage, DeclineMessage, InviteMessage, KeyRef, TransactionMessage,
@@ -35,12 +33,13 @@ from node.catch_up import CATCH_UP_PAGE, CatchUpWorker
 from node.clock import Clock
 from node.delivery import DeliveryWorker
 from node.errors import (
-    Blocked, InvalidRequest, NodeError, NotAPeer, NotFoundError, OutOfOrder, Replayed, UnknownNetwork,
+    Blocked, InvalidRequest, NotAPeer, NotFoundError, Replayed, UnknownNetwork,
 )
 from node.federation_client import FEDERATION_PREFIX
 from node.federation_engine import FederationEngine
 from node.http_errors import error_middleware
 from node.http_io import parse_body
+from node.inbound_events import InboundEvents
 from node.key_publishing import own_key_document
 from node.key_refresh import KeyRefresher
 from node.peering import PeeringService
@@ -48,7 +47,6 @@ from storage.storage import Storage
 
 __all__ = ["MAX_FEDERATION_BODY_BYTES", "build_federation_app"]
 
-log = logging.getLogger(__name__)
 
 # 100 events of up to 64 KiB, with room for the envelope: a full transaction fits.
 MAX_FEDERATION_BODY_BYTES = 8 * 1024 * 1024
@@ -133,6 +131,7 @@ def build_federation_app(*, storage: Storage, engine: FederationEngine, peering:
                          clock: Clock, on_event: Callable[[str], None] = lambda result: None) -> web.Application:
     """`on_event` hears how each pushed event settled: accepted, duplicate or refused (metrics)."""
     server = engine.server
+    inbound = InboundEvents(storage, engine, refresher, on_gap=catch_up.request, on_event=on_event)
 
     async def keys(request: web.Request) -> web.Response:
         async with storage.network_transaction() as tx:
@@ -162,44 +161,13 @@ def build_federation_app(*, storage: Storage, engine: FederationEngine, peering:
         if cached is not None:
             return web.Response(body=cached, content_type="application/json")
         message = _body(request, TransactionMessage)
-        results = [await _accept_one(wire, origin) for wire in message.events]
+        results = await inbound.accept(message.events, via=origin)
         answer = encode_canonical({"results": results})
         async with storage.network_transaction() as tx:
             if await tx.inbound.transaction_response(origin, txn_id) is None:
                 await tx.inbound.save_transaction_response(origin, txn_id, answer, now=clock.now_ms())
         delivery.wake()
         return web.Response(body=answer, content_type="application/json")
-
-    async def _accept_one(wire: object, origin: str) -> dict:
-        event_id = None
-        try:
-            if isinstance(wire, dict) and "seq" in wire:
-                parsed = SequencedEvent.from_wire(wire)
-                accept = engine.accept_sequenced
-            else:
-                parsed = SignedEvent.from_wire(wire)
-                accept = engine.accept_submission
-            event_id = parsed.event_id
-            accepted = await refresher.retrying(
-                [parsed.event.origin], parsed.event.network,
-                lambda: _in_transaction(storage, lambda tx: accept(tx, parsed, via=origin)),
-            )
-        except OutOfOrder as e:
-            catch_up.request(parsed.event.network)  # only accept_sequenced finds a gap
-            on_event("refused")
-            return _refusal(event_id, e.status, e.code, e.message)
-        except (ProtocolError, NodeError) as e:
-            log.info("refused event %s from %s: %s %s", event_id, origin, e.code, e.message)
-            on_event("refused")
-            refusal = _refusal(event_id, e.status, e.code, e.message)
-            if isinstance(e, RuleViolation):
-                refusal["reason"] = e.reason
-            return refusal
-        on_event("duplicate" if accepted.duplicate else "accepted")
-        result = {"event_id": accepted.event_id, "status": 200}
-        if accepted.seq is not None:
-            result["seq"] = accepted.seq
-        return result
 
     async def ping(request: web.Request) -> web.Response:
         return web.json_response({})  # the middleware already woke our sender for the caller
@@ -237,18 +205,6 @@ def build_federation_app(*, storage: Storage, engine: FederationEngine, peering:
     app.router.add_get(f"{p}/servers/{{server}}/keys", relay_keys, name="peer:relay-keys")
     app.router.add_post(f"{p}/ping", ping, name="peer:ping")
     return app
-
-
-async def _in_transaction(storage: Storage, work):
-    async with storage.network_transaction() as tx:
-        return await work(tx)
-
-
-def _refusal(event_id: str | None, status: int, code: str, message: str) -> dict:
-    result = {"status": status, "code": code, "message": message[:300]}
-    if event_id is not None:
-        result["event_id"] = event_id
-    return result
 
 
 def _page(request: web.Request) -> tuple[int, int]:

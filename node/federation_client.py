@@ -49,8 +49,13 @@ class PeerClient:
         self.on_reachable: Callable[[str], None] = lambda server: None
 
     async def call(self, method: str, endpoint: str, destination: str, path: str,
-                   payload: dict[str, Any] | None = None, *, timeout_s: float = _DEFAULT_TIMEOUT_S) -> dict[str, Any]:
-        body = encode_canonical(payload) if payload is not None else b""
+                   payload: dict[str, Any] | bytes | None = None, *,
+                   timeout_s: float = _DEFAULT_TIMEOUT_S) -> dict[str, Any]:
+        """`payload` is a JSON object, or its canonical bytes already (spliced stored events)."""
+        if isinstance(payload, bytes):
+            body = payload
+        else:
+            body = encode_canonical(payload) if payload is not None else b""
         full_path = FEDERATION_PREFIX + path
         headers = {
             "Authorization": sign_request(self._key, method=method, path=full_path, origin=self._server,

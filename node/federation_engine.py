@@ -62,6 +62,7 @@ class Accepted:
     event_id: str
     seq: int | None  # None: pending at this member until the host sequences it
     duplicate: bool = False
+    origin_ts: int | None = None  # set for what this call signed or sequenced
 
 
 class FederationEngine:
@@ -114,7 +115,7 @@ class FederationEngine:
             wire=encode_canonical(signed.to_wire()), now=self._clock.now_ms(),
         )
         await self._enqueue(tx, row, {network.host})
-        return Accepted(signed.event_id, None)
+        return Accepted(signed.event_id, None, origin_ts=event.origin_ts)
 
     # Receiving
 
@@ -185,7 +186,7 @@ class FederationEngine:
         await self._advance(tx, network, seqd, after, row)
         before = recipients(state) if state is not None else frozenset()
         await self._enqueue(tx, row, (before | recipients(after)) - {self.server})
-        return Accepted(signed.event_id, seqd.seq)
+        return Accepted(signed.event_id, seqd.seq, origin_ts=signed.event.origin_ts)
 
     async def _add_sequenced(self, tx: NetworkTransaction, network: NetworkRecord, seqd: SequencedEvent,
                              wire: bytes) -> int:
@@ -207,7 +208,7 @@ class FederationEngine:
         await project(tx, network.id, seqd.event, after, now=now)
         await tx.feed_writer.append_network_event(network_id=network.id, thread=seqd.event.thread, event_row=row,
                                                   now=now)
-        self._states.remember(network.name, seqd.seq, after)
+        self._states.remember(tx, network.name, seqd.seq, after)
 
     async def _pin_vouched_key(self, tx: NetworkTransaction, content: MemberAdmitted) -> None:
         """Keep the key the host vouched for, to verify that company's events. It does not make

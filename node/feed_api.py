@@ -51,6 +51,7 @@ def feed_endpoints(feed: FeedService, storage: Storage, clock: Clock, limits: Cl
         caller = current_caller(request)
         require_scope(caller, "read")
         after = _resume_cursor(request)
+        waiter = feed.hub.waiter()  # taken before each read: a commit during the read still wakes the stream
         page = await feed.read(caller.principal, after, limit=_PAGE)  # a bad cursor is a plain 410 here
         response = web.StreamResponse(headers={
             "Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no",
@@ -60,7 +61,7 @@ def feed_endpoints(feed: FeedService, storage: Storage, clock: Clock, limits: Cl
         ready = after if page.events else page.next_cursor  # events come only after a given cursor
         if not await writer.send(f"retry: 2000\nid: {ready}\nevent: ready\ndata: {json.dumps({'cursor': ready})}\n\n"):
             return response
-        await _follow(feed, storage, clock, limits, caller, page, writer)
+        await _follow(feed, storage, clock, limits, caller, page, waiter, writer)
         return response
 
     return [
@@ -84,7 +85,7 @@ def _resume_cursor(request: web.Request) -> str | None:
 
 
 async def _follow(feed: FeedService, storage: Storage, clock: Clock, limits: ClientLimits, caller: Caller,
-                  page: EventPage, writer: _FrameWriter) -> None:
+                  page: EventPage, waiter: asyncio.Event, writer: _FrameWriter) -> None:
     hub = feed.hub
     tokens_seen = hub.tokens_version
     checked_at = last_write = time.monotonic()
@@ -95,7 +96,6 @@ async def _follow(feed: FeedService, storage: Storage, clock: Clock, limits: Cli
                 return
             last_write = time.monotonic()
         cursor = page.next_cursor
-        waiter = hub.waiter()
         if len(page.events) < _PAGE:
             now = time.monotonic()
             wait = min(limits.feed_poll_s, limits.token_recheck_s - (now - checked_at),
@@ -114,6 +114,7 @@ async def _follow(feed: FeedService, storage: Storage, clock: Clock, limits: Cli
             if not await writer.send(": keepalive\n\n"):
                 return
             last_write = now
+        waiter = hub.waiter()
         page = await feed.read(caller.principal, cursor, limit=_PAGE)
 
 

@@ -16,12 +16,14 @@ from node.directory import Directory
 from node.errors import Gone
 from node.feed_hub import FeedHub
 from node.feed_models import EventOut, EventPage
-from node.network_state import decode_stored
+from node.network_state import stored_content
 from storage.feed import FeedEntry
 from storage.principals import Principal
 from storage.storage import Storage, Transaction
 
 __all__ = ["CursorExpired", "CursorUnknown", "FeedService"]
+
+_WITH_BODY = frozenset({MessagePosted.event_type, MessageEdited.event_type})
 
 
 class CursorExpired(Gone):
@@ -89,12 +91,12 @@ class FeedService:
         for entry in entries:
             if entry.event_row is not None and entry.event_row in shared:
                 stored = shared[entry.event_row]
-                content = decode_stored(stored.wire).event.content
-                body = content.body if isinstance(content, MessagePosted | MessageEdited) else None
+                content = stored_content(stored.wire)
+                body = content.get("body") if stored.type in _WITH_BODY else None
                 out.append(EventOut(
                     cursor=str(entry.position), scope="shared", type=stored.type,
                     network=names.get(stored.network_id), thread=stored.thread, id=stored.event_id, seq=stored.seq,
-                    sender=stored.sender, body=body, content=content.to_wire(), at=stored.origin_ts,
+                    sender=stored.sender, body=body, content=content, at=stored.origin_ts,
                 ))
             elif entry.private_message_id is not None and entry.private_message_id in private:
                 message = private[entry.private_message_id]

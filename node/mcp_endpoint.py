@@ -28,7 +28,7 @@ from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from node.api_models import MAX_MESSAGE_CHARS, MAX_PAGE, KnowledgeResults, ThreadOut
-from node.asgi_bridge import background_context, call_asgi
+from node.asgi_bridge import call_asgi
 from node.auth import Caller, current_caller, require_scope
 from node.client_service import ClientService
 from node.errors import Unauthorized
@@ -37,18 +37,16 @@ from node.feed_service import FeedService
 from node.http_errors import describe
 from node.idempotency import KEY_PATTERN, bind_key
 from node.network_models import SharedThreadOut
+from node.openapi import Handler
 from node.rate_limit import PostRateLimiter
 from node.shared_thread_service import SharedThreadService
 from storage.errors import DatabaseUnavailable
 
-__all__ = ["CALLER_STATE_KEY", "MAX_MCP_BODY_BYTES", "ThreadsOut", "build_mcp_server", "mount_mcp"]
+__all__ = ["CALLER_STATE_KEY", "ThreadsOut", "build_mcp_server", "mcp_handler"]
 
 log = logging.getLogger(__name__)
 
 CALLER_STATE_KEY = "agentnet.caller"
-# JSON-RPC bodies carry one message of at most 16 KiB (escaped, up to ~6x); 256 KiB is the
-# client listener's own body limit.
-MAX_MCP_BODY_BYTES = 256 * 1024
 # The feed page a long poll returns: enough for a burst, small enough for a model's context.
 _WAIT_PAGE = 100
 
@@ -188,9 +186,10 @@ def build_mcp_server(*, client: ClientService, shared: SharedThreadService, feed
     return server
 
 
-def mount_mcp(app: web.Application, *, client: ClientService, shared: SharedThreadService, feed: FeedService,
-              limiter: PostRateLimiter, path: str = "/mcp", max_body_bytes: int = MAX_MCP_BODY_BYTES) -> None:
-    """Serve the MCP endpoint at `path` on `app` (behind its auth and error middlewares)."""
+def mcp_handler(*, client: ClientService, shared: SharedThreadService, feed: FeedService,
+                limiter: PostRateLimiter, path: str, max_body_bytes: int) -> tuple[Handler, Callable[[], Any]]:
+    """The aiohttp handler for `path`, and the session manager's `run` to keep entered while it
+    serves (`node.mcp_mount` mounts both)."""
     server = build_mcp_server(client=client, shared=shared, feed=feed, limiter=limiter)
     server.streamable_http_app(
         streamable_http_path=path,
@@ -206,9 +205,4 @@ def mount_mcp(app: web.Application, *, client: ClientService, shared: SharedThre
         state = {CALLER_STATE_KEY: current_caller(request)}
         return await call_asgi(manager.handle_request, request, state=state)
 
-    # No GET: a standalone SSE stream carries server-initiated messages of a session, and a
-    # stateless server has none, so the stream would only hold a connection open. Clients take
-    # the 405 as "no stream offered". DELETE (end a session) gets the SDK's own 405.
-    for method in ("POST", "DELETE"):
-        app.router.add_route(method, path, handle)
-    app.cleanup_ctx.append(background_context(manager.run))
+    return handle, manager.run

@@ -3,9 +3,15 @@
 Events are verified once, when they arrive; replaying them here only re-applies the rules'
 state transitions. The cache is keyed by the head sequence number, so a node process that
 finds the database ahead of its cache (another process sequenced meanwhile) rebuilds.
+
+A state reached inside a transaction is seen by that transaction at once, and by the cache
+only when it commits: a transaction that rolls back (a refused event in a batch) leaves the
+cache at the last committed head, not at a head the database never had.
 """
 
 from __future__ import annotations
+
+import json
 
 from federation.canonical_json import parse_json
 from federation.errors import RuleViolation
@@ -15,7 +21,7 @@ from federation.rules import MessageLookup, MessageRecord, NetworkState, apply, 
 from storage.networks import NetworkRecord
 from storage.storage import NetworkTransaction
 
-__all__ = ["StateCache", "decode_stored", "message_lookup"]
+__all__ = ["StateCache", "decode_stored", "message_lookup", "stored_content"]
 
 # Replay in pages so a long history never sits in memory as rows all at once.
 _REPLAY_PAGE = 1000
@@ -26,13 +32,19 @@ def decode_stored(wire: bytes) -> SignedEvent | SequencedEvent:
     return SequencedEvent.from_wire(data) if "seq" in data else SignedEvent.from_wire(data)
 
 
+def stored_content(wire: bytes) -> dict:
+    """The content of a stored event, for showing it. Its wire form was checked in full when
+    it was written here, so reading it back needs no strict parse and no models."""
+    return json.loads(wire)["event"]["content"]
+
+
 class StateCache:
     def __init__(self) -> None:
         self._states: dict[str, tuple[int, NetworkState]] = {}
 
     async def at_head(self, tx: NetworkTransaction, network: NetworkRecord) -> NetworkState | None:
         """The state after the network's last sequenced event; None before its first."""
-        cached = self._states.get(network.name)
+        cached = self._uncommitted(tx).get(network.name) or self._states.get(network.name)
         if cached is not None and cached[0] == network.head_seq:
             return cached[1]
         if cached is not None and cached[0] < network.head_seq:
@@ -48,11 +60,23 @@ class StateCache:
                 state = initial_state(event) if state is None else apply(state, event)
                 seq = stored.seq
         if state is not None:
-            self._states[network.name] = (seq, state)
+            self._states[network.name] = (seq, state)  # rebuilt from committed rows
         return state
 
-    def remember(self, name: str, seq: int, state: NetworkState) -> None:
-        self._states[name] = (seq, state)
+    def remember(self, tx: NetworkTransaction, name: str, seq: int, state: NetworkState) -> None:
+        """`state` is the network's after `seq`, in `tx`; the cache has it once `tx` commits."""
+        uncommitted = self._uncommitted(tx)
+        if name not in uncommitted:
+            tx.after_commit(lambda: self._committed(name, uncommitted[name]))
+        uncommitted[name] = (seq, state)
+
+    def _committed(self, name: str, entry: tuple[int, NetworkState]) -> None:
+        current = self._states.get(name)
+        if current is None or current[0] <= entry[0]:
+            self._states[name] = entry
+
+    def _uncommitted(self, tx: NetworkTransaction) -> dict[str, tuple[int, NetworkState]]:
+        return tx.memo.setdefault(self, {})  # type: ignore[return-value]
 
     def forget(self, name: str) -> None:
         self._states.pop(name, None)

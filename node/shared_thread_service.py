@@ -73,11 +73,11 @@ class SharedThreadService:
             await self._thread_of(tx, str(me), network, thread)
             accepted = await self._engine.author(tx, network, thread=thread, sender=me,
                                                  content=MessagePosted(body=body))
-            stored = await tx.events.find(accepted.event_id)
+            assert accepted.origin_ts is not None  # author always signs
             return SharedMessageOut(
                 id=accepted.event_id, network=network, thread=thread, seq=accepted.seq,
                 status="pending" if accepted.seq is None else "sequenced", sender=str(me), body=body,
-                origin_ts=stored.origin_ts, delivery=None,
+                origin_ts=accepted.origin_ts, delivery=None,
             )
 
         posted = await run_once(self._storage, self._clock, caller.id, idempotency, SharedMessageOut, work)

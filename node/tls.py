@@ -13,8 +13,8 @@ name. Three things shape this module:
 * Verification is never optional. There is no flag to switch it off: a private network
   trusts a private CA (or each peer's self-signed certificate) through ``tls_ca_file``.
 * ``agentnet init`` must give a node something to serve before anyone has set up a CA, so
-  ``write_self_signed`` makes a certificate whose fingerprint the operator can read out to
-  the peers that will trust it.
+  ``node.tls_ca.write_self_signed`` makes a certificate whose fingerprint the operator can
+  read out to the peers that will trust it.
 
 Every failure to read the operator's files is a one-line ``ConfigError`` naming the file;
 key material never appears in a message.
@@ -22,16 +22,10 @@ key material never appears in a message.
 
 from __future__ import annotations
 
-import ipaddress
 import os
+import re
 import ssl
-from datetime import datetime, timedelta
 from pathlib import Path
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from node.errors import ConfigError
 
@@ -42,8 +36,6 @@ __all__ = [
     "host_of",
     "server_ssl_context",
     "write_new",
-    "write_pair",
-    "write_self_signed",
 ]
 
 # TLS 1.0 and 1.1 are deprecated by RFC 8996; every supported OpenSSL speaks 1.2.
@@ -53,8 +45,7 @@ MIN_TLS_VERSION = ssl.TLSVersion.TLSv1_2
 # (since 2019); a self-signed certificate only needs to outlive the first real one.
 SELF_SIGNED_DAYS = 825
 
-# Backdate a new certificate so a peer whose clock runs a little behind still accepts it.
-_CLOCK_SKEW = timedelta(minutes=5)
+_PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----")
 
 
 def server_ssl_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
@@ -123,93 +114,6 @@ def host_of(server_name: str) -> str:
     return server_name.partition(":")[0]
 
 
-def write_self_signed(
-    cert_path: Path,
-    key_path: Path,
-    server_name: str,
-    *,
-    now: datetime,
-    days: int = SELF_SIGNED_DAYS,
-) -> str:
-    """Write a self-signed certificate for ``server_name``'s host and return its fingerprint.
-
-    This is what ``agentnet init`` uses so a node serves TLS from its first start. Peers will
-    only accept it once it is in their ``tls_ca_file`` bundle (or once the node switches to a
-    certificate from a CA they trust), so the returned SHA-256 fingerprint, as colon-separated
-    hex, is for the operator to compare with what the peer's operator sees.
-
-    ECDSA P-256 rather than Ed25519: every TLS stack in use accepts P-256 certificates, while
-    Ed25519 ones are still refused by some. The subject alternative name is a DNS name or an
-    IP address, matching how clients check it. The key file is created with mode 0600 before
-    any byte is written; existing files are never overwritten.
-    """
-    if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware; a naive time would be misread as UTC")
-    host = host_of(server_name)
-    for path in (cert_path, key_path):
-        if path.exists():
-            raise ConfigError(f"{path} already exists; refusing to overwrite it")
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    certificate = _self_signed_certificate(key, host, now, days)
-    write_pair(cert_path, key_path, certificate, key)
-    return certificate.fingerprint(hashes.SHA256()).hex(":").upper()
-
-
-def _self_signed_certificate(
-    key: ec.EllipticCurvePrivateKey, host: str, now: datetime, days: int
-) -> x509.Certificate:
-    try:
-        san: x509.GeneralName = x509.IPAddress(ipaddress.IPv4Address(host))
-    except ValueError:
-        san = x509.DNSName(host)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
-    public_key = key.public_key()
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - _CLOCK_SKEW)
-        .not_valid_after(now + timedelta(days=days))
-        .add_extension(x509.SubjectAlternativeName([san]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        # Key identifiers are required by X.509 strict mode (Python 3.13's default).
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public_key), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-
-
-def write_pair(cert_path: Path, key_path: Path, certificate: x509.Certificate,
-               key: ec.EllipticCurvePrivateKey) -> None:
-    """The key (0600) and then its certificate, both created exclusively; on failure, neither."""
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    write_new(key_path, key_pem, 0o600)
-    try:
-        write_new(cert_path, certificate.public_bytes(serialization.Encoding.PEM), 0o644)
-    except BaseException:
-        key_path.unlink(missing_ok=True)  # a key without its certificate would block a retry
-        raise
-
-
 def write_new(path: Path, data: bytes, mode: int) -> None:
     """Create ``path`` exclusively with ``mode`` (narrowed only by the umask) before writing,
     so the key is never readable by others, not even for a moment."""
@@ -230,14 +134,19 @@ def write_new(path: Path, data: bytes, mode: int) -> None:
 
 
 def _check_certificates(path: Path, what: str) -> None:
-    """Fail with a message naming ``path`` unless it holds at least one PEM certificate."""
+    """Fail with a message naming ``path`` unless it holds PEM certificates OpenSSL can load
+    (checked with the standard library: this runs at every start, and `cryptography` is
+    needed only to make certificates, in `node.tls_ca`)."""
     try:
         data = Path(path).read_bytes()
     except OSError as e:
         raise ConfigError(f"cannot read {what} {path}: {e.strerror}") from None
+    blocks = _PEM_CERTIFICATE.findall(data)
     try:
-        x509.load_pem_x509_certificates(data)
-    except ValueError:
+        if not blocks:
+            raise ValueError("no certificate")
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=b"\n".join(blocks).decode("ascii"))
+    except (ValueError, ssl.SSLError):
         raise ConfigError(f"{what} {path} does not hold a PEM certificate") from None
 
 

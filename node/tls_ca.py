@@ -1,5 +1,8 @@
-"""A small private certificate authority for federation TLS: `agentnet tls make-ca` and
-`agentnet tls issue`.
+"""The certificates a node makes for federation TLS: the self-signed one `agentnet init`
+writes, and a small private certificate authority (`agentnet tls make-ca`, `agentnet tls issue`).
+
+This is the one module that needs `cryptography` (X.509, not protocol signing); commands
+import it when they make certificates, so a running node does not carry it.
 
 Two companies that trust each other's nodes directly need no public CA: one of them (or a
 deployment's init step, as in `docker-compose.federation.yml`) makes a CA, issues each node a
@@ -25,9 +28,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from node.errors import ConfigError
-from node.tls import SELF_SIGNED_DAYS, host_of, write_new, write_pair
+from node.tls import SELF_SIGNED_DAYS, host_of, write_new
 
-__all__ = ["CA_CERT", "CA_DAYS", "CA_KEY", "LEAF_CERT", "LEAF_KEY", "Issued", "issue", "make_ca"]
+__all__ = [
+    "CA_CERT", "CA_DAYS", "CA_KEY", "LEAF_CERT", "LEAF_KEY", "Issued", "issue", "make_ca", "write_pair",
+    "write_self_signed",
+]
 
 CA_CERT, CA_KEY = "ca.crt", "ca.key"
 # The names a node's settings use by default (tls_cert_file, tls_key_file).
@@ -36,7 +42,7 @@ LEAF_CERT, LEAF_KEY = "tls.crt", "tls.key"
 # Ten years: a private CA is replaced on purpose, not by expiry in the middle of a quarter.
 CA_DAYS = 3650
 
-# Backdated like node.tls's self-signed certificate, for peers whose clocks run behind.
+# Backdate a new certificate so a peer whose clock runs a little behind still accepts it.
 _CLOCK_SKEW = timedelta(minutes=5)
 
 
@@ -77,24 +83,9 @@ def issue(ca_dir: Path, out_dir: Path, *, server_name: str, now: datetime, days:
         return existing
     _check_now(now)
     ca_cert, ca_key = _load_ca(ca_dir)
-    host = host_of(server_name)
-    try:
-        san: x509.GeneralName = x509.IPAddress(ipaddress.IPv4Address(host))
-    except ValueError:
-        san = x509.DNSName(host)
     key = ec.generate_private_key(ec.SECP256R1())
-    public_key = key.public_key()
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
-    certificate = (
-        _builder(subject, ca_cert.subject, public_key, now, days)
-        .add_extension(x509.SubjectAlternativeName([san]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_key_usage(cert_sign=False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
+    certificate = _server_certificate(host_of(server_name), key, issuer=ca_cert.subject, issuer_key=ca_key,
+                                      now=now, days=days)
     out_dir.mkdir(parents=True, exist_ok=True)
     if paths[2].exists():
         raise ConfigError(f"{paths[2]} already exists; refusing to overwrite it")
@@ -106,6 +97,66 @@ def issue(ca_dir: Path, out_dir: Path, *, server_name: str, now: datetime, days:
             path.unlink(missing_ok=True)
         raise
     return Issued(paths, _fingerprint(certificate), True)
+
+
+def write_self_signed(cert_path: Path, key_path: Path, server_name: str, *, now: datetime,
+                      days: int = SELF_SIGNED_DAYS) -> str:
+    """Write a self-signed certificate for ``server_name``'s host and return its fingerprint.
+
+    This is what ``agentnet init`` uses so a node serves TLS from its first start. Peers will
+    only accept it once it is in their ``tls_ca_file`` bundle (or once the node switches to a
+    certificate from a CA they trust), so the returned SHA-256 fingerprint, as colon-separated
+    hex, is for the operator to compare with what the peer's operator sees.
+
+    ECDSA P-256 rather than Ed25519: every TLS stack in use accepts P-256 certificates, while
+    Ed25519 ones are still refused by some. The key file is created with mode 0600 before
+    any byte is written; existing files are never overwritten.
+    """
+    _check_now(now)
+    host = host_of(server_name)
+    for path in (cert_path, key_path):
+        if path.exists():
+            raise ConfigError(f"{path} already exists; refusing to overwrite it")
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    certificate = _server_certificate(host, key, issuer=name, issuer_key=key, now=now, days=days)
+    write_pair(cert_path, key_path, certificate, key)
+    return _fingerprint(certificate)
+
+
+def write_pair(cert_path: Path, key_path: Path, certificate: x509.Certificate,
+               key: ec.EllipticCurvePrivateKey) -> None:
+    """The key (0600) and then its certificate, both created exclusively; on failure, neither."""
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    write_new(key_path, key_pem, 0o600)
+    try:
+        write_new(cert_path, certificate.public_bytes(serialization.Encoding.PEM), 0o644)
+    except BaseException:
+        key_path.unlink(missing_ok=True)  # a key without its certificate would block a retry
+        raise
+
+
+def _server_certificate(host: str, key: ec.EllipticCurvePrivateKey, *, issuer: x509.Name,
+                        issuer_key: ec.EllipticCurvePrivateKey, now: datetime, days: int) -> x509.Certificate:
+    """A leaf for ``host``: its subject alternative name is a DNS name or an IPv4 address,
+    matching how clients check it; key identifiers are there for X.509 strict mode."""
+    try:
+        san: x509.GeneralName = x509.IPAddress(ipaddress.IPv4Address(host))
+    except ValueError:
+        san = x509.DNSName(host)
+    public_key = key.public_key()
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    return (
+        _builder(subject, issuer, public_key, now, days)
+        .add_extension(x509.SubjectAlternativeName([san]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_key_usage(cert_sign=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False)
+        .sign(issuer_key, hashes.SHA256())
+    )
 
 
 def _existing(paths: tuple[Path, ...], exist_ok: bool) -> Issued | None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.network_tables import network_events, outbox
+from storage.network_tables import delivery_status, network_events, outbox
 
 __all__ = ["OutboxItem", "OutboxRepository"]
 
@@ -44,9 +44,13 @@ class OutboxRepository:
             )
 
     async def due_destinations(self, now: int) -> list[str]:
+        """Destinations with rows due now and no backoff in force (`delivery_status`)."""
+        backoff = delivery_status.c.next_attempt_at
         rows = await self._conn.execute(
             select(outbox.c.destination)
-            .where(outbox.c.state == "pending", outbox.c.next_attempt_at <= now)
+            .outerjoin(delivery_status, delivery_status.c.server == outbox.c.destination)
+            .where(outbox.c.state == "pending", outbox.c.next_attempt_at <= now,
+                   or_(backoff.is_(None), backoff <= now))
             .distinct()
         )
         return sorted(r.destination for r in rows)

@@ -190,11 +190,10 @@ class PeerRepository:
         )
 
     async def _save_delivery(self, server: str, **values) -> None:
-        exists = await self._conn.scalar(select(delivery_status.c.server).where(delivery_status.c.server == server))
-        if exists is None:
+        updated = await self._conn.execute(
+            update(delivery_status).where(delivery_status.c.server == server).values(**values))
+        if updated.rowcount == 0:  # the first answer or failure of this peer
             await self._conn.execute(delivery_status.insert().values(server=server, **{"failures": 0, **values}))
-        else:
-            await self._conn.execute(update(delivery_status).where(delivery_status.c.server == server).values(**values))
 
 
 def _invite(row) -> Invite:

@@ -44,6 +44,10 @@ class NetworkTransaction:
     and nothing else, so it cannot read a private table even by mistake."""
 
     def __init__(self, conn: AsyncConnection) -> None:
+        # Scratch space for callers' per-transaction state (e.g. rule states not yet
+        # committed); it goes with the transaction.
+        self.memo: dict[object, object] = {}
+        self._after_commit: list[Callable[[], None]] = []
         self.feed_writer = FeedWriter(conn)
         self.networks = NetworkRepository(conn)
         self.events = EventRepository(conn)
@@ -51,6 +55,10 @@ class NetworkTransaction:
         self.peers = PeerRepository(conn)
         self.inbound = InboundRepository(conn)
         self.node_keys = NodeKeyRepository(conn)
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once this transaction has committed; never if it rolls back."""
+        self._after_commit.append(callback)
 
 
 class Transaction(NetworkTransaction):
@@ -131,6 +139,8 @@ class Storage:
             async with conn.begin():
                 tx = kind(conn)
                 yield tx
+            for callback in tx._after_commit:
+                callback()
             if tx.feed_writer.appended:
                 for listener in self._feed_listeners:
                     listener()

@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from node.errors import ConfigError
-from node.tls import client_ssl_context, host_of, server_ssl_context, write_self_signed
+from node.tls import client_ssl_context, host_of, server_ssl_context
+from node.tls_ca import write_self_signed
 from tests.tls_fixtures import TestCertificateAuthority
 
 NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)

@@ -5,7 +5,7 @@ import pytest
 from storage.engine import create_engine
 from storage.errors import StorageConfigError
 from storage.knowledge import is_search_object
-from storage.migrations_runner import current_revision, ensure_schema, head_revision
+from storage.migrations_runner import HEAD_REVISION, current_revision, ensure_schema, head_revision
 from storage.network_tables import NETWORK_METADATA
 from storage.private_tables import PRIVATE_METADATA
 from sqlalchemy import text
@@ -69,3 +69,8 @@ async def test_sqlite_uses_wal(tmp_path):
 def test_unsupported_database_urls_are_refused(url):
     with pytest.raises(StorageConfigError):
         create_engine(url)
+
+
+def test_the_head_revision_constant_is_alembics_head():
+    """`ensure_schema` skips Alembic when the database is at HEAD_REVISION: it must be the head."""
+    assert HEAD_REVISION == head_revision()

@@ -1,0 +1,125 @@
+"""Applying a batch of events a peer sent (a pushed transaction or a catch-up page).
+
+Each event is checked and stored on its own terms, and one bad event never blocks the rest.
+The common case is a batch where every event is good, and for it one database transaction
+holds them all: one commit per batch instead of one per event. If any event is refused in
+that pass, the pass is rolled back whole and the batch is applied again one event per
+transaction, with the refusals answered one by one and a key refresh allowed between them
+(`KeyRefresher.retrying`). Both passes run the same checks, so the answers are the same; the
+first pass is only faster.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from federation.errors import ProtocolError, RuleViolation
+from federation.events import SequencedEvent, SignedEvent
+from node.errors import NodeError, OutOfOrder
+from node.federation_engine import Accepted, FederationEngine
+from node.key_refresh import KeyRefresher
+from storage.storage import Storage
+
+__all__ = ["InboundEvents"]
+
+log = logging.getLogger(__name__)
+
+Parsed = SequencedEvent | SignedEvent
+
+
+class _Refused(Exception):
+    """Ends the one-transaction pass (and rolls it back) at the first refused event."""
+
+
+class InboundEvents:
+    def __init__(self, storage: Storage, engine: FederationEngine, refresher: KeyRefresher, *,
+                 on_gap: Callable[[str], None], on_event: Callable[[str], None] = lambda result: None) -> None:
+        """`on_gap(network)` hears of an event that came before its predecessor (catch up);
+        `on_event` how each event settled: accepted, duplicate or refused (metrics)."""
+        self._storage = storage
+        self._engine = engine
+        self._refresher = refresher
+        self._on_gap = on_gap
+        self._on_event = on_event
+
+    async def accept(self, wires: list[Any], *, via: str) -> list[dict]:
+        """One result per event, in order: `{event_id, status: 200, seq?}` or a refusal."""
+        parsed = []
+        for wire in wires:
+            try:
+                parsed.append(_parse(wire))
+            except ProtocolError:
+                break
+        else:
+            try:
+                accepted = await self._all_at_once(parsed, via)
+            except _Refused:
+                pass
+            else:
+                for one in accepted:
+                    self._on_event("duplicate" if one.duplicate else "accepted")
+                return [_result(one) for one in accepted]
+        return [await self._one(wire, via) for wire in wires]
+
+    async def _all_at_once(self, events: list[Parsed], via: str) -> list[Accepted]:
+        async with self._storage.network_transaction() as tx:
+            accepted = []
+            for event in events:
+                accept = self._engine.accept_sequenced if isinstance(event, SequencedEvent) else \
+                    self._engine.accept_submission
+                try:
+                    accepted.append(await accept(tx, event, via=via))
+                except (ProtocolError, NodeError) as e:
+                    raise _Refused from e
+            return accepted
+
+    async def _one(self, wire: Any, via: str) -> dict:
+        event_id = None
+        try:
+            event = _parse(wire)
+            event_id = event.event_id
+            accept = self._engine.accept_sequenced if isinstance(event, SequencedEvent) else \
+                self._engine.accept_submission
+
+            async def attempt() -> Accepted:
+                async with self._storage.network_transaction() as tx:
+                    return await accept(tx, event, via=via)
+
+            # The author, or the host of a sequenced event, may have rotated its key.
+            signers = [event.event.origin] + ([event.host] if isinstance(event, SequencedEvent) else [])
+            accepted = await self._refresher.retrying(list(dict.fromkeys(signers)), event.event.network, attempt)
+        except OutOfOrder as e:
+            self._on_gap(event.event.network)  # only accept_sequenced finds a gap
+            self._on_event("refused")
+            return _refusal(event_id, e.status, e.code, e.message)
+        except (ProtocolError, NodeError) as e:
+            log.info("refused event %s from %s: %s %s", event_id, via, e.code, e.message)
+            self._on_event("refused")
+            refusal = _refusal(event_id, e.status, e.code, e.message)
+            if isinstance(e, RuleViolation):
+                refusal["reason"] = e.reason
+            return refusal
+        self._on_event("duplicate" if accepted.duplicate else "accepted")
+        return _result(accepted)
+
+
+def _parse(wire: Any) -> Parsed:
+    if isinstance(wire, dict) and "seq" in wire:
+        return SequencedEvent.from_wire(wire)
+    return SignedEvent.from_wire(wire)
+
+
+def _result(accepted: Accepted) -> dict:
+    result: dict = {"event_id": accepted.event_id, "status": 200}
+    if accepted.seq is not None:
+        result["seq"] = accepted.seq
+    return result
+
+
+def _refusal(event_id: str | None, status: int, code: str, message: str) -> dict:
+    result = {"status": status, "code": code, "message": message[:300]}
+    if event_id is not None:
+        result["event_id"] = event_id
+    return result
