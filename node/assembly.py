@@ -72,10 +72,10 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
              max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, limits: ClientLimits = ClientLimits(),
              webhook_limits: WebhookLimits = WebhookLimits()) -> NodeParts:
     directory = Directory(server_name)
-    engine = FederationEngine(KeyRing(server_name, signing_key), clock, StateCache())
     client = PeerClient(session, client_ssl, server_name=server_name, signing_key=signing_key, clock=clock)
     delivery = DeliveryWorker(storage, client, clock)
     client.on_reachable = delivery.wake
+    engine = FederationEngine(KeyRing(server_name, signing_key), clock, StateCache(), on_enqueue=delivery.wake)
     metrics, workers = NodeMetrics(storage), WorkerMonitor(WORKER_NAMES)
     delivery.on_settled = metrics.delivery_settled
     health = health_endpoints(storage, workers)
@@ -83,7 +83,7 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
     catch_up = CatchUpWorker(storage, engine, client, clock, refresher)
     peering = PeeringService(storage, engine, client, clock, delivery, catch_up, endpoint=endpoint)
     networks = NetworkService(storage, engine, delivery, directory, clock)
-    shared = SharedThreadService(storage, engine, delivery, directory, clock)
+    shared = SharedThreadService(storage, engine, directory, clock)
     hub = FeedHub()
     storage.on_feed_commit(hub.notify)
     feed = FeedService(storage, clock, directory, hub, poll_interval_s=limits.feed_poll_s)

@@ -164,9 +164,7 @@ def build_federation_app(*, storage: Storage, engine: FederationEngine, peering:
         results = await inbound.accept(message.events, via=origin)
         answer = encode_canonical({"results": results})
         async with storage.network_transaction() as tx:
-            if await tx.inbound.transaction_response(origin, txn_id) is None:
-                await tx.inbound.save_transaction_response(origin, txn_id, answer, now=clock.now_ms())
-        delivery.wake()
+            await tx.inbound.save_transaction_response(origin, txn_id, answer, now=clock.now_ms())
         return web.Response(body=answer, content_type="application/json")
 
     async def ping(request: web.Request) -> web.Response:

@@ -231,4 +231,4 @@ class FederationEngine:
                 wanted.append(server)
         if wanted:
             await tx.outbox.enqueue(row, wanted, now=self._clock.now_ms())
-            self._on_enqueue()
+            tx.after_commit(self._on_enqueue)  # the sender looks once the rows are there to see

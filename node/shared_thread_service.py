@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from federation.event_content import MessagePosted
 from federation.identifiers import ParticipantId
-from node.delivery import DeliveryWorker
 from node.clock import Clock
 from node.directory import Directory
 from node.errors import NotFoundError
@@ -25,12 +24,10 @@ __all__ = ["SharedThreadService"]
 
 
 class SharedThreadService:
-    def __init__(self, storage: Storage, engine: FederationEngine, delivery: DeliveryWorker,
-                 directory: Directory, clock: Clock) -> None:
+    def __init__(self, storage: Storage, engine: FederationEngine, directory: Directory, clock: Clock) -> None:
         self._storage = storage
         self._clock = clock
         self._engine = engine
-        self._delivery = delivery
         self._directory = directory
 
     async def threads(self, caller: Principal) -> SharedThreadList:
@@ -80,9 +77,7 @@ class SharedThreadService:
                 origin_ts=accepted.origin_ts, delivery=None,
             )
 
-        posted = await run_once(self._storage, self._clock, caller.id, idempotency, SharedMessageOut, work)
-        self._delivery.wake()
-        return posted
+        return await run_once(self._storage, self._clock, caller.id, idempotency, SharedMessageOut, work)
 
     async def _thread_of(self, tx: NetworkTransaction, me: str, network: str, thread: str) -> int:
         """The network's row id, if `me` takes part in the thread; otherwise it does not exist."""

@@ -14,13 +14,44 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.network_tables import network_participants, shared_thread_participants, shared_threads
 from storage.private_tables import client_feed, feed_state, private_thread_members
 
 __all__ = ["FeedEntry", "FeedRepository", "FeedWriter"]
+
+
+def _visible_after():
+    """Rows after `after` that principal `principal_id` (participant `participant`) may see."""
+    f = client_feed
+    private = and_(f.c.private_thread_id.is_not(None), exists().where(
+        private_thread_members.c.thread_id == f.c.private_thread_id,
+        private_thread_members.c.principal_id == bindparam("principal_id"),
+    ))
+    in_thread = and_(f.c.thread.is_not(None), exists().where(
+        shared_threads.c.network_id == f.c.network_id,
+        shared_threads.c.name == f.c.thread,
+        shared_thread_participants.c.thread_id == shared_threads.c.id,
+        shared_thread_participants.c.participant == bindparam("participant"),
+    ))
+    network_wide = and_(f.c.network_id.is_not(None), f.c.thread.is_(None), exists().where(
+        network_participants.c.network_id == f.c.network_id,
+        network_participants.c.participant == bindparam("participant"),
+        network_participants.c.attached.is_(True),
+    ))
+    return (select(f).where(f.c.position > bindparam("after"), or_(private, in_thread, network_wide))
+            .order_by(f.c.position).limit(bindparam("limit")))
+
+
+# Every message's commit and every stream's wake run these: built once, with bind
+# parameters (storage.storage says why).
+_TAKE = (update(feed_state).where(feed_state.c.id == 1)
+         .values(head=feed_state.c.head + bindparam("count")).returning(feed_state.c.head))
+_APPEND = client_feed.insert()
+_BOUNDS = select(feed_state.c.floor, feed_state.c.head).where(feed_state.c.id == 1)
+_VISIBLE_AFTER = _visible_after()
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,25 +74,20 @@ class FeedWriter:
         self.appended = False
 
     async def _take(self, count: int) -> int:
-        head = await self._conn.scalar(
-            update(feed_state).where(feed_state.c.id == 1)
-            .values(head=feed_state.c.head + count).returning(feed_state.c.head)
-        )
+        head = await self._conn.scalar(_TAKE, {"count": count})
         self.appended = True
         return head - count + 1
 
     async def append_network_event(self, *, network_id: int, thread: str | None, event_row: int, now: int) -> int:
         position = await self._take(1)
-        await self._conn.execute(client_feed.insert().values(
-            position=position, network_id=network_id, thread=thread, event_row=event_row, created_at=now,
-        ))
+        await self._conn.execute(_APPEND, {"position": position, "network_id": network_id, "thread": thread,
+                                           "event_row": event_row, "created_at": now})
         return position
 
     async def append_private_message(self, *, thread_id: int, message_id: int, now: int) -> int:
         position = await self._take(1)
-        await self._conn.execute(client_feed.insert().values(
-            position=position, private_thread_id=thread_id, private_message_id=message_id, created_at=now,
-        ))
+        await self._conn.execute(_APPEND, {"position": position, "private_thread_id": thread_id,
+                                           "private_message_id": message_id, "created_at": now})
         return position
 
 
@@ -71,32 +97,14 @@ class FeedRepository:
 
     async def bounds(self) -> tuple[int, int]:
         """(floor, head): positions at or below the floor were pruned; head is the newest."""
-        row = (await self._conn.execute(select(feed_state.c.floor, feed_state.c.head).where(feed_state.c.id == 1))).one()
+        row = (await self._conn.execute(_BOUNDS)).one()
         return row.floor, row.head
 
     async def visible_after(self, after: int, *, principal_id: int, participant: str, limit: int) -> list[FeedEntry]:
         """Rows after `after` that the principal may see now: private threads it belongs to,
         shared threads it takes part in, and network-wide events of networks it is attached to."""
-        f = client_feed
-        private = and_(f.c.private_thread_id.is_not(None), exists().where(
-            private_thread_members.c.thread_id == f.c.private_thread_id,
-            private_thread_members.c.principal_id == principal_id,
-        ))
-        in_thread = and_(f.c.thread.is_not(None), exists().where(
-            shared_threads.c.network_id == f.c.network_id,
-            shared_threads.c.name == f.c.thread,
-            shared_thread_participants.c.thread_id == shared_threads.c.id,
-            shared_thread_participants.c.participant == participant,
-        ))
-        network_wide = and_(f.c.network_id.is_not(None), f.c.thread.is_(None), exists().where(
-            network_participants.c.network_id == f.c.network_id,
-            network_participants.c.participant == participant,
-            network_participants.c.attached.is_(True),
-        ))
-        rows = await self._conn.execute(
-            select(f).where(f.c.position > after, or_(private, in_thread, network_wide))
-            .order_by(f.c.position).limit(limit)
-        )
+        rows = await self._conn.execute(_VISIBLE_AFTER, {"after": after, "principal_id": principal_id,
+                                                          "participant": participant, "limit": limit})
         return [FeedEntry(r.position, r.network_id, r.thread, r.event_row, r.private_thread_id,
                           r.private_message_id, r.created_at) for r in rows]
 

@@ -3,13 +3,17 @@ answers given to transactions, so a replay is refused and a retry gets the same 
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Table, bindparam, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.network_tables import inbound_transactions, request_nonces
 
 __all__ = ["InboundRepository"]
+
+# Every pushed transaction looks up its answer first: built once (storage.storage says why).
+_RESPONSE = select(inbound_transactions.c.response).where(
+    inbound_transactions.c.origin == bindparam("origin"), inbound_transactions.c.txn_id == bindparam("txn_id"))
 
 
 class InboundRepository:
@@ -17,17 +21,11 @@ class InboundRepository:
         self._conn = conn
 
     async def remember_nonce(self, origin: str, nonce: str, *, expires_at: int) -> bool:
-        """False if this (origin, nonce) was seen before: the request is a replay."""
-        seen = await self._conn.scalar(
-            select(request_nonces.c.nonce).where(request_nonces.c.origin == origin, request_nonces.c.nonce == nonce)
-        )
-        if seen is not None:
-            return False
-        try:
-            await self._conn.execute(request_nonces.insert().values(origin=origin, nonce=nonce, expires_at=expires_at))
-        except IntegrityError:  # a concurrent request with the same nonce won the race
-            return False
-        return True
+        """False if this (origin, nonce) was seen before: the request is a replay. One
+        statement, so a concurrent request with the same nonce cannot slip in between."""
+        inserted = await self._conn.execute(
+            self._insert_if_absent(request_nonces).values(origin=origin, nonce=nonce, expires_at=expires_at))
+        return inserted.rowcount == 1
 
     async def forget_nonces(self, *, now: int) -> int:
         result = await self._conn.execute(delete(request_nonces).where(request_nonces.c.expires_at < now))
@@ -40,13 +38,14 @@ class InboundRepository:
         return result.rowcount
 
     async def transaction_response(self, origin: str, txn_id: str) -> bytes | None:
-        return await self._conn.scalar(
-            select(inbound_transactions.c.response).where(
-                inbound_transactions.c.origin == origin, inbound_transactions.c.txn_id == txn_id
-            )
-        )
+        return await self._conn.scalar(_RESPONSE, {"origin": origin, "txn_id": txn_id})
 
     async def save_transaction_response(self, origin: str, txn_id: str, response: bytes, *, now: int) -> None:
-        await self._conn.execute(
-            inbound_transactions.insert().values(origin=origin, txn_id=txn_id, response=response, received_at=now)
-        )
+        """Keep the answer; the first one saved stays (a concurrent retransmission's is dropped)."""
+        await self._conn.execute(self._insert_if_absent(inbound_transactions).values(
+            origin=origin, txn_id=txn_id, response=response, received_at=now))
+
+    def _insert_if_absent(self, table: Table):
+        """INSERT ... ON CONFLICT DO NOTHING: a row count of 0 means the key was there."""
+        dialect = sqlite if self._conn.dialect.name == "sqlite" else postgresql
+        return dialect.insert(table).on_conflict_do_nothing()

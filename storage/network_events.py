@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.network_tables import network_events
@@ -31,6 +31,12 @@ class StoredEvent:
     received_at: int
 
 
+# Statements run for every event are built once, with bind parameters (storage.storage says why).
+_ADD = network_events.insert()
+_FIND = select(network_events).where(network_events.c.event_id == bindparam("event_id"))
+_BY_ROW_IDS = select(network_events).where(network_events.c.id.in_(bindparam("row_ids", expanding=True)))
+
+
 def _event(row) -> StoredEvent:
     return StoredEvent(
         row.id, row.network_id, row.event_id, row.seq, row.type, row.thread, row.sender,
@@ -46,22 +52,20 @@ class EventRepository:
         self, *, network_id: int, event_id: str, seq: int | None, type: str, thread: str | None,
         sender: str, origin: str, origin_ts: int, wire: bytes, now: int,
     ) -> int:
-        result = await self._conn.execute(
-            network_events.insert().values(
-                network_id=network_id, event_id=event_id, seq=seq, type=type, thread=thread,
-                sender=sender, origin=origin, origin_ts=origin_ts, wire=wire, received_at=now,
-            )
-        )
+        result = await self._conn.execute(_ADD, {
+            "network_id": network_id, "event_id": event_id, "seq": seq, "type": type, "thread": thread,
+            "sender": sender, "origin": origin, "origin_ts": origin_ts, "wire": wire, "received_at": now,
+        })
         return result.inserted_primary_key[0]
 
     async def find(self, event_id: str) -> StoredEvent | None:
-        row = (await self._conn.execute(select(network_events).where(network_events.c.event_id == event_id))).first()
+        row = (await self._conn.execute(_FIND, {"event_id": event_id})).first()
         return None if row is None else _event(row)
 
     async def by_row_ids(self, row_ids: list[int]) -> dict[int, StoredEvent]:
         if not row_ids:
             return {}
-        rows = await self._conn.execute(select(network_events).where(network_events.c.id.in_(row_ids)))
+        rows = await self._conn.execute(_BY_ROW_IDS, {"row_ids": row_ids})
         return {r.id: _event(r) for r in rows}
 
     async def set_sequenced(self, row_id: int, *, seq: int, wire: bytes) -> None:

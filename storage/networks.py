@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import and_, bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -47,6 +47,21 @@ class SharedThreadRecord:
     participants: tuple[str, ...]
 
 
+# Statements run for every message are built once, with bind parameters (storage.storage says why).
+_FIND = select(networks).where(networks.c.name == bindparam("name"))
+_FIND_FOR_UPDATE = _FIND.with_for_update()  # PostgreSQL: serialise sequencing across node processes
+_NAMES_BY_ID = select(networks.c.id, networks.c.name).where(networks.c.id.in_(bindparam("ids", expanding=True)))
+_SET_HEAD = update(networks).where(networks.c.id == bindparam("network_id")).values(
+    head_seq=bindparam("new_seq"), head_hash=bindparam("new_hash"))
+_PARTICIPANT_IN_THREAD = (
+    select(networks.c.id)
+    .join(shared_threads, shared_threads.c.network_id == networks.c.id)
+    .join(shared_thread_participants, shared_thread_participants.c.thread_id == shared_threads.c.id)
+    .where(networks.c.name == bindparam("network"), shared_threads.c.name == bindparam("thread"),
+           shared_thread_participants.c.participant == bindparam("participant"))
+)
+
+
 def _network(row) -> NetworkRecord:
     return NetworkRecord(
         row.id, row.host, row.name, row.title, row.closed, row.history_visible,
@@ -71,10 +86,7 @@ class NetworkRepository:
         return NetworkRecord(id=result.inserted_primary_key[0], **values)
 
     async def find(self, name: str, *, for_update: bool = False) -> NetworkRecord | None:
-        query = select(networks).where(networks.c.name == name)
-        if for_update:  # PostgreSQL: serialise sequencing across node processes
-            query = query.with_for_update()
-        row = (await self._conn.execute(query)).first()
+        row = (await self._conn.execute(_FIND_FOR_UPDATE if for_update else _FIND, {"name": name})).first()
         return None if row is None else _network(row)
 
     async def get(self, name: str, *, for_update: bool = False) -> NetworkRecord:
@@ -90,13 +102,11 @@ class NetworkRepository:
     async def names_by_id(self, ids: set[int]) -> dict[int, str]:
         if not ids:
             return {}
-        rows = await self._conn.execute(select(networks.c.id, networks.c.name).where(networks.c.id.in_(ids)))
+        rows = await self._conn.execute(_NAMES_BY_ID, {"ids": list(ids)})
         return {r.id: r.name for r in rows}
 
     async def set_head(self, network_id: int, *, seq: int, link_hash: bytes) -> None:
-        await self._conn.execute(
-            update(networks).where(networks.c.id == network_id).values(head_seq=seq, head_hash=link_hash)
-        )
+        await self._conn.execute(_SET_HEAD, {"network_id": network_id, "new_seq": seq, "new_hash": link_hash})
 
     async def set_closed(self, network_id: int, closed: bool) -> None:
         await self._conn.execute(update(networks).where(networks.c.id == network_id).values(closed=closed))
@@ -179,13 +189,8 @@ class NetworkRepository:
 
     async def network_id_if_participant(self, network: str, thread: str, participant: str) -> int | None:
         """The network's row id if `participant` takes part in its thread `thread`, else None."""
-        return await self._conn.scalar(
-            select(networks.c.id)
-            .join(shared_threads, shared_threads.c.network_id == networks.c.id)
-            .join(shared_thread_participants, shared_thread_participants.c.thread_id == shared_threads.c.id)
-            .where(networks.c.name == network, shared_threads.c.name == thread,
-                   shared_thread_participants.c.participant == participant)
-        )
+        return await self._conn.scalar(_PARTICIPANT_IN_THREAD,
+                                       {"network": network, "thread": thread, "participant": participant})
 
     async def _threads(self, condition) -> list[SharedThreadRecord]:
         rows = (

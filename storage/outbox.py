@@ -9,12 +9,36 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.network_tables import delivery_status, network_events, outbox
 
 __all__ = ["OutboxItem", "OutboxRepository"]
+
+
+# Statements run for every event are built once, with bind parameters (storage.storage says why).
+_ENQUEUE = outbox.insert()
+_DUE = (
+    select(outbox.c.destination)
+    .outerjoin(delivery_status, delivery_status.c.server == outbox.c.destination)
+    .where(outbox.c.state == "pending", outbox.c.next_attempt_at <= bindparam("now"),
+           or_(delivery_status.c.next_attempt_at.is_(None), delivery_status.c.next_attempt_at <= bindparam("now")))
+    .distinct()
+)
+_CLAIM = (
+    select(outbox.c.id, outbox.c.event_row_id, outbox.c.tries, outbox.c.created_at,
+           network_events.c.event_id, network_events.c.wire)
+    .join(network_events, network_events.c.id == outbox.c.event_row_id)
+    .where(outbox.c.destination == bindparam("destination"), outbox.c.state == "pending",
+           outbox.c.next_attempt_at <= bindparam("now"))
+    .order_by(outbox.c.id)
+    .limit(bindparam("max_count"))
+)
+_CLAIM_SKIP_LOCKED = _CLAIM.with_for_update(of=outbox, skip_locked=True)  # PostgreSQL: several node processes
+_IN_FLIGHT = update(outbox).where(outbox.c.id.in_(bindparam("ids", expanding=True))).values(state="in_flight")
+_DELIVERED = update(outbox).where(outbox.c.id.in_(bindparam("ids", expanding=True))).values(
+    state="delivered", delivered_at=bindparam("now"), last_error=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,54 +58,35 @@ class OutboxRepository:
 
     async def enqueue(self, event_row_id: int, destinations: list[str], *, now: int) -> None:
         if destinations:
-            await self._conn.execute(
-                outbox.insert(),
-                [
-                    {"destination": d, "event_row_id": event_row_id, "state": "pending", "tries": 0,
-                     "next_attempt_at": now, "created_at": now}
-                    for d in sorted(set(destinations))
-                ],
-            )
+            await self._conn.execute(_ENQUEUE, [
+                {"destination": d, "event_row_id": event_row_id, "state": "pending", "tries": 0,
+                 "next_attempt_at": now, "created_at": now}
+                for d in sorted(set(destinations))
+            ])
 
     async def due_destinations(self, now: int) -> list[str]:
         """Destinations with rows due now and no backoff in force (`delivery_status`)."""
-        backoff = delivery_status.c.next_attempt_at
-        rows = await self._conn.execute(
-            select(outbox.c.destination)
-            .outerjoin(delivery_status, delivery_status.c.server == outbox.c.destination)
-            .where(outbox.c.state == "pending", outbox.c.next_attempt_at <= now,
-                   or_(backoff.is_(None), backoff <= now))
-            .distinct()
-        )
+        rows = await self._conn.execute(_DUE, {"now": now})
         return sorted(r.destination for r in rows)
 
     async def claim(self, destination: str, *, now: int, max_count: int, max_bytes: int) -> list[OutboxItem]:
         """The oldest due rows for `destination`, up to `max_count` rows and `max_bytes` of
         events (always at least one), marked in flight."""
-        query = (
-            select(outbox.c.id, outbox.c.event_row_id, outbox.c.tries, outbox.c.created_at,
-                   network_events.c.event_id, network_events.c.wire)
-            .join(network_events, network_events.c.id == outbox.c.event_row_id)
-            .where(outbox.c.destination == destination, outbox.c.state == "pending",
-                   outbox.c.next_attempt_at <= now)
-            .order_by(outbox.c.id)
-            .limit(max_count)
-        )
-        if self._conn.dialect.name == "postgresql":
-            query = query.with_for_update(of=outbox, skip_locked=True)
+        query = _CLAIM_SKIP_LOCKED if self._conn.dialect.name == "postgresql" else _CLAIM
         items, size = [], 0
-        for row in await self._conn.execute(query):
+        for row in await self._conn.execute(query, {"destination": destination, "now": now, "max_count": max_count}):
             if items and size + len(row.wire) > max_bytes:
                 break
             size += len(row.wire)
             items.append(OutboxItem(row.id, destination, row.event_row_id, row.event_id, row.wire, row.tries,
                                     row.created_at))
         if items:
-            await self._set(items, state="in_flight")
+            await self._conn.execute(_IN_FLIGHT, {"ids": [i.id for i in items]})
         return items
 
     async def delivered(self, ids: list[int], *, now: int) -> None:
-        await self._set_ids(ids, state="delivered", delivered_at=now, last_error=None)
+        if ids:
+            await self._conn.execute(_DELIVERED, {"ids": ids, "now": now})
 
     async def retry(self, ids: list[int], *, error: str, not_before: int) -> None:
         if ids:
@@ -124,9 +129,6 @@ class OutboxRepository:
             .where(outbox.c.destination == destination, outbox.c.state.in_(["pending", "in_flight"]))
             .values(state="failed", last_error=error)
         )
-
-    async def _set(self, items: list[OutboxItem], **values) -> None:
-        await self._set_ids([i.id for i in items], **values)
 
     async def _set_ids(self, ids: list[int], **values) -> None:
         if ids:

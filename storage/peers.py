@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.errors import NotFound
@@ -14,6 +14,13 @@ from storage.network_tables import (
 )
 
 __all__ = ["DeliveryStatus", "Invite", "PeerKey", "PeerRecord", "PeerRepository"]
+
+# Statements run for every message are built once, with bind parameters (storage.storage says why).
+_FIND = select(peers).where(peers.c.server == bindparam("server"))
+_KEYS = select(peer_keys).where(peer_keys.c.server == bindparam("server")).order_by(peer_keys.c.pinned_at)
+_DELIVERY = select(delivery_status).where(delivery_status.c.server == bindparam("server"))
+_RECORD_SUCCESS = update(delivery_status).where(delivery_status.c.server == bindparam("peer")).values(
+    failures=0, last_success_at=bindparam("now"), next_attempt_at=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +76,7 @@ class PeerRepository:
     # Peers
 
     async def find(self, server: str) -> PeerRecord | None:
-        row = (await self._conn.execute(select(peers).where(peers.c.server == server))).first()
+        row = (await self._conn.execute(_FIND, {"server": server})).first()
         return None if row is None else PeerRecord(row.server, row.status, row.endpoint, row.created_at, row.updated_at)
 
     async def list(self) -> list[PeerRecord]:
@@ -111,7 +118,7 @@ class PeerRepository:
             )
 
     async def keys(self, server: str) -> list[PeerKey]:
-        rows = await self._conn.execute(select(peer_keys).where(peer_keys.c.server == server).order_by(peer_keys.c.pinned_at))
+        rows = await self._conn.execute(_KEYS, {"server": server})
         return [PeerKey(r.server, r.key_id, r.public_key, r.pinned_at, r.valid_until, r.revoked_at) for r in rows]
 
     async def key_document(self, server: str) -> tuple[bytes, int] | None:
@@ -166,14 +173,16 @@ class PeerRepository:
     # Delivery status
 
     async def delivery(self, server: str) -> DeliveryStatus:
-        row = (await self._conn.execute(select(delivery_status).where(delivery_status.c.server == server))).first()
+        row = (await self._conn.execute(_DELIVERY, {"server": server})).first()
         if row is None:
             return DeliveryStatus(server, 0, None, None, None, None)
         return DeliveryStatus(row.server, row.failures, row.last_success_at, row.last_error, row.last_error_at,
                               row.next_attempt_at)
 
     async def record_success(self, server: str, *, now: int) -> None:
-        await self._save_delivery(server, failures=0, last_success_at=now, next_attempt_at=None)
+        updated = await self._conn.execute(_RECORD_SUCCESS, {"peer": server, "now": now})
+        if updated.rowcount == 0:  # the first answer of this peer
+            await self._save_delivery(server, failures=0, last_success_at=now, next_attempt_at=None)
 
     async def record_failure(self, server: str, *, error: str, next_attempt_at: int, now: int) -> int:
         failures = (await self.delivery(server)).failures + 1

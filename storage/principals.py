@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -12,6 +12,20 @@ from storage.errors import AlreadyExists, NotFound
 from storage.private_tables import admin_tokens, principal_tokens, principals
 
 __all__ = ["AdminTokenRepository", "Principal", "PrincipalRepository", "TokenRecord", "TokenRepository"]
+
+# Every client request runs this; built once, with bind parameters (storage.storage says why).
+_PRINCIPAL_FOR_TOKEN = (
+    select(principals, principal_tokens.c.id.label("token_id"), principal_tokens.c.prefix,
+           principal_tokens.c.scopes, principal_tokens.c.created_at.label("token_created_at"),
+           principal_tokens.c.expires_at)
+    .join(principal_tokens, principal_tokens.c.principal_id == principals.c.id)
+    .where(
+        principal_tokens.c.token_hash == bindparam("token_hash"),
+        principal_tokens.c.revoked_at.is_(None),
+        or_(principal_tokens.c.expires_at.is_(None), principal_tokens.c.expires_at > bindparam("now")),
+        principals.c.disabled.is_(False),
+    )
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,20 +167,7 @@ class TokenRepository:
         return result.rowcount
 
     async def principal_for(self, token_hash: str, *, now: int) -> tuple[Principal, TokenRecord] | None:
-        row = (
-            await self._conn.execute(
-                select(principals, principal_tokens.c.id.label("token_id"), principal_tokens.c.prefix,
-                       principal_tokens.c.scopes, principal_tokens.c.created_at.label("token_created_at"),
-                       principal_tokens.c.expires_at)
-                .join(principal_tokens, principal_tokens.c.principal_id == principals.c.id)
-                .where(
-                    principal_tokens.c.token_hash == token_hash,
-                    principal_tokens.c.revoked_at.is_(None),
-                    or_(principal_tokens.c.expires_at.is_(None), principal_tokens.c.expires_at > now),
-                    principals.c.disabled.is_(False),
-                )
-            )
-        ).first()
+        row = (await self._conn.execute(_PRINCIPAL_FOR_TOKEN, {"token_hash": token_hash, "now": now})).first()
         if row is None:
             return None
         token = TokenRecord(row.token_id, row.id, row.prefix, frozenset(row.scopes.split()),

@@ -2,6 +2,11 @@
 
 Services open `async with storage.transaction() as tx:` and call `tx.principals`,
 `tx.audit`... so a change and its audit row commit together or not at all.
+
+The statements that run for every message (posting, receiving, delivering, feed reads, token
+checks) are built once at module level with bind parameters. Building a SQLAlchemy statement
+and computing its cache key on every call cost about 90 µs on the benchmark machine, more
+than SQLite takes to run it; a prebuilt statement keeps its key (bench/README.md).
 """
 
 from __future__ import annotations
