@@ -75,7 +75,7 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
     client = PeerClient(session, client_ssl, server_name=server_name, signing_key=signing_key, clock=clock)
     delivery = DeliveryWorker(storage, client, clock)
     client.on_reachable = delivery.wake
-    engine = FederationEngine(KeyRing(server_name, signing_key), clock, StateCache(), on_enqueue=delivery.wake)
+    engine = FederationEngine(KeyRing(server_name, signing_key), clock, StateCache(), on_enqueue=delivery.queued)
     metrics, workers = NodeMetrics(storage), WorkerMonitor(WORKER_NAMES)
     delivery.on_settled = metrics.delivery_settled
     health = health_endpoints(storage, workers)

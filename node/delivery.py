@@ -17,10 +17,11 @@ stopped are requeued on start; the transaction id is derived from the rows and t
 so the receiver answers a retransmission of the same batch from memory (the id also names
 this run, so it never matches anything else).
 
-A wake costs nothing when there is nothing to do: `wake()` comes after every commit that
-queued rows (`FederationEngine`, through `after_commit`), and a peer's call lifts a backoff
-only if this process set one; everything else (rows or backoffs written by another node
-process on the same PostgreSQL) is found by the poll every `IDLE_POLL_S`. Each answer is
+A wake costs nothing when there is nothing to do: `queued(servers)` comes after every commit
+that queued rows (`FederationEngine`, through `after_commit`) and starts those senders
+directly, and a peer's call lifts a backoff only if this process set one; everything else
+(rows or backoffs written by another node process on the same PostgreSQL) is found by the
+poll every `IDLE_POLL_S`. Each answer is
 settled in the same database transaction that claims the next batch.
 """
 
@@ -30,7 +31,7 @@ import asyncio
 import logging
 import random
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from federation.outbox_states import retry_delay_ms
 from node.clock import Clock
@@ -70,6 +71,7 @@ class DeliveryWorker:
         self._wakeup = asyncio.Event()
         self._woken: set[str] = set()
         self._rows_committed = False
+        self._queued: set[str] = set()
         self._backed_off: set[str] = set()  # peers this process backed off and has not heard from since
         self._again: set[str] = set()  # running senders told of new rows while they ran
         self._senders: dict[str, asyncio.Task] = {}
@@ -78,6 +80,12 @@ class DeliveryWorker:
         self._incarnation = secrets.token_hex(4)
         # Told of each answered batch: the peer, the row ids it took, how many it refused for good, when (metrics).
         self.on_settled: Callable[[str, list[int], int, int], Awaitable[None]] = lambda *_: asyncio.sleep(0)
+
+    def queued(self, servers: Iterable[str]) -> None:
+        """Rows for `servers` were committed: their senders start without looking for due rows
+        first (the claim still skips a peer that is backed off)."""
+        self._queued.update(servers)
+        self._wakeup.set()
 
     def wake(self, server: str | None = None) -> None:
         """New outbox rows were committed (no `server`), or `server` called or answered us: look
@@ -124,18 +132,18 @@ class DeliveryWorker:
         only matters if another node process (one PostgreSQL) backed it off, and the next poll
         looks at it."""
         rows, self._rows_committed = self._rows_committed, False
+        due, self._queued = self._queued - self._backed_off, set()
         lift = set(self._woken) if polled else self._woken & self._backed_off
-        if not (polled or rows or lift):
-            return
-        self._woken -= lift
-        self._backed_off -= lift
-        now = self._clock.now_ms()
-        async with self._storage.network_transaction() as tx:
-            for server in lift:  # the peer is back: forget its backoff
-                if (await tx.peers.delivery(server)).next_attempt_at is not None:
-                    await tx.peers.clear_backoff(server)
-            due = await tx.outbox.due_destinations(now)  # backed-off peers are not due
-        for server in due:
+        if polled or rows or lift:
+            self._woken -= lift
+            self._backed_off -= lift
+            now = self._clock.now_ms()
+            async with self._storage.network_transaction() as tx:
+                for server in lift:  # the peer is back: forget its backoff
+                    if (await tx.peers.delivery(server)).next_attempt_at is not None:
+                        await tx.peers.clear_backoff(server)
+                due.update(await tx.outbox.due_destinations(now))  # backed-off peers are not due
+        for server in sorted(due):
             running = self._senders.get(server)
             if running is not None and not running.done():
                 self._again.add(server)  # it may have looked already: look once more before it stops
@@ -155,6 +163,7 @@ class DeliveryWorker:
                     results = await self._send(server, peer, items)
                     if results is None:
                         return
+                    self._backed_off.discard(server)  # it answered: any backoff is over (record_success)
                     now = self._clock.now_ms()
                     async with self._storage.network_transaction() as tx:
                         refused = await self._settle(tx, server, items, results, now)

@@ -28,7 +28,7 @@ removal, and nothing after it. Blocked servers get nothing.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from federation.canonical_json import encode_canonical
 from federation.errors import ChainError, RuleViolation
@@ -67,7 +67,9 @@ class Accepted:
 
 class FederationEngine:
     def __init__(self, keys: KeyRing, clock: Clock, states: StateCache,
-                 on_enqueue: Callable[[], None] = lambda: None) -> None:
+                 on_enqueue: Callable[[list[str]], None] = lambda servers: None) -> None:
+        """`on_enqueue(servers)` hears, once the transaction has committed, that rows for
+        `servers` are in the outbox."""
         self.keys = keys
         self._clock = clock
         self._states = states
@@ -172,9 +174,15 @@ class FederationEngine:
     # Internals
 
     async def _network(self, tx: NetworkTransaction, name: str) -> NetworkRecord:
-        network = await tx.networks.find(name, for_update=True)
+        """The network's row, locked for the rest of `tx`: read once per transaction, and kept
+        current by `_advance`, so a batch of events for one network reads it once."""
+        locked: dict[str, NetworkRecord] = tx.memo.setdefault(self, {})  # type: ignore[assignment]
+        network = locked.get(name)
         if network is None:
-            raise UnknownNetwork(f"this node has no network {name!r}")
+            network = await tx.networks.find(name, for_update=True)
+            if network is None:
+                raise UnknownNetwork(f"this node has no network {name!r}")
+            locked[name] = network
         return network
 
     async def _sequence(self, tx: NetworkTransaction, network: NetworkRecord, state: NetworkState | None,
@@ -204,6 +212,7 @@ class FederationEngine:
         if isinstance(content, MemberAdmitted) and content.server != self.server:
             await self._pin_vouched_key(tx, content)
         await tx.networks.set_head(network.id, seq=seqd.seq, link_hash=seqd.link_hash)
+        tx.memo.setdefault(self, {})[network.name] = replace(network, head_seq=seqd.seq, head_hash=seqd.link_hash)
         now = self._clock.now_ms()
         await project(tx, network.id, seqd.event, after, now=now)
         await tx.feed_writer.append_network_event(network_id=network.id, thread=seqd.event.thread, event_row=row,
@@ -222,6 +231,7 @@ class FederationEngine:
         if content.key_id not in pinned:
             await tx.peers.pin_key(content.server, key_id=key.key_id, public_key=key.raw, valid_until=None,
                                    now=self._clock.now_ms())
+            self.keys.forget(tx, content.server)
 
     async def _enqueue(self, tx: NetworkTransaction, row: int, destinations: set[str] | frozenset[str]) -> None:
         wanted = []
@@ -231,4 +241,4 @@ class FederationEngine:
                 wanted.append(server)
         if wanted:
             await tx.outbox.enqueue(row, wanted, now=self._clock.now_ms())
-            tx.after_commit(self._on_enqueue)  # the sender looks once the rows are there to see
+            tx.after_commit(lambda: self._on_enqueue(wanted))  # once the rows are there to see

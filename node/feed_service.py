@@ -81,21 +81,19 @@ class FeedService:
             await self.hub.wait(waiter, min(remaining, self._poll_s))
 
     async def _hydrate(self, tx: Transaction, entries: list[FeedEntry]) -> list[EventOut]:
-        shared = await tx.events.by_row_ids([e.event_row for e in entries if e.event_row is not None])
-        names = await tx.networks.names_by_id({e.network_id for e in entries if e.network_id is not None})
         private = await tx.private_threads.messages_by_ids(
             [e.private_message_id for e in entries if e.private_message_id is not None])
         thread_names = await tx.private_threads.names_by_id({m.thread_id for m in private.values()})
         senders = await self._directory.ids_to_names(tx, [m.sender_id for m in private.values()])
         out = []
         for entry in entries:
-            if entry.event_row is not None and entry.event_row in shared:
-                stored = shared[entry.event_row]
+            if entry.event is not None:
+                stored = entry.event
                 content = stored_content(stored.wire)
                 body = content.get("body") if stored.type in _WITH_BODY else None
                 out.append(EventOut(
                     cursor=str(entry.position), scope="shared", type=stored.type,
-                    network=names.get(stored.network_id), thread=stored.thread, id=stored.event_id, seq=stored.seq,
+                    network=entry.network_name, thread=stored.thread, id=stored.event_id, seq=stored.seq,
                     sender=stored.sender, body=body, content=content, at=stored.origin_ts,
                 ))
             elif entry.private_message_id is not None and entry.private_message_id in private:

@@ -20,20 +20,15 @@ class KeyRing:
         self.signing_key = signing_key
 
     async def lookup(self, tx: NetworkTransaction, servers: Iterable[str]) -> KeyLookup:
-        """A synchronous lookup over the keys of `servers`, fetched now in one pass, for the
-        pure verification functions."""
+        """A synchronous lookup over the keys of `servers`, for the pure verification functions.
+        Each server's keys are read once per transaction (a batch of events from one company
+        needs them once); `forget` drops them when the transaction pins a new one."""
+        fetched: dict[str, dict[str, VerifyKey]] = tx.memo.setdefault(self, {})  # type: ignore[assignment]
         known: dict[tuple[str, str], VerifyKey] = {}
         for server in set(servers):
-            if server == self.server_name:
-                current = self.signing_key.verify_key
-                known[(server, current.key_id)] = current
-                for record in await tx.node_keys.list():
-                    if record.revoked_at is None:
-                        known[(server, record.key_id)] = VerifyKey(record.public_key)
-            else:
-                for key in await tx.peers.keys(server):
-                    if key.revoked_at is None:
-                        known[(server, key.key_id)] = VerifyKey(key.public_key)
+            if server not in fetched:
+                fetched[server] = await self._keys_of(tx, server)
+            known.update({(server, key_id): key for key_id, key in fetched[server].items()})
 
         def lookup(server: str, key_id: str) -> VerifyKey:
             try:
@@ -42,3 +37,21 @@ class KeyRing:
                 raise UnknownKey(f"no pinned key {key_id} for {server}") from None
 
         return lookup
+
+    def forget(self, tx: NetworkTransaction, server: str) -> None:
+        """`server`'s keys changed in `tx`: read them again at the next lookup."""
+        tx.memo.get(self, {}).pop(server, None)  # type: ignore[union-attr]
+
+    async def _keys_of(self, tx: NetworkTransaction, server: str) -> dict[str, VerifyKey]:
+        keys: dict[str, VerifyKey] = {}
+        if server == self.server_name:
+            current = self.signing_key.verify_key
+            keys[current.key_id] = current
+            for record in await tx.node_keys.list():
+                if record.revoked_at is None:
+                    keys[record.key_id] = VerifyKey(record.public_key)
+        else:
+            for key in await tx.peers.keys(server):
+                if key.revoked_at is None:
+                    keys[key.key_id] = VerifyKey(key.public_key)
+        return keys

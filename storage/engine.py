@@ -47,7 +47,10 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     if target.startswith("sqlite"):
         engine = create_async_engine(target, echo=echo, module=inline_dbapi())
     else:
-        engine = create_async_engine(target, echo=echo, pool_pre_ping=True)
+        # No pre-ping: it would cost a round trip on every unit of work. A connection the
+        # server dropped fails the one unit that meets it (DatabaseUnavailable, a 503), and
+        # SQLAlchemy then discards the pool, so the next unit reconnects.
+        engine = create_async_engine(target, echo=echo)
     if is_sqlite(engine):
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
     return engine

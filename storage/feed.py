@@ -17,7 +17,10 @@ from dataclasses import dataclass
 from sqlalchemy import and_, bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.network_tables import network_participants, shared_thread_participants, shared_threads
+from storage.network_events import StoredEvent
+from storage.network_tables import (
+    network_events, network_participants, networks, shared_thread_participants, shared_threads,
+)
 from storage.private_tables import client_feed, feed_state, private_thread_members
 
 __all__ = ["FeedEntry", "FeedRepository", "FeedWriter"]
@@ -41,8 +44,15 @@ def _visible_after():
         network_participants.c.participant == bindparam("participant"),
         network_participants.c.attached.is_(True),
     ))
-    return (select(f).where(f.c.position > bindparam("after"), or_(private, in_thread, network_wide))
+    # Shared rows come with their event and network name, so a reader needs no second query.
+    return (select(f, *_EVENT_COLUMNS, networks.c.name.label("network_name"))
+            .select_from(f.outerjoin(network_events, network_events.c.id == f.c.event_row)
+                         .outerjoin(networks, networks.c.id == f.c.network_id))
+            .where(f.c.position > bindparam("after"), or_(private, in_thread, network_wide))
             .order_by(f.c.position).limit(bindparam("limit")))
+
+
+_EVENT_COLUMNS = [c.label(f"event_{c.name}") for c in network_events.c]
 
 
 # Every message's commit and every stream's wake run these: built once, with bind
@@ -63,6 +73,16 @@ class FeedEntry:
     private_thread_id: int | None
     private_message_id: int | None
     created_at: int
+    event: StoredEvent | None = None  # a shared row's event, if it is still stored
+    network_name: str | None = None
+
+
+def _joined_event(row) -> StoredEvent | None:
+    if row.event_id is None:
+        return None
+    return StoredEvent(row.event_id, row.event_network_id, row.event_event_id, row.event_seq, row.event_type,
+                       row.event_thread, row.event_sender, row.event_origin, row.event_origin_ts, row.event_wire,
+                       row.event_received_at)
 
 
 class FeedWriter:
@@ -106,7 +126,7 @@ class FeedRepository:
         rows = await self._conn.execute(_VISIBLE_AFTER, {"after": after, "principal_id": principal_id,
                                                           "participant": participant, "limit": limit})
         return [FeedEntry(r.position, r.network_id, r.thread, r.event_row, r.private_thread_id,
-                          r.private_message_id, r.created_at) for r in rows]
+                          r.private_message_id, r.created_at, _joined_event(r), r.network_name) for r in rows]
 
     async def prune(self, *, created_before: int, keep_after: int | None) -> int:
         """Forget rows older than `created_before`, but none after `keep_after` (a webhook still

@@ -19,19 +19,20 @@ __all__ = ["OutboxItem", "OutboxRepository"]
 
 # Statements run for every event are built once, with bind parameters (storage.storage says why).
 _ENQUEUE = outbox.insert()
+_NOT_BACKED_OFF = or_(delivery_status.c.next_attempt_at.is_(None), delivery_status.c.next_attempt_at <= bindparam("now"))
 _DUE = (
     select(outbox.c.destination)
     .outerjoin(delivery_status, delivery_status.c.server == outbox.c.destination)
-    .where(outbox.c.state == "pending", outbox.c.next_attempt_at <= bindparam("now"),
-           or_(delivery_status.c.next_attempt_at.is_(None), delivery_status.c.next_attempt_at <= bindparam("now")))
+    .where(outbox.c.state == "pending", outbox.c.next_attempt_at <= bindparam("now"), _NOT_BACKED_OFF)
     .distinct()
 )
 _CLAIM = (
     select(outbox.c.id, outbox.c.event_row_id, outbox.c.tries, outbox.c.created_at,
            network_events.c.event_id, network_events.c.wire)
     .join(network_events, network_events.c.id == outbox.c.event_row_id)
+    .outerjoin(delivery_status, delivery_status.c.server == outbox.c.destination)
     .where(outbox.c.destination == bindparam("destination"), outbox.c.state == "pending",
-           outbox.c.next_attempt_at <= bindparam("now"))
+           outbox.c.next_attempt_at <= bindparam("now"), _NOT_BACKED_OFF)
     .order_by(outbox.c.id)
     .limit(bindparam("max_count"))
 )
@@ -71,7 +72,7 @@ class OutboxRepository:
 
     async def claim(self, destination: str, *, now: int, max_count: int, max_bytes: int) -> list[OutboxItem]:
         """The oldest due rows for `destination`, up to `max_count` rows and `max_bytes` of
-        events (always at least one), marked in flight."""
+        events (always at least one), marked in flight; none while the peer is backed off."""
         query = _CLAIM_SKIP_LOCKED if self._conn.dialect.name == "postgresql" else _CLAIM
         items, size = [], 0
         for row in await self._conn.execute(query, {"destination": destination, "now": now, "max_count": max_count}):
