@@ -39,10 +39,12 @@ def _app(title: str, endpoints: Sequence[Endpoint], authenticate, max_body_bytes
                      auth_middleware(authenticate, {_OPENAPI_PATH, *(e.path for e in endpoints if e.public)})],
     )
     add_endpoints(app, [e if e.scope is None else replace(e, handler=_scoped(e.handler, e.scope)) for e in endpoints])
-    document = openapi_document(title, version("agent-network"), endpoints)
+    document: list[dict] = []  # built at the first request: few nodes are ever asked, and it is large
 
     async def openapi(_request: web.Request) -> web.Response:
-        return web.json_response(document)
+        if not document:
+            document.append(openapi_document(title, version("agent-network"), endpoints))
+        return web.json_response(document[0])
 
     app.router.add_get(_OPENAPI_PATH, openapi)
     return app

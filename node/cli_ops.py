@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 from federation.errors import InvalidIdentifier
 from federation.identifiers import validate_server_name
-from node import backup as backups
 from node.config import load_settings
 from node.errors import ConfigError
 from node.tls import SELF_SIGNED_DAYS
@@ -23,8 +22,8 @@ from storage.errors import StorageError
 if TYPE_CHECKING:
     from node.tls_ca import Issued
 
-# `node.tls_ca` (and with it `cryptography`) is imported by the tls commands themselves: the
-# other commands, `agentnet run` among them, never need it.
+# `node.tls_ca` (and with it `cryptography`) and `node.backup` (asyncpg, tarfile) are imported
+# by their commands: `agentnet run` never needs them.
 
 __all__ = ["register"]
 
@@ -95,6 +94,8 @@ async def _issue(args: argparse.Namespace) -> int:
 
 
 async def _backup(args: argparse.Namespace) -> int:
+    from node import backup as backups
+
     try:
         settings = load_settings(args.data_dir)
         done = await backups.backup(settings, args.output, now=_now(),
@@ -110,6 +111,8 @@ async def _backup(args: argparse.Namespace) -> int:
 
 
 async def _restore(args: argparse.Namespace) -> int:
+    from node import backup as backups
+
     try:
         done = await backups.restore(args.input, args.data_dir, database_url=args.database_url)
     except ConfigError as e:

@@ -52,6 +52,3 @@ def configure_logging(level: str, *, as_json: bool) -> None:
     # aiohttp's access log would print every request line; keep it at warnings unless debugging.
     logging.getLogger("aiohttp.access").setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
-    # aiosqlite's DEBUG lines are every statement with its parameters: webhook secrets, token
-    # hashes and message bodies. Never, at any level.
-    logging.getLogger("aiosqlite").setLevel(logging.INFO)

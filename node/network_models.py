@@ -33,7 +33,8 @@ class CreateNetwork(_Request):
 
 class InviteCompany(_Request):
     server: ServerName
-    endpoint: Annotated[str, StringConstraints(pattern=r"^https://[^\s?#]{1,400}$")] | None = Field(
+    # Bounded by max_length rather than `{1,400}` in the pattern (see federation.peering_messages).
+    endpoint: Annotated[str, StringConstraints(max_length=8 + 400, pattern=r"^https://[^\s?#]+$")] | None = Field(
         None, description="where to reach the company; default https://SERVER"
     )
 

@@ -3,14 +3,19 @@ answers given to transactions, so a replay is refused and a retry gets the same 
 
 from __future__ import annotations
 
+import importlib
+
 from sqlalchemy import Table, bindparam, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.dml import Insert
 
 from storage.network_tables import inbound_transactions, request_nonces
 
 __all__ = ["InboundRepository"]
 
+# INSERT ... ON CONFLICT DO NOTHING per (dialect, table), built at first use: only the
+# dialect in use is imported (PostgreSQL's is 2 MB of a SQLite node's memory otherwise).
+_IF_ABSENT: dict[tuple[str, str], Insert] = {}
 # Every pushed transaction looks up its answer first: built once (storage.storage says why).
 _RESPONSE = select(inbound_transactions.c.response).where(
     inbound_transactions.c.origin == bindparam("origin"), inbound_transactions.c.txn_id == bindparam("txn_id"))
@@ -45,7 +50,11 @@ class InboundRepository:
         await self._conn.execute(self._insert_if_absent(inbound_transactions).values(
             origin=origin, txn_id=txn_id, response=response, received_at=now))
 
-    def _insert_if_absent(self, table: Table):
+    def _insert_if_absent(self, table: Table) -> Insert:
         """INSERT ... ON CONFLICT DO NOTHING: a row count of 0 means the key was there."""
-        dialect = sqlite if self._conn.dialect.name == "sqlite" else postgresql
-        return dialect.insert(table).on_conflict_do_nothing()
+        key = (self._conn.dialect.name, table.name)
+        statement = _IF_ABSENT.get(key)
+        if statement is None:
+            dialect = importlib.import_module(f"sqlalchemy.dialects.{key[0]}")
+            statement = _IF_ABSENT[key] = dialect.insert(table).on_conflict_do_nothing()
+        return statement

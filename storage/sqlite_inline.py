@@ -14,16 +14,17 @@ another process writing to the same file could make the loop wait, and SQLite is
 embedded, one-process store; several node processes share PostgreSQL instead.
 
 SQLAlchemy's aiosqlite dialect is used as it is; only the object it drives changes, from
-aiosqlite's threaded connection to `InlineConnection`, which offers the same calls.
+aiosqlite's threaded connection to `InlineConnection`, which offers the same calls. The
+aiosqlite package itself is not needed: `_DRIVER` stands in for its module.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
+from types import SimpleNamespace
 from typing import Any
 
-import aiosqlite
 from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_connection, AsyncAdapt_aiosqlite_dbapi
 
 __all__ = ["InlineConnection", "InlineCursor", "inline_dbapi"]
@@ -161,6 +162,16 @@ class _InlineDbapi(AsyncAdapt_aiosqlite_dbapi):
         return AsyncAdapt_aiosqlite_connection(self, InlineConnection(sqlite3.connect(*args, **kw)))
 
 
+# What SQLAlchemy's adapter reads from the aiosqlite module: sqlite3's exceptions and version,
+# and a Connection class (its `stop` tells the dialect a connection can be terminated).
+_DRIVER = SimpleNamespace(
+    Connection=InlineConnection, __version__=sqlite3.sqlite_version,
+    **{name: getattr(sqlite3, name) for name in (
+        "DatabaseError", "Error", "IntegrityError", "NotSupportedError", "OperationalError", "ProgrammingError",
+        "sqlite_version", "sqlite_version_info")},
+)
+
+
 def inline_dbapi() -> AsyncAdapt_aiosqlite_dbapi:
     """The `module=` for `create_async_engine` on a `sqlite+aiosqlite` URL."""
-    return _InlineDbapi(aiosqlite, sqlite3)
+    return _InlineDbapi(_DRIVER, sqlite3)  # type: ignore[arg-type]
