@@ -19,6 +19,7 @@ import asyncio
 import os
 import signal
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -32,6 +33,8 @@ import aiohttp
 
 __all__ = [
     "POSTGRES_ADMIN_URL",
+    "profile_into",
+    "py_spy",
     "BenchCluster",
     "BenchNode",
     "NodeFailed",
@@ -53,6 +56,25 @@ _NODE_ENV = {
     "AGENTNET_LOG_LEVEL": "WARNING",
     "PYTHONUNBUFFERED": "1",
 }
+
+
+# Where `python -m bench.run --profile DIR` wants py-spy profiles of every node process.
+_profile_dir: Path | None = None
+
+
+def py_spy() -> str | None:
+    """py-spy beside this interpreter (a venv's bin/, not always on PATH), else on PATH."""
+    beside = Path(sys.executable).parent / "py-spy"
+    return str(beside) if beside.exists() else shutil.which("py-spy")
+
+
+def profile_into(directory: Path | None) -> None:
+    """Record each node process with py-spy (`pip install -e '.[bench]'`) into `directory`:
+    one speedscope file per node process, written when the node stops."""
+    global _profile_dir
+    if directory is not None:
+        directory.mkdir(parents=True, exist_ok=True)
+    _profile_dir = directory
 
 
 class NodeFailed(RuntimeError):
@@ -110,6 +132,7 @@ class BenchNode:
     http: aiohttp.ClientSession
     database_url: str | None = None
     proc: subprocess.Popen | None = None
+    profiler: subprocess.Popen | None = None
     log_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -163,6 +186,7 @@ class BenchNode:
             try:
                 status = await self.admin("GET", "/v1/status")
                 if status.get("server_name") == self.server:
+                    self._start_profiler()
                     return spawned
             except (aiohttp.ClientError, NodeFailed):
                 pass
@@ -170,7 +194,28 @@ class BenchNode:
                 raise NodeFailed(f"{self.server} did not answer within {timeout}s" + self.log_tail())
             await asyncio.sleep(0.02)
 
+    def _start_profiler(self) -> None:
+        if _profile_dir is None or self.proc is None:
+            return
+        out = _profile_dir / f"{self.data_dir.parent.name}-{self.server}-{self.proc.pid}.speedscope.json"
+        # --nonblocking: sample without pausing the node, so the profile costs it little.
+        self.profiler = subprocess.Popen(
+            [py_spy() or "py-spy", "record", "--pid", str(self.proc.pid), "--rate", "200", "--nonblocking",
+             "--format", "speedscope", "--output", str(out)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+
+    def _stop_profiler(self) -> None:
+        """py-spy writes its file when interrupted."""
+        if self.profiler is not None and self.profiler.poll() is None:
+            self.profiler.send_signal(signal.SIGINT)
+            try:
+                self.profiler.wait(30)
+            except subprocess.TimeoutExpired:
+                self.profiler.kill()
+        self.profiler = None
+
     async def stop(self) -> None:
+        await asyncio.to_thread(self._stop_profiler)
         if self.proc is None or self.proc.poll() is not None:
             return
         self.proc.send_signal(signal.SIGTERM)
@@ -181,6 +226,7 @@ class BenchNode:
             await asyncio.to_thread(self.proc.wait)
 
     def terminate(self) -> None:
+        self._stop_profiler()
         if self.proc is None or self.proc.poll() is not None:
             return
         self.proc.send_signal(signal.SIGTERM)

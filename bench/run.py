@@ -27,6 +27,7 @@ from bench.fanout import run_fanout
 from bench.floor import measure_floor
 from bench.latency import run_latency
 from bench.memory import run_memory
+from bench.nodes import profile_into, py_spy
 from bench.report import as_json, floor_rows, machine, rows_for, table
 from bench.throughput import run_throughput
 
@@ -53,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--latency-messages", type=int, help="override the latency count (for smoke tests)")
     parser.add_argument("--warmup-messages", type=int, help="override the warm-up count (for smoke tests)")
     parser.add_argument("--keep", action="store_true", help="keep the nodes' data dirs and logs")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="record every node process with py-spy into DIR (speedscope files)")
     return parser
 
 
@@ -68,6 +71,11 @@ async def _run(args: argparse.Namespace) -> int:
     if args.warmup_messages is not None:
         counts = replace(counts, warmup_messages=args.warmup_messages)
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+    if args.profile is not None:
+        if py_spy() is None:
+            print("--profile needs py-spy on PATH: pip install -e '.[bench]'", file=sys.stderr)
+            return 2
+        profile_into(args.profile)
     root = Path(tempfile.mkdtemp(prefix="agentnet-bench-"))
     document: dict = {"started_at": datetime.now(UTC).isoformat(timespec="seconds"),
                       "quick": args.quick, "counts": asdict(counts),

@@ -36,3 +36,20 @@ def test_quick_latency_run_writes_the_documented_json(tmp_path):
     assert {r["metric"] for r in rows} >= {"host_to_member.p50", "host_to_member.p99", "member_to_member.p50"}
     for row in rows:
         assert row["backend"] == "sqlite" and row["ratio"] > 0 and row["floor"] == "TLS round trip p50"
+
+
+def test_profile_summary_counts_inclusive_and_self_samples():
+    from bench.profile_summary import summarize
+
+    document = {
+        "shared": {"frames": [{"name": "main", "file": "/x/cli.py", "line": 1},
+                              {"name": "post", "file": "/x/api.py", "line": 2},
+                              {"name": "execute", "file": "/x/db.py", "line": 3}]},
+        "profiles": [{"samples": [[0, 1, 2], [0, 1], [0, 2], []], "weights": [3, 1, 2, 5]}],
+    }
+    total, inclusive, own = summarize(document)
+    assert total == 6  # the empty stack counts for nothing
+    assert inclusive["main (cli.py:1)"] == 6
+    assert inclusive["post (api.py:2)"] == 4
+    assert inclusive["execute (db.py:3)"] == 5
+    assert own == {"execute (db.py:3)": 5, "post (api.py:2)": 1}
