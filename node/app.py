@@ -68,9 +68,12 @@ def build_admin_app(storage, clock: Clock, directory: Directory, *, extra: Seque
 
 def build_client_app(storage, clock: Clock, directory: Directory, *, service: ClientService | None = None,
                      limiter: PostRateLimiter | None = None, extra: Sequence[Endpoint] = (),
-                     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> web.Application:
+                     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+                     tokens_version: Callable[[], int] | None = None) -> web.Application:
+    """`tokens_version` turns on the token cache (`node.auth.principal_authenticator`)."""
     service = service or ClientService(storage, clock, directory)
     defaults = ClientLimits()
     limiter = limiter or PostRateLimiter(rate_per_s=defaults.post_rate_per_s, burst=defaults.post_burst)
     endpoints = [*client_endpoints(service, directory, limiter), *extra]
-    return _app("Agent Network client API", endpoints, principal_authenticator(storage, clock), max_body_bytes)
+    authenticate = principal_authenticator(storage, clock, tokens_version=tokens_version)
+    return _app("Agent Network client API", endpoints, authenticate, max_body_bytes)

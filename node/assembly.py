@@ -94,6 +94,7 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
     client_service = ClientService(storage, clock, directory)
     client_app = build_client_app(
         storage, clock, directory, service=client_service, limiter=limiter, max_body_bytes=max_body_bytes,
+        tokens_version=lambda: hub.tokens_version,
         extra=[*shared_thread_endpoints(shared, limiter), *feed_endpoints(feed, storage, clock, limits),
                *webhook_client_endpoints(webhook_service), *health],
     )

@@ -32,6 +32,13 @@ _MAX_TOKEN_CHARS = 256
 
 Authenticator = Callable[[str], Awaitable[Any | None]]
 
+# How long a verified client token is trusted without reading the database again: one second
+# bounds how late a revocation made by another node process takes effect (one made through
+# this process's admin API takes effect at once).
+TOKEN_CACHE_MS = 1000
+# Active tokens of one node; past this the cache starts over rather than grow.
+_MAX_CACHED_TOKENS = 10_000
+
 
 def _bearer(request: web.Request) -> str:
     header = request.headers.get("Authorization", "")
@@ -78,11 +85,36 @@ class Caller:
     token_hash: str
 
 
-def principal_authenticator(storage: Storage, clock: Clock) -> Callable[[str], Awaitable[Caller | None]]:
-    async def authenticate(token: str) -> Caller | None:
-        return await authenticate_digest(storage, clock, hash_token(token))
+def principal_authenticator(storage: Storage, clock: Clock, *,
+                            tokens_version: Callable[[], int] | None = None) -> Callable[[str], Awaitable[Caller | None]]:
+    """With `tokens_version` (bumped by every token change through this process's admin API),
+    a verified caller is reused for up to TOKEN_CACHE_MS instead of reading the database on
+    every request: a change made here ends every cached entry at once; one made by another
+    node process on the same PostgreSQL is seen within TOKEN_CACHE_MS, as open streams see it
+    within their recheck interval. Refused tokens are never cached, so junk cannot fill it."""
+    if tokens_version is None:
+        async def authenticate(token: str) -> Caller | None:
+            return await authenticate_digest(storage, clock, hash_token(token))
 
-    return authenticate
+        return authenticate
+    cache: dict[str, tuple[int, int, Caller]] = {}  # token hash -> (tokens version, checked at, caller)
+
+    async def authenticate_cached(token: str) -> Caller | None:
+        digest, now, version = hash_token(token), clock.now_ms(), tokens_version()
+        hit = cache.get(digest)
+        if hit is not None and hit[0] == version and now - hit[1] < TOKEN_CACHE_MS and (
+                hit[2].expires_at is None or hit[2].expires_at > now):
+            return hit[2]
+        caller = await authenticate_digest(storage, clock, digest)
+        if caller is None:
+            cache.pop(digest, None)
+            return None
+        if len(cache) >= _MAX_CACHED_TOKENS:
+            cache.clear()
+        cache[digest] = (version, now, caller)
+        return caller
+
+    return authenticate_cached
 
 
 async def authenticate_digest(storage: Storage, clock: Clock, token_hash: str) -> Caller | None:
