@@ -234,11 +234,8 @@ class FederationEngine:
             self.keys.forget(tx, content.server)
 
     async def _enqueue(self, tx: NetworkTransaction, row: int, destinations: set[str] | frozenset[str]) -> None:
-        wanted = []
-        for server in sorted(destinations):
-            peer = await tx.peers.find(server)
-            if peer is None or peer.status != "blocked":
-                wanted.append(server)
+        blocked = await tx.peers.blocked_among(destinations) if destinations else set()
+        wanted = sorted(set(destinations) - blocked)
         if wanted:
             await tx.outbox.enqueue(row, wanted, now=self._clock.now_ms())
             tx.after_commit(lambda: self._on_enqueue(wanted))  # once the rows are there to see

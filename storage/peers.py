@@ -3,6 +3,7 @@ directions, and how delivery to each is going."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, func, select, update
@@ -17,6 +18,8 @@ __all__ = ["DeliveryStatus", "Invite", "PeerKey", "PeerRecord", "PeerRepository"
 
 # Statements run for every message are built once, with bind parameters (storage.storage says why).
 _FIND = select(peers).where(peers.c.server == bindparam("server"))
+_BLOCKED_AMONG = select(peers.c.server).where(
+    peers.c.server.in_(bindparam("servers", expanding=True)), peers.c.status == "blocked")
 _KEYS = select(peer_keys).where(peer_keys.c.server == bindparam("server")).order_by(peer_keys.c.pinned_at)
 _DELIVERY = select(delivery_status).where(delivery_status.c.server == bindparam("server"))
 _RECORD_SUCCESS = update(delivery_status).where(delivery_status.c.server == bindparam("peer")).values(
@@ -78,6 +81,11 @@ class PeerRepository:
     async def find(self, server: str) -> PeerRecord | None:
         row = (await self._conn.execute(_FIND, {"server": server})).first()
         return None if row is None else PeerRecord(row.server, row.status, row.endpoint, row.created_at, row.updated_at)
+
+    async def blocked_among(self, servers: Iterable[str]) -> set[str]:
+        """Which of `servers` this node blocked (one query for a whole fan-out)."""
+        rows = await self._conn.execute(_BLOCKED_AMONG, {"servers": sorted(servers)})
+        return {r.server for r in rows}
 
     async def list(self) -> list[PeerRecord]:
         rows = await self._conn.execute(select(peers).order_by(peers.c.server))
