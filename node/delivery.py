@@ -21,8 +21,8 @@ A wake costs nothing when there is nothing to do: `queued(servers)` comes after 
 that queued rows (`FederationEngine`, through `after_commit`) and starts those senders
 directly, and a peer's call lifts a backoff only if this process set one; everything else
 (rows or backoffs written by another node process on the same PostgreSQL) is found by the
-poll every `IDLE_POLL_S`. Each answer is
-settled in the same database transaction that claims the next batch.
+poll every `IDLE_POLL_S`. Each answer is settled in the same database transaction that claims
+the next batch.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from federation.events import SequencedEvent, SignedEvent
 from node.errors import NodeError, OutOfOrder
 from node.federation_engine import Accepted, FederationEngine
 from node.key_refresh import KeyRefresher
-from storage.storage import Storage
+from storage.storage import NetworkTransaction, Storage
 
 __all__ = ["InboundEvents"]
 
@@ -67,25 +67,26 @@ class InboundEvents:
         async with self._storage.network_transaction() as tx:
             accepted = []
             for event in events:
-                accept = self._engine.accept_sequenced if isinstance(event, SequencedEvent) else \
-                    self._engine.accept_submission
                 try:
-                    accepted.append(await accept(tx, event, via=via))
+                    accepted.append(await self._accept(tx, event, via))
                 except (ProtocolError, NodeError) as e:
                     raise _Refused from e
             return accepted
+
+    async def _accept(self, tx: NetworkTransaction, event: Parsed, via: str) -> Accepted:
+        if isinstance(event, SequencedEvent):
+            return await self._engine.accept_sequenced(tx, event, via=via)
+        return await self._engine.accept_submission(tx, event, via=via)
 
     async def _one(self, wire: Any, via: str) -> dict:
         event_id = None
         try:
             event = _parse(wire)
             event_id = event.event_id
-            accept = self._engine.accept_sequenced if isinstance(event, SequencedEvent) else \
-                self._engine.accept_submission
 
             async def attempt() -> Accepted:
                 async with self._storage.network_transaction() as tx:
-                    return await accept(tx, event, via=via)
+                    return await self._accept(tx, event, via)
 
             # The author, or the host of a sequenced event, may have rotated its key.
             signers = [event.event.origin] + ([event.host] if isinstance(event, SequencedEvent) else [])
@@ -106,6 +107,7 @@ class InboundEvents:
 
 
 def _parse(wire: Any) -> Parsed:
+    """A sequenced event (from the host) or a signed one (a member's submission to us as host)."""
     if isinstance(wire, dict) and "seq" in wire:
         return SequencedEvent.from_wire(wire)
     return SignedEvent.from_wire(wire)
