@@ -31,7 +31,7 @@ from storage.errors import NotFound
 from storage.peers import Invite
 from storage.storage import NetworkTransaction, Storage
 
-__all__ = ["INVITE_TTL_MS", "PeeringService", "operator_of"]
+__all__ = ["INVITE_TTL_MS", "PeeringService", "new_invite_id", "operator_of"]
 
 # Three days: long enough for the invitee's operator to check the fingerprint with the host's.
 INVITE_TTL_MS = 3 * 24 * 3600 * 1000
@@ -41,6 +41,12 @@ MAX_PENDING_INVITES_PER_SERVER = 20
 
 def operator_of(server: str) -> ParticipantId:
     return ParticipantId("operator", "admin", server)
+
+
+def new_invite_id() -> str:
+    """128 random bits as hex: never starts with "-", so `agentnet invite accept ID` cannot
+    take an id for an option (a url-safe token starts with one, one time in 64)."""
+    return secrets.token_hex(16)
 
 
 class PeeringService:
@@ -83,7 +89,7 @@ class PeeringService:
             if (await tx.networks.members(network.id)).get(server) == "member":
                 raise Conflict(f"{server} is already a member of {network_name}")
         invite = Invite(
-            id=secrets.token_urlsafe(16), direction="outgoing", network=network_name, host=self._server,
+            id=new_invite_id(), direction="outgoing", network=network_name, host=self._server,
             title=network.title, server=server, endpoint=endpoint, key_id="", public_key=b"",
             status="pending", created_at=now, expires_at=now + INVITE_TTL_MS, updated_at=now,
         )

@@ -88,3 +88,12 @@ async def test_only_the_host_invites_and_not_itself(pair):
                                    {"server": "nowhere.example", "endpoint": "https://127.0.0.1:1"}, expect=502)
     assert unreachable["error"]["code"] == "peer_unreachable"
     assert (await acme.admin("GET", "/v1/invites"))["items"] == []
+
+
+def test_invite_ids_never_look_like_a_command_line_option():
+    """`agentnet invite accept ID` must take any id as the id: none starts with "-"."""
+    from node.peering import new_invite_id
+
+    ids = {new_invite_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    assert all(len(i) == 32 and set(i) <= set("0123456789abcdef") for i in ids)
