@@ -7,15 +7,17 @@ timeout on every connection, and runs its statements on the loop's thread
 
 from __future__ import annotations
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import QueuePool
 
 from storage.errors import StorageConfigError
 from storage.sqlite_inline import inline_dbapi
 
-__all__ = ["async_url", "create_engine", "is_sqlite"]
+__all__ = ["async_url", "create_engine", "create_unit_engine", "is_sqlite"]
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 
@@ -54,6 +56,21 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     if is_sqlite(engine):
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
     return engine
+
+
+def create_unit_engine(engine: AsyncEngine) -> Engine | None:
+    """For a SQLite file, the sync engine its units of work run on (`storage.sqlite_units`);
+    None otherwise. An in-memory database belongs to its one connection, so it has none."""
+    url = engine.url
+    database = url.database
+    if not is_sqlite(engine) or not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    # No limit on connections: a sync pool that ran out would block the loop's thread, and
+    # with it the unit of work that was to give a connection back.
+    units = create_sync_engine(url.set(drivername="sqlite+pysqlite"), poolclass=QueuePool, pool_size=5,
+                               max_overflow=-1)
+    event.listen(units, "connect", _configure_sqlite)
+    return units
 
 
 def _configure_sqlite(dbapi_connection, _record) -> None:

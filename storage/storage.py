@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from storage.audit import AuditRepository
 from storage.company import CompanyRepository
-from storage.engine import create_engine, is_sqlite
+from storage.engine import create_engine, create_unit_engine, is_sqlite
 from storage.errors import DatabaseUnavailable
 from storage.feed import FeedRepository, FeedWriter
 from storage.idempotency import IdempotencyRepository
@@ -37,6 +37,7 @@ from storage.peers import PeerRepository
 from storage.migrations_runner import ensure_schema
 from storage.principals import AdminTokenRepository, PrincipalRepository, TokenRepository
 from storage.private_threads import PrivateThreadRepository
+from storage.sqlite_units import SyncConnection
 from storage.webhooks import WebhookRepository
 
 __all__ = ["NetworkTransaction", "Storage", "Transaction"]
@@ -95,6 +96,8 @@ class Storage:
         # (storage.sqlite_inline), so a second engine on the same file that waited for the
         # file's lock inside SQLite would stall the loop, and with it the writer it waits for.
         self._sqlite_file = _sqlite_file(engine) if is_sqlite(engine) else None
+        # On a SQLite file, units of work run on a sync engine (storage.sqlite_units).
+        self._units = create_unit_engine(engine)
 
     def on_feed_commit(self, listener: Callable[[], None]) -> None:
         """Call `listener` after each commit that appended to the feed (live readers wake)."""
@@ -137,7 +140,7 @@ class Storage:
     @asynccontextmanager
     async def _connected(self, kind: type[T]) -> AsyncIterator[T]:
         try:
-            conn = await self.engine.connect()
+            conn = SyncConnection(self._units.connect()) if self._units is not None else await self.engine.connect()
         except DBAPIError as e:  # any failure to get a connection: the database is not there
             raise DatabaseUnavailable(f"cannot connect to the database: {type(e.orig).__name__}") from e
         try:
@@ -157,6 +160,8 @@ class Storage:
             await conn.close()
 
     async def close(self) -> None:
+        if self._units is not None:
+            self._units.dispose()
         await self.engine.dispose()
 
 
