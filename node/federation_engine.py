@@ -171,6 +171,13 @@ class FederationEngine:
         await self._advance(tx, network, seqd, after, row)
         return Accepted(seqd.event_id, seqd.seq)
 
+    async def locked_network(self, tx: NetworkTransaction, name: str) -> NetworkRecord | None:
+        """The network's row as this transaction's events will see it (locked), or None."""
+        try:
+            return await self._network(tx, name)
+        except UnknownNetwork:
+            return None
+
     # Internals
 
     async def _network(self, tx: NetworkTransaction, name: str) -> NetworkRecord:

@@ -34,6 +34,10 @@ class StoredEvent:
 # Statements run for every event are built once, with bind parameters (storage.storage says why).
 _ADD = network_events.insert()
 _FIND = select(network_events).where(network_events.c.event_id == bindparam("event_id"))
+_IDS_BETWEEN = select(network_events.c.seq, network_events.c.event_id).where(
+    network_events.c.network_id == bindparam("network_id"),
+    network_events.c.seq >= bindparam("first_seq"), network_events.c.seq <= bindparam("last_seq"),
+)
 _BY_ROW_IDS = select(network_events).where(network_events.c.id.in_(bindparam("row_ids", expanding=True)))
 
 
@@ -61,6 +65,12 @@ class EventRepository:
     async def find(self, event_id: str) -> StoredEvent | None:
         row = (await self._conn.execute(_FIND, {"event_id": event_id})).first()
         return None if row is None else _event(row)
+
+    async def ids_between(self, network_id: int, first_seq: int, last_seq: int) -> dict[int, str]:
+        """`{seq: event_id}` of the sequenced events from `first_seq` to `last_seq`."""
+        rows = await self._conn.execute(_IDS_BETWEEN, {"network_id": network_id, "first_seq": first_seq,
+                                                       "last_seq": last_seq})
+        return {r.seq: r.event_id for r in rows}
 
     async def by_row_ids(self, row_ids: list[int]) -> dict[int, StoredEvent]:
         if not row_ids:

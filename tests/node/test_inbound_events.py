@@ -1,0 +1,120 @@
+"""Batches of the host's events at a member (`node.inbound_events`), without sockets: what the
+member already holds is answered as a duplicate and what lies past a gap as out of order,
+both before any parsing, and everything else still meets the full checks."""
+
+from __future__ import annotations
+
+import pytest
+
+import node.inbound_events
+from federation.errors import ChainError
+from federation.event_content import MessagePosted, ParticipantAttached, ThreadOpened
+from node.errors import OutOfOrder
+from node.inbound_events import InboundEvents
+from tests.node.test_federation_engine import ACME, OPS, catch_up, pair  # noqa: F401 -- pair is a fixture
+
+NETWORK = "acme-rollout"
+
+
+class _NoRefresh:
+    async def retrying(self, signers, network, attempt):
+        return await attempt()
+
+
+@pytest.fixture
+async def sides(pair):  # noqa: F811 -- the imported fixture
+    acme, globex = pair
+    await catch_up(acme, globex)
+    await acme.author(NETWORK, ParticipantAttached(participant=OPS, display_name="Ops"))
+    await acme.author(NETWORK, ThreadOpened(title="Status", participants=(OPS,)), thread="rollout-status")
+    return acme, globex
+
+
+async def _sent(acme, count: int) -> list[dict]:
+    """The host's next `count` messages, as it would send them (it drops its own outbox rows)."""
+    for n in range(count):
+        await acme.author(NETWORK, MessagePosted(body=f"m{n}"), thread="rollout-status", sender=OPS)
+    return (await acme.outgoing("globex.example"))[-count:]
+
+
+class _Seen:
+    def __init__(self) -> None:
+        self.gaps: list[str] = []
+        self.events: list[str] = []
+
+    def inbound(self, globex) -> InboundEvents:
+        return InboundEvents(globex.storage, globex.engine, _NoRefresh(), on_gap=self.gaps.append,
+                             on_event=self.events.append)
+
+
+async def _head(side) -> int:
+    async with side.storage.network_transaction() as tx:
+        return (await tx.networks.get(NETWORK)).head_seq
+
+
+async def test_a_resent_batch_is_answered_as_duplicates_without_being_parsed(sides, monkeypatch):
+    acme, globex = sides
+    await catch_up(acme, globex)
+    wires = await _sent(acme, 3)
+    seen = _Seen()
+    first = await seen.inbound(globex).accept(wires, via=ACME)
+    assert [r["status"] for r in first] == [200, 200, 200]
+    head = await _head(globex)
+
+    def no_parsing(wire):
+        raise AssertionError("a held event was parsed")
+
+    monkeypatch.setattr(node.inbound_events, "_parse", no_parsing)
+    again = await seen.inbound(globex).accept(wires, via=ACME)
+    assert again == first == [{"event_id": "$" + w["hash"], "status": 200, "seq": w["seq"]} for w in wires]
+    assert seen.events == ["accepted"] * 3 + ["duplicate"] * 3
+    assert await _head(globex) == head
+
+
+async def test_events_past_a_gap_are_refused_as_out_of_order_and_ask_for_catch_up(sides, monkeypatch):
+    acme, globex = sides
+    await catch_up(acme, globex)
+    wires = await _sent(acme, 3)
+    head = await _head(globex)
+    seen = _Seen()
+    results = await seen.inbound(globex).accept(wires[1:], via=ACME)
+    assert [(r["status"], r["code"]) for r in results] == [(OutOfOrder.status, OutOfOrder.code)] * 2
+    assert results[0]["message"] == f"expected seq {head + 1} of {NETWORK}, got {head + 2}"
+    assert seen.gaps == [NETWORK, NETWORK] and seen.events == ["refused", "refused"]
+    assert await _head(globex) == head
+    assert [r["status"] for r in await seen.inbound(globex).accept(wires, via=ACME)] == [200, 200, 200]
+    assert await _head(globex) == head + 3
+
+
+async def test_a_batch_of_held_next_and_gapped_events_gets_each_its_own_answer(sides):
+    acme, globex = sides
+    await catch_up(acme, globex)
+    wires = await _sent(acme, 4)
+    seen = _Seen()
+    await seen.inbound(globex).accept(wires[:1], via=ACME)
+    results = await seen.inbound(globex).accept([wires[0], wires[1], wires[3]], via=ACME)
+    assert [r["status"] for r in results] == [200, 200, OutOfOrder.status]
+    assert sorted(seen.events) == ["accepted", "accepted", "duplicate", "refused"]
+    assert await _head(globex) == wires[1]["seq"]
+
+
+async def test_a_different_event_at_a_held_seq_still_meets_the_full_checks(sides):
+    acme, globex = sides
+    await catch_up(acme, globex)
+    wires = await _sent(acme, 2)
+    seen = _Seen()
+    await seen.inbound(globex).accept(wires, via=ACME)
+    forged = dict(wires[0], hash=wires[1]["hash"])  # another event's id at this place
+    (result,) = await seen.inbound(globex).accept([forged], via=ACME)
+    assert (result["status"], result["code"]) == (ChainError.status, ChainError.code)
+    assert seen.events[-1] == "refused"
+
+
+async def test_only_the_networks_host_is_answered_from_what_is_held(sides):
+    acme, globex = sides
+    await catch_up(acme, globex)
+    wires = await _sent(acme, 1)
+    seen = _Seen()
+    await seen.inbound(globex).accept(wires, via=ACME)
+    (result,) = await seen.inbound(globex).accept(wires, via="mallory.example")
+    assert (result["status"], result["code"], result["reason"]) == (403, "forbidden", "wrong_relay")
