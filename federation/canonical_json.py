@@ -20,6 +20,7 @@ __all__ = [
     "MAX_INT",
     "MAX_STRING_CHARS",
     "encode_canonical",
+    "encodes_to",
     "parse_json",
 ]
 
@@ -58,6 +59,18 @@ def encode_canonical(value: Any) -> bytes:
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     )
     return text.encode("utf-8")
+
+
+def encodes_to(value: Any, expected: bytes) -> bool:
+    """Whether ``value`` encodes to exactly ``expected``, which is canonical bytes already.
+
+    No validity walk: bytes equal to canonical bytes are canonical, and a value that JSON
+    cannot encode at all is simply not equal."""
+    try:
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError):
+        return False
+    return text.encode("utf-8") == expected
 
 
 def parse_json(data: bytes | str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:

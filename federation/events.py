@@ -18,12 +18,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError
 
-from federation.canonical_json import MAX_INT, encode_canonical
+from federation.canonical_json import MAX_INT, encode_canonical, encodes_to
 from federation.errors import (
     ChainError,
     InvalidEncoding,
@@ -134,6 +134,8 @@ class Event:
     origin: str
     origin_ts: int
     content: Content
+    # Its canonical bytes, once computed: hashing, signing and verifying all need them.
+    _canonical: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         validate_network_name(self.network)
@@ -179,9 +181,17 @@ class Event:
             event = cls(wire.network, wire.thread, sender, wire.origin, wire.origin_ts, content)
         except InvalidIdentifier as e:
             raise InvalidEvent(str(e)) from e
-        if encode_canonical(event.to_wire()) != received:
+        if not encodes_to(event.to_wire(), received):
             raise InvalidEvent("event is not in canonical form (e.g. a null optional field)")
+        object.__setattr__(event, "_canonical", received)
         return event
+
+    def canonical_bytes(self) -> bytes:
+        """What the origin signs and the content hash is taken of."""
+        if self._canonical is None:
+            object.__setattr__(self, "_canonical", encode_canonical(self.to_wire()))
+        assert self._canonical is not None
+        return self._canonical
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +247,7 @@ class SequencedEvent:
     prev: bytes | None
     host: str
     host_signature: Signature
+    _sequence: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         validate_server_name(self.host)
@@ -260,8 +271,12 @@ class SequencedEvent:
         return self.signed.event.network
 
     def sequence_bytes(self) -> bytes:
-        """The canonical bytes the host signs."""
-        return _sequence_bytes(self.event_id, self.host, self.network, self.prev, self.seq)
+        """The canonical bytes the host signs (and the link hash is taken of)."""
+        if self._sequence is None:
+            object.__setattr__(self, "_sequence", _sequence_bytes(self.event_id, self.host, self.network, self.prev,
+                                                                  self.seq))
+        assert self._sequence is not None
+        return self._sequence
 
     @property
     def link_hash(self) -> bytes:
@@ -299,7 +314,7 @@ def _sequence_bytes(eid: str, host: str, network: str, prev: bytes | None, seq: 
 
 
 def _event_bytes(event: Event) -> bytes:
-    data = encode_canonical(event.to_wire())
+    data = event.canonical_bytes()
     if len(data) > MAX_EVENT_BYTES:
         raise InvalidEvent(f"event is over {MAX_EVENT_BYTES} bytes")
     return data

@@ -11,6 +11,7 @@ from federation.canonical_json import (
     MAX_DEPTH,
     MAX_INT,
     MAX_STRING_CHARS,
+    encodes_to,
     encode_canonical,
     parse_json,
 )
@@ -208,3 +209,11 @@ def test_parse_never_raises_anything_but_our_error(data: bytes) -> None:
         parse_json(data)
     except CanonicalJsonError:
         pass
+
+
+def test_encodes_to_compares_with_canonical_bytes() -> None:
+    value = {"b": [1, "é"], "a": None}
+    assert encodes_to(value, encode_canonical(value))
+    assert not encodes_to({"b": [1, "é"]}, encode_canonical(value))
+    assert not encodes_to({"a": float("nan")}, b'{"a":NaN}')
+    assert not encodes_to({"a": object()}, b"{}")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 from dataclasses import replace
 from typing import Any
 
@@ -171,6 +172,21 @@ def test_from_wire_and_to_wire_do_not_share_or_mutate_dicts() -> None:
     wire["event"]["content"]["body"] = "changed"
     assert parsed.event.content.to_wire()["body"] == "hello"
     assert s.to_wire() == snapshot
+
+
+def test_kept_bytes_are_the_received_bytes_and_never_outlive_a_change() -> None:
+    s = signed(post("kept"))
+    parsed = SignedEvent.from_wire(parse_json(encode_canonical(s.to_wire())))
+    assert parsed == s  # the kept bytes take no part in equality
+    assert parsed.event.canonical_bytes() == encode_canonical(s.event.to_wire())
+    changed = replace(parsed.event, origin_ts=parsed.event.origin_ts + 1)
+    assert changed.canonical_bytes() == encode_canonical(changed.to_wire()) != parsed.event.canonical_bytes()
+    with pytest.raises(InvalidSignature):
+        verify_event(replace(parsed, event=changed), lookup)
+    (seqd,) = sequence_chain([s.event])
+    moved = replace(seqd, seq=seqd.seq + 1, prev=b"\0" * 32)
+    assert seqd.sequence_bytes() != moved.sequence_bytes()
+    assert moved.link_hash == hashlib.sha256(moved.sequence_bytes()).digest()
 
 
 # --- verification -----------------------------------------------------------------------
