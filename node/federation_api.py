@@ -156,15 +156,8 @@ def build_federation_app(*, storage: Storage, engine: FederationEngine, peering:
         if not _TXN_ID.match(txn_id):
             raise InvalidRequest("transaction id is not valid", [{"field": "txn_id", "location": "path",
                                                                  "message": "1-64 of A-Z a-z 0-9 . _ -"}])
-        async with storage.network_transaction() as tx:
-            cached = await tx.inbound.transaction_response(origin, txn_id)
-        if cached is not None:
-            return web.Response(body=cached, content_type="application/json")
         message = _body(request, TransactionMessage)
-        results = await inbound.accept(message.events, via=origin)
-        answer = encode_canonical({"results": results})
-        async with storage.network_transaction() as tx:
-            await tx.inbound.save_transaction_response(origin, txn_id, answer, now=clock.now_ms())
+        answer = await inbound.answer(txn_id, message.events, via=origin, now=clock.now_ms())
         return web.Response(body=answer, content_type="application/json")
 
     async def ping(request: web.Request) -> web.Response:

@@ -19,6 +19,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from federation.canonical_json import encode_canonical
 from federation.errors import ProtocolError, RuleViolation
 from federation.events import SequencedEvent, SignedEvent
 from node.errors import NodeError, OutOfOrder
@@ -51,20 +52,38 @@ class InboundEvents:
 
     async def accept(self, wires: list[Any], *, via: str) -> list[dict]:
         """One result per event, in order: `{event_id, status: 200, seq?}` or a refusal."""
+        results, _answer = await self._apply(wires, via, None)
+        return results
+
+    async def answer(self, txn_id: str, wires: list[Any], *, via: str, now: int) -> bytes:
+        """The answer to transaction `txn_id` pushed by `via`, as canonical bytes: the stored
+        one if it was answered before, else its events' results, stored with the events
+        when they were applied together (one database transaction for the whole exchange)."""
+        _results, answer = await self._apply(wires, via, (txn_id, now))
+        assert answer is not None
+        return answer
+
+    async def _apply(self, wires: list[Any], via: str, txn: tuple[str, int] | None) -> tuple[list[dict], bytes | None]:
         results: list[dict | None] = [None] * len(wires)
         todo: list[int] = []
         try:
             async with self._storage.network_transaction() as tx:
+                if txn is not None and (held := await tx.inbound.transaction_response(via, txn[0])) is not None:
+                    return [], held
                 todo = await self._sort_out(tx, wires, via, results)
                 accepted = await self._all_at_once(tx, [wires[i] for i in todo], via)
+                for i, one in zip(todo, accepted):
+                    results[i] = _result(one)
+                answer = await _save_answer(tx, via, txn, results)
         except _Refused:
             for i in todo:
                 results[i] = await self._one(wires[i], via)
+            async with self._storage.network_transaction() as tx:
+                answer = await _save_answer(tx, via, txn, results)
         else:
-            for i, one in zip(todo, accepted):
+            for one in accepted:  # counted once they are committed
                 self._on_event("duplicate" if one.duplicate else "accepted")
-                results[i] = _result(one)
-        return results  # type: ignore[return-value]  # every slot is filled by now
+        return results, answer  # type: ignore[return-value]  # every slot is filled by now
 
     async def _sort_out(self, tx: NetworkTransaction, wires: list[Any], via: str,
                         results: list[dict | None]) -> list[int]:
@@ -149,6 +168,15 @@ def _parse(wire: Any) -> Parsed:
     if isinstance(wire, dict) and "seq" in wire:
         return SequencedEvent.from_wire(wire)
     return SignedEvent.from_wire(wire)
+
+
+async def _save_answer(tx: NetworkTransaction, via: str, txn: tuple[str, int] | None,
+                       results: list[dict | None]) -> bytes | None:
+    if txn is None:
+        return None
+    answer = encode_canonical({"results": results})
+    await tx.inbound.save_transaction_response(via, txn[0], answer, now=txn[1])
+    return answer
 
 
 def _placement(wire: Any) -> tuple[str, int, str] | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 import node.inbound_events
+from federation.canonical_json import parse_json
 from federation.errors import ChainError
 from federation.event_content import MessagePosted, ParticipantAttached, ThreadOpened
 from node.errors import OutOfOrder
@@ -118,3 +119,18 @@ async def test_only_the_networks_host_is_answered_from_what_is_held(sides):
     await seen.inbound(globex).accept(wires, via=ACME)
     (result,) = await seen.inbound(globex).accept(wires, via="mallory.example")
     assert (result["status"], result["code"], result["reason"]) == (403, "forbidden", "wrong_relay")
+
+
+async def test_a_retransmitted_transaction_gets_its_first_answer_again(sides):
+    acme, globex = sides
+    await catch_up(acme, globex)
+    wires = await _sent(acme, 2)
+    seen = _Seen()
+    inbound = seen.inbound(globex)
+    first = await inbound.answer("t1", wires[1:], via=ACME, now=1)  # a gap: refused for now
+    assert [r["code"] for r in parse_json(first)["results"]] == [OutOfOrder.code]
+    await inbound.accept(wires[:1], via=ACME)
+    assert await inbound.answer("t1", wires[1:], via=ACME, now=2) == first  # the stored answer, not re-applied
+    head = await _head(globex)
+    again = parse_json(await inbound.answer("t2", wires[1:], via=ACME, now=3))
+    assert [r["status"] for r in again["results"]] == [200] and await _head(globex) == head + 1
