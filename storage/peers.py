@@ -18,8 +18,7 @@ __all__ = ["DeliveryStatus", "Invite", "PeerKey", "PeerRecord", "PeerRepository"
 
 # Statements run for every message are built once, with bind parameters (storage.storage says why).
 _FIND = select(peers).where(peers.c.server == bindparam("server"))
-_BLOCKED_AMONG = select(peers.c.server).where(
-    peers.c.server.in_(bindparam("servers", expanding=True)), peers.c.status == "blocked")
+_BLOCKED = select(peers.c.server).where(peers.c.status == "blocked")
 _KEYS = select(peer_keys).where(peer_keys.c.server == bindparam("server")).order_by(peer_keys.c.pinned_at)
 _DELIVERY = select(delivery_status).where(delivery_status.c.server == bindparam("server"))
 _RECORD_SUCCESS = update(delivery_status).where(delivery_status.c.server == bindparam("peer")).values(
@@ -83,9 +82,11 @@ class PeerRepository:
         return None if row is None else PeerRecord(row.server, row.status, row.endpoint, row.created_at, row.updated_at)
 
     async def blocked_among(self, servers: Iterable[str]) -> set[str]:
-        """Which of `servers` this node blocked (one query for a whole fan-out)."""
-        rows = await self._conn.execute(_BLOCKED_AMONG, {"servers": sorted(servers)})
-        return {r.server for r in rows}
+        """Which of `servers` this node blocked. One query for a whole fan-out, over the blocked
+        peers (a handful at most) rather than with an IN list, which SQLAlchemy expands anew on
+        every call."""
+        wanted = set(servers)
+        return {r.server for r in await self._conn.execute(_BLOCKED) if r.server in wanted}
 
     async def list(self) -> list[PeerRecord]:
         rows = await self._conn.execute(select(peers).order_by(peers.c.server))

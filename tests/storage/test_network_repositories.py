@@ -94,6 +94,10 @@ async def test_peers_keys_invites_and_delivery_status(storage):
         await tx.peers.upsert("globex.example", status="blocked", endpoint=None, now=NOW + 1)
         peer = await tx.peers.find("globex.example")
         assert (peer.status, peer.endpoint) == ("blocked", "https://127.0.0.1:1")
+        await tx.peers.upsert("initech.example", status="accepted", endpoint="https://127.0.0.1:2", now=NOW)
+        assert await tx.peers.blocked_among(["initech.example", "globex.example", "nobody.example"]) == {
+            "globex.example"}
+        assert await tx.peers.blocked_among(["initech.example"]) == set()
         await tx.peers.pin_key("globex.example", key_id="ed25519:a", public_key=b"k" * 32, valid_until=None, now=NOW)
         await tx.peers.pin_key("globex.example", key_id="ed25519:a", public_key=b"k" * 32, valid_until=NOW, now=NOW)
         with pytest.raises(ValueError):
