@@ -147,6 +147,7 @@ class Storage:
             async with conn.begin():
                 tx = kind(conn)
                 yield tx
+                await tx.feed_writer.flush()
             for callback in tx._after_commit:
                 callback()
             if tx.feed_writer.appended:
