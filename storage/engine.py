@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
 
 from storage.errors import StorageConfigError
-from storage.sqlite_inline import inline_dbapi
 
 __all__ = ["async_url", "create_engine", "create_unit_engine", "is_sqlite"]
 
@@ -47,6 +46,8 @@ def is_sqlite(engine: AsyncEngine) -> bool:
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     target = async_url(url)
     if target.startswith("sqlite"):
+        from storage.sqlite_inline import inline_dbapi  # sqlite3 and its dialect: not on a PostgreSQL node
+
         engine = create_async_engine(target, echo=echo, module=inline_dbapi())
     else:
         # No pre-ping: it would cost a round trip on every unit of work. A connection the

@@ -5,6 +5,9 @@ file (in memory) must still work through the async engine."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
@@ -67,3 +70,17 @@ async def test_an_in_memory_database_keeps_the_async_engine():
             assert [p.handle for p in await tx.principals.list()] == ["ops"]
     finally:
         await storage.close()
+
+
+def test_a_postgresql_node_never_loads_sqlite():
+    # sqlite3 and SQLAlchemy's SQLite dialect are some 1.5 MB a PostgreSQL node has no use for.
+    code = textwrap.dedent("""
+        import sys
+        import node.assembly
+        from storage.engine import create_engine, create_unit_engine
+        engine = create_engine("postgresql://nobody@127.0.0.1:1/none")
+        assert create_unit_engine(engine) is None
+        print(",".join(m for m in ("sqlite3", "sqlalchemy.dialects.sqlite") if m in sys.modules))
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == ""
