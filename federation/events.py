@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -48,6 +48,7 @@ __all__ = [
     "KeyLookup",
     "SequencedEvent",
     "Signature",
+    "SignatureCheck",
     "SignedEvent",
     "check_chain_link",
     "content_hash",
@@ -66,6 +67,9 @@ _HASH_BYTES = 32  # SHA-256
 
 KeyLookup = Callable[[str, str], VerifyKey]
 """``(server, key_id) -> VerifyKey`` over pinned keys; raises ``UnknownKey`` if none."""
+
+SignatureCheck = tuple[VerifyKey, bytes, bytes]
+"""(key, signed bytes, signature): one ed25519 check, as a value a batch can run elsewhere."""
 
 _STRICT = ConfigDict(strict=True, extra="forbid", frozen=True)
 # 43 = unpadded base64url of 32 bytes; 86 = of 64 bytes (an ed25519 signature).
@@ -190,8 +194,7 @@ class Event:
         """What the origin signs and the content hash is taken of."""
         if self._canonical is None:
             object.__setattr__(self, "_canonical", encode_canonical(self.to_wire()))
-        assert self._canonical is not None
-        return self._canonical
+        return self._canonical  # type: ignore[return-value]  # set just above
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,10 +276,9 @@ class SequencedEvent:
     def sequence_bytes(self) -> bytes:
         """The canonical bytes the host signs (and the link hash is taken of)."""
         if self._sequence is None:
-            object.__setattr__(self, "_sequence", _sequence_bytes(self.event_id, self.host, self.network, self.prev,
-                                                                  self.seq))
-        assert self._sequence is not None
-        return self._sequence
+            data = _sequence_bytes(self.event_id, self.host, self.network, self.prev, self.seq)
+            object.__setattr__(self, "_sequence", data)
+        return self._sequence  # type: ignore[return-value]  # set just above
 
     @property
     def link_hash(self) -> bytes:
@@ -345,15 +347,23 @@ def _lookup(lookup: KeyLookup, server: str, key_id: str) -> VerifyKey:
     return key
 
 
-def verify_event(signed: SignedEvent, lookup: KeyLookup) -> None:
-    """Check the content hash, the origin's signature, and that the sender lives at origin."""
+def verify_event(signed: SignedEvent, lookup: KeyLookup, *, checked: Container[SignatureCheck] = ()) -> None:
+    """Check the content hash, the origin's signature, and that the sender lives at origin.
+    A signature whose exact check is in ``checked`` (``federation.signature_batches``) is
+    not run again."""
     event = signed.event
     if event.sender.server != event.origin:
         raise InvalidEvent(f"{event.sender} can only send through its home node")
     data = _event_bytes(event)
     if not hmac.compare_digest(hashlib.sha256(data).digest(), signed.hash):
         raise InvalidSignature(detail=f"content hash mismatch for {signed.event_id}")
-    _lookup(lookup, event.origin, signed.signature.key_id).verify(data, signed.signature.sig)
+    _verify((_lookup(lookup, event.origin, signed.signature.key_id), data, signed.signature.sig), checked)
+
+
+def _verify(check: SignatureCheck, checked: Container[SignatureCheck]) -> None:
+    if check not in checked:
+        key, data, sig = check
+        key.verify(data, sig)
 
 
 def sequence_event(
@@ -365,12 +375,13 @@ def sequence_event(
     return SequencedEvent(signed, seq, prev_hash, host, signature)
 
 
-def verify_sequenced(seq_event: SequencedEvent, lookup: KeyLookup) -> None:
+def verify_sequenced(seq_event: SequencedEvent, lookup: KeyLookup, *,
+                     checked: Container[SignatureCheck] = ()) -> None:
     """Check the origin's signature and the host's; whether ``host`` really hosts the network
     is the caller's to check against its state."""
-    verify_event(seq_event.signed, lookup)
+    verify_event(seq_event.signed, lookup, checked=checked)
     sig = seq_event.host_signature
-    _lookup(lookup, seq_event.host, sig.key_id).verify(seq_event.sequence_bytes(), sig.sig)
+    _verify((_lookup(lookup, seq_event.host, sig.key_id), seq_event.sequence_bytes(), sig.sig), checked)
 
 
 def check_chain_link(prev: SequencedEvent | None, nxt: SequencedEvent) -> None:

@@ -27,7 +27,7 @@ removal, and nothing after it. Blocked servers get nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, replace
 
 from federation.canonical_json import encode_canonical
@@ -36,6 +36,7 @@ from federation.event_content import Content, MemberAdmitted, NetworkCreated
 from federation.events import (
     Event,
     SequencedEvent,
+    SignatureCheck,
     SignedEvent,
     check_chain_link,
     sequence_event,
@@ -121,21 +122,24 @@ class FederationEngine:
 
     # Receiving
 
-    async def accept_submission(self, tx: NetworkTransaction, signed: SignedEvent, *, via: str) -> Accepted:
-        """As host: a member's signed event, to check and sequence."""
+    async def accept_submission(self, tx: NetworkTransaction, signed: SignedEvent, *, via: str,
+                                checked: Container[SignatureCheck] = ()) -> Accepted:
+        """As host: a member's signed event, to check and sequence. `checked`: signature checks
+        already run and passed (`federation.events.good_signatures`)."""
         network = await self._network(tx, signed.event.network)
         if network.host != self.server:
             raise Forbidden(f"{self.server} does not host {network.name}")
         existing = await tx.events.find(signed.event_id)
         if existing is not None:
             return Accepted(signed.event_id, existing.seq, duplicate=True)
-        verify_event(signed, await self.keys.lookup(tx, [signed.event.origin]))
+        verify_event(signed, await self.keys.lookup(tx, [signed.event.origin]), checked=checked)
         state = await self._states.at_head(tx, network)
         authorize(state, signed.event, via=via, messages=await message_lookup(tx, network.id, signed.event))
         return await self._sequence(tx, network, state, signed)
 
-    async def accept_sequenced(self, tx: NetworkTransaction, seqd: SequencedEvent, *, via: str) -> Accepted:
-        """As member: the host's sequenced copy of an event."""
+    async def accept_sequenced(self, tx: NetworkTransaction, seqd: SequencedEvent, *, via: str,
+                               checked: Container[SignatureCheck] = ()) -> Accepted:
+        """As member: the host's sequenced copy of an event (`checked` as for submissions)."""
         network = await self._network(tx, seqd.network)
         if network.host == self.server or via != network.host or seqd.host != network.host:
             raise RuleViolation("wrong_relay", "only the network's host sends sequenced events")
@@ -146,7 +150,7 @@ class FederationEngine:
             raise ChainError(f"the host sent a different event at seq {seqd.seq}")
         if seqd.seq > network.head_seq + 1:
             raise OutOfOrder(f"expected seq {network.head_seq + 1} of {network.name}, got {seqd.seq}")
-        verify_sequenced(seqd, await self.keys.lookup(tx, [seqd.event.origin, seqd.host]))
+        verify_sequenced(seqd, await self.keys.lookup(tx, [seqd.event.origin, seqd.host]), checked=checked)
         if seqd.seq == 1:
             check_chain_link(None, seqd)
             before, after = None, initial_state(seqd.event)

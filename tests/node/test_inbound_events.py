@@ -8,7 +8,7 @@ import pytest
 
 import node.inbound_events
 from federation.canonical_json import parse_json
-from federation.errors import ChainError
+from federation.errors import ChainError, InvalidSignature
 from federation.event_content import MessagePosted, ParticipantAttached, ThreadOpened
 from node.errors import OutOfOrder
 from node.inbound_events import InboundEvents
@@ -134,3 +134,19 @@ async def test_a_retransmitted_transaction_gets_its_first_answer_again(sides):
     head = await _head(globex)
     again = parse_json(await inbound.answer("t2", wires[1:], via=ACME, now=3))
     assert [r["status"] for r in again["results"]] == [200] and await _head(globex) == head + 1
+
+
+async def test_a_forged_event_in_a_large_batch_is_refused_and_nothing_after_it_applied(sides):
+    # A batch this size has its signatures checked on threads first (PARALLEL_CHECKS_FROM).
+    acme, globex = sides
+    await catch_up(acme, globex)
+    wires = await _sent(acme, node.inbound_events.PARALLEL_CHECKS_FROM + 4)
+    head = await _head(globex)
+    forged = dict(wires[9], host_signature=dict(wires[9]["host_signature"], sig="A" * 86))
+    results = await _Seen().inbound(globex).accept(wires[:9] + [forged] + wires[10:], via=ACME)
+    assert [r["status"] for r in results[:9]] == [200] * 9
+    assert (results[9]["status"], results[9]["code"]) == (InvalidSignature.status, InvalidSignature.code)
+    assert {r["code"] for r in results[10:]} == {OutOfOrder.code}
+    assert await _head(globex) == head + 9
+    results = await _Seen().inbound(globex).accept(wires, via=ACME)
+    assert [r["status"] for r in results] == [200] * len(wires) and await _head(globex) == head + len(wires)
