@@ -7,7 +7,7 @@ the event that changed it, so they never disagree with the event log.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import and_, bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
@@ -70,8 +70,18 @@ def _network(row) -> NetworkRecord:
 
 
 class NetworkRepository:
+    """Networks, with one twist: a head moved in a transaction is written by `flush`, just
+    before commit, so a batch of events for one network updates its row once, not per event.
+    Until then this repository's reads show the moved head."""
+
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
+        self._heads: dict[int, tuple[int, bytes]] = {}
+
+    def _record(self, row) -> NetworkRecord:
+        record = _network(row)
+        moved = self._heads.get(record.id)
+        return record if moved is None else replace(record, head_seq=moved[0], head_hash=moved[1])
 
     async def create(self, *, host: str, name: str, title: str, history_visible: bool, now: int) -> NetworkRecord:
         """Names are unique on a node: events name their network by name alone."""
@@ -87,7 +97,7 @@ class NetworkRepository:
 
     async def find(self, name: str, *, for_update: bool = False) -> NetworkRecord | None:
         row = (await self._conn.execute(_FIND_FOR_UPDATE if for_update else _FIND, {"name": name})).first()
-        return None if row is None else _network(row)
+        return None if row is None else self._record(row)
 
     async def get(self, name: str, *, for_update: bool = False) -> NetworkRecord:
         found = await self.find(name, for_update=for_update)
@@ -97,7 +107,7 @@ class NetworkRepository:
 
     async def list(self) -> list[NetworkRecord]:
         rows = await self._conn.execute(select(networks).order_by(networks.c.name))
-        return [_network(r) for r in rows]
+        return [self._record(r) for r in rows]
 
     async def names_by_id(self, ids: set[int]) -> dict[int, str]:
         if not ids:
@@ -106,12 +116,19 @@ class NetworkRepository:
         return {r.id: r.name for r in rows}
 
     async def set_head(self, network_id: int, *, seq: int, link_hash: bytes) -> None:
-        await self._conn.execute(_SET_HEAD, {"network_id": network_id, "new_seq": seq, "new_hash": link_hash})
+        self._heads[network_id] = (seq, link_hash)
+
+    async def flush(self) -> None:
+        """Write the heads moved in this transaction."""
+        heads, self._heads = self._heads, {}
+        for network_id, (seq, link_hash) in sorted(heads.items()):
+            await self._conn.execute(_SET_HEAD, {"network_id": network_id, "new_seq": seq, "new_hash": link_hash})
 
     async def set_closed(self, network_id: int, closed: bool) -> None:
         await self._conn.execute(update(networks).where(networks.c.id == network_id).values(closed=closed))
 
     async def delete(self, network_id: int) -> None:
+        self._heads.pop(network_id, None)
         await self._conn.execute(delete(networks).where(networks.c.id == network_id))
 
     # Projections

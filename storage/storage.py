@@ -62,6 +62,11 @@ class NetworkTransaction:
         self.inbound = InboundRepository(conn)
         self.node_keys = NodeKeyRepository(conn)
 
+    async def flush(self) -> None:
+        """Write what the repositories hold back until commit (heads, feed rows)."""
+        await self.networks.flush()
+        await self.feed_writer.flush()
+
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run `callback` once this transaction has committed; never if it rolls back."""
         self._after_commit.append(callback)
@@ -147,7 +152,7 @@ class Storage:
             async with conn.begin():
                 tx = kind(conn)
                 yield tx
-                await tx.feed_writer.flush()
+                await tx.flush()
             for callback in tx._after_commit:
                 callback()
             if tx.feed_writer.appended:

@@ -41,6 +41,25 @@ async def test_network_names_are_unique_and_projections_round_trip(storage):
         assert await tx.networks.threads_of_participant("person:nobody@x.example") == []
         await tx.networks.set_head(net.id, seq=3, link_hash=b"h" * 32)
         assert (await tx.networks.get("acme-rollout")).head_seq == 3
+    async with storage.network_transaction() as tx:  # the moved head was written at commit
+        assert ((await tx.networks.get("acme-rollout")).head_seq, (await tx.networks.list())[0].head_hash) == (
+            3, b"h" * 32)
+
+
+async def test_a_moved_head_is_written_once_at_commit_and_not_at_all_on_rollback(storage):
+    net = await _network(storage)
+    with pytest.raises(RuntimeError):
+        async with storage.network_transaction() as tx:
+            await tx.networks.set_head(net.id, seq=1, link_hash=b"a" * 32)
+            raise RuntimeError("before commit")
+    async with storage.network_transaction() as tx:
+        assert (await tx.networks.get("acme-rollout")).head_seq == 0
+        for seq in (1, 2, 3):
+            await tx.networks.set_head(net.id, seq=seq, link_hash=bytes([seq]) * 32)
+        assert (await tx.networks.find("acme-rollout", for_update=True)).head_seq == 3
+    async with storage.network_transaction() as tx:
+        head = await tx.networks.get("acme-rollout")
+        assert (head.head_seq, head.head_hash) == (3, b"\3" * 32)
 
 
 async def test_events_pending_then_sequenced_and_thread_pages(storage):
