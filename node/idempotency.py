@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from node.clock import Clock
 from node.errors import InvalidRequest
 from storage.errors import AlreadyExists
+from storage.group_commit import GroupCommit
 from storage.storage import Storage, Transaction
 
 __all__ = ["KEY_PATTERN", "IdempotencyKey", "Posted", "bind_key", "idempotency_key", "run_once"]
@@ -62,25 +63,34 @@ def bind_key(key: str, target: str, body: str) -> IdempotencyKey:
 
 
 async def run_once(storage: Storage, clock: Clock, principal_id: int, key: IdempotencyKey | None,
-                   out: type[M], work: Callable[[Transaction], Awaitable[M]]) -> Posted[M]:
-    """Run `work` in a transaction, at most once per key."""
-    if key is None:
-        async with storage.transaction() as tx:
+                   out: type[M], work: Callable[[Transaction], Awaitable[M]], *,
+                   group: GroupCommit | None = None) -> Posted[M]:
+    """Run `work` in a transaction, at most once per key. With `group`, the transaction may be
+    shared with concurrent posts (`storage.group_commit`: `work` must be safe to run again)."""
+
+    async def once(tx: Transaction) -> Posted[M]:
+        if key is None:
             return Posted(await work(tx), replayed=False)
+        stored = await tx.idempotency.find(principal_id, key.key)
+        if stored is not None:
+            if stored.request_hash != key.request_hash:
+                raise InvalidRequest(
+                    f"this {HEADER} was used for a different request",
+                    [{"field": HEADER, "location": "header", "message": "reused for another request"}])
+            return Posted(out.model_validate_json(stored.response), replayed=True)
+        value = await work(tx)
+        await tx.idempotency.remember(principal_id, key.key, request_hash=key.request_hash, status=201,
+                                      response=value.model_dump_json(), now=clock.now_ms())
+        return Posted(value, replayed=False)
+
+    async def alone(body: Callable[[Transaction], Awaitable[Posted[M]]]) -> Posted[M]:
+        async with storage.transaction() as tx:
+            return await body(tx)
+
+    run = group.run if group is not None else alone
     for _attempt in range(2):
         try:
-            async with storage.transaction() as tx:
-                stored = await tx.idempotency.find(principal_id, key.key)
-                if stored is not None:
-                    if stored.request_hash != key.request_hash:
-                        raise InvalidRequest(
-                            f"this {HEADER} was used for a different request",
-                            [{"field": HEADER, "location": "header", "message": "reused for another request"}])
-                    return Posted(out.model_validate_json(stored.response), replayed=True)
-                value = await work(tx)
-                await tx.idempotency.remember(principal_id, key.key, request_hash=key.request_hash, status=201,
-                                              response=value.model_dump_json(), now=clock.now_ms())
-            return Posted(value, replayed=False)
+            return await run(once)
         except AlreadyExists:
             continue  # a concurrent request with this key committed first: answer with its result
     raise AssertionError("unreachable: the second attempt finds the stored answer")

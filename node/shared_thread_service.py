@@ -17,6 +17,7 @@ from node.federation_engine import FederationEngine
 from node.idempotency import IdempotencyKey, Posted, run_once
 from node.network_models import SharedMessageOut, SharedMessagePage, SharedThreadList, SharedThreadOut
 from node.network_state import decode_stored
+from storage.group_commit import GroupCommit
 from storage.principals import Principal
 from storage.storage import NetworkTransaction, Storage, Transaction
 
@@ -29,6 +30,8 @@ class SharedThreadService:
         self._clock = clock
         self._engine = engine
         self._directory = directory
+        # Concurrent posts share a transaction; a post's work only writes, so it can run again.
+        self._posts = GroupCommit(storage)
 
     async def threads(self, caller: Principal) -> SharedThreadList:
         me = self._directory.participant_id(caller)
@@ -77,7 +80,8 @@ class SharedThreadService:
                 origin_ts=accepted.origin_ts, delivery=None,
             )
 
-        return await run_once(self._storage, self._clock, caller.id, idempotency, SharedMessageOut, work)
+        return await run_once(self._storage, self._clock, caller.id, idempotency, SharedMessageOut, work,
+                              group=self._posts)
 
     async def _thread_of(self, tx: NetworkTransaction, me: str, network: str, thread: str) -> int:
         """The network's row id, if `me` takes part in the thread; otherwise it does not exist."""
