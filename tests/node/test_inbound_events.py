@@ -25,9 +25,9 @@ class _NoRefresh:
 @pytest.fixture
 async def sides(pair):  # noqa: F811 -- the imported fixture
     acme, globex = pair
-    await catch_up(acme, globex)
     await acme.author(NETWORK, ParticipantAttached(participant=OPS, display_name="Ops"))
     await acme.author(NETWORK, ThreadOpened(title="Status", participants=(OPS,)), thread="rollout-status")
+    await catch_up(acme, globex)
     return acme, globex
 
 
@@ -48,6 +48,13 @@ class _Seen:
                              on_event=self.events.append)
 
 
+async def _held(acme, globex, count: int) -> tuple[list[dict], _Seen]:
+    """`count` new messages the member has applied, and what it reported of them."""
+    wires, seen = await _sent(acme, count), _Seen()
+    assert {r["status"] for r in await seen.inbound(globex).accept(wires, via=ACME)} == {200}
+    return wires, seen
+
+
 async def _head(side) -> int:
     async with side.storage.network_transaction() as tx:
         return (await tx.networks.get(NETWORK)).head_seq
@@ -55,7 +62,6 @@ async def _head(side) -> int:
 
 async def test_a_resent_batch_is_answered_as_duplicates_without_being_parsed(sides, monkeypatch):
     acme, globex = sides
-    await catch_up(acme, globex)
     wires = await _sent(acme, 3)
     seen = _Seen()
     first = await seen.inbound(globex).accept(wires, via=ACME)
@@ -74,7 +80,6 @@ async def test_a_resent_batch_is_answered_as_duplicates_without_being_parsed(sid
 
 async def test_events_past_a_gap_are_refused_as_out_of_order_and_ask_for_catch_up(sides, monkeypatch):
     acme, globex = sides
-    await catch_up(acme, globex)
     wires = await _sent(acme, 3)
     head = await _head(globex)
     seen = _Seen()
@@ -89,7 +94,6 @@ async def test_events_past_a_gap_are_refused_as_out_of_order_and_ask_for_catch_u
 
 async def test_a_batch_of_held_next_and_gapped_events_gets_each_its_own_answer(sides):
     acme, globex = sides
-    await catch_up(acme, globex)
     wires = await _sent(acme, 4)
     seen = _Seen()
     await seen.inbound(globex).accept(wires[:1], via=ACME)
@@ -101,10 +105,7 @@ async def test_a_batch_of_held_next_and_gapped_events_gets_each_its_own_answer(s
 
 async def test_a_different_event_at_a_held_seq_still_meets_the_full_checks(sides):
     acme, globex = sides
-    await catch_up(acme, globex)
-    wires = await _sent(acme, 2)
-    seen = _Seen()
-    await seen.inbound(globex).accept(wires, via=ACME)
+    wires, seen = await _held(acme, globex, 2)
     forged = dict(wires[0], hash=wires[1]["hash"])  # another event's id at this place
     (result,) = await seen.inbound(globex).accept([forged], via=ACME)
     assert (result["status"], result["code"]) == (ChainError.status, ChainError.code)
@@ -113,17 +114,13 @@ async def test_a_different_event_at_a_held_seq_still_meets_the_full_checks(sides
 
 async def test_only_the_networks_host_is_answered_from_what_is_held(sides):
     acme, globex = sides
-    await catch_up(acme, globex)
-    wires = await _sent(acme, 1)
-    seen = _Seen()
-    await seen.inbound(globex).accept(wires, via=ACME)
+    wires, seen = await _held(acme, globex, 1)
     (result,) = await seen.inbound(globex).accept(wires, via="mallory.example")
     assert (result["status"], result["code"], result["reason"]) == (403, "forbidden", "wrong_relay")
 
 
 async def test_a_retransmitted_transaction_gets_its_first_answer_again(sides):
     acme, globex = sides
-    await catch_up(acme, globex)
     wires = await _sent(acme, 2)
     seen = _Seen()
     inbound = seen.inbound(globex)
@@ -139,7 +136,6 @@ async def test_a_retransmitted_transaction_gets_its_first_answer_again(sides):
 async def test_a_forged_event_in_a_large_batch_is_refused_and_nothing_after_it_applied(sides):
     # A batch this size has its signatures checked on threads first (PARALLEL_CHECKS_FROM).
     acme, globex = sides
-    await catch_up(acme, globex)
     wires = await _sent(acme, node.inbound_events.PARALLEL_CHECKS_FROM + 4)
     head = await _head(globex)
     forged = dict(wires[9], host_signature=dict(wires[9]["host_signature"], sig="A" * 86))
