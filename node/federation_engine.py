@@ -125,7 +125,7 @@ class FederationEngine:
     async def accept_submission(self, tx: NetworkTransaction, signed: SignedEvent, *, via: str,
                                 checked: Container[SignatureCheck] = ()) -> Accepted:
         """As host: a member's signed event, to check and sequence. `checked`: signature checks
-        already run and passed (`federation.events.good_signatures`)."""
+        already run and passed (`federation.signature_batches`)."""
         network = await self._network(tx, signed.event.network)
         if network.host != self.server:
             raise Forbidden(f"{self.server} does not host {network.name}")

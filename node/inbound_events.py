@@ -118,7 +118,7 @@ class InboundEvents:
                 todo.append(i)
             elif seq < expected[name] and held.get(name, {}).get(seq) == event_id:
                 self._on_event("duplicate")
-                results[i] = {"event_id": event_id, "status": 200, "seq": seq}
+                results[i] = _result(Accepted(event_id, seq, duplicate=True))
             elif seq > expected[name]:
                 self._on_gap(name)
                 self._on_event("refused")
@@ -144,8 +144,7 @@ class InboundEvents:
         admitted earlier in the batch), is checked there, in order, as usual."""
         checks: list[SignatureCheck] = []
         for event in events:
-            signers = {event.event.origin} | ({event.host} if isinstance(event, SequencedEvent) else set())
-            checks += signature_checks(event, await self._engine.keys.lookup(tx, signers))
+            checks += signature_checks(event, await self._engine.keys.lookup(tx, _signers(event)))
         if _THREADS < 2:
             return good_signatures(checks)
         parts = await asyncio.gather(*(asyncio.to_thread(good_signatures, checks[i::_THREADS])
@@ -169,8 +168,7 @@ class InboundEvents:
                     return await self._accept(tx, event, via)
 
             # The author, or the host of a sequenced event, may have rotated its key.
-            signers = [event.event.origin] + ([event.host] if isinstance(event, SequencedEvent) else [])
-            accepted = await self._refresher.retrying(list(dict.fromkeys(signers)), event.event.network, attempt)
+            accepted = await self._refresher.retrying(_signers(event), event.event.network, attempt)
         except OutOfOrder as e:
             self._on_gap(event.event.network)  # only accept_sequenced finds a gap
             self._on_event("refused")
@@ -191,6 +189,12 @@ def _parse(wire: Any) -> Parsed:
     if isinstance(wire, dict) and "seq" in wire:
         return SequencedEvent.from_wire(wire)
     return SignedEvent.from_wire(wire)
+
+
+def _signers(event: Parsed) -> list[str]:
+    """Whose keys verify `event`: its author's node, and for a sequenced event its host."""
+    signers = [event.event.origin] + ([event.host] if isinstance(event, SequencedEvent) else [])
+    return list(dict.fromkeys(signers))
 
 
 async def _save_answer(tx: NetworkTransaction, via: str, txn: tuple[str, int] | None,

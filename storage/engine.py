@@ -16,7 +16,7 @@ from sqlalchemy.pool import QueuePool
 
 from storage.errors import StorageConfigError
 
-__all__ = ["async_url", "create_engine", "create_unit_engine", "is_sqlite"]
+__all__ = ["async_url", "create_engine", "create_unit_engine", "is_sqlite", "sqlite_file"]
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 
@@ -59,13 +59,21 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     return engine
 
 
+def sqlite_file(engine: AsyncEngine) -> str | None:
+    """The file a SQLite engine's database lives in; None for PostgreSQL and for a database
+    that belongs to its connection (in memory, or a `file:` URI)."""
+    database = engine.url.database
+    if not is_sqlite(engine) or not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return database
+
+
 def create_unit_engine(engine: AsyncEngine) -> Engine | None:
     """For a SQLite file, the sync engine its units of work run on (`storage.sqlite_units`);
     None otherwise. An in-memory database belongs to its one connection, so it has none."""
-    url = engine.url
-    database = url.database
-    if not is_sqlite(engine) or not database or database == ":memory:" or database.startswith("file:"):
+    if sqlite_file(engine) is None:
         return None
+    url = engine.url
     # No limit on connections: a sync pool that ran out would block the loop's thread, and
     # with it the unit of work that was to give a connection back.
     units = create_sync_engine(url.set(drivername="sqlite+pysqlite"), poolclass=QueuePool, pool_size=5,

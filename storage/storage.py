@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from storage.audit import AuditRepository
 from storage.company import CompanyRepository
-from storage.engine import create_engine, create_unit_engine, is_sqlite
+from storage.engine import create_engine, create_unit_engine, is_sqlite, sqlite_file
 from storage.errors import DatabaseUnavailable
 from storage.feed import FeedRepository, FeedWriter
 from storage.idempotency import IdempotencyRepository
@@ -176,10 +176,9 @@ _turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.L
 
 
 def _sqlite_file(engine: AsyncEngine) -> str:
-    database = engine.url.database
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return f"engine:{id(engine)}"  # a database of this engine's own
-    return os.path.realpath(database)
+    """What the writers' turn is keyed by: the real path, or the engine for a database of its own."""
+    database = sqlite_file(engine)
+    return f"engine:{id(engine)}" if database is None else os.path.realpath(database)
 
 
 def _writer_turn(sqlite_file: str) -> asyncio.Lock:
