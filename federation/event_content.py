@@ -84,6 +84,8 @@ EventId = Annotated[str, PlainValidator(_check_event_id)]
 KeyId = Annotated[str, Field(pattern=r"^ed25519:[A-Za-z0-9_-]{8}$")]
 PublicKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{43}$")]  # 32 bytes, unpadded base64url
 Title = Annotated[str, Field(min_length=1, max_length=MAX_TITLE_CHARS)]
+# As in federation.peering_messages: an https URL, bounded by length rather than repetitions.
+Endpoint = Annotated[str, Field(max_length=8 + 300 + 201, pattern=r"^https://[^\s/?#]+(/[^\s?#]*)?$")]
 Body = Annotated[str, Field(min_length=1, max_length=MAX_BODY_CHARS)]
 
 
@@ -122,12 +124,16 @@ class NetworkCreated(Content):
 
 @_register("member.admitted")
 class MemberAdmitted(Content):
-    """The host vouches, in the signed chain, for the admitted company's key: every member can
-    then verify that company's events even if the two never peered directly."""
+    """The host vouches, in the signed chain, for the admitted company's key: members can
+    verify that company's events in this network even if the two never peered directly. The
+    key counts for nothing else, and a member checks it against what the company itself
+    publishes when it can reach it, at ``endpoint`` (where the host reaches it; TLS still has
+    to prove the company's server name there, so a wrong address can only fail)."""
 
     server: ServerName
     key_id: KeyId
     public_key: PublicKey
+    endpoint: Endpoint | None = None
 
 
 @_register("member.removed")

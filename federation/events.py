@@ -1,16 +1,15 @@
-"""Events: what a company said (signed by its node) and where the host put it (sequenced).
+"""Events: what a company said, signed by its node.
 
 - The origin node signs the canonical bytes of the unsigned event; their SHA-256 is the
   content hash and names the event (``$`` + base64url). Nobody, the host included, can alter
   what another company's participant said without breaking that signature.
-- The host signs ``{event_id, host, network, prev, seq}``. ``prev`` is the *link hash* of the
-  previous sequenced event (the hash of that signed body), not just its content hash, so
-  every link commits to the entire history before it and a rewritten or forked history
-  shows up at the first differing link.
 - ``from_wire`` re-encodes what it parsed and requires the same canonical bytes as received,
   so the hash computed here is the hash the sender signed: one wire form per event.
 - Two identical posts by one sender in the same millisecond are one event (same id); a node
   that wants both keeps ``origin_ts`` strictly increasing per sender.
+
+Where the host puts an event (sequence number, hash chain, host signature) is
+``federation.sequencing``.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationErr
 
 from federation.canonical_json import MAX_INT, encode_canonical, encodes_to
 from federation.errors import (
-    ChainError,
     InvalidEncoding,
     InvalidEvent,
     InvalidIdentifier,
@@ -42,27 +40,21 @@ from federation.identifiers import (
 from federation.keys import SigningKey, VerifyKey, b64decode, b64encode
 
 __all__ = [
-    "FIRST_SEQ",
     "MAX_EVENT_BYTES",
     "Event",
     "KeyLookup",
-    "SequencedEvent",
     "Signature",
     "SignatureCheck",
     "SignedEvent",
-    "check_chain_link",
     "content_hash",
     "event_id",
-    "sequence_event",
     "sign_event",
     "verify_event",
-    "verify_sequenced",
 ]
 
 # 64 KiB of canonical bytes per unsigned event: four maximal 16 Ki-character bodies' worth,
 # and small enough that a batch of events stays a modest HTTP body.
 MAX_EVENT_BYTES = 64 * 1024
-FIRST_SEQ = 1
 _HASH_BYTES = 32  # SHA-256
 
 KeyLookup = Callable[[str, str], VerifyKey]
@@ -103,13 +95,6 @@ class _SignedEventWire(BaseModel):
     event: dict[str, Any]
     hash: _B64_HASH
     signature: _SignatureWire
-
-
-class _SequencedEventWire(_SignedEventWire):
-    seq: Annotated[int, Field(ge=FIRST_SEQ, le=MAX_INT)]
-    prev: _B64_HASH | None
-    host: Annotated[str, PlainValidator(validate_server_name)]
-    host_signature: _SignatureWire
 
 
 def _validate(model: type[BaseModel], data: Any) -> Any:
@@ -241,80 +226,6 @@ class SignedEvent:
         return cls(event, _decode(wire.hash), Signature._from_model(wire.signature))
 
 
-@dataclass(frozen=True, slots=True)
-class SequencedEvent:
-    """A signed event placed at ``seq`` in its network's hash chain by the host."""
-
-    signed: SignedEvent
-    seq: int
-    prev: bytes | None
-    host: str
-    host_signature: Signature
-    _sequence: bytes | None = field(default=None, init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        validate_server_name(self.host)
-        if type(self.seq) is not int or not FIRST_SEQ <= self.seq <= MAX_INT:
-            raise InvalidEvent(f"seq must be an integer in [{FIRST_SEQ}, {MAX_INT}]")
-        if (self.seq == FIRST_SEQ) != (self.prev is None):
-            raise InvalidEvent(f"exactly the event at seq {FIRST_SEQ} has no previous hash")
-        if self.prev is not None and len(self.prev) != _HASH_BYTES:
-            raise InvalidEvent(f"previous hash must be {_HASH_BYTES} bytes")
-
-    @property
-    def event(self) -> Event:
-        return self.signed.event
-
-    @property
-    def event_id(self) -> str:
-        return self.signed.event_id
-
-    @property
-    def network(self) -> str:
-        return self.signed.event.network
-
-    def sequence_bytes(self) -> bytes:
-        """The canonical bytes the host signs (and the link hash is taken of)."""
-        if self._sequence is None:
-            data = _sequence_bytes(self.event_id, self.host, self.network, self.prev, self.seq)
-            object.__setattr__(self, "_sequence", data)
-        return self._sequence  # type: ignore[return-value]  # set just above
-
-    @property
-    def link_hash(self) -> bytes:
-        """What the next event's ``prev`` must equal."""
-        return hashlib.sha256(self.sequence_bytes()).digest()
-
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            **self.signed.to_wire(),
-            "seq": self.seq,
-            "prev": None if self.prev is None else b64encode(self.prev),
-            "host": self.host,
-            "host_signature": self.host_signature.to_wire(),
-        }
-
-    @classmethod
-    def from_wire(cls, data: Any) -> SequencedEvent:
-        wire = _validate(_SequencedEventWire, data)
-        prev = None if wire.prev is None else _decode(wire.prev)
-        signed = SignedEvent._from_model(wire)
-        host_signature = Signature._from_model(wire.host_signature)
-        return cls(signed, wire.seq, prev, wire.host, host_signature)
-
-
-def _sequence_bytes(eid: str, host: str, network: str, prev: bytes | None, seq: int) -> bytes:
-    return encode_canonical(
-        {
-            "event_id": eid,
-            "host": host,
-            "network": network,
-            "prev": None if prev is None else b64encode(prev),
-            "seq": seq,
-        }
-    )
-
-
 def _event_bytes(event: Event) -> bytes:
     data = event.canonical_bytes()
     if len(data) > MAX_EVENT_BYTES:
@@ -364,37 +275,3 @@ def _verify(check: SignatureCheck, checked: Container[SignatureCheck]) -> None:
     if check not in checked:
         key, data, sig = check
         key.verify(data, sig)
-
-
-def sequence_event(
-    signed: SignedEvent, *, seq: int, prev_hash: bytes | None, host: str, host_key: SigningKey
-) -> SequencedEvent:
-    """Place ``signed`` at ``seq``; ``prev_hash`` is the previous event's ``link_hash``."""
-    body = _sequence_bytes(signed.event_id, host, signed.event.network, prev_hash, seq)
-    signature = Signature(host_key.key_id, host_key.sign(body))
-    return SequencedEvent(signed, seq, prev_hash, host, signature)
-
-
-def verify_sequenced(seq_event: SequencedEvent, lookup: KeyLookup, *,
-                     checked: Container[SignatureCheck] = ()) -> None:
-    """Check the origin's signature and the host's; whether ``host`` really hosts the network
-    is the caller's to check against its state."""
-    verify_event(seq_event.signed, lookup, checked=checked)
-    sig = seq_event.host_signature
-    _verify((_lookup(lookup, seq_event.host, sig.key_id), seq_event.sequence_bytes(), sig.sig), checked)
-
-
-def check_chain_link(prev: SequencedEvent | None, nxt: SequencedEvent) -> None:
-    """Raise ``ChainError`` unless ``nxt`` directly follows ``prev`` (``None``: the start)."""
-    if prev is None:
-        if nxt.seq != FIRST_SEQ or nxt.prev is not None:
-            raise ChainError(f"history must start at seq {FIRST_SEQ} with no previous hash")
-        if nxt.event.type != "network.created" or nxt.host != nxt.event.origin:
-            raise ChainError("history must start with network.created, sequenced by its origin")
-        return
-    if nxt.network != prev.network or nxt.host != prev.host:
-        raise ChainError("event belongs to another network or host")
-    if nxt.seq != prev.seq + 1:
-        raise ChainError(f"expected seq {prev.seq + 1}, got {nxt.seq}")
-    if nxt.prev != prev.link_hash:
-        raise ChainError(f"previous hash at seq {nxt.seq} does not match seq {prev.seq}")

@@ -22,8 +22,7 @@ Left to the caller, because it needs state: pass as ``pinned`` only keys not kno
 revoked, keep revocations for good, and ignore a document whose ``ts`` is not newer than the
 last one accepted, so an old document cannot be replayed to undo a rotation.
 
-Each signed shape (event, request, document, rotation, revocation) has its own set of keys
-and verifiers rebuild the exact shape they expect, so no signature passes as another.
+Each signed shape has its own set of keys, so no signature passes as another.
 """
 
 from __future__ import annotations
@@ -267,20 +266,21 @@ def build_key_document(
     if any(notice.signer_key_id in revoked for notice in revocations):
         raise InvalidKeyDocument("a revocation is signed by a revoked key")
     keys = (KeyInfo(current.key_id, current.verify_key, None),) + tuple(
-        KeyInfo(p.verify_key.key_id, p.verify_key, p.valid_until) for p in past
-    )
-    unsigned = _Document(
-        server, now_ms, keys, tuple(rotations), tuple(revocations), current.key_id, b""
-    )
+        KeyInfo(p.verify_key.key_id, p.verify_key, p.valid_until) for p in past)
+    unsigned = _Document(server, now_ms, keys, tuple(rotations), tuple(revocations), current.key_id, b"")
     wire = replace(unsigned, signature=current.sign(unsigned.signing_bytes())).to_wire()
     _parse_document(wire)  # the same structural checks a peer will run
     return wire
 
 
 def verify_key_document(
-    wire: Any, *, server: str, pinned: Mapping[str, VerifyKey]
+    wire: Any, *, server: str, pinned: Mapping[str, VerifyKey], first_contact: bool = False
 ) -> VerifiedKeys:
     """Accept ``wire`` as ``server``'s key document, trusting only ``pinned`` keys.
+
+    ``first_contact``: nothing of ``server`` is pinned and the document came from ``server``
+    itself over TLS that proved its name, so its own signer is the root of trust. Never for a
+    document relayed by anyone else.
 
     Raises ``InvalidKeyDocument`` (shape, size, other server, contradictions),
     ``UnknownKey`` (no pinned key leads to the signer) or ``InvalidSignature``.
@@ -288,6 +288,10 @@ def verify_key_document(
     doc = _parse_document(wire)
     if doc.server != server:
         raise InvalidKeyDocument(f"document is for {doc.server}, not {server}")
+    if first_contact:
+        if pinned:
+            raise InvalidKeyDocument("first contact is only for a server with no pinned key")
+        pinned = {info.key_id: info.verify_key for info in doc.keys if info.key_id == doc.signer_key_id}
     chain = _follow_rotations(doc, pinned)
     signer = chain.get(doc.signer_key_id)
     if signer is None:

@@ -13,21 +13,26 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from federation.errors import InvalidSignature, UnknownKey
-from federation.events import KeyLookup, SequencedEvent, SignatureCheck, SignedEvent
+from federation.events import KeyLookup, SignatureCheck, SignedEvent
+from federation.sequencing import SequencedEvent
 
 __all__ = ["good_signatures", "signature_checks"]
 
 
-def signature_checks(event: SignedEvent | SequencedEvent, lookup: KeyLookup) -> list[SignatureCheck]:
-    """The checks verifying ``event`` makes whose keys ``lookup`` holds."""
+def signature_checks(event: SignedEvent | SequencedEvent, lookup: KeyLookup,
+                     host_lookup: KeyLookup | None = None) -> list[SignatureCheck]:
+    """The checks verifying ``event`` makes whose keys the lookups hold (``lookup`` for the
+    origin, ``host_lookup``, by default the same, for the host)."""
     signed = event.signed if isinstance(event, SequencedEvent) else event
-    wanted = [(signed.event.origin, signed.signature.key_id, signed.event.canonical_bytes(), signed.signature.sig)]
+    wanted = [(lookup, signed.event.origin, signed.signature.key_id, signed.event.canonical_bytes(),
+               signed.signature.sig)]
     if isinstance(event, SequencedEvent):
-        wanted.append((event.host, event.host_signature.key_id, event.sequence_bytes(), event.host_signature.sig))
+        wanted.append((host_lookup or lookup, event.host, event.host_signature.key_id, event.sequence_bytes(),
+                       event.host_signature.sig))
     checks = []
-    for server, key_id, data, sig in wanted:
+    for find, server, key_id, data, sig in wanted:
         try:
-            key = lookup(server, key_id)
+            key = find(server, key_id)
         except UnknownKey:
             continue
         if key is not None and key.key_id == key_id:

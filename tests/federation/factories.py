@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from federation.canonical_json import MAX_INT
 from federation.errors import UnknownKey
 from federation.event_content import CONTENT_TYPES
-from federation.events import Event, SequencedEvent, SignedEvent, sequence_event, sign_event
+from federation.events import Event, SignedEvent, sign_event
+from federation.sequencing import SequencedEvent, sequence_event
 from federation.identifiers import ParticipantId
 from federation.keys import SigningKey, VerifyKey
 
@@ -71,7 +72,8 @@ def sequence_chain(events: list[Event], host: str = HOST) -> list[SequencedEvent
         prev = chain[-1].link_hash if chain else None
         chain.append(
             sequence_event(
-                signed(ev), seq=len(chain) + 1, prev_hash=prev, host=host, host_key=KEYS[host]
+                signed(ev), seq=len(chain) + 1, prev_hash=prev, host=host, host_ts=max(ev.origin_ts, TS),
+                host_key=KEYS[host],
             )
         )
     return chain

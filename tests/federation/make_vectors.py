@@ -15,7 +15,7 @@ from typing import Any
 
 from federation.canonical_json import encode_canonical
 from federation.event_content import MessagePosted, NetworkCreated
-from federation.events import Event, sequence_event, sign_event
+from federation.events import Event, sign_event
 from federation.identifiers import ParticipantId
 from federation.key_documents import (
     PastKey,
@@ -25,6 +25,7 @@ from federation.key_documents import (
 )
 from federation.keys import SigningKey, b64encode
 from federation.request_signing import sign_request, signing_bytes
+from federation.sequencing import sequence_event
 
 __all__ = [
     "KEY_DOCUMENT_VECTORS_PATH",
@@ -71,7 +72,9 @@ def build_vectors() -> dict[str, Any]:
     for seq, event in enumerate(fixed_events(), start=1):
         canonical = encode_canonical(event.to_wire())
         signed = sign_event(event, key)
-        sequenced = sequence_event(signed, seq=seq, prev_hash=prev, host=ORIGIN, host_key=key)
+        # The host's clock: a few milliseconds after the origin's.
+        sequenced = sequence_event(signed, seq=seq, prev_hash=prev, host=ORIGIN, host_ts=event.origin_ts + 7,
+                                   host_key=key)
         prev = sequenced.link_hash
         events.append(
             {
@@ -88,7 +91,7 @@ def build_vectors() -> dict[str, Any]:
             }
         )
     return {
-        "description": "Agent Network protocol v1 known-answer vectors (see federation/events.py)",
+        "description": "Agent Network protocol v1 known-answer vectors (see federation/events.py, federation/sequencing.py)",
         "seed_hex": SEED.hex(),
         "public_key": key.verify_key.to_base64(),
         "key_id": key.key_id,

@@ -18,20 +18,8 @@ from federation.errors import (
     UnknownKey,
 )
 from federation.event_content import CONTENT_TYPES, MAX_BODY_CHARS
-from federation.events import (
-    FIRST_SEQ,
-    MAX_EVENT_BYTES,
-    Event,
-    SequencedEvent,
-    SignedEvent,
-    check_chain_link,
-    content_hash,
-    event_id,
-    sequence_event,
-    sign_event,
-    verify_event,
-    verify_sequenced,
-)
+from federation.events import MAX_EVENT_BYTES, Event, SignedEvent, content_hash, event_id, sign_event, verify_event
+from federation.sequencing import FIRST_SEQ, SequencedEvent, verify_sequenced
 from federation.keys import SigningKey, b64encode
 from tests.federation.factories import (
     HOST,
@@ -85,14 +73,6 @@ def test_thread_presence_follows_the_type() -> None:
         event("message.posted", body="x")
     with pytest.raises(InvalidEvent, match="takes no thread"):
         event("network.closed", thread="t1")
-
-
-def test_sequenced_round_trip_and_verify() -> None:
-    created = event("network.created", title="R", history_visible_to_new_members=True)
-    chain = sequence_chain([created, post()])
-    for item in chain:
-        verify_sequenced(item, lookup)
-        assert SequencedEvent.from_wire(parse_json(encode_canonical(item.to_wire()))) == item
 
 
 # --- wire rejections --------------------------------------------------------------------
@@ -294,97 +274,6 @@ def test_event_ids_are_unique_per_distinct_content(a: str, b: str, ts_a: int, ts
     same = first == second
     assert (content_hash(first) == content_hash(second)) == same
     assert (signed(first).event_id == signed(second).event_id) == same
-
-
-# --- sequencing and the chain -----------------------------------------------------------
-
-
-def chain(n: int = 3) -> list[SequencedEvent]:
-    created = event("network.created", title="R", history_visible_to_new_members=True)
-    return sequence_chain([created] + [post(f"m{i}", ts=i) for i in range(n - 1)])
-
-
-def test_a_good_chain_links() -> None:
-    items = chain()
-    check_chain_link(None, items[0])
-    for prev, nxt in zip(items, items[1:]):
-        check_chain_link(prev, nxt)
-        assert nxt.prev == prev.link_hash
-
-
-def test_chain_rejects_a_gap_a_repeat_and_reordering() -> None:
-    a, b, c = chain()
-    with pytest.raises(ChainError, match="expected seq 2"):
-        check_chain_link(a, c)
-    with pytest.raises(ChainError):
-        check_chain_link(b, b)
-    with pytest.raises(ChainError):
-        check_chain_link(c, b)
-
-
-def test_chain_detects_a_fork() -> None:
-    a, b, _ = chain()
-    other = sequence_event(signed(post("rewritten")), seq=2, prev_hash=a.link_hash,
-                           host=HOST, host_key=KEYS[HOST])
-    after_other = sequence_event(signed(post("next")), seq=3, prev_hash=other.link_hash,
-                                 host=HOST, host_key=KEYS[HOST])
-    check_chain_link(a, other)  # each fork is internally consistent...
-    with pytest.raises(ChainError, match="previous hash"):
-        check_chain_link(b, after_other)  # ...but does not link onto the other
-
-
-def test_chain_must_start_with_network_created_by_its_host() -> None:
-    _, b, _ = chain()
-    with pytest.raises(ChainError, match="seq 1"):
-        check_chain_link(None, b)
-    not_created = sequence_chain([post()])[0]
-    with pytest.raises(ChainError, match="network.created"):
-        check_chain_link(None, not_created)
-    foreign = sequence_chain(
-        [event("network.created", title="R", history_visible_to_new_members=True)],
-        host="globex.example",
-    )[0]
-    with pytest.raises(ChainError, match="network.created"):
-        check_chain_link(None, foreign)
-
-
-def test_chain_rejects_another_host() -> None:
-    a, _, _ = chain()
-    stranger = sequence_event(signed(post()), seq=2, prev_hash=a.link_hash,
-                              host="globex.example", host_key=KEYS["globex.example"])
-    verify_sequenced(stranger, lookup)  # validly signed by globex, yet not this network's host
-    with pytest.raises(ChainError, match="host"):
-        check_chain_link(a, stranger)
-
-
-def test_host_signature_covers_seq_and_prev() -> None:
-    a, b, _ = chain()
-    forgeries = (replace(b, seq=5), replace(b, prev=a.signed.hash), replace(b, host="globex.example"))
-    for forged in forgeries:
-        with pytest.raises(ProtocolError):
-            verify_sequenced(forged, lookup)
-
-
-def test_sequence_event_validates_seq_and_prev() -> None:
-    s = signed(post())
-    with pytest.raises(InvalidEvent):
-        sequence_event(s, seq=1, prev_hash=bytes(32), host=HOST, host_key=KEYS[HOST])
-    with pytest.raises(InvalidEvent):
-        sequence_event(s, seq=2, prev_hash=None, host=HOST, host_key=KEYS[HOST])
-    with pytest.raises(InvalidEvent):
-        sequence_event(s, seq=0, prev_hash=None, host=HOST, host_key=KEYS[HOST])
-    with pytest.raises(InvalidEvent):
-        sequence_event(s, seq=2, prev_hash=bytes(31), host=HOST, host_key=KEYS[HOST])
-
-
-def test_sequenced_wire_rejects_bad_prev() -> None:
-    wire = chain()[1].to_wire()
-    wire["prev"] = None
-    with pytest.raises(InvalidEvent):
-        SequencedEvent.from_wire(wire)
-    wire["prev"] = b64encode(bytes(31))
-    with pytest.raises(InvalidEvent):
-        SequencedEvent.from_wire(wire)
 
 
 def test_event_id_needs_a_sha256() -> None:

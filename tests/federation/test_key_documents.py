@@ -105,6 +105,22 @@ def test_unknown_signer_is_refused() -> None:
         verify_key_document(wire, server=SERVER, pinned={})
 
 
+def test_first_contact_trusts_the_document_s_own_signer_only() -> None:
+    keys = verify_key_document(chain_document(), server=SERVER, pinned={}, first_contact=True)
+    assert keys.current_key_id == C.key_id
+    assert {info.key_id for info in keys.keys} == {A.key_id, B.key_id, C.key_id}
+    # Still signed by its own current key: a document whose signature is not C's is refused.
+    forged = resign(chain_document(), X)
+    forged["signature"]["key_id"] = C.key_id
+    with pytest.raises(InvalidSignature):
+        verify_key_document(forged, server=SERVER, pinned={}, first_contact=True)
+    # And never when something of the server is pinned: then the chain from it decides.
+    with pytest.raises(InvalidKeyDocument, match="first contact"):
+        verify_key_document(chain_document(), server=SERVER, pinned=pins(A), first_contact=True)
+    with pytest.raises(InvalidKeyDocument):
+        verify_key_document(chain_document(), server="globex.example", pinned={}, first_contact=True)
+
+
 def test_rotation_chain_is_followed_from_the_only_pinned_key() -> None:
     keys = verify_key_document(chain_document(), server=SERVER, pinned=pins(A))
     assert keys.current_key_id == C.key_id

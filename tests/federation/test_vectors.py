@@ -8,7 +8,8 @@ import json
 import pytest
 
 from federation.canonical_json import encode_canonical, parse_json
-from federation.events import Event, SequencedEvent, verify_sequenced
+from federation.events import Event
+from federation.sequencing import SequencedEvent, verify_sequenced
 from federation.keys import SigningKey, VerifyKey, b64decode
 from tests.federation.make_vectors import VECTORS_PATH, build_vectors, render
 
