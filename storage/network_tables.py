@@ -28,6 +28,9 @@ __all__ = [
     "NETWORK_METADATA",
     "delivery_status",
     "inbound_transactions",
+    "network_halts",
+    "node_alerts",
+    "vouched_keys",
     "network_invites",
     "node_keys",
     "peer_key_documents",
@@ -67,6 +70,7 @@ networks = Table(
     Column("history_visible", Boolean, nullable=False, default=True),
     Column("head_seq", BigInteger, nullable=False, default=0),
     Column("head_hash", LargeBinary(32), nullable=True),
+    Column("head_ts", BigInteger, nullable=False, default=0),  # the host's time of the head event
     Column("created_at", BigInteger, nullable=False),
     UniqueConstraint("host", "name"),
 )
@@ -142,6 +146,7 @@ outbox = Table(
     Column("last_error", Text, nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Column("delivered_at", BigInteger, nullable=True),
+    Column("failed_at", BigInteger, nullable=True),
     Index("ix_outbox_destination_state", "destination", "state", "next_attempt_at"),
 )
 
@@ -156,7 +161,9 @@ peers = Table(
     Column("updated_at", BigInteger, nullable=False),
 )
 
-# Keys pinned for peers; old keys stay with their expiry so old events still verify.
+# Keys learned from each company itself: pinned at peering, or from its own key document
+# (fetched from it over TLS, or relayed but signed by a key it gave us). Only these
+# authenticate requests and verify a host's signature. Old keys stay with their expiry.
 peer_keys = Table(
     "peer_keys",
     NETWORK_METADATA,
@@ -243,4 +250,57 @@ peer_key_documents = Table(
     Column("document", LargeBinary, nullable=False),
     Column("ts", BigInteger, nullable=False),
     Column("fetched_at", BigInteger, nullable=False),
+)
+
+
+# Keys a network's host vouched for a co-member in `member.admitted`. They verify that
+# company's events in that one network and nothing else. `status`: `confirmed` (the company
+# itself publishes the key), `unconfirmed` (it could not be reached to ask) or `disputed` (it
+# publishes other keys: the key verifies nothing, and an alert was raised).
+vouched_keys = Table(
+    "vouched_keys",
+    NETWORK_METADATA,
+    Column("network_id", _Id, ForeignKey("networks.id", ondelete="CASCADE"), primary_key=True),
+    Column("server", String(255), primary_key=True),
+    Column("key_id", String(64), primary_key=True),
+    Column("public_key", LargeBinary(32), nullable=False),
+    Column("endpoint", String(510), nullable=True),  # where the host says the company is
+    Column("status", String(16), nullable=False),
+    Column("pinned_at", BigInteger, nullable=False),
+    Column("checked_at", BigInteger, nullable=True),
+    Column("valid_until", BigInteger, nullable=True),
+    Column("revoked_at", BigInteger, nullable=True),
+    Index("ix_vouched_keys_server", "server"),
+)
+
+# A network this member cannot follow: the host's next event was refused here. Retried with
+# backoff (and at once on an operator's resume); the row goes when the event is accepted.
+network_halts = Table(
+    "network_halts",
+    NETWORK_METADATA,
+    Column("network_id", _Id, ForeignKey("networks.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("event_id", String(64), nullable=True),
+    Column("code", String(64), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("since", BigInteger, nullable=False),
+    Column("tries", Integer, nullable=False),
+    Column("next_try_at", BigInteger, nullable=False),
+)
+
+# What an operator must see: a key a host vouched for that the company itself contradicts, a
+# halted network. One row per distinct alert; a repeat bumps `count` and `last_seen_at`.
+node_alerts = Table(
+    "node_alerts",
+    NETWORK_METADATA,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("fingerprint", String(64), nullable=False, unique=True),
+    Column("kind", String(32), nullable=False),
+    Column("network", String(64), nullable=True),
+    Column("server", String(255), nullable=True),
+    Column("message", Text, nullable=False),
+    Column("detail", Text, nullable=False),  # canonical JSON
+    Column("count", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_seen_at", BigInteger, nullable=False),
 )

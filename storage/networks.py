@@ -36,6 +36,7 @@ class NetworkRecord:
     head_seq: int
     head_hash: bytes | None
     created_at: int
+    head_ts: int = 0  # the host's time of the head event
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +53,7 @@ _FIND = select(networks).where(networks.c.name == bindparam("name"))
 _FIND_FOR_UPDATE = _FIND.with_for_update()  # PostgreSQL: serialise sequencing across node processes
 _NAMES_BY_ID = select(networks.c.id, networks.c.name).where(networks.c.id.in_(bindparam("ids", expanding=True)))
 _SET_HEAD = update(networks).where(networks.c.id == bindparam("network_id")).values(
-    head_seq=bindparam("new_seq"), head_hash=bindparam("new_hash"))
+    head_seq=bindparam("new_seq"), head_hash=bindparam("new_hash"), head_ts=bindparam("new_ts"))
 _PARTICIPANT_IN_THREAD = (
     select(networks.c.id)
     .join(shared_threads, shared_threads.c.network_id == networks.c.id)
@@ -65,7 +66,7 @@ _PARTICIPANT_IN_THREAD = (
 def _network(row) -> NetworkRecord:
     return NetworkRecord(
         row.id, row.host, row.name, row.title, row.closed, row.history_visible,
-        row.head_seq, row.head_hash, row.created_at,
+        row.head_seq, row.head_hash, row.created_at, row.head_ts,
     )
 
 
@@ -76,19 +77,19 @@ class NetworkRepository:
 
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
-        self._heads: dict[int, tuple[int, bytes]] = {}
+        self._heads: dict[int, tuple[int, bytes, int]] = {}
 
     def _record(self, row) -> NetworkRecord:
         record = _network(row)
         moved = self._heads.get(record.id)
-        return record if moved is None else replace(record, head_seq=moved[0], head_hash=moved[1])
+        return record if moved is None else replace(record, head_seq=moved[0], head_hash=moved[1], head_ts=moved[2])
 
     async def create(self, *, host: str, name: str, title: str, history_visible: bool, now: int) -> NetworkRecord:
         """Names are unique on a node: events name their network by name alone."""
         if await self.find(name) is not None:
             raise AlreadyExists("network", name)
         values = dict(host=host, name=name, title=title, closed=False,
-                      history_visible=history_visible, head_seq=0, head_hash=None, created_at=now)
+                      history_visible=history_visible, head_seq=0, head_hash=None, created_at=now, head_ts=0)
         try:
             result = await self._conn.execute(networks.insert().values(**values))
         except IntegrityError:
@@ -115,14 +116,15 @@ class NetworkRepository:
         rows = await self._conn.execute(_NAMES_BY_ID, {"ids": list(ids)})
         return {r.id: r.name for r in rows}
 
-    async def set_head(self, network_id: int, *, seq: int, link_hash: bytes) -> None:
-        self._heads[network_id] = (seq, link_hash)
+    async def set_head(self, network_id: int, *, seq: int, link_hash: bytes, host_ts: int) -> None:
+        self._heads[network_id] = (seq, link_hash, host_ts)
 
     async def flush(self) -> None:
         """Write the heads moved in this transaction."""
         heads, self._heads = self._heads, {}
-        for network_id, (seq, link_hash) in sorted(heads.items()):
-            await self._conn.execute(_SET_HEAD, {"network_id": network_id, "new_seq": seq, "new_hash": link_hash})
+        for network_id, (seq, link_hash, host_ts) in sorted(heads.items()):
+            await self._conn.execute(_SET_HEAD, {"network_id": network_id, "new_seq": seq, "new_hash": link_hash,
+                                                 "new_ts": host_ts})
 
     async def set_closed(self, network_id: int, closed: bool) -> None:
         await self._conn.execute(update(networks).where(networks.c.id == network_id).values(closed=closed))

@@ -3,23 +3,37 @@
 Claiming marks rows `in_flight`; on PostgreSQL with `FOR UPDATE SKIP LOCKED`, so several node
 processes can share one queue without sending a row twice. State names follow
 `federation.outbox_states`.
+
+Rows go out first in, first out per destination: one author's events reach the host in the
+order this node accepted them. So rows carry no due time of their own (it is 0): when to try a
+destination again is the destination's backoff (`delivery_status.next_attempt_at`), and a due
+time further ahead than any backoff can be (`MAX_BACKOFF_MS`) can only come from a clock that
+stepped back since it was written, so it counts as due.
+
+A row is settled by its sender only while it is still in flight: a row that became
+`delivered` meanwhile (the host's sequenced copy of the event arrived first) stays delivered.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import BigInteger, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.network_tables import delivery_status, network_events, outbox
 
-__all__ = ["OutboxItem", "OutboxRepository"]
+__all__ = ["MAX_BACKOFF_MS", "OutboxItem", "OutboxRepository", "Refusal"]
 
 
 # Statements run for every event are built once, with bind parameters (storage.storage says why).
 _ENQUEUE = outbox.insert()
-_NOT_BACKED_OFF = or_(delivery_status.c.next_attempt_at.is_(None), delivery_status.c.next_attempt_at <= bindparam("now"))
+# Five minutes: the longest backoff (federation.outbox_states.retry_delay_ms); a due time beyond
+# it is a clock step, not a backoff.
+MAX_BACKOFF_MS = 300_000
+_NOW = bindparam("now", type_=BigInteger)
+_NOT_BACKED_OFF = or_(delivery_status.c.next_attempt_at.is_(None), delivery_status.c.next_attempt_at <= _NOW,
+                      delivery_status.c.next_attempt_at > _NOW + MAX_BACKOFF_MS)
 _DUE = (
     select(outbox.c.destination)
     .outerjoin(delivery_status, delivery_status.c.server == outbox.c.destination)
@@ -38,7 +52,10 @@ _CLAIM = (
 )
 _CLAIM_SKIP_LOCKED = _CLAIM.with_for_update(of=outbox, skip_locked=True)  # PostgreSQL: several node processes
 _IN_FLIGHT = update(outbox).where(outbox.c.id.in_(bindparam("ids", expanding=True))).values(state="in_flight")
-_DELIVERED = update(outbox).where(outbox.c.id.in_(bindparam("ids", expanding=True))).values(
+_DELIVERED = update(outbox).where(outbox.c.id.in_(bindparam("ids", expanding=True)), outbox.c.state == "in_flight").values(
+    state="delivered", delivered_at=bindparam("now"), last_error=None)
+_EVENT_DELIVERED = update(outbox).where(outbox.c.event_row_id == bindparam("row"),
+                                        outbox.c.state.in_(["pending", "in_flight", "failed"])).values(
     state="delivered", delivered_at=bindparam("now"), last_error=None)
 
 
@@ -53,6 +70,16 @@ class OutboxItem:
     created_at: int  # when it was enqueued
 
 
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    destination: str
+    event_id: str
+    seq: int | None
+    type: str
+    error: str
+    at: int | None
+
+
 class OutboxRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
@@ -61,12 +88,12 @@ class OutboxRepository:
         if destinations:
             await self._conn.execute(_ENQUEUE, [
                 {"destination": d, "event_row_id": event_row_id, "state": "pending", "tries": 0,
-                 "next_attempt_at": now, "created_at": now}
+                 "next_attempt_at": 0, "created_at": now}
                 for d in sorted(set(destinations))
             ])
 
     async def due_destinations(self, now: int) -> list[str]:
-        """Destinations with rows due now and no backoff in force (`delivery_status`)."""
+        """Destinations with rows pending and no backoff in force (`delivery_status`)."""
         rows = await self._conn.execute(_DUE, {"now": now})
         return sorted(r.destination for r in rows)
 
@@ -89,15 +116,24 @@ class OutboxRepository:
         if ids:
             await self._conn.execute(_DELIVERED, {"ids": ids, "now": now})
 
-    async def retry(self, ids: list[int], *, error: str, not_before: int) -> None:
+    async def event_delivered(self, event_row_id: int, *, now: int) -> None:
+        """The event reached where its rows were going (a member holds the host's sequenced copy
+        of its own event): whatever a send still in flight says later."""
+        await self._conn.execute(_EVENT_DELIVERED, {"row": event_row_id, "now": now})
+
+    async def retry(self, ids: list[int], *, error: str) -> None:
+        """Back to pending, one more try counted; the destination's backoff says when."""
         if ids:
             await self._conn.execute(
-                update(outbox).where(outbox.c.id.in_(ids))
-                .values(state="pending", tries=outbox.c.tries + 1, last_error=error[:500], next_attempt_at=not_before)
+                update(outbox).where(outbox.c.id.in_(ids), outbox.c.state == "in_flight")
+                .values(state="pending", tries=outbox.c.tries + 1, last_error=error[:500], next_attempt_at=0)
             )
 
-    async def reject(self, ids: list[int], *, error: str) -> None:
-        await self._set_ids(ids, state="failed", last_error=error[:500])
+    async def reject(self, ids: list[int], *, error: str, now: int) -> None:
+        if ids:
+            await self._conn.execute(
+                update(outbox).where(outbox.c.id.in_(ids), outbox.c.state == "in_flight")
+                .values(state="failed", tries=outbox.c.tries + 1, last_error=error[:500], failed_at=now))
 
     async def requeue_in_flight(self) -> int:
         """After a restart nothing is in flight any more: send those rows again."""
@@ -123,14 +159,20 @@ class OutboxRepository:
                 result[r.event_row_id][r.destination] = r.state
         return result
 
-    async def cancel(self, destination: str, *, error: str) -> None:
+    async def cancel(self, destination: str, *, error: str, now: int) -> None:
         """Drop what is still queued for a destination (blocked, left or removed)."""
         await self._conn.execute(
             update(outbox)
             .where(outbox.c.destination == destination, outbox.c.state.in_(["pending", "in_flight"]))
-            .values(state="failed", last_error=error)
+            .values(state="failed", last_error=error, failed_at=now)
         )
 
-    async def _set_ids(self, ids: list[int], **values) -> None:
-        if ids:
-            await self._conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(**values))
+    async def refusals(self, network_id: int, *, limit: int = 20) -> list[Refusal]:
+        """The latest events of a network that a destination refused for good, and why."""
+        rows = await self._conn.execute(
+            select(outbox.c.destination, outbox.c.last_error, outbox.c.failed_at, network_events.c.event_id,
+                   network_events.c.seq, network_events.c.type)
+            .join(network_events, network_events.c.id == outbox.c.event_row_id)
+            .where(network_events.c.network_id == network_id, outbox.c.state == "failed")
+            .order_by(outbox.c.id.desc()).limit(limit))
+        return [Refusal(r.destination, r.event_id, r.seq, r.type, r.last_error or "", r.failed_at) for r in rows]

@@ -126,6 +126,14 @@ class PeerRepository:
                 .values(valid_until=valid_until, revoked_at=existing.revoked_at or revoked_at)
             )
 
+    async def revoke_keys(self, server: str, key_ids: Iterable[str], *, now: int) -> None:
+        """The company revoked these keys: they verify nothing from now on."""
+        wanted = list(key_ids)
+        if wanted:
+            await self._conn.execute(
+                update(peer_keys).where(peer_keys.c.server == server, peer_keys.c.key_id.in_(wanted),
+                                        peer_keys.c.revoked_at.is_(None)).values(revoked_at=now))
+
     async def keys(self, server: str) -> list[PeerKey]:
         rows = await self._conn.execute(_KEYS, {"server": server})
         return [PeerKey(r.server, r.key_id, r.public_key, r.pinned_at, r.valid_until, r.revoked_at) for r in rows]
@@ -198,6 +206,11 @@ class PeerRepository:
         await self._save_delivery(server, failures=failures, last_error=error[:500], last_error_at=now,
                                   next_attempt_at=next_attempt_at)
         return failures
+
+    async def back_off(self, server: str, *, next_attempt_at: int) -> None:
+        """Hold the destination until `next_attempt_at` without counting a failure (it answered,
+        but refused events only for now)."""
+        await self._save_delivery(server, next_attempt_at=next_attempt_at)
 
     async def clear_backoff(self, server: str) -> None:
         await self._conn.execute(

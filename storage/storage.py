@@ -21,6 +21,7 @@ from typing import TypeVar
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from storage.alerts import AlertRepository
 from storage.audit import AuditRepository
 from storage.company import CompanyRepository
 from storage.engine import create_engine, create_unit_engine, is_sqlite, sqlite_file
@@ -30,6 +31,7 @@ from storage.idempotency import IdempotencyRepository
 from storage.inbound import InboundRepository
 from storage.knowledge import KnowledgeRepository
 from storage.network_events import EventRepository
+from storage.network_halts import HaltRepository
 from storage.networks import NetworkRepository
 from storage.node_keys import NodeKeyRepository
 from storage.outbox import OutboxRepository
@@ -38,6 +40,7 @@ from storage.migrations_runner import ensure_schema
 from storage.principals import AdminTokenRepository, PrincipalRepository, TokenRepository
 from storage.private_threads import PrivateThreadRepository
 from storage.sqlite_units import SyncConnection
+from storage.vouched_keys import VouchedKeyRepository
 from storage.webhooks import WebhookRepository
 
 __all__ = ["NetworkTransaction", "Storage", "Transaction"]
@@ -61,6 +64,9 @@ class NetworkTransaction:
         self.peers = PeerRepository(conn)
         self.inbound = InboundRepository(conn)
         self.node_keys = NodeKeyRepository(conn)
+        self.vouched_keys = VouchedKeyRepository(conn)
+        self.halts = HaltRepository(conn)
+        self.alerts = AlertRepository(conn)
 
     async def flush(self) -> None:
         """Write what the repositories hold back until commit (heads, feed rows)."""
@@ -129,8 +135,9 @@ class Storage:
         for SQLite's writers to take turns."""
         return self._unit_of_work(Transaction, read_only=True)
 
-    def network_transaction(self) -> AbstractAsyncContextManager[NetworkTransaction]:
-        return self._unit_of_work(NetworkTransaction)
+    def network_transaction(self, *, read_only: bool = False) -> AbstractAsyncContextManager[NetworkTransaction]:
+        """`read_only`: a unit of work that writes nothing need not wait for SQLite's writers."""
+        return self._unit_of_work(NetworkTransaction, read_only=read_only)
 
     @asynccontextmanager
     async def _unit_of_work(self, kind: type[T], *, read_only: bool = False) -> AsyncIterator[T]:

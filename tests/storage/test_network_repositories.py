@@ -3,6 +3,7 @@
 import pytest
 
 from storage.errors import AlreadyExists, NotFound
+from storage.outbox import MAX_BACKOFF_MS
 from storage.peers import Invite
 
 NOW = 1_700_000_000_000
@@ -39,23 +40,23 @@ async def test_network_names_are_unique_and_projections_round_trip(storage):
         (thread,) = await tx.networks.threads_of_participant("person:sam@globex.example")
         assert (thread.network, thread.name, thread.closed) == ("acme-rollout", "rollout-status", True)
         assert await tx.networks.threads_of_participant("person:nobody@x.example") == []
-        await tx.networks.set_head(net.id, seq=3, link_hash=b"h" * 32)
+        await tx.networks.set_head(net.id, seq=3, link_hash=b"h" * 32, host_ts=NOW + 3)
         assert (await tx.networks.get("acme-rollout")).head_seq == 3
     async with storage.network_transaction() as tx:  # the moved head was written at commit
-        assert ((await tx.networks.get("acme-rollout")).head_seq, (await tx.networks.list())[0].head_hash) == (
-            3, b"h" * 32)
+        head = await tx.networks.get("acme-rollout")
+        assert (head.head_seq, head.head_hash, head.head_ts) == (3, b"h" * 32, NOW + 3)
 
 
 async def test_a_moved_head_is_written_once_at_commit_and_not_at_all_on_rollback(storage):
     net = await _network(storage)
     with pytest.raises(RuntimeError):
         async with storage.network_transaction() as tx:
-            await tx.networks.set_head(net.id, seq=1, link_hash=b"a" * 32)
+            await tx.networks.set_head(net.id, seq=1, link_hash=b"a" * 32, host_ts=NOW)
             raise RuntimeError("before commit")
     async with storage.network_transaction() as tx:
         assert (await tx.networks.get("acme-rollout")).head_seq == 0
         for seq in (1, 2, 3):
-            await tx.networks.set_head(net.id, seq=seq, link_hash=bytes([seq]) * 32)
+            await tx.networks.set_head(net.id, seq=seq, link_hash=bytes([seq]) * 32, host_ts=NOW + seq)
         assert (await tx.networks.find("acme-rollout", for_update=True)).head_seq == 3
     async with storage.network_transaction() as tx:
         head = await tx.networks.get("acme-rollout")
@@ -92,18 +93,40 @@ async def test_outbox_claim_retry_reject_and_restart(storage):
         again = await tx.outbox.claim("globex.example", now=NOW, max_count=2, max_bytes=10)
         assert [i.event_id for i in again] == ["$e3"]  # at least one, even over the byte bound
         await tx.outbox.delivered([batch[0].id], now=NOW)
-        await tx.outbox.reject([batch[1].id], error="refused")
-        await tx.outbox.retry([again[0].id], error="timeout", not_before=NOW + 1000)
+        await tx.outbox.reject([batch[1].id], error="refused", now=NOW)
+        await tx.outbox.retry([again[0].id], error="timeout")
+        # First in, first out: the retried row goes before the rows behind it.
         assert [i.event_id for i in await tx.outbox.claim("globex.example", now=NOW, max_count=10, max_bytes=10**6)] \
-            == ["$e4", "$e5"]
-        assert await tx.outbox.requeue_in_flight() == 2
+            == ["$e3", "$e4", "$e5"]
+        assert await tx.outbox.requeue_in_flight() == 3
         later = await tx.outbox.claim("globex.example", now=NOW + 1000, max_count=10, max_bytes=10**6)
         assert [(i.event_id, i.tries) for i in later] == [("$e3", 1), ("$e4", 0), ("$e5", 0)]
         states = await tx.outbox.states_for_events([rows[0], rows[1]])
         assert states[rows[0]] == {"globex.example": "delivered", "initech.example": "pending"}
         assert states[rows[1]]["globex.example"] == "failed"
-        await tx.outbox.cancel("initech.example", error="blocked")
-        assert await tx.outbox.depth() == {"globex.example": 3}
+        # Settling touches only rows still in flight: a row the event's arrival made delivered
+        # stays delivered, whatever a late answer says.
+        await tx.outbox.event_delivered(rows[3], now=NOW)
+        await tx.outbox.reject([later[1].id], error="late refusal", now=NOW)
+        await tx.outbox.retry([later[1].id], error="late timeout")
+        assert (await tx.outbox.states_for_events([rows[3]]))[rows[3]]["globex.example"] == "delivered"
+        await tx.outbox.cancel("initech.example", error="blocked", now=NOW)
+        assert await tx.outbox.depth() == {"globex.example": 2}
+        refusals = [(r.destination, r.event_id, r.error) for r in await tx.outbox.refusals(net.id)]
+        assert ("globex.example", "$e2", "refused") in refusals and ("initech.example", "$e1", "blocked") in refusals
+
+
+async def test_a_backoff_due_further_ahead_than_any_backoff_counts_as_due(storage):
+    """A wall clock that stepped back leaves a due time far ahead: it is not a backoff."""
+    net = await _network(storage)
+    async with storage.network_transaction() as tx:
+        await tx.outbox.enqueue(await _event(tx, net.id, "$e1", 1), ["globex.example"], now=NOW)
+        await tx.peers.back_off("globex.example", next_attempt_at=NOW + 2000)
+        assert await tx.outbox.due_destinations(NOW) == []
+        assert await tx.outbox.due_destinations(NOW + 2000) == ["globex.example"]
+        await tx.peers.back_off("globex.example", next_attempt_at=NOW + MAX_BACKOFF_MS + 1)
+        assert await tx.outbox.due_destinations(NOW) == ["globex.example"]
+        assert len(await tx.outbox.claim("globex.example", now=NOW, max_count=10, max_bytes=10**6)) == 1
 
 
 async def test_peers_keys_invites_and_delivery_status(storage):
