@@ -26,9 +26,10 @@ from node.feed_hub import FeedHub
 from node.feed_service import FeedService
 from node.health import WorkerMonitor, health_endpoints
 from node.housekeeping import HousekeepingWorker
+from node.halting import HaltKeeper
 from node.key_refresh import KeyRefresher
 from node.key_ring import KeyRing
-from node.limits import ClientLimits, WebhookLimits
+from node.limits import ClientLimits, FederationLimits, WebhookLimits
 from node.mcp_mount import mount_mcp
 from node.metrics import NodeMetrics, metrics_endpoints
 from node.network_admin_api import network_admin_endpoints
@@ -70,7 +71,8 @@ class NodeParts:
 def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storage: Storage, clock: Clock,
              session: aiohttp.ClientSession, client_ssl: ssl.SSLContext,
              max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, limits: ClientLimits = ClientLimits(),
-             webhook_limits: WebhookLimits = WebhookLimits()) -> NodeParts:
+             webhook_limits: WebhookLimits = WebhookLimits(),
+             federation_limits: FederationLimits = FederationLimits()) -> NodeParts:
     directory = Directory(server_name)
     client = PeerClient(session, client_ssl, server_name=server_name, signing_key=signing_key, clock=clock)
     delivery = DeliveryWorker(storage, client, clock)
@@ -79,10 +81,11 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
     metrics, workers = NodeMetrics(storage), WorkerMonitor(WORKER_NAMES)
     delivery.on_settled = metrics.delivery_settled
     health = health_endpoints(storage, workers)
-    refresher = KeyRefresher(storage, client, clock)
-    catch_up = CatchUpWorker(storage, engine, client, clock, refresher)
+    refresher = KeyRefresher(storage, client, clock, engine.keys)
+    halts = HaltKeeper(storage, clock, server_name)
+    catch_up = CatchUpWorker(storage, engine, client, clock, refresher, halts)
     peering = PeeringService(storage, engine, client, clock, delivery, catch_up, endpoint=endpoint)
-    networks = NetworkService(storage, engine, delivery, directory, clock)
+    networks = NetworkService(storage, engine, delivery, directory, clock, catch_up)
     shared = SharedThreadService(storage, engine, directory, clock)
     hub = FeedHub()
     storage.on_feed_commit(hub.notify)
@@ -102,14 +105,16 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
     client_app.on_shutdown.append(lambda _app: _close(hub))
     parts = NodeParts(
         engine=engine, delivery=delivery, catch_up=catch_up, webhooks=webhooks,
-        housekeeping=HousekeepingWorker(storage, clock, feed_retention_ms=limits.feed_retention_ms),
+        housekeeping=HousekeepingWorker(storage, clock, feed_retention_ms=limits.feed_retention_ms,
+                                        refresher=refresher),
         admin_app=build_admin_app(storage, clock, directory, extra=[*network_admin_endpoints(networks, peering),
                                                                 *webhook_admin_endpoints(webhook_service),
                                                                 *health, *metrics_endpoints(metrics)],
                                   max_body_bytes=max_body_bytes, on_tokens_changed=hub.tokens_changed),
         client_app=client_app,
         federation_app=build_federation_app(storage=storage, engine=engine, peering=peering, delivery=delivery,
-                                            catch_up=catch_up, refresher=refresher, clock=clock,
+                                            catch_up=catch_up, refresher=refresher, halts=halts, clock=clock,
+                                            limits=federation_limits,
                                             on_event=metrics.event_received),
         metrics=metrics, workers=workers,
     )

@@ -401,7 +401,8 @@ def _register_networks(sub, b: _Builder) -> None:
     p.add_argument("server")
     p.add_argument("--endpoint", help="https URL of the company's node (default https://SERVER)")
     for verb, line, help_ in (("close", "Closed network {name}", "close the network (host only)"),
-                              ("leave", "Left network {name}", "leave the network (members)")):
+                              ("leave", "Left network {name}", "leave the network (members)"),
+                              ("resume", "Trying {name} again now", "try a halted network again (after fixing why)")):
         b.leaf(net, verb, help_, _post(lambda a, v=verb: f"{_n(a)}/{v}", _said(line)),
                path=f"network {verb}").add_argument("network")
     p = b.leaf(net, "remove", "remove a company (host only)",
@@ -447,6 +448,8 @@ def _register_networks(sub, b: _Builder) -> None:
     b.leaf(th, "list", "shared threads, of one network or all", _thread_list,
            path="thread list").add_argument("network", nargs="?")
 
+    b.leaf(sub, "alerts", "what the operator must look at: key conflicts, halted networks",
+           _get(lambda a: "/v1/alerts", _items(out.ALERT_COLUMNS, "(no alerts)")), path="alerts")
     b.leaf(sub, "peers", "peers: keys, queue depth, last success and error, next retry",
            _get(lambda a: "/v1/peers", _items(out.PEER_COLUMNS, "(no peers)")), path="peers")
     for verb, help_ in (("block", "block a server: nothing in, nothing out"), ("unblock", "unblock a server")):

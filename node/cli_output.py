@@ -108,7 +108,7 @@ class Progress:
 C = Column
 NETWORK_COLUMNS = [C("NETWORK", "name"), C("TITLE", "title"), C("HOST", "host"),
                    C("ROLE", lambda n: "host" if n["hosted_here"] else "member"),
-                   C("STATE", lambda n: "closed" if n["closed"] else "open"),
+                   C("STATE", lambda n: "halted" if n.get("halted") else "closed" if n["closed"] else "open"),
                    C("MEMBERS", lambda n: len(n["members"])), C("THREADS", lambda n: len(n["threads"])),
                    C("HEAD", "head_seq"), C("PENDING", "pending_events")]
 THREAD_COLUMNS = [C("NETWORK", "network"), C("THREAD", "name"), C("TITLE", "title"),
@@ -125,6 +125,12 @@ TOKEN_COLUMNS = [C("ID", "id"), C("PREFIX", "prefix"), C("SCOPES", "scopes"),
 PEER_COLUMNS = [C("SERVER", "server"), C("STATUS", "status"), C("ENDPOINT", "endpoint"), C("QUEUE", "queue_depth"),
                 C("LAST SUCCESS", lambda p: when(p["last_success_at"])), C("LAST ERROR", "last_error"),
                 C("NEXT RETRY", lambda p: when(p["next_attempt_at"])), C("FINGERPRINTS", "fingerprints")]
+ALERT_COLUMNS = [C("KIND", "kind"), C("NETWORK", "network"), C("SERVER", "server"), C("SEEN", "count"),
+                 C("LAST", lambda a: when(a["last_seen_at"])), C("WHAT", "message")]
+VOUCHED_KEY_COLUMNS = [C("SERVER", "server"), C("KEY", "key_id"), C("STATUS", "status"),
+                       C("FINGERPRINT", "fingerprint")]
+REFUSAL_COLUMNS = [C("MEMBER", "member"), C("SEQ", "seq"), C("TYPE", "type"), C("AT", lambda r: when(r["at"])),
+                   C("ERROR", "error")]
 PRIVATE_THREAD_COLUMNS = [C("THREAD", "name"), C("TITLE", "title"), C("MEMBERS", "members"),
                           C("CREATED", lambda t: when(t["created_at"]))]
 KNOWLEDGE_COLUMNS = [C("ID", "id"), C("TITLE", "title"), C("READERS", lambda k: k["readers"] or "everyone"),
@@ -146,12 +152,23 @@ def network_detail(n: dict) -> str:
     head = key_values([("network", n["name"]), ("title", n["title"]), ("host", n["host"]),
                        ("hosted here", n["hosted_here"]), ("closed", n["closed"]),
                        ("head seq", n["head_seq"]), ("pending events", n["pending_events"])])
+    halted = n.get("halted")
+    if halted:
+        head += "\n\n" + key_values([
+            ("HALTED at seq", halted["seq"]), ("event", halted["event_id"]), ("why", halted["reason"]),
+            ("since", when(halted["since"])), ("tries", halted["tries"]), ("next try", when(halted["next_try_at"])),
+            ("way out", f"fix the cause, then `agentnet network resume {n['name']}`; or `agentnet network leave`")])
     members = table([{"server": s, "status": st} for s, st in n["members"].items()],
                     [C("SERVER", "server"), C("STATUS", "status")])
     participants = table(n["participants"], [C("PARTICIPANT", "id"), C("NAME", "display_name"),
                                              C("ATTACHED", "attached")])
     threads = table(n["threads"], THREAD_COLUMNS[1:])
-    return f"{head}\n\nMembers\n{members}\n\nParticipants\n{participants}\n\nThreads\n{threads}"
+    parts = [head, f"Members\n{members}", f"Participants\n{participants}", f"Threads\n{threads}"]
+    if n.get("vouched_keys"):
+        parts.append("Keys the host vouched for\n" + table(n["vouched_keys"], VOUCHED_KEY_COLUMNS))
+    if n.get("refusals"):
+        parts.append("Refused for good\n" + table(n["refusals"], REFUSAL_COLUMNS))
+    return "\n\n".join(parts)
 
 
 def status(s: dict) -> str:

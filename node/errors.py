@@ -10,12 +10,17 @@ in one place (`node.http_errors`) as `{"error": {"code", "message"}}` with its H
     ├── Forbidden                  403 forbidden
     │   ├── InsufficientScope      403 insufficient_scope (the token lacks a scope)
     │   ├── NotAPeer               403 not_a_peer        (peering is default-deny)
-    │   └── Blocked                403 blocked           (an operator blocked the server)
+    │   ├── Blocked                403 blocked           (an operator blocked the server)
+    │   └── KeyConflict            403 key_conflict      (a host vouched for a key the company
+    │                                                     itself does not publish)
     ├── NotFoundError              404 not_found
     │   └── UnknownNetwork         404 unknown_network
     ├── Conflict                   409 conflict
     ├── OutOfOrder                 409 out_of_order      (a gap before this event: retry later)
+    ├── NetworkHalted              409 network_halted    (this member stopped following the
+    │                                                     network: an earlier event was refused)
     ├── Gone                       410 gone              (an expired invite, a pruned cursor)
+    ├── RequestTimeout             408 request_timeout   (a body that did not arrive in time)
     ├── PayloadTooLarge            413 payload_too_large
     ├── TooManyRequests            429 too_many_requests (with Retry-After)
     ├── PeerUnreachable            502 peer_unreachable
@@ -30,6 +35,8 @@ from __future__ import annotations
 
 __all__ = [
     "Conflict",
+    "KeyConflict",
+    "NetworkHalted",
     "TooManyRequests",
     "PeerRefused",
     "UnknownNetwork",
@@ -48,6 +55,7 @@ __all__ = [
     "NodeError",
     "NotFoundError",
     "PayloadTooLarge",
+    "RequestTimeout",
     "Unauthorized",
 ]
 
@@ -90,6 +98,11 @@ class NotFoundError(NodeError):
     code = "not_found"
 
 
+class RequestTimeout(NodeError):
+    status = 408
+    code = "request_timeout"
+
+
 class PayloadTooLarge(NodeError):
     status = 413
     code = "payload_too_large"
@@ -120,6 +133,19 @@ class Blocked(Forbidden):
     code = "blocked"
 
 
+class KeyConflict(Forbidden):
+    """A host vouched for a key of `server` that `server` itself does not publish (or that it
+    revoked): the event is refused and the operator is shown both fingerprints."""
+
+    code = "key_conflict"
+
+    def __init__(self, message: str, *, server: str, vouched: str, published: list[str]) -> None:
+        super().__init__(message)
+        self.server = server
+        self.vouched = vouched
+        self.published = published
+
+
 class UnknownNetwork(NotFoundError):
     code = "unknown_network"
 
@@ -127,6 +153,11 @@ class UnknownNetwork(NotFoundError):
 class OutOfOrder(NodeError):
     status = 409
     code = "out_of_order"
+
+
+class NetworkHalted(NodeError):
+    status = 409
+    code = "network_halted"
 
 
 class Gone(NodeError):
@@ -145,10 +176,11 @@ class PeerRefused(NodeError):
     status = 502
     code = "peer_refused"
 
-    def __init__(self, message: str, *, peer_status: int, peer_code: str) -> None:
+    def __init__(self, message: str, *, peer_status: int, peer_code: str, retry_after_s: int | None = None) -> None:
         super().__init__(message)
         self.peer_status = peer_status
         self.peer_code = peer_code
+        self.retry_after_s = retry_after_s  # the peer's Retry-After, if it sent one
 
 
 class Conflict(NodeError):

@@ -31,24 +31,23 @@ from collections.abc import Callable, Container
 from dataclasses import dataclass, replace
 
 from federation.canonical_json import encode_canonical
-from federation.errors import ChainError, RuleViolation
+from federation.errors import ChainError, RuleViolation, UnknownKey
 from federation.event_content import Content, MemberAdmitted, NetworkCreated
-from federation.events import (
-    Event,
-    SequencedEvent,
-    SignatureCheck,
-    SignedEvent,
-    check_chain_link,
-    sequence_event,
-    sign_event,
-    verify_event,
-    verify_sequenced,
-)
+from federation.events import Event, SignatureCheck, SignedEvent, sign_event, verify_event
 from federation.identifiers import ParticipantId
 from federation.keys import VerifyKey
 from federation.rules import NetworkState, apply, authorize, initial_state, recipients
+from federation.sequencing import (
+    MAX_ORIGIN_LEAD_MS,
+    ChainHead,
+    SequencedEvent,
+    check_chain_link,
+    check_origin_ts,
+    sequence_event,
+    verify_sequenced,
+)
 from node.clock import Clock
-from node.errors import Forbidden, OutOfOrder, UnknownNetwork
+from node.errors import Forbidden, KeyConflict, OutOfOrder, UnknownNetwork
 from node.key_ring import KeyRing
 from node.network_projection import project
 from node.network_state import StateCache, message_lookup
@@ -56,6 +55,10 @@ from storage.networks import NetworkRecord
 from storage.storage import NetworkTransaction
 
 __all__ = ["Accepted", "FederationEngine"]
+
+# How far ahead of the clock strictly increasing origin_ts may run after a backward step;
+# well inside the host's window (federation.sequencing.MAX_ORIGIN_LEAD_MS).
+_MAX_DRIFT_AHEAD_MS = min(60_000, MAX_ORIGIN_LEAD_MS // 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +85,16 @@ class FederationEngine:
         return self.keys.server_name
 
     def _origin_ts(self) -> int:
-        # Strictly increasing, so two identical posts are still two events with two ids.
-        self._last_ts = max(self._clock.now_ms(), self._last_ts + 1)
+        # Strictly increasing, so two identical posts are still two events with two ids; but
+        # after the clock stepped back, not dragged along ahead of it by more than a minute
+        # (a host refuses what is dated too far ahead of its own clock).
+        now = self._clock.now_ms()
+        self._last_ts = now if self._last_ts - now > _MAX_DRIFT_AHEAD_MS else max(now, self._last_ts + 1)
         return self._last_ts
+
+    def _host_ts(self, network: NetworkRecord) -> int:
+        """The time this host gives an event it sequences: never before the last one's."""
+        return max(self._clock.now_ms(), network.head_ts)
 
     # Authoring
 
@@ -132,7 +142,9 @@ class FederationEngine:
         existing = await tx.events.find(signed.event_id)
         if existing is not None:
             return Accepted(signed.event_id, existing.seq, duplicate=True)
-        verify_event(signed, await self.keys.lookup(tx, [signed.event.origin]), checked=checked)
+        origin_keys, _ = await self.keys.event_lookups(tx, network.id, signed)
+        verify_event(signed, origin_keys, checked=checked)
+        check_origin_ts(signed.event, self._host_ts(network))
         state = await self._states.at_head(tx, network)
         authorize(state, signed.event, via=via, messages=await message_lookup(tx, network.id, signed.event))
         return await self._sequence(tx, network, state, signed)
@@ -150,13 +162,16 @@ class FederationEngine:
             raise ChainError(f"the host sent a different event at seq {seqd.seq}")
         if seqd.seq > network.head_seq + 1:
             raise OutOfOrder(f"expected seq {network.head_seq + 1} of {network.name}, got {seqd.seq}")
-        verify_sequenced(seqd, await self.keys.lookup(tx, [seqd.event.origin, seqd.host]), checked=checked)
+        origin_keys, host_keys = await self.keys.event_lookups(tx, network.id, seqd)
+        verify_sequenced(seqd, origin_keys, host_lookup=host_keys, checked=checked)
+        check_origin_ts(seqd.event, seqd.host_ts)
         if seqd.seq == 1:
             check_chain_link(None, seqd)
             before, after = None, initial_state(seqd.event)
         else:
-            if seqd.prev != network.head_hash:
-                raise ChainError(f"previous hash at seq {seqd.seq} does not match this node's head")
+            assert network.head_hash is not None  # head_seq >= 1
+            check_chain_link(ChainHead(network.name, network.host, network.head_seq, network.head_hash,
+                                       network.head_ts), seqd)
             before = await self._states.at_head(tx, network)
             messages = await message_lookup(tx, network.id, seqd.event)
             authorize(before, seqd.event, via=network.host, messages=messages)
@@ -170,6 +185,8 @@ class FederationEngine:
         if pending is not None:
             row = pending.row_id
             await tx.events.set_sequenced(row, seq=seqd.seq, wire=wire)
+            # Ours, back from the host: delivered, whatever a late answer to our send says.
+            await tx.outbox.event_delivered(row, now=self._clock.now_ms())
         else:
             row = await self._add_sequenced(tx, network, seqd, wire)
         await self._advance(tx, network, seqd, after, row)
@@ -199,7 +216,7 @@ class FederationEngine:
     async def _sequence(self, tx: NetworkTransaction, network: NetworkRecord, state: NetworkState | None,
                         signed: SignedEvent) -> Accepted:
         seqd = sequence_event(signed, seq=network.head_seq + 1, prev_hash=network.head_hash,
-                              host=self.server, host_key=self.keys.signing_key)
+                              host=self.server, host_ts=self._host_ts(network), host_key=self.keys.signing_key)
         after = initial_state(signed.event) if state is None else apply(state, signed.event)
         row = await self._add_sequenced(tx, network, seqd, encode_canonical(seqd.to_wire()))
         await self._advance(tx, network, seqd, after, row)
@@ -220,29 +237,46 @@ class FederationEngine:
                        after: NetworkState, row: int) -> None:
         """The event is now part of this node's copy: pin, project, and show it to local clients."""
         content = seqd.event.content
-        if isinstance(content, MemberAdmitted) and content.server != self.server:
-            await self._pin_vouched_key(tx, content)
-        await tx.networks.set_head(network.id, seq=seqd.seq, link_hash=seqd.link_hash)
-        tx.memo.setdefault(self, {})[network.name] = replace(network, head_seq=seqd.seq, head_hash=seqd.link_hash)
+        if isinstance(content, MemberAdmitted) and network.host != self.server:
+            await self._vouched(tx, network, content)
+        await tx.networks.set_head(network.id, seq=seqd.seq, link_hash=seqd.link_hash, host_ts=seqd.host_ts)
+        tx.memo.setdefault(self, {})[network.name] = replace(network, head_seq=seqd.seq, head_hash=seqd.link_hash,
+                                                             head_ts=seqd.host_ts)
         now = self._clock.now_ms()
         await project(tx, network.id, seqd.event, after, now=now)
         await tx.feed_writer.append_network_event(network_id=network.id, thread=seqd.event.thread, event_row=row,
                                                   now=now)
         self._states.remember(tx, network.name, seqd.seq, after)
 
-    async def _pin_vouched_key(self, tx: NetworkTransaction, content: MemberAdmitted) -> None:
-        """Keep the key the host vouched for, to verify that company's events. It does not make
-        the company a peer: its own requests to this node are still refused."""
+    async def _vouched(self, tx: NetworkTransaction, network: NetworkRecord, content: MemberAdmitted) -> None:
+        """The host vouches for the admitted company's key. Keep it for this network only
+        (`node.key_ring`), and only if it agrees with what the company itself publishes, as
+        far as this node knows that (its peering keys, or its own document: `InboundEvents`
+        fetches that first where it can). A key this node cannot check yet is kept as
+        unconfirmed; one that disagrees is refused (`KeyConflict`)."""
         key = VerifyKey.from_base64(content.public_key)
         if key.key_id != content.key_id:
             raise RuleViolation("key_mismatch", f"the key vouched for {content.server} does not match its id")
-        pinned = {k.key_id: k.public_key for k in await tx.peers.keys(content.server)}
-        if content.key_id in pinned and pinned[content.key_id] != key.raw:
-            raise RuleViolation("key_mismatch", f"{content.server} is pinned here with a different key")
-        if content.key_id not in pinned:
-            await tx.peers.pin_key(content.server, key_id=key.key_id, public_key=key.raw, valid_until=None,
-                                   now=self._clock.now_ms())
-            self.keys.forget(tx, content.server)
+        lookup = await self.keys.direct_lookup(tx, [content.server], at_ms=0)
+        own = content.server == self.server
+        published = [k for k in await tx.peers.keys(content.server) if k.revoked_at is None] if not own else None
+        try:
+            matches = lookup(content.server, key.key_id) == key
+        except UnknownKey:
+            matches = False
+        if own or published:
+            if not matches:
+                fingerprints = ([self.keys.signing_key.verify_key.fingerprint] if own
+                                else [VerifyKey(k.public_key).fingerprint for k in published or []])
+                raise KeyConflict(f"the host vouched for a key of {content.server} ({key.fingerprint}) that "
+                                  f"{content.server} does not publish", server=content.server,
+                                  vouched=key.fingerprint, published=fingerprints)
+            if own:
+                return
+        await tx.vouched_keys.pin(network.id, content.server, key_id=key.key_id, public_key=key.raw,
+                                  status="confirmed" if published else "unconfirmed", endpoint=content.endpoint,
+                                  now=self._clock.now_ms())
+        self.keys.forget(tx, content.server)
 
     async def _enqueue(self, tx: NetworkTransaction, row: int, destinations: set[str] | frozenset[str]) -> None:
         blocked = await tx.peers.blocked_among(destinations) if destinations else set()

@@ -26,6 +26,10 @@ class EventOut(BaseModel):
     body: str | None = Field(description="the text, for messages")
     content: dict[str, Any]
     at: int = Field(description="milliseconds since the epoch, as the author's node stamped it")
+    sequenced_at: int | None = Field(None, description="milliseconds since the epoch on the network host's clock "
+                                                       "when it placed the event in the network's order (shared "
+                                                       "events; the author's own clock may be wrong, this one "
+                                                       "orders the network)")
 
 
 class EventPage(BaseModel):

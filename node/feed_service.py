@@ -16,7 +16,7 @@ from node.directory import Directory
 from node.errors import Gone
 from node.feed_hub import FeedHub
 from node.feed_models import EventOut, EventPage
-from node.network_state import stored_content
+from node.network_state import stored_view
 from storage.feed import FeedEntry
 from storage.principals import Principal
 from storage.storage import Storage, Transaction
@@ -89,12 +89,12 @@ class FeedService:
         for entry in entries:
             if entry.event is not None:
                 stored = entry.event
-                content = stored_content(stored.wire)
+                content, sequenced_at = stored_view(stored.wire)
                 body = content.get("body") if stored.type in _WITH_BODY else None
                 out.append(EventOut(
                     cursor=str(entry.position), scope="shared", type=stored.type,
                     network=entry.network_name, thread=stored.thread, id=stored.event_id, seq=stored.seq,
-                    sender=stored.sender, body=body, content=content, at=stored.origin_ts,
+                    sender=stored.sender, body=body, content=content, at=stored.origin_ts, sequenced_at=sequenced_at,
                 ))
             elif entry.private_message_id is not None and entry.private_message_id in private:
                 message = private[entry.private_message_id]

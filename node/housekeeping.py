@@ -1,7 +1,9 @@
 """Forgetting what no longer protects anything: request nonces past the replay window (a
 replay that old fails the clock check anyway), transaction answers older than a sender
 would still retransmit, Idempotency-Key answers older than a client would still retry, and
-feed rows past their retention (never ones an active webhook has yet to deliver)."""
+feed rows past their retention (never ones an active webhook has yet to deliver). And, each
+round, asking the companies whose keys a host vouched for but this node could not check yet
+for their own key documents (`KeyRefresher.check_unconfirmed`)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import logging
 
 from node.clock import Clock
 from node.idempotency import KEY_MEMORY_MS
+from node.key_refresh import KeyRefresher
 from storage.storage import Storage
 
 __all__ = ["HousekeepingWorker"]
@@ -23,10 +26,12 @@ INTERVAL_S = 300.0
 
 
 class HousekeepingWorker:
-    def __init__(self, storage: Storage, clock: Clock, *, feed_retention_ms: int) -> None:
+    def __init__(self, storage: Storage, clock: Clock, *, feed_retention_ms: int,
+                 refresher: KeyRefresher | None = None) -> None:
         self._storage = storage
         self._clock = clock
         self._feed_retention_ms = feed_retention_ms
+        self._refresher = refresher
 
     async def run_once(self) -> dict[str, int]:
         now = self._clock.now_ms()
@@ -44,4 +49,6 @@ class HousekeepingWorker:
             forgotten = await self.run_once()
             if any(forgotten.values()):
                 log.debug("forgot %s", ", ".join(f"{n} {what}" for what, n in forgotten.items()))
+            if self._refresher is not None:
+                await self._refresher.check_unconfirmed()
             await asyncio.sleep(INTERVAL_S)

@@ -52,6 +52,8 @@ class _Snapshot:
     queue_depth: dict[str, int] = field(default_factory=dict)
     webhook_backlog: dict[int, int] = field(default_factory=dict)
     feed_head: int = 0
+    halted: dict[str, int] = field(default_factory=dict)  # network -> the seq it halted at
+    alerts: dict[str, int] = field(default_factory=dict)  # kind -> distinct alerts
 
 
 class _SnapshotCollector:
@@ -76,7 +78,16 @@ class _SnapshotCollector:
             backlog.add_metric([str(webhook_id)], behind)
         head = GaugeMetricFamily("agentnet_feed_head_position", "The newest position in the event feed",
                                  value=snapshot.feed_head)
-        return [depth, backlog, head]
+        halted = GaugeMetricFamily("agentnet_network_halted",
+                                   "1 for each network this node cannot follow past the host's next event",
+                                   labels=["network", "seq"])
+        for network, seq in sorted(snapshot.halted.items()):
+            halted.add_metric([network, str(seq)], 1)
+        alerts = GaugeMetricFamily("agentnet_alerts", "Distinct alerts raised for the operator, by kind",
+                                   labels=["kind"])
+        for kind, count in sorted(snapshot.alerts.items()):
+            alerts.add_metric([kind], count)
+        return [depth, backlog, head, halted, alerts]
 
 
 class NodeMetrics:
@@ -156,10 +167,17 @@ class NodeMetrics:
                 peers = [p.server for p in await tx.peers.list() if p.status == "accepted"]
                 _floor, head = await tx.feed.bounds()
                 hooks = [h for h in await tx.webhooks.list() if h.status == "active"]
+                halts = await tx.halts.all()
+                alerts = await tx.alerts.list(limit=10_000)
+        kinds: dict[str, int] = {}
+        for alert in alerts:
+            kinds[alert.kind] = kinds.get(alert.kind, 0) + 1
         self.snapshot = _Snapshot(
             queue_depth={**dict.fromkeys(peers, 0), **depth},
             webhook_backlog={h.id: max(0, head - h.cursor) for h in hooks},
             feed_head=head,
+            halted={h.network: h.seq for h in halts},
+            alerts=kinds,
         )
 
     def render(self) -> bytes:

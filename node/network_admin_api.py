@@ -8,7 +8,7 @@ from federation.keys import VerifyKey
 from node.auth import current_admin
 from node.http_io import read_body, respond
 from node.network_models import (
-    AttachParticipant, CreateNetwork, InviteCompany, InviteList, InviteOut, NetworkList, NetworkOut,
+    AlertList, AttachParticipant, CreateNetwork, InviteCompany, InviteList, InviteOut, NetworkList, NetworkOut,
     OpenSharedThread, PeerList,
 )
 from node.network_service import NetworkService
@@ -81,6 +81,12 @@ def network_admin_endpoints(networks: NetworkService, peering: PeeringService) -
         server = request.match_info["server"]
         return respond(await networks.remove_member(name(request), server, actor=current_admin(request)))
 
+    async def resume(request: web.Request) -> web.Response:
+        return respond(await networks.resume(name(request), actor=current_admin(request)))
+
+    async def alerts(request: web.Request) -> web.Response:
+        return respond(await networks.alerts())
+
     async def peers(request: web.Request) -> web.Response:
         return respond(await networks.peers())
 
@@ -110,6 +116,10 @@ def network_admin_endpoints(networks: NetworkService, peering: PeeringService) -
         Endpoint("POST", n + "/close", close, "Close the network (host only; read-only for all)", response=NetworkOut),
         Endpoint("POST", n + "/leave", leave, "Leave the network (members)", response=NetworkOut),
         Endpoint("POST", n + "/members/{server}/remove", remove, "Remove a company (host only)", response=NetworkOut),
+        Endpoint("POST", n + "/resume", resume, "Try a halted network again now (after fixing why it halted)",
+                 response=NetworkOut),
+        Endpoint("GET", "/v1/alerts", alerts, "What the operator must look at: key conflicts, halted networks",
+                 response=AlertList),
         Endpoint("GET", "/v1/invites", invites, "Invites sent and received, with key fingerprints",
                  response=InviteList),
         Endpoint("POST", "/v1/invites/{invite}/accept", accept, "Accept an invite: pins the host's key",

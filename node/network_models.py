@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from node.api_models import MAX_MESSAGE_CHARS, PrincipalRef, Slug, Title
 
 __all__ = [
-    "AttachParticipant", "CreateNetwork", "InviteCompany", "InviteList", "InviteOut", "NetworkList",
+    "AlertList", "AlertOut", "AttachParticipant", "CreateNetwork", "HaltOut", "InviteCompany", "InviteList",
+    "InviteOut", "NetworkList", "RefusalOut", "VouchedKeyOut",
     "NetworkOut", "OpenSharedThread", "ParticipantOut", "PeerList", "PeerOut", "SharedMessageOut",
     "SharedMessagePage", "SharedThreadList", "SharedThreadOut", "PostSharedMessage", "SeqPageQuery",
 ]
@@ -73,6 +74,33 @@ class SharedThreadOut(BaseModel):
     participants: list[str]
 
 
+class HaltOut(BaseModel):
+    seq: int = Field(description="the host's event this node refused, which it cannot follow the network past")
+    event_id: str | None
+    code: str
+    reason: str
+    since: int
+    tries: int
+    next_try_at: int = Field(description="when it is tried again by itself; `resume` tries at once")
+
+
+class RefusalOut(BaseModel):
+    member: str
+    event_id: str
+    seq: int | None
+    type: str
+    error: str = Field(description="the member's answer: status, code and message")
+    at: int | None
+
+
+class VouchedKeyOut(BaseModel):
+    server: str
+    key_id: str
+    fingerprint: str
+    status: str = Field(description="confirmed (the company publishes it), unconfirmed (it could not be asked), "
+                                    "or disputed (it publishes other keys: this key verifies nothing)")
+
+
 class NetworkOut(BaseModel):
     name: str
     host: str
@@ -84,6 +112,12 @@ class NetworkOut(BaseModel):
     participants: list[ParticipantOut]
     threads: list[SharedThreadOut]
     pending_events: int = Field(description="events authored here that the host has not sequenced yet")
+    halted: HaltOut | None = Field(None, description="set while this member cannot follow the network")
+    refusals: list[RefusalOut] = Field(default_factory=list,
+                                       description="the latest events a member refused for good (as host; "
+                                                   "as member, events the host refused)")
+    vouched_keys: list[VouchedKeyOut] = Field(default_factory=list,
+                                              description="co-members' keys as the host vouched for them here")
 
 
 class NetworkList(BaseModel):
@@ -123,6 +157,22 @@ class PeerList(BaseModel):
     items: list[PeerOut]
 
 
+class AlertOut(BaseModel):
+    id: int
+    kind: str = Field(description="key_conflict or network_halted")
+    network: str | None
+    server: str | None
+    message: str
+    detail: dict
+    count: int = Field(description="times it was seen")
+    created_at: int
+    last_seen_at: int
+
+
+class AlertList(BaseModel):
+    items: list[AlertOut]
+
+
 class SharedThreadList(BaseModel):
     items: list[SharedThreadOut]
 
@@ -135,7 +185,9 @@ class SharedMessageOut(BaseModel):
     status: str = Field(description="pending (waiting for the host) or sequenced")
     sender: str
     body: str
-    origin_ts: int
+    origin_ts: int = Field(description="when the author's node says it was sent (its own clock)")
+    sequenced_at: int | None = Field(None, description="when the network's host placed it in the network's order "
+                                                       "(the host's clock); None while pending")
     delivery: dict[str, str] | None = Field(None, description="for the author: state per destination")
 
 

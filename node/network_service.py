@@ -15,13 +15,14 @@ from federation.event_content import (
 from federation.identifiers import ParticipantId
 from federation.keys import VerifyKey
 from node.clock import Clock
+from node.catch_up import CatchUpWorker
 from node.delivery import DeliveryWorker
 from node.directory import Directory
-from node.errors import InvalidRequest
+from node.errors import Conflict, InvalidRequest
 from node.federation_engine import FederationEngine
 from node.network_models import (
-    CreateNetwork, NetworkList, NetworkOut, OpenSharedThread, ParticipantOut, PeerList, PeerOut,
-    SharedThreadOut,
+    AlertList, AlertOut, CreateNetwork, HaltOut, NetworkList, NetworkOut, OpenSharedThread, ParticipantOut,
+    PeerList, PeerOut, RefusalOut, SharedThreadOut, VouchedKeyOut,
 )
 from node.peering import operator_of
 from storage.networks import NetworkRecord
@@ -35,10 +36,11 @@ _MAX_SHARED_NAME = 100
 
 class NetworkService:
     def __init__(self, storage: Storage, engine: FederationEngine, delivery: DeliveryWorker,
-                 directory: Directory, clock: Clock) -> None:
+                 directory: Directory, clock: Clock, catch_up: CatchUpWorker) -> None:
         self._storage = storage
         self._engine = engine
         self._delivery = delivery
+        self._catch_up = catch_up
         self._directory = directory
         self._clock = clock
         self._operator = operator_of(engine.server)
@@ -115,6 +117,25 @@ class NetworkService:
             yield tx
         self._delivery.wake()
 
+    async def resume(self, name: str, *, actor: str) -> NetworkOut:
+        """Try a halted network again now (node.halting), after its cause was fixed."""
+        now = self._clock.now_ms()
+        async with self._storage.transaction() as tx:
+            network = await tx.networks.get(name)
+            if not await tx.halts.retry_now(network.id, now=now):
+                raise Conflict(f"{name} is not halted: nothing to resume")
+            await tx.audit.record(actor=actor, action="network.resume", target=name, now=now)
+            out = await network_out(tx, network, self._engine.server)
+        self._catch_up.request(name)
+        return out
+
+    async def alerts(self, *, kind: str | None = None) -> AlertList:
+        async with self._storage.network_transaction(read_only=True) as tx:
+            found = await tx.alerts.list(kind=kind)
+        return AlertList(items=[AlertOut(id=a.id, kind=a.kind, network=a.network, server=a.server, message=a.message,
+                                         detail=a.detail, count=a.count, created_at=a.created_at,
+                                         last_seen_at=a.last_seen_at) for a in found])
+
     async def peers(self) -> PeerList:
         async with self._storage.network_transaction() as tx:
             depth = await tx.outbox.depth()
@@ -135,11 +156,21 @@ class NetworkService:
 async def network_out(tx: NetworkTransaction, network: NetworkRecord, server: str) -> NetworkOut:
     participants = await tx.networks.participants(network.id)
     threads = await tx.networks.threads(network.id)
+    members = await tx.networks.members(network.id)
+    halt = await tx.halts.find(network.id)
+    vouched = [k for member in sorted(members) for k in await tx.vouched_keys.in_network(network.id, member)]
     return NetworkOut(
         name=network.name, host=network.host, title=network.title, hosted_here=network.host == server,
-        closed=network.closed, head_seq=network.head_seq, members=await tx.networks.members(network.id),
+        closed=network.closed, head_seq=network.head_seq, members=members,
         participants=[ParticipantOut(id=p, display_name=d, attached=a) for p, (d, a) in sorted(participants.items())],
         threads=[SharedThreadOut(network=t.network, name=t.name, title=t.title, closed=t.closed,
                                  participants=list(t.participants)) for t in threads],
         pending_events=len(await tx.events.pending(network.id)),
+        halted=None if halt is None else HaltOut(seq=halt.seq, event_id=halt.event_id, code=halt.code,
+                                                 reason=halt.reason, since=halt.since, tries=halt.tries,
+                                                 next_try_at=halt.next_try_at),
+        refusals=[RefusalOut(member=r.destination, event_id=r.event_id, seq=r.seq, type=r.type, error=r.error, at=r.at)
+                  for r in await tx.outbox.refusals(network.id)],
+        vouched_keys=[VouchedKeyOut(server=k.server, key_id=k.key_id, fingerprint=VerifyKey(k.public_key).fingerprint,
+                                    status=k.status) for k in vouched],
     )

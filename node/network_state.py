@@ -16,12 +16,13 @@ import json
 from federation.canonical_json import parse_json
 from federation.errors import RuleViolation
 from federation.event_content import MessageDeleted, MessageEdited, MessagePosted
-from federation.events import Event, SequencedEvent, SignedEvent
+from federation.events import Event, SignedEvent
 from federation.rules import MessageLookup, MessageRecord, NetworkState, apply, authorize, initial_state
+from federation.sequencing import SequencedEvent
 from storage.networks import NetworkRecord
 from storage.storage import NetworkTransaction
 
-__all__ = ["StateCache", "decode_stored", "message_lookup", "stored_content"]
+__all__ = ["StateCache", "decode_stored", "message_lookup", "stored_content", "stored_view"]
 
 # Replay in pages so a long history never sits in memory as rows all at once.
 _REPLAY_PAGE = 1000
@@ -36,6 +37,13 @@ def stored_content(wire: bytes) -> dict:
     """The content of a stored event, for showing it. Its wire form was checked in full when
     it was written here, so reading it back needs no strict parse and no models."""
     return json.loads(wire)["event"]["content"]
+
+
+def stored_view(wire: bytes) -> tuple[dict, int | None]:
+    """The content of a stored event and the host's time it was sequenced at (None while it
+    is pending here), for showing them; as `stored_content`, without a strict parse."""
+    data = json.loads(wire)
+    return data["event"]["content"], data.get("host_ts")
 
 
 class StateCache:

@@ -115,7 +115,8 @@ class PeeringService:
                 await tx.peers.set_invite_status(invite_id, "accepted", now=now)
                 await self._engine.author(tx, invite.network, thread=None, sender=operator_of(self._server),
                                           content=MemberAdmitted(server=origin, key_id=key.key_id,
-                                                                 public_key=key.to_base64()))
+                                                                 public_key=key.to_base64(),
+                                                                 endpoint=message.endpoint))
             elif invite.status != "accepted":
                 raise Gone(f"the invite was {invite.status}")
             network = await tx.networks.get(invite.network)
@@ -250,7 +251,7 @@ class PeeringService:
             peer = await tx.peers.find(server)
             if blocked:
                 await tx.peers.upsert(server, status="blocked", endpoint=None, now=now)
-                await tx.outbox.cancel(server, error="blocked by an operator")
+                await tx.outbox.cancel(server, error="blocked by an operator", now=now)
             elif peer is not None and peer.status == "blocked":
                 # Back to a peer only if it was one (an operator exchanged endpoints with it);
                 # a key vouched for by a host never makes a peer.

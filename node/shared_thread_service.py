@@ -16,7 +16,7 @@ from node.errors import NotFoundError
 from node.federation_engine import FederationEngine
 from node.idempotency import IdempotencyKey, Posted, run_once
 from node.network_models import SharedMessageOut, SharedMessagePage, SharedThreadList, SharedThreadOut
-from node.network_state import decode_stored
+from node.network_state import stored_view
 from storage.group_commit import GroupCommit
 from storage.principals import Principal
 from storage.storage import NetworkTransaction, Storage, Transaction
@@ -54,12 +54,12 @@ class SharedThreadService:
         for stored in page:
             if stored.type != "message.posted":
                 continue
-            content = decode_stored(stored.wire).event.content
-            assert isinstance(content, MessagePosted)
+            content, sequenced_at = stored_view(stored.wire)
             messages.append(SharedMessageOut(
                 id=stored.event_id, network=network, thread=thread, seq=stored.seq,
-                status="pending" if stored.seq is None else "sequenced", sender=stored.sender, body=content.body,
-                origin_ts=stored.origin_ts, delivery=delivery.get(stored.row_id) if stored.sender == me else None,
+                status="pending" if stored.seq is None else "sequenced", sender=stored.sender, body=content["body"],
+                origin_ts=stored.origin_ts, sequenced_at=sequenced_at,
+                delivery=delivery.get(stored.row_id) if stored.sender == me else None,
             ))
         last = page[-1] if page else None
         more = len(page) == limit and last is not None and last.seq is not None

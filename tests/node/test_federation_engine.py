@@ -10,7 +10,8 @@ from federation.errors import ChainError, InvalidSignature, RuleViolation
 from federation.event_content import (
     MemberAdmitted, MemberRemoved, MessagePosted, ParticipantAttached, ThreadOpened,
 )
-from federation.events import Event, SequencedEvent, SignedEvent, sequence_event, sign_event
+from federation.events import Event, SignedEvent, sign_event
+from federation.sequencing import SequencedEvent, sequence_event
 from federation.identifiers import ParticipantId
 from federation.keys import SigningKey
 from node.errors import OutOfOrder
@@ -158,7 +159,8 @@ async def test_forged_or_rewritten_history_is_refused(pair):
                                                                        key_id=acme.key.key_id,
                                                                        public_key=acme.key.verify_key.to_base64()))
     fork = sequence_event(sign_event(other, acme.key), seq=2,
-                          prev_hash=SequencedEvent.from_wire(wires[0]).link_hash, host=ACME, host_key=acme.key)
+                          prev_hash=SequencedEvent.from_wire(wires[0]).link_hash, host=ACME,
+                          host_ts=SequencedEvent.from_wire(wires[0]).host_ts, host_key=acme.key)
     async with globex.storage.network_transaction() as tx:
         with pytest.raises(ChainError):
             await globex.engine.accept_sequenced(tx, fork, via=ACME)
@@ -189,3 +191,27 @@ async def test_housekeeping_forgets_expired_nonces_and_old_answers(tmp_path):
             assert await tx.inbound.transaction_response("a.example", "t-new") == b"{}"
     finally:
         await storage.close()
+
+
+async def test_a_post_whose_sequenced_copy_is_back_is_delivered_whatever_a_late_answer_says(pair):
+    """Fault-injection finding 3: the host sequenced a member's post but its answer was lost;
+    the sequenced copy reached the member first, and the late retry's refusal turned the post
+    into "failed" although it was on every node."""
+    acme, globex = pair
+    await catch_up(acme, globex)
+    await _setup_thread(acme, globex)
+    await deliver(acme, globex)
+    posted = await globex.author("acme-rollout", MessagePosted(body="mine"), thread="rollout-status",
+                                 sender=DELIVERY)
+    async with globex.storage.network_transaction() as tx:  # the send is in flight...
+        (item,) = await tx.outbox.claim(ACME, now=2**62, max_count=10, max_bytes=2**40)
+    async with acme.storage.network_transaction() as tx:  # ...the host sequences it, its answer is lost...
+        await acme.engine.accept_submission(tx, SignedEvent.from_wire(parse_json(item.wire)), via=GLOBEX)
+    await deliver(acme, globex)  # ...and its fan-out comes back first.
+    async with globex.storage.network_transaction() as tx:  # then the late answer refuses it for good
+        await tx.outbox.reject([item.id], error="403 forbidden: only the network's host sends sequenced events",
+                               now=0)
+        await tx.outbox.retry([item.id], error="timeout")
+        row = (await tx.events.find(posted.event_id)).row_id
+        assert (await tx.outbox.states_for_events([row]))[row] == {ACME: "delivered"}
+        assert await tx.outbox.claim(ACME, now=2**62, max_count=10, max_bytes=2**40) == []  # nothing to resend

@@ -39,7 +39,8 @@ from yarl import URL
 
 from federation.canonical_json import encode_canonical
 from federation.event_content import MessagePosted
-from federation.events import Event, sequence_event, sign_event
+from federation.events import Event, sign_event
+from federation.sequencing import sequence_event
 from federation.identifiers import ParticipantId
 from federation.keys import SigningKey, b64encode
 from federation.request_signing import MAX_SKEW_MS, sign_request
@@ -642,7 +643,7 @@ async def test_a_sequenced_event_from_a_peer_that_is_not_the_host_is_refused(rol
         head = await tx.networks.get(NETWORK)
     signed_event = sign_event(message(f"agent:bob@{INITECH}", "the host says so"), initech.key)
     forged = sequence_event(signed_event, seq=head.head_seq + 1, prev_hash=head.head_hash, host=ACME,
-                            host_key=initech.key)
+                            host_ts=int(time.time() * 1000), host_key=initech.key)
     before = await holdings(rollout.globex)
     answer = await rollout.peer(INITECH, initech.key).put_transaction(rollout.globex,
                                                                     transaction(forged.to_wire()))
@@ -676,7 +677,8 @@ async def test_a_member_cannot_send_the_host_a_sequenced_event(rollout):
     async with rollout.acme.storage.network_transaction() as tx:
         head = await tx.networks.get(NETWORK)
     forged = sequence_event(sign_event(message(DELIVERY, "self-placed"), rollout.globex.key),
-                            seq=head.head_seq + 1, prev_hash=head.head_hash, host=ACME, host_key=rollout.globex.key)
+                            seq=head.head_seq + 1, prev_hash=head.head_hash, host=ACME,
+                            host_ts=int(time.time() * 1000), host_key=rollout.globex.key)
     before = await holdings(rollout.acme)
     (result,) = (await rollout.as_globex.put_transaction(rollout.acme, transaction(forged.to_wire()))).results()
     assert_refused_result(result, 403, "forbidden", forged.event_id)

@@ -10,7 +10,9 @@ import node.inbound_events
 from federation.canonical_json import parse_json
 from federation.errors import ChainError, InvalidSignature
 from federation.event_content import MessagePosted, ParticipantAttached, ThreadOpened
-from node.errors import OutOfOrder
+from node.errors import NetworkHalted, OutOfOrder
+from node.clock import SystemClock
+from node.halting import HaltKeeper
 from node.inbound_events import InboundEvents
 from tests.node.test_federation_engine import ACME, OPS, catch_up, pair  # noqa: F401 -- pair is a fixture
 
@@ -20,6 +22,9 @@ NETWORK = "acme-rollout"
 class _NoRefresh:
     async def retrying(self, signers, network, attempt):
         return await attempt()
+
+    async def confirm(self, server, key_id, public_key, endpoint):
+        pass
 
 
 @pytest.fixture
@@ -44,8 +49,9 @@ class _Seen:
         self.events: list[str] = []
 
     def inbound(self, globex) -> InboundEvents:
-        return InboundEvents(globex.storage, globex.engine, _NoRefresh(), on_gap=self.gaps.append,
-                             on_event=self.events.append)
+        return InboundEvents(globex.storage, globex.engine, _NoRefresh(),
+                             HaltKeeper(globex.storage, SystemClock(), globex.engine.server),
+                             on_gap=self.gaps.append, on_event=self.events.append)
 
 
 async def _held(acme, globex, count: int) -> tuple[list[dict], _Seen]:
@@ -144,5 +150,14 @@ async def test_a_forged_event_in_a_large_batch_is_refused_and_nothing_after_it_a
     assert (results[9]["status"], results[9]["code"]) == (InvalidSignature.status, InvalidSignature.code)
     assert {r["code"] for r in results[10:]} == {OutOfOrder.code}
     assert await _head(globex) == head + 9
+    # The host's next event was refused: the member stopped following the network, and says so
+    # to whatever the host pushes next, until the network is tried again (node.halting).
+    async with globex.storage.network_transaction() as tx:
+        halt = await tx.halts.find((await tx.networks.get(NETWORK)).id)
+    assert (halt.seq, halt.event_id, halt.code) == (head + 10, "$" + wires[9]["hash"], "invalid_signature")
     results = await _Seen().inbound(globex).accept(wires, via=ACME)
+    assert [r["status"] for r in results[:9]] == [200] * 9  # what it holds is still answered
+    assert {r["code"] for r in results[9:]} == {NetworkHalted.code} and await _head(globex) == head + 9
+    # Tried again (as the catch-up worker does when the halt is due), the genuine events go in.
+    results = await _Seen().inbound(globex).accept(wires, via=ACME, resuming=NETWORK)
     assert [r["status"] for r in results] == [200] * len(wires) and await _head(globex) == head + len(wires)
