@@ -1,28 +1,36 @@
 """Delivering outbox rows to peers.
 
 One sender per destination at a time, so a peer sees a network's events in sequence order and
-no row is sent twice at once. A sender claims the oldest due rows for its peer (bounded by
-count and bytes), sends them as one transaction, and settles each row by the peer's answer
-for it: accepted rows are done, rows the peer refused for good (a rule, a bad signature) fail
-on their own without holding up the rest, and rows that came out of order wait for a short
-retry while the peer catches up.
+no row is sent twice at once; rows go first in, first out, so one author's events reach the
+host in the order this node accepted them. A sender claims the oldest rows for its peer
+(bounded by count and bytes), sends them as one transaction, and settles each row by the
+peer's answer for it: accepted rows are done, rows the peer refused for good (a rule, a bad
+signature) fail on their own without holding up the rest, and rows it refused only for now (a
+gap it is catching up on, a key it is learning) wait, with the whole destination, for a short
+backoff that grows while nothing gets through.
 
 If the peer cannot be reached, or refuses the whole request, every row goes back to pending
 and the peer is backed off with capped exponential delay and full jitter
-(`federation.outbox_states.retry_delay_ms`); the per-peer `next_attempt_at` is the circuit
-breaker. `wake(server)` lifts that backoff at once: it is called when the peer contacts
-us, and when any of our own calls to it succeeds. On start a node pings every peer, so peers
-that backed off from it while it was down resume at once. Rows in flight when the node
-stopped are requeued on start; the transaction id is derived from the rows and their tries,
-so the receiver answers a retransmission of the same batch from memory (the id also names
-this run, so it never matches anything else).
+(`federation.outbox_states.retry_delay_ms`), or for as long as its 429 Retry-After asks. The
+backoff is kept twice: in this process as a monotonic deadline, which decides when this
+process sends again whatever the wall clock does; and in the database
+(`delivery_status.next_attempt_at`), for operators, other node processes and restarts (where
+a due time further ahead than any backoff counts as due: it came from a clock step). The worker
+looks at its deadlines on every round, however it was woken, and sleeps no longer than until
+the next one, so sending resumes as soon as a backoff runs out.
+
+`wake(server)` lifts a backoff at once: it is called when the peer contacts us, and when one
+of our own calls to it succeeds (an error answer never counts). On start a node pings every
+peer, so peers that backed off from it while it was down resume at once. Rows in flight when
+the node stopped are requeued on start; the transaction id is derived from the rows and their
+tries, so the receiver answers a retransmission of the same batch from memory (the id also
+names this run, so it never matches anything else).
 
 A wake costs nothing when there is nothing to do: `queued(servers)` comes after every commit
 that queued rows (`FederationEngine`, through `after_commit`) and starts those senders
-directly, and a peer's call lifts a backoff only if this process set one; everything else
-(rows or backoffs written by another node process on the same PostgreSQL) is found by the
-poll every `IDLE_POLL_S`. Each answer is settled in the same database transaction that claims
-the next batch.
+directly; everything else (rows or backoffs written by another node process on the same
+PostgreSQL) is found by the poll every `IDLE_POLL_S`. Each answer is settled in the same
+database transaction that claims the next batch.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import asyncio
 import logging
 import random
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Iterable
 
 from federation.outbox_states import retry_delay_ms
@@ -49,9 +58,10 @@ log = logging.getLogger(__name__)
 # batch well under the receiver's body limit even with escaping.
 MAX_BATCH_EVENTS = 100
 MAX_BATCH_BYTES = 1024 * 1024
-# An event that arrived before its predecessor is retried after this, once the peer has had
-# time to catch up from us.
+# A destination that refused events only for now (a gap it is catching up on, a key it is still
+# learning) is tried again after this, doubling while nothing gets through, up to a minute.
 OUT_OF_ORDER_RETRY_MS = 1000
+_TRANSIENT_RETRY_CAP_MS = 60_000
 # Per-event refusals that can succeed later: a gap the peer is catching up on, a key it is
 # still learning, a database hiccup. Anything else is final for that event.
 _TRANSIENT = frozenset({"out_of_order", "unknown_key", "unavailable"})
@@ -63,16 +73,21 @@ IDLE_POLL_S = 1.0
 
 
 class DeliveryWorker:
-    def __init__(self, storage: Storage, client: PeerClient, clock: Clock, *, rng: random.Random | None = None) -> None:
+    def __init__(self, storage: Storage, client: PeerClient, clock: Clock, *, rng: random.Random | None = None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self._storage = storage
         self._client = client
         self._clock = clock
         self._rng = rng or random.Random()
+        self._monotonic = monotonic
         self._wakeup = asyncio.Event()
         self._woken: set[str] = set()
         self._rows_committed = False
         self._queued: set[str] = set()
-        self._backed_off: set[str] = set()  # peers this process backed off and has not heard from since
+        # Peers this process backed off, with the monotonic moment the backoff runs out.
+        self._backoff: dict[str, float] = {}
+        # Answers in a row, per peer, that refused events only for now and accepted none.
+        self._transient_streak: dict[str, int] = {}
         self._again: set[str] = set()  # running senders told of new rows while they ran
         self._senders: dict[str, asyncio.Task] = {}
         # Part of every transaction id: a receiver's stored answer can only ever match a
@@ -104,17 +119,24 @@ class DeliveryWorker:
             log.info("requeued %d outbox rows that were in flight at the last stop", requeued)
         # Tell every peer we are back, so their senders stop backing off from us now.
         announcements = [asyncio.create_task(self._announce(p.server, p.endpoint)) for p in peers]
-        polled = True  # the first round looks at everything
+        last_poll = None  # the first round looks at everything
         try:
             while True:
                 self._wakeup.clear()
-                await self._start_due_senders(polled=polled)
+                now = self._monotonic()
+                polled = last_poll is None or now - last_poll >= IDLE_POLL_S
+                if polled:
+                    last_poll = now
+                expired = {server for server, until in self._backoff.items() if until <= now}
+                await self._start_due_senders(polled=polled, expired=expired)
+                # Sleep until the next poll or the next backoff to run out, whichever is first:
+                # steady wakes for other peers never keep a peer waiting past its backoff.
+                deadlines = [last_poll + IDLE_POLL_S, *self._backoff.values()]
                 try:  # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel
-                    async with asyncio.timeout(IDLE_POLL_S):
+                    async with asyncio.timeout(max(0.0, min(deadlines) - self._monotonic())):
                         await self._wakeup.wait()
-                    polled = False
                 except TimeoutError:
-                    polled = True
+                    pass
         finally:
             for task in [*self._senders.values(), *announcements]:
                 task.cancel()
@@ -126,23 +148,25 @@ class DeliveryWorker:
         except (PeerUnreachable, PeerRefused) as e:
             log.info("could not tell %s that this node is back: %s", server, e)
 
-    async def _start_due_senders(self, *, polled: bool) -> None:
-        """Start a sender for every peer with due rows. A wake for committed rows or for a peer
-        this process backed off looks at once; a peer that is up but was never backed off here
-        only matters if another node process (one PostgreSQL) backed it off, and the next poll
-        looks at it."""
+    async def _start_due_senders(self, *, polled: bool, expired: set[str]) -> None:
+        """Start a sender for every peer with due rows. A peer whose backoff ran out, and a wake
+        for committed rows or for a peer this process backed off, look at once; a peer that is
+        up but was never backed off here only matters if another node process (one PostgreSQL)
+        backed it off, and the next poll looks at it."""
         rows, self._rows_committed = self._rows_committed, False
-        due, self._queued = self._queued - self._backed_off, set()
-        lift = set(self._woken) if polled else self._woken & self._backed_off
+        due, self._queued = self._queued - set(self._backoff), set()
+        lift = expired | (set(self._woken) if polled else self._woken & set(self._backoff))
         if polled or rows or lift:
             self._woken -= lift
-            self._backed_off -= lift
+            for server in lift:
+                self._backoff.pop(server, None)
             now = self._clock.now_ms()
             async with self._storage.network_transaction() as tx:
-                for server in lift:  # the peer is back: forget its backoff
+                for server in lift:  # the peer is back, or its time is up: forget its backoff
                     if (await tx.peers.delivery(server)).next_attempt_at is not None:
                         await tx.peers.clear_backoff(server)
                 due.update(await tx.outbox.due_destinations(now))  # backed-off peers are not due
+            due -= set(self._backoff)
         for server in sorted(due):
             running = self._senders.get(server)
             if running is not None and not running.done():
@@ -163,11 +187,11 @@ class DeliveryWorker:
                     results = await self._send(server, peer, items)
                     if results is None:
                         return
-                    self._backed_off.discard(server)  # it answered: any backoff is over (record_success)
+                    self._backoff.pop(server, None)  # it answered: any backoff is over (record_success)
                     now = self._clock.now_ms()
                     async with self._storage.network_transaction() as tx:
-                        refused = await self._settle(tx, server, items, results, now)
-                        batch = await self._claim(tx, server)
+                        refused, wait_ms = await self._settle(tx, server, items, results, now)
+                        batch = await self._claim(tx, server) if not wait_ms else None
                     for item, error in refused:
                         log.warning("%s refused event %s: %s", server, item.event_id, error)
                     delivered = [i.created_at for i, r in zip(items, results) if r.get("status") == 200]
@@ -191,26 +215,29 @@ class DeliveryWorker:
         # The stored wire forms are canonical already: splice them rather than parse and re-encode.
         body = b'{"events":[' + b",".join(item.wire for item in items) + b"]}"
         try:
-            answer = await self._client.call("PUT", peer.endpoint, server, f"/transactions/{txn_id}", body)
+            answer = await self._client.call("PUT", peer.endpoint, server, f"/transactions/{txn_id}", body,
+                                             announce=False)
             return _results(answer, len(items))
-        except (PeerUnreachable, PeerRefused) as e:
+        except PeerRefused as e:
+            await self._back_off(server, items, str(e), at_least_ms=(e.retry_after_s or 0) * 1000)
+        except PeerUnreachable as e:
             await self._back_off(server, items, str(e))
-            return None
+        return None
 
-    async def _back_off(self, server: str, items: list[OutboxItem], error: str) -> None:
+    async def _back_off(self, server: str, items: list[OutboxItem], error: str, *, at_least_ms: int = 0) -> None:
         now = self._clock.now_ms()
         async with self._storage.network_transaction() as tx:
             failures = (await tx.peers.delivery(server)).failures + 1
-            next_at = now + retry_delay_ms(failures, rng=self._rng)
-            await tx.peers.record_failure(server, error=error, next_attempt_at=next_at, now=now)
-            await tx.outbox.retry([i.id for i in items], error=error, not_before=next_at)
-        self._backed_off.add(server)
-        log.warning("delivery to %s failed (%d in a row), next try in %d ms: %s",
-                    server, failures, next_at - now, error)
+            delay = max(retry_delay_ms(failures, rng=self._rng), at_least_ms)
+            await tx.peers.record_failure(server, error=error, next_attempt_at=now + delay, now=now)
+            await tx.outbox.retry([i.id for i in items], error=error)
+        self._backoff[server] = self._monotonic() + delay / 1000
+        log.warning("delivery to %s failed (%d in a row), next try in %d ms: %s", server, failures, delay, error)
 
     async def _settle(self, tx: NetworkTransaction, server: str, items: list[OutboxItem], results: list[dict],
-                      now: int) -> list[tuple[OutboxItem, str]]:
-        """Record each event's answer; returns the events refused for good, with why."""
+                      now: int) -> tuple[list[tuple[OutboxItem, str]], int]:
+        """Record each event's answer; returns the events refused for good, with why, and how
+        long the destination waits before it is tried again (0: at once)."""
         done, later, refused = [], [], []
         for item, result in zip(items, results):
             status = result.get("status")
@@ -220,12 +247,23 @@ class DeliveryWorker:
                 later.append(item.id)
             else:
                 refused.append((item, f"{status} {result.get('code')}: {result.get('message', '')}"))
-        await tx.peers.record_success(server, now=now)
         await tx.outbox.delivered(done, now=now)
-        await tx.outbox.retry(later, error="refused for now", not_before=now + OUT_OF_ORDER_RETRY_MS)
+        await tx.outbox.retry(later, error="refused for now")
         for item, error in refused:
-            await tx.outbox.reject([item.id], error=error)
-        return refused
+            await tx.outbox.reject([item.id], error=error, now=now)
+        if not later:
+            self._transient_streak.pop(server, None)
+            await tx.peers.record_success(server, now=now)
+            return refused, 0
+        # Some events only for now: the whole destination waits (its rows stay in order), longer
+        # each time nothing at all got through.
+        streak = 0 if done else self._transient_streak.get(server, 0) + 1
+        self._transient_streak[server] = streak
+        wait = min(_TRANSIENT_RETRY_CAP_MS, OUT_OF_ORDER_RETRY_MS * 2 ** streak)
+        await tx.peers.record_success(server, now=now)
+        await tx.peers.back_off(server, next_attempt_at=now + wait)
+        self._backoff[server] = self._monotonic() + wait / 1000
+        return refused, wait
 
 
 def _results(answer: dict, count: int) -> list[dict]:

@@ -50,8 +50,10 @@ class PeerClient:
 
     async def call(self, method: str, endpoint: str, destination: str, path: str,
                    payload: dict[str, Any] | bytes | None = None, *,
-                   timeout_s: float = _DEFAULT_TIMEOUT_S) -> dict[str, Any]:
-        """`payload` is a JSON object, or its canonical bytes already (spliced stored events)."""
+                   timeout_s: float = _DEFAULT_TIMEOUT_S, announce: bool = True) -> dict[str, Any]:
+        """`payload` is a JSON object, or its canonical bytes already (spliced stored events).
+        A successful answer is announced to `on_reachable` unless `announce` is false (the
+        delivery worker's own sends: it reads their answers itself)."""
         if isinstance(payload, bytes):
             body = payload
         else:
@@ -72,6 +74,7 @@ class PeerClient:
             ) as response:
                 raw = await _read_capped(response)
                 status = response.status
+                retry_after = _retry_after_s(response.headers.get("Retry-After"))
         except (aiohttp.ClientError, asyncio.TimeoutError, ssl.SSLError, OSError) as e:
             # A connector error's text embeds the SSL context's repr; its OS error says it all.
             detail = e.os_error if isinstance(e, aiohttp.ClientConnectorError) else e
@@ -84,12 +87,21 @@ class PeerClient:
             raise PeerUnreachable(f"{destination} sent an answer that is not JSON: {e.message}") from None
         if not isinstance(data, dict):
             raise PeerUnreachable(f"{destination} sent an answer that is not a JSON object")
-        self.on_reachable(destination)
-        if status >= 400:
+        if status >= 400:  # an error answer proves nothing about delivery: never a wake
             error = data.get("error") if isinstance(data.get("error"), dict) else {}
             code, message = str(error.get("code", "http_error"))[:64], str(error.get("message", ""))[:300]
-            raise PeerRefused(f"{destination} refused: {status} {code}: {message}", peer_status=status, peer_code=code)
+            raise PeerRefused(f"{destination} refused: {status} {code}: {message}", peer_status=status, peer_code=code,
+                              retry_after_s=retry_after)
+        if announce:
+            self.on_reachable(destination)
         return data
+
+
+def _retry_after_s(value: str | None) -> int | None:
+    """A Retry-After in seconds (the only form peers send), capped at an hour; None if absent."""
+    if value is None or not value.strip().isdigit() or len(value.strip()) > 9:
+        return None
+    return min(int(value.strip()), 3600)
 
 
 async def _read_capped(response: aiohttp.ClientResponse) -> bytes | None:
