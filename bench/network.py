@@ -64,7 +64,14 @@ async def open_network(host: BenchNode, members: list[BenchNode], agents: dict[s
         network = await host.admin("GET", f"/v1/networks/{name}")
         return all(network["members"].get(m.server) == "member" for m in members)
 
+    async def holds_its_admission(member: BenchNode) -> bool:
+        """The member's own copy has caught up to its admission (it may attach agents now)."""
+        network = await member.admin("GET", f"/v1/networks/{name}")
+        return network["members"].get(member.server) == "member"
+
     await eventually(all_members, "every member admitted")
+    for member in members:
+        await eventually(lambda m=member: holds_its_admission(m), f"{member.server} caught up to its admission")
     for node in nodes:
         for handle in agents.get(node.server, []):
             await node.admin("POST", f"/v1/networks/{name}/participants", {"participant": f"agent:{handle}"})

@@ -16,7 +16,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
 
 from node.errors import ConfigError
-from node.limits import ClientLimits, WebhookLimits
+from node.limits import ClientLimits, FederationLimits, WebhookLimits
 
 __all__ = ["CONFIG_FILE", "NodeSettings", "load_settings", "write_config"]
 
@@ -55,6 +55,15 @@ class NodeSettings(BaseSettings):
     stream_heartbeat_seconds: float = Field(15.0, ge=1, le=300)
     stream_write_timeout_seconds: float = Field(10.0, ge=1, le=300)
     feed_retention_hours: int = Field(7 * 24, ge=1, le=24 * 3650)
+    # What one peer node may make this node do (node.limits.FederationLimits has the reasons).
+    federation_requests_per_second: float = Field(100.0, gt=0, le=1_000_000)
+    federation_requests_burst: int = Field(300, ge=1, le=1_000_000)
+    federation_submissions_per_second: float = Field(50.0, gt=0, le=1_000_000)
+    federation_submissions_burst: int = Field(200, ge=100, le=10_000_000)
+    federation_host_events_per_second: float = Field(1000.0, gt=0, le=1_000_000)
+    federation_host_events_burst: int = Field(5000, ge=100, le=10_000_000)
+    federation_bytes_per_second: int = Field(2 * 1024 * 1024, ge=64 * 1024, le=10 * 1024**3)
+    federation_bytes_burst: int = Field(8 * 1024 * 1024, ge=2 * 1024 * 1024, le=10 * 1024**3)
     # Webhooks (node.limits.WebhookLimits has the reasons for each default).
     webhook_allow_http: bool = False
     webhook_timeout_seconds: float = Field(10.0, ge=1, le=60)
@@ -93,6 +102,17 @@ class NodeSettings(BaseSettings):
             post_rate_per_s=self.post_rate_per_second, post_burst=self.post_burst,
             stream_heartbeat_s=self.stream_heartbeat_seconds, stream_write_timeout_s=self.stream_write_timeout_seconds,
             feed_retention_ms=self.feed_retention_hours * 3600 * 1000,
+        )
+
+    @property
+    def federation_limits(self) -> FederationLimits:
+        return FederationLimits(
+            requests_per_s=self.federation_requests_per_second, requests_burst=self.federation_requests_burst,
+            submissions_per_s=self.federation_submissions_per_second,
+            submissions_burst=self.federation_submissions_burst,
+            host_events_per_s=self.federation_host_events_per_second,
+            host_events_burst=self.federation_host_events_burst,
+            bytes_per_s=self.federation_bytes_per_second, bytes_burst=self.federation_bytes_burst,
         )
 
     @property

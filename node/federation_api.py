@@ -1,12 +1,16 @@
 """The federation listener: what other nodes may ask of this one, over TLS.
 
 One middleware authenticates every request before any handler runs: it parses the signature
-header, refuses blocked servers and (default-deny) servers no operator peered with, checks the
-signature against pinned keys, the destination, the clock and the nonce (a replay is refused),
-and only then hands the handler the verified origin. Invite routes are the one exception to
-"pinned keys only": a company that is not a peer yet signs with the key its body offers (a
-known peer must still use its pinned key). Nothing is written before authentication passes,
-except the nonce that makes a replay detectable.
+header, refuses blocked servers and (default-deny) servers no operator peered with, reads the
+body under the route's size cap and a deadline, checks the signature against keys learned from
+the origin itself (never a key some host vouched for), the destination and the clock, applies
+the peer's rate limits (429 with Retry-After) and the nonce (a replay is refused), and only
+then hands the handler the verified origin. Invite routes are the one exception to "pinned
+keys only": a company that is not a peer yet signs with the key its small body offers (a known
+peer must still use its pinned key). Nothing is parsed but the header before the origin's
+standing is known, and nothing is written before authentication passes, except the nonce that
+makes a replay detectable. Large bodies are parsed on a worker thread, with a bound on their
+JSON values, so no request holds the event loop while it is parsed.
 
 A transaction carries up to 100 events; each is checked on its own (`node.inbound_events`),
 and the answer lists one result per event, so one bad event never blocks the rest. A retransmitted transaction
@@ -15,6 +19,7 @@ and the answer lists one result per event, so one bad event never blocks the res
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
 from typing import TypeVar
@@ -33,7 +38,7 @@ from node.catch_up import CATCH_UP_PAGE, CatchUpWorker
 from node.clock import Clock
 from node.delivery import DeliveryWorker
 from node.errors import (
-    Blocked, InvalidRequest, NotAPeer, NotFoundError, Replayed, UnknownNetwork,
+    Blocked, InvalidRequest, NotAPeer, NotFoundError, PayloadTooLarge, Replayed, RequestTimeout, UnknownNetwork,
 )
 from node.federation_client import FEDERATION_PREFIX
 from node.federation_engine import FederationEngine
@@ -41,77 +46,133 @@ from node.http_errors import error_middleware
 from node.http_io import parse_body
 from node.inbound_events import InboundEvents
 from node.key_publishing import own_key_document
+from node.halting import HaltKeeper
 from node.key_refresh import KeyRefresher
+from node.key_ring import usable_until
+from node.limits import FederationLimits
+from node.rate_limit import PeerRateLimiter
 from node.peering import PeeringService
 from storage.storage import Storage
 
 __all__ = ["MAX_FEDERATION_BODY_BYTES", "build_federation_app"]
 
 
-# 100 events of up to 64 KiB, with room for the envelope: a full transaction fits.
-MAX_FEDERATION_BODY_BYTES = 8 * 1024 * 1024
+# A transaction is at most 100 events (federation.peering_messages) and this node's sender
+# sends at most 1 MiB of events at a time (node.delivery.MAX_BATCH_BYTES) plus one event of up
+# to 64 KiB: 2 MiB leaves room for escaping and for other senders, and bounds what a peer can
+# make this node read and parse in one request.
+MAX_FEDERATION_BODY_BYTES = 2 * 1024 * 1024
+# Invites and their answers come from servers that may not be peers yet: they are a few hundred
+# bytes, and nothing larger is read from a server this node does not know.
+MAX_SELF_CERTIFIED_BODY_BYTES = 64 * 1024
+# JSON values per body: a full transaction of 100 events that each open a thread with 256
+# participants is about 30,000; an invite is a few dozen.
+MAX_TRANSACTION_VALUES = 50_000
+MAX_SELF_CERTIFIED_VALUES = 200
+# A body that has not arrived after this long is cut (408): long enough for 2 MiB over a slow
+# link, short enough that a peer trickling bytes cannot hold a request open.
+BODY_READ_TIMEOUT_S = 20.0
+# Bodies above this are parsed on a worker thread, so parsing never holds the event loop.
+_PARSE_ON_THREAD_ABOVE = 64 * 1024
 _ORIGIN = web.RequestKey("agentnet.peer.origin", str)
 _BODY = web.RequestKey("agentnet.peer.body", bytes)
 _TXN_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _PUBLIC, _SELF_CERTIFIED = "public", "self-certified"
 M = TypeVar("M", bound=BaseModel)
 
+
 def _auth_middleware(storage: Storage, server: str, clock: Clock, wake: Callable[[str], None],
-                     refresher: KeyRefresher):
+                     refresher: KeyRefresher, limiter: PeerRateLimiter):
+    """Authenticate before anything is parsed: the header first, then the claimed origin's
+    standing (blocked, a peer at all), then the body, read under the route's cap and a
+    deadline, then the signature, the peer's rate limits and the nonce."""
+
     @web.middleware
     async def authenticate(request: web.Request, handler) -> web.StreamResponse:
         route = request.match_info.route
         kind = route.name.partition(":")[0] if route.name else None
         if kind == _PUBLIC or request.match_info.http_exception is not None:
             return await handler(request)
-        body = await request.read()
         sig = parse_authorization(request.headers.get("Authorization"))
+        peer, pinned = await _standing(sig.origin, kind)
+        cap = MAX_SELF_CERTIFIED_BODY_BYTES if kind == _SELF_CERTIFIED else MAX_FEDERATION_BODY_BYTES
+        body = await _read_body(request, cap)
+        if kind == _SELF_CERTIFIED and not pinned:  # not a peer yet, by definition: the offered key
+            offered = _parsed(body, _KeyBody, max_values=MAX_SELF_CERTIFIED_VALUES).key.verify_key_or_none()
+            pinned = {offered.key_id: (offered, None)} if offered is not None else {}
         try:
-            peer = await _verify(request, body, sig, kind)
+            _verify(request, body, sig, pinned)
         except UnknownKey:
             if not await refresher.refresh(sig.origin):  # the peer may have rotated its key
                 raise
-            peer = await _verify(request, body, sig, kind)
+            peer, pinned = await _standing(sig.origin, kind)
+            _verify(request, body, sig, pinned)
+        limiter.request(sig.origin, len(body))
+        now = clock.now_ms()
+        async with storage.network_transaction() as tx:
+            if not await tx.inbound.remember_nonce(sig.origin, sig.nonce, expires_at=now + REPLAY_WINDOW_MS):
+                raise Replayed("this request was already received")
         request[_ORIGIN] = sig.origin
         request[_BODY] = body
         if peer is not None and peer.status == "accepted":
             wake(sig.origin)  # it is up: whatever we hold for it can go now
         return await handler(request)
 
-    async def _verify(request: web.Request, body: bytes, sig, kind: str | None):
-        now = clock.now_ms()
-        async with storage.network_transaction() as tx:
-            peer = await tx.peers.find(sig.origin)
+    async def _standing(origin: str, kind: str | None):
+        """The origin's peer record and the keys learned from it (a retired key with the last
+        moment it may have signed; node.key_ring). Keys a host vouched for never count here."""
+        async with storage.network_transaction(read_only=True) as tx:
+            peer = await tx.peers.find(origin)
             if peer is not None and peer.status == "blocked":
-                raise Blocked(f"{sig.origin} is blocked by this node")
-            pinned = {k.key_id: VerifyKey(k.public_key) for k in await tx.peers.keys(sig.origin) if k.revoked_at is None}
-            if kind == _SELF_CERTIFIED:  # invites and answers: not a peer yet, by definition
-                if not pinned:
-                    offered = _parsed(body, _KeyBody).key.verify_key_or_none()
-                    pinned = {offered.key_id: offered} if offered is not None else {}
-            elif peer is None or peer.status != "accepted":
-                raise NotAPeer(f"{sig.origin} is not a peer of this node")
+                raise Blocked(f"{origin} is blocked by this node")
+            if kind != _SELF_CERTIFIED and (peer is None or peer.status != "accepted"):
+                raise NotAPeer(f"{origin} is not a peer of this node")
+            pinned = {k.key_id: (VerifyKey(k.public_key), usable_until(k.valid_until))
+                      for k in await tx.peers.keys(origin) if k.revoked_at is None}
+        return peer, pinned
 
-            def lookup(origin: str, key_id: str) -> VerifyKey:
-                if origin != sig.origin or key_id not in pinned:
-                    raise UnknownKey(f"no pinned key {key_id} for {origin}")
-                return pinned[key_id]
+    def _verify(request: web.Request, body: bytes, sig, pinned: dict) -> None:
+        def lookup(origin: str, key_id: str) -> VerifyKey:
+            key, until = pinned.get(key_id, (None, None)) if origin == sig.origin else (None, None)
+            if key is None:
+                raise UnknownKey(f"no pinned key {key_id} for {origin}")
+            if until is not None and sig.timestamp_ms > until:
+                raise UnknownKey(f"key {key_id} of {origin} retired at {until}")
+            return key
 
-            verify_request(sig, method=request.method, path=request.raw_path, body=body,
-                           expected_destination=server, now_ms=now, lookup=lookup)
-            if not await tx.inbound.remember_nonce(sig.origin, sig.nonce, expires_at=now + REPLAY_WINDOW_MS):
-                raise Replayed("this request was already received")
-        return peer
+        verify_request(sig, method=request.method, path=request.raw_path, body=body,
+                       expected_destination=server, now_ms=clock.now_ms(), lookup=lookup)
 
     return authenticate
 
 
-def _parsed(body: bytes, model: type[M]) -> M:
-    return parse_body(body, model, max_bytes=MAX_FEDERATION_BODY_BYTES)
+async def _read_body(request: web.Request, cap: int) -> bytes:
+    """The whole body, refused (413) past `cap` before more is read, and cut (408) if it has
+    not arrived within BODY_READ_TIMEOUT_S."""
+    if request.content_length is not None and request.content_length > cap:
+        raise PayloadTooLarge(f"request body over {cap} bytes")
+    chunks, size = [], 0
+    try:
+        async with asyncio.timeout(BODY_READ_TIMEOUT_S):
+            async for chunk in request.content.iter_chunked(64 * 1024):
+                size += len(chunk)
+                if size > cap:
+                    raise PayloadTooLarge(f"request body over {cap} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimeout(f"the request body did not arrive within {BODY_READ_TIMEOUT_S:g} s") from None
+    return b"".join(chunks)
 
 
-def _body(request: web.Request, model: type[M]) -> M:
-    return _parsed(request[_BODY], model)
+def _parsed(body: bytes, model: type[M], *, max_values: int = MAX_TRANSACTION_VALUES) -> M:
+    return parse_body(body, model, max_bytes=MAX_FEDERATION_BODY_BYTES, max_values=max_values)
+
+
+async def _body(request: web.Request, model: type[M], *, max_values: int = MAX_SELF_CERTIFIED_VALUES) -> M:
+    body = request[_BODY]
+    if len(body) > _PARSE_ON_THREAD_ABOVE:
+        return await asyncio.to_thread(_parsed, body, model, max_values=max_values)
+    return _parsed(body, model, max_values=max_values)
 
 
 class _OfferedKey(KeyRef):
@@ -128,10 +189,12 @@ class _KeyBody(BaseModel):
 
 def build_federation_app(*, storage: Storage, engine: FederationEngine, peering: PeeringService,
                          delivery: DeliveryWorker, catch_up: CatchUpWorker, refresher: KeyRefresher,
-                         clock: Clock, on_event: Callable[[str], None] = lambda result: None) -> web.Application:
+                         halts: HaltKeeper, clock: Clock, limits: FederationLimits = FederationLimits(),
+                         on_event: Callable[[str], None] = lambda result: None) -> web.Application:
     """`on_event` hears how each pushed event settled: accepted, duplicate or refused (metrics)."""
+    limiter = PeerRateLimiter(limits)
     server = engine.server
-    inbound = InboundEvents(storage, engine, refresher, on_gap=catch_up.request, on_event=on_event)
+    inbound = InboundEvents(storage, engine, refresher, halts, on_gap=catch_up.request, on_event=on_event)
 
     async def keys(request: web.Request) -> web.Response:
         async with storage.network_transaction() as tx:
@@ -139,16 +202,16 @@ def build_federation_app(*, storage: Storage, engine: FederationEngine, peering:
         return web.Response(body=encode_canonical(document), content_type="application/json")
 
     async def invite(request: web.Request) -> web.Response:
-        answer = await peering.receive_invite(request[_ORIGIN], _body(request, InviteMessage))
+        answer = await peering.receive_invite(request[_ORIGIN], await _body(request, InviteMessage))
         return web.json_response(answer, status=202)
 
     async def accept(request: web.Request) -> web.Response:
-        message = _body(request, AcceptMessage)
+        message = await _body(request, AcceptMessage)
         answer = await peering.receive_accept(request[_ORIGIN], request.match_info["invite_id"], message)
         return web.json_response(answer)
 
     async def decline(request: web.Request) -> web.Response:
-        _body(request, DeclineMessage)
+        await _body(request, DeclineMessage)
         return web.json_response(await peering.receive_decline(request[_ORIGIN], request.match_info["invite_id"]))
 
     async def transaction(request: web.Request) -> web.Response:
@@ -156,7 +219,9 @@ def build_federation_app(*, storage: Storage, engine: FederationEngine, peering:
         if not _TXN_ID.match(txn_id):
             raise InvalidRequest("transaction id is not valid", [{"field": "txn_id", "location": "path",
                                                                  "message": "1-64 of A-Z a-z 0-9 . _ -"}])
-        message = _body(request, TransactionMessage)
+        message = await _body(request, TransactionMessage, max_values=MAX_TRANSACTION_VALUES)
+        sequenced = sum(1 for wire in message.events if isinstance(wire, dict) and "seq" in wire)
+        limiter.events(origin, submitted=len(message.events) - sequenced, sequenced=sequenced)
         answer = await inbound.answer(txn_id, message.events, via=origin, now=clock.now_ms())
         return web.Response(body=answer, content_type="application/json")
 
@@ -184,7 +249,7 @@ def build_federation_app(*, storage: Storage, engine: FederationEngine, peering:
         return web.Response(body=body, content_type="application/json")
 
     app = web.Application(client_max_size=MAX_FEDERATION_BODY_BYTES, middlewares=[
-        error_middleware, _auth_middleware(storage, server, clock, delivery.wake, refresher),
+        error_middleware, _auth_middleware(storage, server, clock, delivery.wake, refresher, limiter),
     ])
     p = FEDERATION_PREFIX
     app.router.add_get(f"{p}/keys", keys, name=f"{_PUBLIC}:keys")

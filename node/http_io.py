@@ -11,7 +11,7 @@ from typing import TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from federation.canonical_json import DEFAULT_MAX_BYTES, parse_json
+from federation.canonical_json import DEFAULT_MAX_BYTES, DEFAULT_MAX_VALUES, parse_json
 from federation.errors import CanonicalJsonError
 from node.errors import InvalidRequest, MalformedJson
 from node.http_errors import validation_fields
@@ -31,14 +31,16 @@ async def read_body(request: web.Request, model: type[M]) -> M:
     return parse_body(await request.read(), model)  # aiohttp enforces client_max_size (413)
 
 
-def parse_body(raw: bytes, model: type[M], *, max_bytes: int = DEFAULT_MAX_BYTES) -> M:
-    return validate_body(parse_json_body(raw, max_bytes=max_bytes), model)
+def parse_body(raw: bytes, model: type[M], *, max_bytes: int = DEFAULT_MAX_BYTES,
+               max_values: int = DEFAULT_MAX_VALUES) -> M:
+    return validate_body(parse_json_body(raw, max_bytes=max_bytes, max_values=max_values), model)
 
 
-def parse_json_body(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> object:
+def parse_json_body(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_values: int = DEFAULT_MAX_VALUES) -> object:
     try:
-        # The protocol's strict parser: no floats, NaN, duplicate keys or hostile nesting.
-        return parse_json(raw, max_bytes=max_bytes)
+        # The protocol's strict parser: no floats, NaN, duplicate keys, hostile nesting or
+        # more values than the caller expects.
+        return parse_json(raw, max_bytes=max_bytes, max_values=max_values)
     except CanonicalJsonError as e:
         raise MalformedJson(f"request body is not valid JSON: {e.message}") from None
 

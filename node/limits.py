@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ClientLimits", "WebhookLimits"]
+__all__ = ["ClientLimits", "FederationLimits", "WebhookLimits"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,3 +46,27 @@ class WebhookLimits:
     retry_cap_ms: int = 3600 * 1000
     # Look for feed rows written by other processes (this one's commits wake the worker at once).
     poll_s: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class FederationLimits:
+    """What one peer node may make this node do per second, after it authenticated; a peer
+    over it is answered 429 with Retry-After, which this node's own sender honours."""
+
+    # Requests: a busy peer sends a transaction per round trip (a few ms) and catch-up pages;
+    # 100 a second with bursts of 300 leaves that room and bounds signature checks per peer.
+    requests_per_s: float = 100.0
+    requests_burst: int = 300
+    # A company's own events submitted to this node as their host: each costs a signature check,
+    # the rules and a database write (about 1 ms, bench/README.md). 50 a second is 3,000 a
+    # minute from one partner's people and agents, far more than a conversation; bursts of 200
+    # let a member that was cut off deliver what it held.
+    submissions_per_s: float = 50.0
+    submissions_burst: int = 200
+    # A host's sequenced events (every member's, relayed): 1,000 a second is a busy network's
+    # fan-out with room to spare; bursts of 5,000 let a backlog after an outage move at once.
+    host_events_per_s: float = 1000.0
+    host_events_burst: int = 5000
+    # Bytes of request bodies: 2 MiB a second, bursts of 8 MiB (four full transactions).
+    bytes_per_s: int = 2 * 1024 * 1024
+    bytes_burst: int = 8 * 1024 * 1024

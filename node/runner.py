@@ -58,7 +58,7 @@ async def serve(settings: NodeSettings, *, clock: Clock | None = None, stop: asy
             server_name=settings.server_name, endpoint=settings.resolved_public_endpoint, signing_key=signing_key,
             storage=storage, clock=clock, session=session, client_ssl=client_tls,
             max_body_bytes=settings.max_body_bytes, limits=settings.client_limits,
-            webhook_limits=settings.webhook_limits,
+            webhook_limits=settings.webhook_limits, federation_limits=settings.federation_limits,
         )
         listeners = [
             ("admin", parts.admin_app, settings.admin_host, settings.admin_port, None),

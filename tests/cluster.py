@@ -23,7 +23,7 @@ from federation.keys import SigningKey
 from node.assembly import NodeParts, assemble, record_own_key
 from node.bootstrap import bootstrap_company
 from node.clock import SystemClock
-from node.limits import WebhookLimits
+from node.limits import FederationLimits, WebhookLimits
 from node.tls import client_ssl_context, server_ssl_context
 from storage.storage import Storage
 from tests.tls_fixtures import TestCertificateAuthority
@@ -59,6 +59,7 @@ class ClusterNode:
     _stack: contextlib.AsyncExitStack | None = None
     http: aiohttp.ClientSession | None = None
     webhook_limits: WebhookLimits = TEST_WEBHOOK_LIMITS
+    federation_limits: FederationLimits = FederationLimits()
 
     @property
     def endpoint(self) -> str:
@@ -120,7 +121,8 @@ class ClusterNode:
         self.http = await stack.enter_async_context(aiohttp.ClientSession())
         self.parts = assemble(server_name=self.server, endpoint=self.endpoint, signing_key=self.key,
                               storage=self.storage, clock=SystemClock(), session=session,
-                              client_ssl=client_ssl_context(bundle), webhook_limits=self.webhook_limits)
+                              client_ssl=client_ssl_context(bundle), webhook_limits=self.webhook_limits,
+                              federation_limits=self.federation_limits)
 
         @web.middleware
         async def capture(request: web.Request, handler):
@@ -153,7 +155,8 @@ class ClusterNode:
 
 
 async def start_node(tmp_path: Path, server: str, ca: TestCertificateAuthority, database_url: str | None = None,
-                     display_name: str | None = None) -> ClusterNode:
+                     display_name: str | None = None,
+                     federation_limits: FederationLimits = FederationLimits()) -> ClusterNode:
     data_dir = tmp_path / server.replace(":", "_")
     data_dir.mkdir(parents=True, exist_ok=True)
     url = database_url or f"sqlite:///{data_dir / 'node.db'}"
@@ -164,7 +167,7 @@ async def start_node(tmp_path: Path, server: str, ca: TestCertificateAuthority, 
     finally:
         await storage.close()
     node = ClusterNode(server=server, database_url=url, data_dir=data_dir, key=SigningKey.generate(),
-                       admin_token=token, ports={}, ca=ca)
+                       admin_token=token, ports={}, ca=ca, federation_limits=federation_limits)
     await node.start()
     return node
 
