@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -159,10 +160,14 @@ def load_settings(data_dir: Path) -> NodeSettings:
 
 
 def write_config(data_dir: Path, values: dict[str, str | int | bool]) -> Path:
-    """Write a flat TOML file; JSON string escapes are valid TOML basic strings."""
+    """Write a flat TOML file, 0600 (it may hold a database password); JSON string escapes are
+    valid TOML basic strings."""
     lines = ["# Agent Network node settings. AGENTNET_<NAME> environment variables override these.\n"]
     for key, value in values.items():
         lines.append(f"{key} = {json.dumps(value)}\n")
     path = data_dir / CONFIG_FILE
-    path.write_text("".join(lines), "utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        os.fchmod(f.fileno(), 0o600)  # a file that was there keeps its mode through O_CREAT
+        f.write("".join(lines))
     return path
