@@ -40,6 +40,7 @@ from node.rate_limit import PostRateLimiter
 from node.shared_thread_api import shared_thread_endpoints
 from node.shared_thread_service import SharedThreadService
 from node.webhook_api import WebhookService, webhook_admin_endpoints, webhook_client_endpoints
+from node.webhook_resolver import Destinations
 from node.webhook_worker import WebhookWorker
 from storage.storage import Storage
 
@@ -90,9 +91,11 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
     hub = FeedHub()
     storage.on_feed_commit(hub.notify)
     feed = FeedService(storage, clock, directory, hub, poll_interval_s=limits.feed_poll_s)
-    webhooks = WebhookWorker(storage, feed, clock, webhook_limits)
+    destinations = Destinations.from_limits(webhook_limits)  # one rule for registering and delivering
+    webhooks = WebhookWorker(storage, feed, clock, webhook_limits, destinations=destinations)
     storage.on_feed_commit(webhooks.feed_grew)
-    webhook_service = WebhookService(storage, clock, directory, webhook_limits, wake=webhooks.wake)
+    webhook_service = WebhookService(storage, clock, directory, webhook_limits, wake=webhooks.wake,
+                                     destinations=destinations)
     limiter = PostRateLimiter(rate_per_s=limits.post_rate_per_s, burst=limits.post_burst)
     client_service = ClientService(storage, clock, directory)
     client_app = build_client_app(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -165,7 +166,21 @@ async def _keys(args: argparse.Namespace) -> None:
 _COMMANDS = {"init": _init, "run": _run, "migrate": _migrate, "admin-token": _admin_token, "keys": _keys}
 
 
+# Everything `agentnet` creates (settings, database and the -wal and -shm files SQLite makes
+# itself, keys, logs, backups, certificates) is for its own user only: files 0600, directories
+# 0700, whichever code creates them. Writers of secrets also pass 0600 themselves.
+PRIVATE_UMASK = 0o077
+
+
 def main(argv: list[str] | None = None) -> int:
+    previous = os.umask(PRIVATE_UMASK)
+    try:
+        return _main(argv)
+    finally:
+        os.umask(previous)  # for callers in the same process (tests)
+
+
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     try:
         handler = getattr(args, "handler", None) or _COMMANDS[args.command]

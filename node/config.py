@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import tomllib
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError, TomlConfigSettingsSource
 
 from node.errors import ConfigError
 from node.limits import ClientLimits, FederationLimits, WebhookLimits
+from node.webhook_destinations import parse_allowed_host
 
 __all__ = ["CONFIG_FILE", "NodeSettings", "load_settings", "write_config"]
 
@@ -69,6 +71,10 @@ class NodeSettings(BaseSettings):
     webhook_timeout_seconds: float = Field(10.0, ge=1, le=60)
     webhook_disable_after_failures: int = Field(10, ge=1, le=10_000)
     webhook_disable_after_seconds: int = Field(24 * 3600, ge=0, le=30 * 24 * 3600)
+    webhook_allowed_hosts: list[str] = Field(
+        default_factory=list, max_length=1000,
+        description="internal receivers webhooks may reach: host names, addresses, CIDR blocks",
+    )
 
     @field_validator("admin_host")
     @classmethod
@@ -81,6 +87,13 @@ class NodeSettings(BaseSettings):
                 loopback = False
             if not loopback:
                 raise ValueError("the admin listener binds to loopback only (127.0.0.1, ::1, localhost)")
+        return value
+
+    @field_validator("webhook_allowed_hosts")
+    @classmethod
+    def _allowed_hosts_parse(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            parse_allowed_host(entry)  # its ValueError names the entry
         return value
 
     @field_validator("public_endpoint")
@@ -121,6 +134,9 @@ class NodeSettings(BaseSettings):
             allow_http=self.webhook_allow_http, timeout_s=self.webhook_timeout_seconds,
             disable_after_failures=self.webhook_disable_after_failures,
             disable_after_ms=self.webhook_disable_after_seconds * 1000,
+            allowed_hosts=tuple(self.webhook_allowed_hosts),
+            own_listeners=(("admin", self.admin_port), ("client", self.client_port),
+                           ("federation", self.federation_port)),
         )
 
     @property
@@ -176,13 +192,19 @@ def load_settings(data_dir: Path) -> NodeSettings:
             f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in e.errors()
         )
         raise ConfigError(f"invalid settings (from {path} and AGENTNET_* variables): {problems}") from None
+    except SettingsError as e:  # an AGENTNET_* list that is not JSON
+        raise ConfigError(f'invalid settings (from AGENTNET_* variables): {e} (a list is JSON: ["a", "b"])') from None
 
 
 def write_config(data_dir: Path, values: dict[str, str | int | bool]) -> Path:
-    """Write a flat TOML file; JSON string escapes are valid TOML basic strings."""
+    """Write a flat TOML file, 0600 (it may hold a database password); JSON string escapes are
+    valid TOML basic strings."""
     lines = ["# Agent Network node settings. AGENTNET_<NAME> environment variables override these.\n"]
     for key, value in values.items():
         lines.append(f"{key} = {json.dumps(value)}\n")
     path = data_dir / CONFIG_FILE
-    path.write_text("".join(lines), "utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        os.fchmod(f.fileno(), 0o600)  # a file that was there keeps its mode through O_CREAT
+        f.write("".join(lines))
     return path

@@ -216,7 +216,8 @@ class _Demo:
             self.say(f"  {n.company.name:8} {n.server:16} admin {n.admin_url}  client {n.client_url}  "
                      f"federation {n.endpoint}")
         for n in nodes:
-            with open(n.log_path, "ab") as log:
+            # The log may quote what the node was told (at DEBUG); owner-only, like the rest.
+            with os.fdopen(os.open(n.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
                 n.proc = subprocess.Popen([sys.executable, "-m", "node.cli", "run", "--data-dir", str(n.data_dir)],
                                           stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                           env=_child_env())

@@ -31,6 +31,13 @@ class WebhookLimits:
     # Plain http leaks every delivery to the path between the node and the receiver; only
     # tests and a receiver on the same host have a reason to allow it.
     allow_http: bool = False
+    # Receivers that are not public (host names, addresses, CIDR blocks) that webhooks may reach
+    # anyway: the operator's explicit choice, since by default only public addresses are
+    # (node.webhook_destinations says why).
+    allowed_hosts: tuple[str, ...] = ()
+    # The node's own listeners, (name, port): refused on any address of this machine, even one
+    # that `allowed_hosts` lets through. Filled from the settings by whoever knows the ports.
+    own_listeners: tuple[tuple[str, int], ...] = ()
     # One attempt's whole time (connect, send, answer). Standard Webhooks senders use 15 s or
     # less; a receiver should answer at once and do its work afterwards.
     timeout_s: float = 10.0

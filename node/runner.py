@@ -3,7 +3,8 @@ everything on the way out.
 
 Start-up checks refuse to serve a node whose files disagree with each other (a database made
 for another server name, a missing or readable key, TLS files that do not load), because
-serving in that state would sign or store under the wrong identity.
+serving in that state would sign or store under the wrong identity. Other files in the data
+dir that others may read are narrowed to the owner, with a warning (`node.file_modes`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from node.assembly import assemble, record_own_key
 from node.clock import Clock, SystemClock
 from node.config import NodeSettings
 from node.errors import ConfigError
+from node.file_modes import narrow_modes
 from node.tls import client_ssl_context, server_ssl_context
 from storage.storage import Storage
 
@@ -38,6 +40,7 @@ async def serve(settings: NodeSettings, *, clock: Clock | None = None, stop: asy
         signing_key = SigningKey.load(settings.signing_key_path)
     except KeyFileError as e:
         raise ConfigError(str(e)) from None
+    _narrow_data_dir(settings)
     server_tls = server_ssl_context(settings.tls_cert_path, settings.tls_key_path)
     client_tls = client_ssl_context(settings.tls_ca_path)
     async with AsyncExitStack() as stack:
@@ -83,6 +86,19 @@ async def serve(settings: NodeSettings, *, clock: Clock | None = None, stop: asy
             log.info("node %s stopping", settings.server_name)
             for task in tasks:
                 task.cancel()
+
+
+def _narrow_data_dir(settings: NodeSettings) -> None:
+    try:
+        narrowed = narrow_modes(settings.data_dir)
+    except OSError as e:
+        raise ConfigError(f"cannot read the data dir {settings.data_dir}: {e.strerror}") from None
+    for item in narrowed:
+        if item.now is not None:
+            log.warning("%s was open to others (mode %04o); narrowed to %04o", item.path, item.was, item.now)
+        else:
+            log.warning("%s is open to others (mode %04o) and could not be narrowed (%s): run chmod go-rwx %s",
+                        item.path, item.was, item.error, item.path)
 
 
 def _stop_on_signals() -> asyncio.Event:

@@ -30,6 +30,7 @@ from pathlib import Path
 from node.errors import ConfigError
 
 __all__ = [
+    "AEAD_CIPHERS",
     "MIN_TLS_VERSION",
     "SELF_SIGNED_DAYS",
     "client_ssl_context",
@@ -41,6 +42,13 @@ __all__ = [
 # TLS 1.0 and 1.1 are deprecated by RFC 8996; every supported OpenSSL speaks 1.2.
 MIN_TLS_VERSION = ssl.TLSVersion.TLSv1_2
 
+# TLS 1.2 suites both contexts offer: forward-secret key exchange (ECDHE) with an AEAD cipher
+# (AES-GCM, ChaCha20-Poly1305), the set Mozilla's "intermediate" profile keeps. OpenSSL's
+# default list still has CBC suites (ECDHE-ECDSA-AES256-SHA384 ...), whose MAC-then-encrypt
+# construction has a long record of padding-oracle attacks (Lucky13 and its successors).
+# TLS 1.3 suites are set apart by OpenSSL, and every one of them is AEAD.
+AEAD_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL"
+
 # 825 days is the longest lifetime Apple platforms accept for a TLS server certificate
 # (since 2019); a self-signed certificate only needs to outlive the first real one.
 SELF_SIGNED_DAYS = 825
@@ -49,7 +57,8 @@ _PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+---
 
 
 def server_ssl_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
-    """The federation listener's context: the certificate chain and key, TLS 1.2 or newer.
+    """The federation listener's context: the certificate chain and key, TLS 1.2 or newer,
+    AEAD suites only.
 
     ``cert_file`` holds the leaf first, then any intermediates. An encrypted key is refused
     rather than letting OpenSSL prompt on a terminal a daemon does not have.
@@ -63,6 +72,7 @@ def server_ssl_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
 
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = MIN_TLS_VERSION
+    context.set_ciphers(AEAD_CIPHERS)
     try:
         context.load_cert_chain(cert_file, key_file, password=_refuse_password)
     except _PasswordRequired:
@@ -82,7 +92,8 @@ def server_ssl_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
 
 
 def client_ssl_context(ca_file: Path | None) -> ssl.SSLContext:
-    """The context for calling peers: certificate and hostname always verified, TLS 1.2+.
+    """The context for calling peers: certificate and hostname always verified, TLS 1.2+,
+    AEAD suites only.
 
     With ``ca_file`` the bundle *replaces* the system trust store, so a private network
     trusts only its own CA (or its peers' self-signed certificates); without it, the
@@ -98,6 +109,7 @@ def client_ssl_context(ca_file: Path | None) -> ssl.SSLContext:
     except OSError as e:
         raise ConfigError(f"cannot read TLS CA file {ca_file}: {e.strerror}") from None
     context.minimum_version = MIN_TLS_VERSION
+    context.set_ciphers(AEAD_CIPHERS)
     context.verify_flags |= ssl.VERIFY_X509_STRICT
     # create_default_context already sets both; saying so here keeps an edit from loosening them.
     context.check_hostname = True

@@ -3,6 +3,7 @@
 it on the admin listener. Another principal's webhook is answered 404, as if it did not exist.
 
 A new webhook starts at the feed's head: it receives what happens from now on, never history.
+Its URL must lead to a public receiver, or one the operator allowed (`node.webhook_destinations`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from node.webhook_models import (
     MAX_WEBHOOKS_PER_PRINCIPAL, AdminWebhookList, AdminWebhookOut, CreateWebhook, WebhookCreated, WebhookList,
     WebhookOut,
 )
+from node.webhook_resolver import DestinationRefused, Destinations
 from node.webhook_signing import generate_secret
 from storage.principals import Principal
 from storage.storage import Storage
@@ -70,15 +72,21 @@ def _webhook_id(request: web.Request) -> int:
 
 class WebhookService:
     def __init__(self, storage: Storage, clock: Clock, directory: Directory, limits: WebhookLimits,
-                 wake: Callable[[], None] = lambda: None) -> None:
+                 wake: Callable[[], None] = lambda: None, destinations: Destinations | None = None) -> None:
         self._storage = storage
         self._clock = clock
         self._directory = directory
         self._limits = limits
         self._wake = wake
+        self._destinations = destinations or Destinations.from_limits(limits)
 
     async def create(self, owner: Principal, url: str) -> WebhookCreated:
         url = check_url(url, allow_http=self._limits.allow_http)
+        parsed = URL(url)
+        try:
+            await self._destinations.check(parsed.raw_host, parsed.port)
+        except DestinationRefused as e:
+            raise _bad_url(str(e)) from None
         now = self._clock.now_ms()
         async with self._storage.transaction() as tx:
             if await tx.webhooks.count_for(owner.id) >= MAX_WEBHOOKS_PER_PRINCIPAL:

@@ -20,7 +20,8 @@ MAX_WEBHOOKS_PER_PRINCIPAL = 10
 
 class CreateWebhook(_Request):
     url: str = Field(min_length=1, max_length=MAX_URL_CHARS,
-                     description="https URL that receives each event as a signed POST")
+                     description="https URL that receives each event as a signed POST; it must lead to a "
+                                 "public address, or to a host on the operator's webhook_allowed_hosts")
 
 
 class WebhookOut(BaseModel):

@@ -21,6 +21,11 @@ owner in its own listing. Enabling it again resumes from the cursor, so nothing 
 long as the feed still holds those rows (housekeeping keeps what active webhooks need, not
 what disabled ones do; a cursor that fell below the kept range moves to it and says so).
 
+Where a request may go is judged at every attempt (`node.webhook_resolver`): the session's
+connector refuses any address the URL's host resolves to that is not public (or allowed by the
+operator), and IP literals are judged before the request. A refusal is a failed attempt like
+any other, with the reason as its error; nothing is sent.
+
 Logs name the webhook and the answer, never the secret or what was delivered.
 """
 
@@ -34,12 +39,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import aiohttp
+from yarl import URL
 
 from federation.outbox_states import retry_delay_ms
 from node.clock import Clock
 from node.feed_models import EventOut
 from node.feed_service import CursorExpired, CursorUnknown, FeedService
 from node.limits import WebhookLimits
+from node.webhook_resolver import DestinationRefused, Destinations
 from node.webhook_signing import signature_headers
 from storage.storage import Storage
 from storage.webhooks import Webhook
@@ -85,11 +92,14 @@ def payload(event: EventOut) -> bytes:
 
 class WebhookWorker:
     def __init__(self, storage: Storage, feed: FeedService, clock: Clock, limits: WebhookLimits = WebhookLimits(),
-                 *, session: aiohttp.ClientSession | None = None, rng: random.Random | None = None) -> None:
+                 *, destinations: Destinations | None = None, session: aiohttp.ClientSession | None = None,
+                 rng: random.Random | None = None) -> None:
+        """`session`, for tests sharing one between workers, must use `destinations.connector()`."""
         self._storage = storage
         self._feed = feed
         self._clock = clock
         self._limits = limits
+        self._destinations = destinations or Destinations.from_limits(limits)
         self._session = session
         self._rng = rng or random.Random()
         self._wakeup = asyncio.Event()
@@ -111,7 +121,7 @@ class WebhookWorker:
         own = self._session is None
         if own:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS), cookie_jar=aiohttp.DummyCookieJar(),
+                connector=self._destinations.connector(limit=MAX_CONNECTIONS), cookie_jar=aiohttp.DummyCookieJar(),
                 headers={"User-Agent": _USER_AGENT}, trust_env=False)
         try:
             while True:
@@ -205,6 +215,8 @@ class WebhookWorker:
                                        body)}
         timeout = aiohttp.ClientTimeout(total=self._limits.timeout_s)
         try:
+            url = URL(hook.url)
+            self._destinations.check_literal(url.raw_host or "", url.port or 0)
             async with asyncio.timeout(self._limits.timeout_s + 1):  # a backstop to aiohttp's own
                 async with self._session.post(hook.url, data=body, headers=headers, timeout=timeout,
                                               allow_redirects=False) as response:
@@ -213,7 +225,11 @@ class WebhookWorker:
                     excerpt = await response.content.read(MAX_ERROR_BODY_BYTES)
         except TimeoutError:
             return _Answer(None, f"no answer within {self._limits.timeout_s:g} s")
+        except DestinationRefused as e:  # an IP literal, judged before the request
+            return _Answer(None, f"not sent: {e}")
         except (aiohttp.ClientError, ValueError) as e:  # InvalidURL is both
+            if isinstance(e, aiohttp.ClientConnectorError) and isinstance(e.os_error, DestinationRefused):
+                return _Answer(None, f"not sent: {e.os_error}")  # a name, judged by the connector's resolver
             return _Answer(None, f"{type(e).__name__}: {e}"[:300])
         text = excerpt.decode("utf-8", "replace").strip()
         what = "redirect (not followed)" if 300 <= response.status < 400 else "answered"

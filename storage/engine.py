@@ -7,6 +7,8 @@ timeout on every connection, and runs its statements on the loop's thread
 
 from __future__ import annotations
 
+import os
+
 from sqlalchemy import Engine, event
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import make_url
@@ -56,7 +58,19 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         engine = create_async_engine(target, echo=echo)
     if is_sqlite(engine):
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
+        if (path := sqlite_file(engine)) is not None:
+            _create_private(path)
     return engine
+
+
+def _create_private(path: str) -> None:
+    """Create a new database file 0600 before SQLite does: SQLite would make it with the
+    process's default mode (0644 under the usual umask) and gives its -wal and -shm files the
+    mode of the database file, so all three stay the owner's whatever the umask."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError:  # it exists, or its directory does not: SQLite opens it or says why
+        pass
 
 
 def sqlite_file(engine: AsyncEngine) -> str | None:

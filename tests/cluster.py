@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +30,12 @@ from tests.tls_fixtures import TestCertificateAuthority
 
 __all__ = ["TEST_WEBHOOK_LIMITS", "ClusterNode", "eventually", "start_node"]
 
-# Receivers in tests are plain-http servers on 127.0.0.1; retries and disabling take
+# Receivers in tests are plain-http servers on 127.0.0.1, allowed explicitly as an operator
+# would an internal receiver (the node's own ports stay refused); retries and disabling take
 # milliseconds instead of hours.
-TEST_WEBHOOK_LIMITS = WebhookLimits(allow_http=True, timeout_s=5.0, disable_after_failures=3, disable_after_ms=200,
-                                    retry_base_ms=20, retry_cap_ms=200, poll_s=0.2)
+TEST_WEBHOOK_LIMITS = WebhookLimits(allow_http=True, allowed_hosts=("127.0.0.1",), timeout_s=5.0,
+                                    disable_after_failures=3, disable_after_ms=200, retry_base_ms=20,
+                                    retry_cap_ms=200, poll_s=0.2)
 
 
 def _bound_socket(port: int = 0) -> socket.socket:
@@ -121,7 +123,8 @@ class ClusterNode:
         self.http = await stack.enter_async_context(aiohttp.ClientSession())
         self.parts = assemble(server_name=self.server, endpoint=self.endpoint, signing_key=self.key,
                               storage=self.storage, clock=SystemClock(), session=session,
-                              client_ssl=client_ssl_context(bundle), webhook_limits=self.webhook_limits,
+                              client_ssl=client_ssl_context(bundle),
+                              webhook_limits=replace(self.webhook_limits, own_listeners=tuple(self.ports.items())),
                               federation_limits=self.federation_limits)
 
         @web.middleware

@@ -37,6 +37,9 @@ def test_environment_overrides_file(tmp_path, monkeypatch):
         ({"colour": "blue"}, {}, "colour"),
         ({"log_level": "LOUD"}, {}, "log_level"),
         ({"max_body_bytes": 10}, {}, "max_body_bytes"),
+        ({"webhook_allowed_hosts": ["10.0.0.1/8"]}, {}, "webhook_allowed_hosts.*host bits set"),
+        ({"webhook_allowed_hosts": ["hooks corp"]}, {}, "webhook_allowed_hosts.*'hooks corp'"),
+        ({}, {"AGENTNET_WEBHOOK_ALLOWED_HOSTS": "10.0.0.5"}, "webhook_allowed_hosts.*a list is JSON"),
     ],
 )
 def test_bad_values_name_the_setting(tmp_path, monkeypatch, values, env, needle):
@@ -66,3 +69,15 @@ def test_missing_and_broken_files(tmp_path):
 def test_default_public_endpoint(tmp_path, server, values, endpoint):
     write_config(tmp_path, {"server_name": server, "display_name": "Acme", **values})
     assert load_settings(tmp_path).resolved_public_endpoint == endpoint
+
+
+def test_the_webhook_allow_list_comes_from_the_file_or_the_environment_and_own_ports_from_the_listeners(
+        tmp_path, monkeypatch):
+    node_dir = _node_dir(tmp_path, webhook_allowed_hosts=["hooks.corp.example", "10.20.0.0/16"], client_port=9000)
+    limits = load_settings(node_dir).webhook_limits
+    assert limits.allowed_hosts == ("hooks.corp.example", "10.20.0.0/16")
+    assert limits.own_listeners == (("admin", 8701), ("client", 9000), ("federation", 8443))
+    monkeypatch.setenv("AGENTNET_WEBHOOK_ALLOWED_HOSTS", '["127.0.0.1"]')
+    assert load_settings(node_dir).webhook_limits.allowed_hosts == ("127.0.0.1",)
+    monkeypatch.delenv("AGENTNET_WEBHOOK_ALLOWED_HOSTS")
+    assert load_settings(_node_dir(tmp_path)).webhook_limits.allowed_hosts == ()  # the default: public only

@@ -106,7 +106,11 @@ def test_demo_with_three_nodes_kept_for_exploring(tmp_path):
         assert (data_dir / "agentnet.toml").is_file() and (data_dir / "node.db").is_file()
         assert stat.S_IMODE((data_dir / "admin.token").stat().st_mode) == 0o600
         assert f"agentnet run --data-dir {data_dir}" in done.stdout
+        assert (data_dir / "node.log").is_file()
     assert str(tokens_file) in done.stdout
+    # All it kept is its user's alone: settings, databases, keys, certificates, logs, tokens, the CA.
+    modes = {str(p.relative_to(keep)): stat.S_IMODE(p.lstat().st_mode) for p in [keep, *keep.rglob("*")]}
+    assert {name: oct(mode) for name, mode in modes.items() if mode & 0o077} == {}
 
 
 def test_keep_refuses_a_directory_that_is_not_empty(tmp_path):

@@ -308,3 +308,67 @@ async def test_server_refuses_tls_1_1_clients(ca, tmp_path):
     # depending on timing, as the connection being reset.
     with pytest.raises((ssl.SSLError, ConnectionResetError)):
         await _handshake(server_context, legacy_client)
+
+
+# --- cipher suites ----------------------------------------------------------------------------
+
+CBC_SUITES = ["ECDHE-ECDSA-AES256-SHA384", "ECDHE-ECDSA-AES128-SHA256"]  # what Python's defaults still offer
+AEAD_SUITES = ["ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-CHACHA20-POLY1305"]
+
+
+def _tls12_client(ca_bundle, suite: str) -> ssl.SSLContext:
+    """A verifying client that speaks TLS 1.2 only and offers exactly one suite."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(ca_bundle)
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(suite)
+    return context
+
+
+async def _negotiate(port: int, client_context: ssl.SSLContext) -> tuple[str, str]:
+    """Handshake with 127.0.0.1:port; the (version, suite) agreed."""
+    _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client_context, server_hostname="acme.example")
+    try:
+        tls = writer.get_extra_info("ssl_object")
+        return tls.version(), tls.cipher()[0]
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError, ssl.SSLError):
+            await writer.wait_closed()
+
+
+def test_both_contexts_offer_only_aead_suites_with_ecdhe_on_tls_1_2(ca, tmp_path):
+    for context in (server_ssl_context(*ca.issue("acme.example", tmp_path)), client_ssl_context(None)):
+        suites = context.get_ciphers()
+        assert suites and [s["name"] for s in suites if not s["aead"]] == []
+        assert {s["kea"] for s in suites if s["protocol"] == "TLSv1.2"} == {"kx-ecdhe"}
+        assert not {s["name"] for s in suites} & set(CBC_SUITES)
+
+
+async def test_the_federation_listener_refuses_a_cbc_suite_and_agrees_on_an_aead_one(tmp_path):
+    from tests.cluster import start_node
+
+    ca = TestCertificateAuthority()
+    node = await start_node(tmp_path, "acme.example", ca)
+    try:
+        bundle, port = node.data_dir / "ca.pem", node.ports["federation"]
+        # The local OpenSSL still speaks each CBC suite: a server on its defaults agrees to it.
+        default_server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        default_server.load_cert_chain(*node.tls)
+        plain = await asyncio.start_server(lambda _r, w: w.close(), "127.0.0.1", 0, ssl=default_server)
+        try:
+            for suite in CBC_SUITES:
+                assert await _negotiate(plain.sockets[0].getsockname()[1], _tls12_client(bundle, suite)) == (
+                    "TLSv1.2", suite)
+        finally:
+            plain.close()
+            await plain.wait_closed()
+        for suite in CBC_SUITES:  # the node's listener does not
+            with pytest.raises((ssl.SSLError, ConnectionResetError)):
+                await _negotiate(port, _tls12_client(bundle, suite))
+        for suite in AEAD_SUITES:
+            assert await _negotiate(port, _tls12_client(bundle, suite)) == ("TLSv1.2", suite)
+        # Its own client context agrees with it too, on TLS 1.3 by preference.
+        assert (await _negotiate(port, client_ssl_context(bundle)))[0] == "TLSv1.3"
+    finally:
+        await node.stop()

@@ -23,6 +23,7 @@ from node.feed_hub import FeedHub
 from node.feed_service import FeedService
 from node.limits import WebhookLimits
 from node.webhook_api import WebhookService, webhook_admin_endpoints, webhook_client_endpoints
+from node.webhook_resolver import Destinations
 from node.webhook_signing import InvalidWebhookSignature, verify
 from node.webhook_worker import WebhookWorker
 from tests.cluster import ClusterNode, eventually, start_node
@@ -311,7 +312,7 @@ async def test_two_workers_on_one_database_send_each_event_once(storage, aiohttp
     clock = FakeClock()
     admin_token = await bootstrap_company(storage, server_name=ACME, display_name="Acme", now=clock.now_ms())
     directory = Directory(ACME)
-    limits = WebhookLimits(allow_http=True)
+    limits = WebhookLimits(allow_http=True, allowed_hosts=("127.0.0.1",))
     service = WebhookService(storage, clock, directory, limits)
     admin = await aiohttp_client(build_admin_app(storage, clock, directory))
     client = await aiohttp_client(build_client_app(storage, clock, directory, extra=webhook_client_endpoints(service)))
@@ -326,8 +327,10 @@ async def test_two_workers_on_one_database_send_each_event_once(storage, aiohttp
     for body in ("a", "b", "c"):
         assert (await client.post("/v1/threads/log/messages", json={"body": body}, headers=ops)).status == 201
     feed = FeedService(storage, SystemClock(), directory, FeedHub())
-    async with aiohttp.ClientSession() as session:
-        workers = [WebhookWorker(storage, feed, SystemClock(), limits, session=session) for _ in range(2)]
+    destinations = Destinations.from_limits(limits)
+    async with aiohttp.ClientSession(connector=destinations.connector()) as session:
+        workers = [WebhookWorker(storage, feed, SystemClock(), limits, destinations=destinations, session=session)
+                   for _ in range(2)]
         started = await asyncio.gather(*(w.run_once() for w in workers))
     assert sorted(started) in ([0, 1], [1, 1])  # 0: it was already claimed when that worker looked
     assert receiver.bodies() == ["a", "b", "c"] and len(receiver.seen) == 3
