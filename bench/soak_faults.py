@@ -1,23 +1,23 @@
 """The soak's faults: a plan drawn from a seed, and the runner that applies and heals them.
 
 Each cycle breaks something for a few seconds, heals it, and leaves a short gap in which
-nothing is broken. Its main fault's kind is dealt like a card from a shuffled deck, so any
-`len(KINDS)` cycles in a row hold each kind once. In some cycles (`overlap`, 30% by default) a
+nothing is broken. Its main fault's kind is dealt like a card from a shuffled deck, so
+cycles 1-7, 8-14, ... each hold every kind once. In some cycles (`overlap`, 30% by default) a
 second fault of the other family runs at the same time, with its own length: a link fault
 beside a node fault, or the other way round, since real faults do not take turns (a clock
 that jumps while the link is down is what delays and reorders a member's posts). Which node
 or link, which direction, how long and how far are all drawn from one seeded generator, so a
-seed names a run.
+seed names a run. Holds are 1-4 s and gaps 1-2 s unless told otherwise.
 
 | kind | what |
 |---|---|
-| `drop` | the proxy of one directed link, or of both directions between the host and a member, resets every connection |
-| `blackhole` | the same links hold every connection and forward nothing |
-| `delay` | the same links add 50-800 ms each way |
-| `kill` | kill -9 of a node (the host too), restart after 0.5-3 s |
+| `drop` | one directed link, or both between the host and a member: every connection reset |
+| `blackhole` | the same links: every connection held, nothing forwarded |
+| `delay` | the same links: 50-800 ms added each way |
+| `kill` | kill -9 of a node (the host too), restarted after the hold |
 | `pause` | SIGSTOP of a node, SIGCONT after the hold |
-| `clock` | a node's wall clock steps +157 s or -30 s, and back at the heal (within the 5 min a signed request may be off) |
-| `skew` | a node's wall clock steps 6 min ahead or behind, and back: its peers answer every request with 401 `clock_skew` |
+| `clock` | a node's wall clock steps +157 s or -30 s, and back (a signed request may be 5 min off) |
+| `skew` | a node's wall clock steps 6 min either way, and back: its peers answer 401 `clock_skew` |
 
 `Conditions` is what is broken right now, kept by the runner and read by the monitor, which
 needs to know when a link counts as healed.
