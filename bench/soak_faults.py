@@ -155,8 +155,9 @@ class FaultRunner:
     async def run_cycle(self, cycle: Cycle) -> float:
         """Every fault of the cycle at once; returns when the last was healed (monotonic). The
         gap is the caller's."""
-        windows = await asyncio.gather(*(self.run(f) for f in cycle.faults))
-        return max(w.end for w in windows)
+        async with asyncio.TaskGroup() as group:  # one failing cancels the other; the caller heals
+            runs = [group.create_task(self.run(f)) for f in cycle.faults]
+        return max(run.result().end for run in runs)
 
     async def run(self, fault: Fault) -> Window:
         """Apply, hold, heal; returns once healed."""
