@@ -133,6 +133,8 @@ class BenchNode:
     database_url: str | None = None
     proc: subprocess.Popen | None = None
     profiler: subprocess.Popen | None = None
+    # Set: the node runs under `bench.stepped_node`, its wall clock offset by what this file says.
+    offset_file: Path | None = None
     log_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -176,7 +178,7 @@ class BenchNode:
         with open(self.log_path, "ab") as log:  # noqa: ASYNC230
             spawned = time.monotonic()
             self.proc = subprocess.Popen(  # noqa: ASYNC220
-                [sys.executable, "-m", "node.cli", "run", "--data-dir", str(self.data_dir)],
+                self._run_argv(),
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO_ROOT, env=_child_env(),
             )
         deadline = spawned + timeout
@@ -193,6 +195,26 @@ class BenchNode:
             if time.monotonic() > deadline:
                 raise NodeFailed(f"{self.server} did not answer within {timeout}s" + self.log_tail())
             await asyncio.sleep(0.02)
+
+    def _run_argv(self) -> list[str]:
+        if self.offset_file is not None:
+            return [sys.executable, "-m", "bench.stepped_node", "--data-dir", str(self.data_dir),
+                    "--offset-file", str(self.offset_file)]
+        return [sys.executable, "-m", "node.cli", "run", "--data-dir", str(self.data_dir)]
+
+    async def kill(self) -> None:
+        """SIGKILL: a crash, nothing cleaned up in the node."""
+        await asyncio.to_thread(self._stop_profiler)
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            await asyncio.to_thread(self.proc.wait)
+
+    def pause(self) -> None:
+        """SIGSTOP: the process holds its sockets and does nothing until `resume`."""
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.pid, signal.SIGCONT)
 
     def _start_profiler(self) -> None:
         if _profile_dir is None or self.proc is None:
@@ -218,6 +240,7 @@ class BenchNode:
         await asyncio.to_thread(self._stop_profiler)
         if self.proc is None or self.proc.poll() is not None:
             return
+        self.proc.send_signal(signal.SIGCONT)  # a paused node could not act on SIGTERM
         self.proc.send_signal(signal.SIGTERM)
         try:
             await asyncio.to_thread(self.proc.wait, STOP_TIMEOUT_S)
@@ -229,6 +252,7 @@ class BenchNode:
         self._stop_profiler()
         if self.proc is None or self.proc.poll() is not None:
             return
+        self.proc.send_signal(signal.SIGCONT)
         self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(10)
