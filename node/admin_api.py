@@ -12,7 +12,6 @@ from node.api_models import (
     PrincipalWithToken, SearchQuery, SetMembers, StatusOut, ThreadList, ThreadOut, TokenInfo, TokenList,
     TokenOut,
 )
-from node.errors import NotFoundError
 from node.auth import current_admin
 from node.http_io import read_body, read_query, respond
 from node.openapi import Endpoint
@@ -59,10 +58,8 @@ def admin_endpoints(service: AdminService) -> list[Endpoint]:
             return respond(await service.list_tokens(kind, request.match_info["handle"]))
 
         async def revoke(request: web.Request) -> web.Response:
-            raw = request.match_info["token_id"]
-            if not raw.isdigit() or len(raw) > 18:
-                raise NotFoundError(f"token {raw!r} not found")
-            out = await service.revoke_token(kind, request.match_info["handle"], int(raw),
+            token_id = int(request.match_info["token_id"])  # digits: node.path_parameters
+            out = await service.revoke_token(kind, request.match_info["handle"], token_id,
                                              actor=current_admin(request))
             return respond(out)
 

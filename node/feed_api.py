@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 
 from aiohttp import web
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 _PAGE = 200
 _MAX_CURSOR_CHARS = 18
+_CURSOR = re.compile(rf"[0-9]{{1,{_MAX_CURSOR_CHARS}}}")
 
 
 def feed_endpoints(feed: FeedService, storage: Storage, clock: Clock, limits: ClientLimits) -> list[Endpoint]:
@@ -77,7 +79,7 @@ def feed_endpoints(feed: FeedService, storage: Storage, clock: Clock, limits: Cl
 def _resume_cursor(request: web.Request) -> str | None:
     header = request.headers.get("Last-Event-ID")
     if header is not None:
-        if not header.isdigit() or len(header) > _MAX_CURSOR_CHARS:
+        if not _CURSOR.fullmatch(header):  # ASCII digits: str.isdigit() takes "²"
             raise InvalidRequest("Last-Event-ID must be a cursor this node issued",
                                  [{"field": "Last-Event-ID", "location": "header", "message": "a cursor"}])
         return header

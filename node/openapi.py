@@ -1,5 +1,9 @@
 """Endpoints declared as data: the same list registers the routes and writes the OpenAPI
-document, so the published API cannot drift from what is served."""
+document, so the published API cannot drift from what is served.
+
+Path parameters are declared by name (`node.path_parameters`), validated here before the
+handler runs and published with the same types' patterns.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,9 @@ from dataclasses import dataclass
 from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
+
+from node.http_io import read_path
+from node.path_parameters import path_model, path_parameter_schema
 
 __all__ = ["Endpoint", "ErrorBody", "Handler", "add_endpoints", "openapi_document"]
 
@@ -39,10 +46,29 @@ class Endpoint:
     public: bool = False  # True: served without a bearer token
     scope: str | None = None  # the token scope the client API requires (node.auth.SCOPES)
 
+    @property
+    def path_parameters(self) -> tuple[str, ...]:
+        return tuple(_PATH_PARAM.findall(self.path))
 
-def add_endpoints(app: web.Application, endpoints: Sequence[Endpoint]) -> None:
+
+def add_endpoints(app: web.Application, endpoints: Sequence[Endpoint],
+                  guard: Callable[[Endpoint, Handler], Handler] = lambda _endpoint, handler: handler) -> None:
+    """`guard` wraps each handler outside its path check: a refusal it makes (the client
+    listener's scope check) comes before any judgement of the request's input."""
     for endpoint in endpoints:
-        app.router.add_route(endpoint.method, endpoint.path, endpoint.handler)
+        app.router.add_route(endpoint.method, endpoint.path, guard(endpoint, _checking_path(endpoint)))
+
+
+def _checking_path(endpoint: Endpoint) -> Handler:
+    if not endpoint.path_parameters:
+        return endpoint.handler
+    model, handler = path_model(endpoint.path_parameters), endpoint.handler
+
+    async def checked(request: web.Request) -> web.StreamResponse:
+        read_path(request, model)  # 422 naming the parameter: no service sees a malformed name
+        return await handler(request)
+
+    return checked
 
 
 def openapi_document(title: str, version: str, endpoints: Sequence[Endpoint]) -> dict:
@@ -91,8 +117,8 @@ def _is_input(model: type[BaseModel], endpoints: Sequence[Endpoint]) -> bool:
 
 def _parameters(endpoint: Endpoint) -> list[dict]:
     params = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-        for name in _PATH_PARAM.findall(endpoint.path)
+        {"name": name, "in": "path", "required": True, "schema": path_parameter_schema(name)}
+        for name in endpoint.path_parameters
     ]
     if endpoint.query is not None:
         schema = endpoint.query.model_json_schema()
