@@ -148,7 +148,7 @@ def webhook_client_endpoints(service: WebhookService) -> list[Endpoint]:
     return [
         Endpoint("POST", "/v1/webhooks", create,
                  "Register a URL to receive the caller's events as signed POSTs; the secret is shown once",
-                 body=CreateWebhook, response=WebhookCreated, status=201, scope="webhooks"),
+                 body=CreateWebhook, response=WebhookCreated, status=201, scope="webhooks", errors=(409,)),
         Endpoint("GET", "/v1/webhooks", list_, "The caller's webhooks and how their delivery stands",
                  response=WebhookList, scope="webhooks"),
         Endpoint("DELETE", "/v1/webhooks/{webhook}", delete, "Delete one of the caller's webhooks",
