@@ -80,13 +80,14 @@ def feed_endpoints(feed: FeedService, storage: Storage, clock: Clock, limits: Cl
 
 
 def _resume_cursor(request: web.Request) -> str | None:
+    query = read_query(request, StreamQuery)  # checked even when the header wins: a bad query is refused
     header = request.headers.get("Last-Event-ID")
     if header is not None:
         if not _CURSOR.fullmatch(header):  # ASCII digits: str.isdigit() takes "²"
             raise InvalidRequest("Last-Event-ID must be a cursor this node issued",
                                  [{"field": "Last-Event-ID", "location": "header", "message": "a cursor"}])
         return header
-    return read_query(request, StreamQuery).after
+    return query.after
 
 
 async def _follow(feed: FeedService, storage: Storage, clock: Clock, limits: ClientLimits, caller: Caller,
