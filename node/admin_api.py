@@ -12,7 +12,6 @@ from node.api_models import (
     PrincipalWithToken, SearchQuery, SetMembers, StatusOut, ThreadList, ThreadOut, TokenInfo, TokenList,
     TokenOut,
 )
-from node.errors import NotFoundError
 from node.auth import current_admin
 from node.http_io import read_body, read_query, respond
 from node.openapi import Endpoint
@@ -59,17 +58,15 @@ def admin_endpoints(service: AdminService) -> list[Endpoint]:
             return respond(await service.list_tokens(kind, request.match_info["handle"]))
 
         async def revoke(request: web.Request) -> web.Response:
-            raw = request.match_info["token_id"]
-            if not raw.isdigit() or len(raw) > 18:
-                raise NotFoundError(f"token {raw!r} not found")
-            out = await service.revoke_token(kind, request.match_info["handle"], int(raw),
+            token_id = int(request.match_info["token_id"])  # digits: node.path_parameters
+            out = await service.revoke_token(kind, request.match_info["handle"], token_id,
                                              actor=current_admin(request))
             return respond(out)
 
         base = f"/v1/{plural}"
         return [
             Endpoint("POST", base, create, f"Create a {kind}; returns its token once",
-                     body=CreatePrincipal, response=PrincipalWithToken, status=201),
+                     body=CreatePrincipal, response=PrincipalWithToken, status=201, errors=(409,)),
             Endpoint("GET", base, list_, f"List {plural}", response=PrincipalList),
             Endpoint("POST", base + "/{handle}/disable", set_disabled(True),
                      f"Disable a {kind}: its tokens stop working at once", response=PrincipalOut),
@@ -77,7 +74,7 @@ def admin_endpoints(service: AdminService) -> list[Endpoint]:
                      f"Enable a {kind} again", response=PrincipalOut),
             Endpoint("POST", base + "/{handle}/token", rotate,
                      f"Rotate a {kind}'s token: revokes every earlier token (optional body: scopes, expiry)",
-                     response=TokenOut),
+                     body=IssueToken, body_required=False, response=TokenOut),
             Endpoint("POST", base + "/{handle}/tokens", issue, f"Issue one more token for a {kind}",
                      body=IssueToken, response=IssuedToken, status=201),
             Endpoint("GET", base + "/{handle}/tokens", tokens, f"List a {kind}'s tokens (never the secrets)",
@@ -123,13 +120,13 @@ def admin_endpoints(service: AdminService) -> list[Endpoint]:
         *principal_endpoints("people"),
         *principal_endpoints("agents"),
         Endpoint("POST", "/v1/threads", create_thread, "Create a private thread",
-                 body=CreateThread, response=ThreadOut, status=201),
+                 body=CreateThread, response=ThreadOut, status=201, errors=(404, 409)),
         Endpoint("GET", "/v1/threads", list_threads, "List private threads", response=ThreadList),
         Endpoint("GET", "/v1/threads/{name}", get_thread, "Show a private thread", response=ThreadOut),
         Endpoint("PUT", "/v1/threads/{name}/members", set_members,
                  "Replace a private thread's members", body=SetMembers, response=ThreadOut),
         Endpoint("POST", "/v1/knowledge", add_knowledge, "Add a knowledge item",
-                 body=AddKnowledge, response=KnowledgeOut, status=201),
+                 body=AddKnowledge, response=KnowledgeOut, status=201, errors=(404,)),
         Endpoint("GET", "/v1/knowledge", list_knowledge, "List knowledge items",
                  query=PageQuery, response=KnowledgePage),
         Endpoint("GET", "/v1/knowledge/search", search_knowledge, "Full-text search of knowledge",

@@ -7,7 +7,6 @@ lifecycle and hands in the storage, clock and limits.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from importlib.metadata import version
 
 from aiohttp import web
@@ -38,7 +37,7 @@ def _app(title: str, endpoints: Sequence[Endpoint], authenticate, max_body_bytes
         middlewares=[error_middleware,
                      auth_middleware(authenticate, {_OPENAPI_PATH, *(e.path for e in endpoints if e.public)})],
     )
-    add_endpoints(app, [e if e.scope is None else replace(e, handler=_scoped(e.handler, e.scope)) for e in endpoints])
+    add_endpoints(app, endpoints, guard=_scoped)
     document: list[dict] = []  # built at the first request: few nodes are ever asked, and it is large
 
     async def openapi(_request: web.Request) -> web.Response:
@@ -50,7 +49,11 @@ def _app(title: str, endpoints: Sequence[Endpoint], authenticate, max_body_bytes
     return app
 
 
-def _scoped(handler: Handler, scope: str) -> Handler:
+def _scoped(endpoint: Endpoint, handler: Handler) -> Handler:
+    scope = endpoint.scope
+    if scope is None:
+        return handler
+
     async def scoped(request: web.Request) -> web.StreamResponse:
         require_scope(current_caller(request), scope)
         return await handler(request)

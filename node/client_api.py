@@ -13,7 +13,7 @@ from node.client_service import ClientService
 from node.directory import Directory
 from node.http_io import read_query, respond
 from node.openapi import Endpoint
-from node.posting import read_post, respond_posted
+from node.posting import post_endpoint, read_post, respond_posted
 from node.rate_limit import PostRateLimiter
 
 __all__ = ["client_endpoints"]
@@ -51,9 +51,9 @@ def client_endpoints(service: ClientService, directory: Directory, limiter: Post
         Endpoint("GET", "/v1/threads/{name}/messages", read,
                  "Read a thread, oldest first, with cursor pagination", query=PageQuery, response=MessagePage,
                  scope="read"),
-        Endpoint("POST", "/v1/threads/{name}/messages", post,
-                 "Post in a thread (Idempotency-Key header: a retry is stored once)",
-                 body=PostMessage, response=MessageOut, status=201, scope="post"),
+        post_endpoint("/v1/threads/{name}/messages", post,
+                      "Post in a thread (Idempotency-Key header: a retry is stored once)",
+                      body=PostMessage, response=MessageOut),
         Endpoint("GET", "/v1/knowledge/search", search, "Search the knowledge the caller may read",
                  query=SearchQuery, response=KnowledgeResults, scope="knowledge:read"),
     ]

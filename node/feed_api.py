@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 
 from aiohttp import web
@@ -28,7 +29,7 @@ from node.feed_models import EventPage, EventsQuery, StreamQuery
 from node.feed_service import FeedService
 from node.http_io import read_query, respond
 from node.limits import ClientLimits
-from node.openapi import Endpoint
+from node.openapi import Endpoint, Header
 from storage.storage import Storage
 
 __all__ = ["feed_endpoints"]
@@ -37,6 +38,9 @@ log = logging.getLogger(__name__)
 
 _PAGE = 200
 _MAX_CURSOR_CHARS = 18
+LAST_EVENT_ID = Header("Last-Event-ID", "the `id:` of the last frame received: the stream resumes after it",
+                       rf"^[0-9]{{1,{_MAX_CURSOR_CHARS}}}$")
+_CURSOR = re.compile(LAST_EVENT_ID.pattern)
 
 
 def feed_endpoints(feed: FeedService, storage: Storage, clock: Clock, limits: ClientLimits) -> list[Endpoint]:
@@ -67,21 +71,23 @@ def feed_endpoints(feed: FeedService, storage: Storage, clock: Clock, limits: Cl
     return [
         Endpoint("GET", "/v1/events", events,
                  "Events the caller can see after a cursor; `wait` long-polls. 410 if the cursor is too old",
-                 query=EventsQuery, response=EventPage, scope="read"),
+                 query=EventsQuery, response=EventPage, scope="read", errors=(410,)),
         Endpoint("GET", "/v1/events/stream", stream,
                  "Live events as Server-Sent Events; resume with Last-Event-ID. 410 if the cursor is too old",
-                 query=StreamQuery, scope="read"),
+                 query=StreamQuery, scope="read", headers=(LAST_EVENT_ID,), media_type="text/event-stream",
+                 errors=(410,)),
     ]
 
 
 def _resume_cursor(request: web.Request) -> str | None:
+    query = read_query(request, StreamQuery)  # checked even when the header wins: a bad query is refused
     header = request.headers.get("Last-Event-ID")
     if header is not None:
-        if not header.isdigit() or len(header) > _MAX_CURSOR_CHARS:
+        if not _CURSOR.fullmatch(header):  # ASCII digits: str.isdigit() takes "²"
             raise InvalidRequest("Last-Event-ID must be a cursor this node issued",
                                  [{"field": "Last-Event-ID", "location": "header", "message": "a cursor"}])
         return header
-    return read_query(request, StreamQuery).after
+    return query.after
 
 
 async def _follow(feed: FeedService, storage: Storage, clock: Clock, limits: ClientLimits, caller: Caller,

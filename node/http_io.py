@@ -2,6 +2,7 @@
 
 Handlers call these instead of touching `request.json()`, so malformed JSON, hostile nesting,
 duplicate keys, wrong types and unknown fields all end as a 400/422 before any state is read.
+Path parameters are read by `node.openapi` before the handler runs (`node.path_parameters`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from federation.errors import CanonicalJsonError
 from node.errors import InvalidRequest, MalformedJson
 from node.http_errors import validation_fields
 
-__all__ = ["parse_body", "parse_json_body", "read_body", "read_query", "respond", "validate_body"]
+__all__ = ["parse_body", "parse_json_body", "read_body", "read_path", "read_query", "respond", "validate_body"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -57,6 +58,13 @@ def read_query(request: web.Request, model: type[M]) -> M:
         return model.model_validate(dict(request.query))
     except ValidationError as e:
         raise _invalid(e, "query") from None
+
+
+def read_path(request: web.Request, model: type[M]) -> M:
+    try:
+        return model.model_validate(dict(request.match_info))
+    except ValidationError as e:
+        raise _invalid(e, "path") from None
 
 
 def respond(body: BaseModel, *, status: int = 200) -> web.Response:

@@ -197,4 +197,5 @@ def metrics_endpoints(metrics: NodeMetrics) -> list[Endpoint]:
         return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     return [Endpoint("GET", "/metrics", scrape,
-                     "Prometheus metrics in the text exposition format (needs the admin token)")]
+                     "Prometheus metrics in the text exposition format (needs the admin token)",
+                     media_type="text/plain")]

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from federation.identifiers import MAX_SERVER_NAME_CHARS, ParticipantId, validate_server_name
 from node.api_models import MAX_MESSAGE_CHARS, PrincipalRef, Slug, Title
 
 __all__ = [
@@ -14,11 +15,21 @@ __all__ = [
     "InviteOut", "NetworkList", "RefusalOut", "VouchedKeyOut",
     "NetworkOut", "OpenSharedThread", "ParticipantOut", "PeerList", "PeerOut", "SharedMessageOut",
     "SharedMessagePage", "SharedThreadList", "SharedThreadOut", "PostSharedMessage", "SeqPageQuery",
+    "SERVER_PATTERN", "ServerName",
 ]
 
-ServerName = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[a-z0-9.:\[\]-]+$")]
+# A lowercase DNS name or IPv4 address with an optional port. The pattern is what the OpenAPI
+# document can say; the validator is the protocol's own rule (all-digit labels must make an
+# IPv4 address, a port is 1-65535, a DNS name at most 253 characters), so a name that passes
+# here is one `federation` accepts and no service meets a bad one.
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+SERVER_PATTERN = rf"^{_LABEL}(?:\.{_LABEL})*(?::[1-9][0-9]{{0,4}})?$"
+ServerName = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SERVER_NAME_CHARS, pattern=SERVER_PATTERN),
+                       AfterValidator(validate_server_name)]
 ParticipantRef = Annotated[
-    str, StringConstraints(pattern=r"^(agent|person):[a-z0-9][a-z0-9._-]{0,63}@[a-z0-9.:\[\]-]{1,255}$")
+    str, StringConstraints(max_length=9 + 64 + 1 + MAX_SERVER_NAME_CHARS,
+                           pattern=rf"^(agent|person):[a-z0-9][a-z0-9._-]{{0,63}}@{SERVER_PATTERN[1:-1]}$"),
+    AfterValidator(lambda ref: str(ParticipantId.parse(ref))),
 ]
 
 

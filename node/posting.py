@@ -2,6 +2,8 @@
 
 Order matters: a caller without the scope or over its rate is refused before its body is
 read, so a flood of oversized or malformed posts costs the node as little as a valid one.
+`post_endpoint` declares a post the same way for every thread kind, so its document names the
+Idempotency-Key header and the 429 with Retry-After.
 """
 
 from __future__ import annotations
@@ -15,10 +17,16 @@ from node.api_models import MAX_MESSAGE_CHARS
 from node.auth import current_caller, require_scope
 from node.errors import PayloadTooLarge
 from node.http_io import parse_json_body, validate_body
-from node.idempotency import IdempotencyKey, Posted, idempotency_key
+from node.idempotency import HEADER, KEY_PATTERN, IdempotencyKey, Posted, idempotency_key
+from node.openapi import Endpoint, Handler, Header
 from node.rate_limit import PostRateLimiter
 
-__all__ = ["MessageTooLarge", "read_post", "respond_posted"]
+__all__ = ["IDEMPOTENCY_KEY", "MessageTooLarge", "REPLAYED", "post_endpoint", "read_post", "respond_posted"]
+
+IDEMPOTENCY_KEY = Header(HEADER, "a key of the caller's choice: a retry with the same key and body is stored once "
+                                 "and answered with the first answer (remembered for a day)", KEY_PATTERN)
+REPLAYED = Header("Idempotent-Replayed", "`true` when this is the stored answer to an earlier post with the same "
+                                         "Idempotency-Key", r"^true$")
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -37,6 +45,12 @@ async def read_post(request: web.Request, model: type[M], limiter: PostRateLimit
         raise MessageTooLarge(f"a message is at most {MAX_MESSAGE_CHARS} characters; this one has {len(body)}")
     req = validate_body(data, model)
     return req, idempotency_key(request, req)
+
+
+def post_endpoint(path: str, handler: Handler, summary: str, *, body: type[BaseModel],
+                  response: type[BaseModel], errors: tuple[int, ...] = ()) -> Endpoint:
+    return Endpoint("POST", path, handler, summary, body=body, response=response, status=201, scope="post",
+                    headers=(IDEMPOTENCY_KEY,), response_headers=(REPLAYED,), rate_limited=True, errors=errors)
 
 
 def respond_posted(posted: Posted) -> web.Response:

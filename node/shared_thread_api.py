@@ -8,7 +8,7 @@ from node.auth import current_principal
 from node.http_io import read_query, respond
 from node.network_models import PostSharedMessage, SeqPageQuery, SharedMessageOut, SharedMessagePage, SharedThreadList
 from node.openapi import Endpoint
-from node.posting import read_post, respond_posted
+from node.posting import post_endpoint, read_post, respond_posted
 from node.rate_limit import PostRateLimiter
 from node.shared_thread_service import SharedThreadService
 
@@ -37,6 +37,6 @@ def shared_thread_endpoints(service: SharedThreadService, limiter: PostRateLimit
                  response=SharedThreadList, scope="read"),
         Endpoint("GET", t, read, "Read a shared thread in the host's order; pending posts last",
                  query=SeqPageQuery, response=SharedMessagePage, scope="read"),
-        Endpoint("POST", t, post, "Post in a shared thread (Idempotency-Key header: a retry is stored once)",
-                 body=PostSharedMessage, response=SharedMessageOut, status=201, scope="post"),
+        post_endpoint(t, post, "Post in a shared thread (Idempotency-Key header: a retry is stored once)",
+                      body=PostSharedMessage, response=SharedMessageOut),
     ]

@@ -16,7 +16,7 @@ from yarl import URL
 from node.auth import current_admin, current_caller
 from node.clock import Clock
 from node.directory import Directory
-from node.errors import Conflict, InvalidRequest, NotFoundError
+from node.errors import Conflict, InvalidRequest
 from node.http_io import read_body, respond
 from node.limits import WebhookLimits
 from node.openapi import Endpoint
@@ -31,8 +31,6 @@ from storage.storage import Storage
 from storage.webhooks import Webhook
 
 __all__ = ["WebhookService", "webhook_admin_endpoints", "webhook_client_endpoints"]
-
-_MAX_ID_CHARS = 18
 
 
 def _out(hook: Webhook) -> dict:
@@ -64,10 +62,7 @@ def check_url(raw: str, *, allow_http: bool) -> str:
 
 
 def _webhook_id(request: web.Request) -> int:
-    raw = request.match_info["webhook"]
-    if not raw.isdigit() or len(raw) > _MAX_ID_CHARS:
-        raise NotFoundError(f"webhook {raw!r} not found")
-    return int(raw)
+    return int(request.match_info["webhook"])  # digits: node.path_parameters
 
 
 class WebhookService:
@@ -161,7 +156,7 @@ def webhook_client_endpoints(service: WebhookService) -> list[Endpoint]:
     return [
         Endpoint("POST", "/v1/webhooks", create,
                  "Register a URL to receive the caller's events as signed POSTs; the secret is shown once",
-                 body=CreateWebhook, response=WebhookCreated, status=201, scope="webhooks"),
+                 body=CreateWebhook, response=WebhookCreated, status=201, scope="webhooks", errors=(409,)),
         Endpoint("GET", "/v1/webhooks", list_, "The caller's webhooks and how their delivery stands",
                  response=WebhookList, scope="webhooks"),
         Endpoint("DELETE", "/v1/webhooks/{webhook}", delete, "Delete one of the caller's webhooks",

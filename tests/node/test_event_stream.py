@@ -169,8 +169,12 @@ async def test_a_client_that_does_not_read_is_dropped_without_slowing_others(nod
 
 async def test_bad_last_event_id_is_422_and_missing_token_401(node):
     tokens = await _setup(node)
-    resp = await node.client.get("/v1/events/stream", headers={**bearer(tokens["ops"]), "Last-Event-ID": "x1"})
-    assert resp.status == 422
+    for bad in ("x1", "\u00b2"):  # "²" passes str.isdigit()
+        resp = await node.client.get("/v1/events/stream", headers={**bearer(tokens["ops"]), "Last-Event-ID": bad})
+        assert resp.status == 422
+    # The header wins over `after`, but a malformed `after` is still refused (once a 410 for the header's cursor).
+    resp = await node.client.get("/v1/events/stream?after=", headers={**bearer(tokens["ops"]), "Last-Event-ID": "1"})
+    assert resp.status == 422 and (await resp.json())["error"]["fields"][0]["field"] == "after"
     assert (await node.client.get("/v1/events/stream")).status == 401
 
 

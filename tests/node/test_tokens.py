@@ -86,8 +86,10 @@ async def test_token_of_another_principal_cannot_be_revoked_through_this_one(nod
     resp = await node.admin.post(f"/v1/agents/ops/tokens/{alex_token['id']}/revoke", headers=node.as_admin())
     assert resp.status == 404
     assert (await node.client.get("/v1/whoami", headers=bearer(alex_token["token"]))).status == 200
-    for bad in ("abc", "9" * 30):
-        assert (await node.admin.post(f"/v1/agents/ops/tokens/{bad}/revoke", headers=node.as_admin())).status == 404
+    for bad in ("abc", "9" * 30):  # not a token id at all: refused at the edge, naming the parameter
+        resp = await node.admin.post(f"/v1/agents/ops/tokens/{bad}/revoke", headers=node.as_admin())
+        assert resp.status == 422
+        assert [f["field"] for f in (await resp.json())["error"]["fields"]] == ["token_id"]
 
 
 async def test_expired_token_is_refused(node):
