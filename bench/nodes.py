@@ -6,9 +6,10 @@ node of a cluster is initialised their certificates are concatenated into one bu
 every node names as `tls_ca_file`, so peers verify each other exactly as two companies that
 swapped certificates would. Nothing from the test suite (or trustme) is needed.
 
-The post rate limit is lifted (`AGENTNET_POST_RATE_PER_SECOND`, `AGENTNET_POST_BURST`) so the
-harness measures the node, not the limiter, and logs are at WARNING so the node does not
-spend the run formatting INFO lines. Everything else is the node's default.
+The post rate limit and the per-peer federation limits are lifted (`AGENTNET_POST_*`,
+`AGENTNET_FEDERATION_*`) so the harness measures the node, not the limiters, and logs are at
+WARNING so the node does not spend the run formatting INFO lines. Everything else is the
+node's default.
 
 On PostgreSQL each node gets a database of its own, created here and dropped on close.
 """
@@ -53,6 +54,14 @@ _NODE_ENV = {
     "AGENTNET_FEDERATION_HOST": "127.0.0.1",
     "AGENTNET_POST_RATE_PER_SECOND": "100000",
     "AGENTNET_POST_BURST": "100000",
+    "AGENTNET_FEDERATION_REQUESTS_PER_SECOND": "1000000",
+    "AGENTNET_FEDERATION_REQUESTS_BURST": "1000000",
+    "AGENTNET_FEDERATION_SUBMISSIONS_PER_SECOND": "1000000",
+    "AGENTNET_FEDERATION_SUBMISSIONS_BURST": "1000000",
+    "AGENTNET_FEDERATION_HOST_EVENTS_PER_SECOND": "1000000",
+    "AGENTNET_FEDERATION_HOST_EVENTS_BURST": "1000000",
+    "AGENTNET_FEDERATION_BYTES_PER_SECOND": "1073741824",
+    "AGENTNET_FEDERATION_BYTES_BURST": "1073741824",
     "AGENTNET_LOG_LEVEL": "WARNING",
     "PYTHONUNBUFFERED": "1",
 }
