@@ -16,6 +16,7 @@ in one place (`node.http_errors`) as `{"error": {"code", "message"}}` with its H
     ├── Conflict                   409 conflict
     ├── OutOfOrder                 409 out_of_order      (a gap before this event: retry later)
     ├── Gone                       410 gone              (an expired invite, a pruned cursor)
+    ├── RequestTimeout             408 request_timeout   (a body that did not arrive in time)
     ├── PayloadTooLarge            413 payload_too_large
     ├── TooManyRequests            429 too_many_requests (with Retry-After)
     ├── PeerUnreachable            502 peer_unreachable
@@ -48,6 +49,7 @@ __all__ = [
     "NodeError",
     "NotFoundError",
     "PayloadTooLarge",
+    "RequestTimeout",
     "Unauthorized",
 ]
 
@@ -88,6 +90,11 @@ class Unauthorized(NodeError):
 class NotFoundError(NodeError):
     status = 404
     code = "not_found"
+
+
+class RequestTimeout(NodeError):
+    status = 408
+    code = "request_timeout"
 
 
 class PayloadTooLarge(NodeError):
