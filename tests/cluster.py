@@ -23,6 +23,7 @@ from federation.keys import SigningKey
 from node.assembly import NodeParts, assemble, record_own_key
 from node.bootstrap import bootstrap_company
 from node.clock import SystemClock
+from node.connection_guard import ConnectionGuard, ConnectionLimits, GuardedSite
 from node.limits import WebhookLimits
 from node.tls import client_ssl_context, server_ssl_context
 from storage.storage import Storage
@@ -59,6 +60,10 @@ class ClusterNode:
     _stack: contextlib.AsyncExitStack | None = None
     http: aiohttp.ClientSession | None = None
     webhook_limits: WebhookLimits = TEST_WEBHOOK_LIMITS
+    # The production defaults, so every federation test runs through the guard as deployed.
+    federation_limits: ConnectionLimits = ConnectionLimits()
+    client_limits: ConnectionLimits = ConnectionLimits(per_address=None)
+    guards: dict[str, ConnectionGuard] = field(default_factory=dict)
 
     @property
     def endpoint(self) -> str:
@@ -131,12 +136,25 @@ class ClusterNode:
 
         self.parts.federation_app.middlewares.insert(0, capture)
         tls = server_ssl_context(cert, key)
+        metrics = self.parts.metrics
+        self.guards = {
+            "client": ConnectionGuard("client", self.client_limits, on_shed=metrics.connection_shed),
+            "federation": ConnectionGuard("federation", self.federation_limits, ssl_context=tls,
+                                          on_shed=metrics.connection_shed),
+        }
         for name, app in (("admin", self.parts.admin_app), ("client", self.parts.client_app),
                           ("federation", self.parts.federation_app)):
+            guard = self.guards.get(name)
+            if guard is not None:
+                guard.protect(app)
+                metrics.watch_connections(name, lambda g=guard: g.open_connections)
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             stack.push_async_callback(runner.cleanup)
-            await web.SockSite(runner, sockets[name], ssl_context=tls if name == "federation" else None).start()
+            if guard is not None:
+                await GuardedSite(runner, guard, sock=sockets[name]).start()
+            else:
+                await web.SockSite(runner, sockets[name]).start()
         tasks = [asyncio.create_task(run(), name=name) for name, run in self.parts.background()]
 
         async def stop_tasks() -> None:
@@ -153,7 +171,8 @@ class ClusterNode:
 
 
 async def start_node(tmp_path: Path, server: str, ca: TestCertificateAuthority, database_url: str | None = None,
-                     display_name: str | None = None) -> ClusterNode:
+                     display_name: str | None = None, federation_limits: ConnectionLimits | None = None,
+                     client_limits: ConnectionLimits | None = None) -> ClusterNode:
     data_dir = tmp_path / server.replace(":", "_")
     data_dir.mkdir(parents=True, exist_ok=True)
     url = database_url or f"sqlite:///{data_dir / 'node.db'}"
@@ -164,7 +183,8 @@ async def start_node(tmp_path: Path, server: str, ca: TestCertificateAuthority, 
     finally:
         await storage.close()
     node = ClusterNode(server=server, database_url=url, data_dir=data_dir, key=SigningKey.generate(),
-                       admin_token=token, ports={}, ca=ca)
+                       admin_token=token, ports={}, ca=ca, federation_limits=federation_limits or ConnectionLimits(),
+                       client_limits=client_limits or ConnectionLimits(per_address=None))
     await node.start()
     return node
 
