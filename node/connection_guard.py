@@ -20,14 +20,15 @@ so a connection has to earn its place at each step, under a clock:
 5. **Idle keep-alive**, closed after `idle_timeout_s` without a request (not counted as an
    attack: it is how connections end).
 
-aiohttp has none of 2-4 per connection and no per-address accounting, so the guard sits
-under it using public asyncio APIs: the listening socket serves `_Gate`, a plain protocol
+aiohttp leaves 2 to asyncio's 60 s, bounds 3 only by its keep-alive timeout (an hour by
+default), has no 4 and counts no addresses, so the guard sits under it, with public asyncio
+APIs: the listening socket serves `_Gate`, a plain protocol
 that admits or closes the connection, upgrades it with `loop.start_tls(...)` and then hands
 the TLS transport to aiohttp's request handler, forwarding the bytes to it (and holding the
 few that arrive between the handshake and the hand-over). The gate keeps one timer for the
 phase it is in. It learns that a request's headers are complete, and when its answer is
-done, from `middleware`, the listener's outermost middleware: aiohttp starts the middlewares
-as soon as it has parsed the headers, before the body is read. The plain-HTTP client
+done, from the guard's middleware, which `protect` makes the app's outermost: aiohttp starts
+the middlewares as soon as it has parsed the headers, before the body is read. The plain-HTTP client
 listener uses the same gate without TLS.
 
 Refusals and cuts are counted (`on_shed`, the node's `/metrics`) and logged at most once a
