@@ -140,6 +140,7 @@ class BenchNode:
     admin_token: str
     http: aiohttp.ClientSession
     database_url: str | None = None
+    code_root: Path = REPO_ROOT  # the checkout whose `node` package the process runs
     proc: subprocess.Popen | None = None
     profiler: subprocess.Popen | None = None
     # Set: the node runs under `bench.stepped_node`, its wall clock offset by what this file says.
@@ -188,7 +189,7 @@ class BenchNode:
             spawned = time.monotonic()
             self.proc = subprocess.Popen(  # noqa: ASYNC220
                 self._run_argv(),
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO_ROOT, env=_child_env(),
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.code_root, env=_child_env(),
             )
         deadline = spawned + timeout
         while True:
@@ -284,13 +285,15 @@ class BenchNode:
 
 class BenchCluster:
     """Nodes of one backend that trust each other's certificates; `close()` ends them all
-    (and drops their PostgreSQL databases)."""
+    (and drops their PostgreSQL databases). `code_root` runs the nodes from another checkout
+    (`python -m node.cli` imports from its working directory first), to compare versions."""
 
-    def __init__(self, root: Path, backend: str) -> None:
+    def __init__(self, root: Path, backend: str, *, code_root: Path = REPO_ROOT) -> None:
         if backend not in ("sqlite", "postgresql"):
             raise ValueError(f"unknown backend {backend!r}")
         self.root = root
         self.backend = backend
+        self.code_root = code_root
         self.bundle = root / "peers-ca.pem"
         self.nodes: dict[str, BenchNode] = {}
         self.http: aiohttp.ClientSession | None = None
@@ -337,13 +340,13 @@ class BenchCluster:
             self._databases.append(name)
             database_url = f"{POSTGRES_ADMIN_URL.rpartition('/')[0]}/{name}"
             argv += ["--database-url", database_url]
-        done = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, cwd=REPO_ROOT,
+        done = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, cwd=self.code_root,
                                        env=_child_env(), timeout=120, stdin=subprocess.DEVNULL)
         token = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
         if done.returncode != 0 or not token.startswith("anadm_"):
             raise NodeFailed(f"agentnet init {server} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
         assert self.http is not None
-        node = BenchNode(server, data_dir, ports, token, self.http, database_url)
+        node = BenchNode(server, data_dir, ports, token, self.http, database_url, self.code_root)
         self.nodes[server] = node
         return node
 

@@ -16,6 +16,10 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError, TomlConfigSettingsSource
 
+from node.connection_guard import (
+    BODY_TIMEOUT_S, HANDSHAKE_TIMEOUT_S, HEADER_TIMEOUT_S, IDLE_TIMEOUT_S, MAX_CONNECTIONS, PER_ADDRESS_CONNECTIONS,
+    ConnectionLimits,
+)
 from node.errors import ConfigError
 from node.limits import ClientLimits, FederationLimits, WebhookLimits
 from node.webhook_destinations import parse_allowed_host
@@ -75,6 +79,14 @@ class NodeSettings(BaseSettings):
         default_factory=list, max_length=1000,
         description="internal receivers webhooks may reach: host names, addresses, CIDR blocks",
     )
+    # Connections (node.connection_guard has the reasons for each default).
+    federation_connections_per_address: int = Field(PER_ADDRESS_CONNECTIONS, ge=1, le=100_000)
+    federation_max_connections: int = Field(MAX_CONNECTIONS, ge=16, le=1_000_000)
+    client_max_connections: int = Field(MAX_CONNECTIONS, ge=16, le=1_000_000)
+    tls_handshake_timeout_seconds: float = Field(HANDSHAKE_TIMEOUT_S, gt=0, le=300)
+    header_timeout_seconds: float = Field(HEADER_TIMEOUT_S, gt=0, le=300)
+    body_timeout_seconds: float = Field(BODY_TIMEOUT_S, gt=0, le=3600)
+    idle_timeout_seconds: float = Field(IDLE_TIMEOUT_S, gt=0, le=3600)
 
     @field_validator("admin_host")
     @classmethod
@@ -137,6 +149,22 @@ class NodeSettings(BaseSettings):
             allowed_hosts=tuple(self.webhook_allowed_hosts),
             own_listeners=(("admin", self.admin_port), ("client", self.client_port),
                            ("federation", self.federation_port)),
+        )
+
+    @property
+    def federation_connection_limits(self) -> ConnectionLimits:
+        return ConnectionLimits(
+            per_address=self.federation_connections_per_address, total=self.federation_max_connections,
+            handshake_timeout_s=self.tls_handshake_timeout_seconds, header_timeout_s=self.header_timeout_seconds,
+            body_timeout_s=self.body_timeout_seconds, idle_timeout_s=self.idle_timeout_seconds,
+        )
+
+    @property
+    def client_connection_limits(self) -> ConnectionLimits:
+        """No per-address limit: the agents of one host share its address, a stream each."""
+        return ConnectionLimits(
+            per_address=None, total=self.client_max_connections, header_timeout_s=self.header_timeout_seconds,
+            body_timeout_s=self.body_timeout_seconds, idle_timeout_s=self.idle_timeout_seconds,
         )
 
     @property

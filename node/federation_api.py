@@ -38,7 +38,7 @@ from node.catch_up import CATCH_UP_PAGE, CatchUpWorker
 from node.clock import Clock
 from node.delivery import DeliveryWorker
 from node.errors import (
-    Blocked, InvalidRequest, NotAPeer, NotFoundError, PayloadTooLarge, Replayed, RequestTimeout, UnknownNetwork,
+    Blocked, InvalidRequest, NotAPeer, NotFoundError, PayloadTooLarge, Replayed, UnknownNetwork,
 )
 from node.federation_client import FEDERATION_PREFIX
 from node.federation_engine import FederationEngine
@@ -69,9 +69,6 @@ MAX_SELF_CERTIFIED_BODY_BYTES = 64 * 1024
 # participants is about 30,000; an invite is a few dozen.
 MAX_TRANSACTION_VALUES = 50_000
 MAX_SELF_CERTIFIED_VALUES = 200
-# A body that has not arrived after this long is cut (408): long enough for 2 MiB over a slow
-# link, short enough that a peer trickling bytes cannot hold a request open.
-BODY_READ_TIMEOUT_S = 20.0
 # Bodies above this are parsed on a worker thread, so parsing never holds the event loop.
 _PARSE_ON_THREAD_ABOVE = 64 * 1024
 _ORIGIN = web.RequestKey("agentnet.peer.origin", str)
@@ -84,8 +81,8 @@ M = TypeVar("M", bound=BaseModel)
 def _auth_middleware(storage: Storage, server: str, clock: Clock, wake: Callable[[str], None],
                      refresher: KeyRefresher, limiter: PeerRateLimiter):
     """Authenticate before anything is parsed: the header first, then the claimed origin's
-    standing (blocked, a peer at all), then the body, read under the route's cap and a
-    deadline, then the signature, the peer's rate limits and the nonce."""
+    standing (blocked, a peer at all), then the body, read under the route's cap, then the
+    signature, the peer's rate limits and the nonce."""
 
     @web.middleware
     async def authenticate(request: web.Request, handler) -> web.StreamResponse:
@@ -147,20 +144,16 @@ def _auth_middleware(storage: Storage, server: str, clock: Clock, wake: Callable
 
 
 async def _read_body(request: web.Request, cap: int) -> bytes:
-    """The whole body, refused (413) past `cap` before more is read, and cut (408) if it has
-    not arrived within BODY_READ_TIMEOUT_S."""
+    """The whole body, refused (413) past `cap` before more is read. A body that does not
+    arrive in time is cut by the connection guard (408, node.connection_guard)."""
     if request.content_length is not None and request.content_length > cap:
         raise PayloadTooLarge(f"request body over {cap} bytes")
     chunks, size = [], 0
-    try:
-        async with asyncio.timeout(BODY_READ_TIMEOUT_S):
-            async for chunk in request.content.iter_chunked(64 * 1024):
-                size += len(chunk)
-                if size > cap:
-                    raise PayloadTooLarge(f"request body over {cap} bytes")
-                chunks.append(chunk)
-    except TimeoutError:
-        raise RequestTimeout(f"the request body did not arrive within {BODY_READ_TIMEOUT_S:g} s") from None
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > cap:
+            raise PayloadTooLarge(f"request body over {cap} bytes")
+        chunks.append(chunk)
     return b"".join(chunks)
 
 

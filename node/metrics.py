@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -109,6 +109,11 @@ class NodeMetrics:
         self.delivery_seconds = Histogram("agentnet_federation_delivery_latency_seconds",
                                           "Time from an event's enqueue to the peer's 2xx for it", ["peer"],
                                           buckets=_LATENCY_BUCKETS, registry=r)
+        self.connections_shed = Counter("agentnet_connections_shed",
+                                        "Connections the connection guard refused or closed, by reason",
+                                        ["listener", "reason"], registry=r)
+        self.connections_open = Gauge("agentnet_connections_open", "Open connections on a guarded listener",
+                                      ["listener"], registry=r)
         self.snapshot = _Snapshot()
         r.register(_SnapshotCollector(self))
 
@@ -142,6 +147,14 @@ class NodeMetrics:
                 self.requests.labels(listener, method, route, status).inc()
 
         return measure
+
+    # Connections (node.connection_guard)
+
+    def connection_shed(self, listener: str, reason: str) -> None:
+        self.connections_shed.labels(listener, reason).inc()
+
+    def watch_connections(self, listener: str, count: Callable[[], int]) -> None:
+        self.connections_open.labels(listener).set_function(count)
 
     # Federation
 

@@ -22,6 +22,7 @@ from federation.keys import SigningKey
 from node.assembly import assemble, record_own_key
 from node.clock import Clock, SystemClock
 from node.config import NodeSettings
+from node.connection_guard import FD_RESERVE, ConnectionGuard, GuardedSite, ensure_file_limit
 from node.errors import ConfigError
 from node.file_modes import narrow_modes
 from node.tls import client_ssl_context, server_ssl_context
@@ -43,6 +44,7 @@ async def serve(settings: NodeSettings, *, clock: Clock | None = None, stop: asy
     _narrow_data_dir(settings)
     server_tls = server_ssl_context(settings.tls_cert_path, settings.tls_key_path)
     client_tls = client_ssl_context(settings.tls_ca_path)
+    ensure_file_limit(settings.federation_max_connections + settings.client_max_connections + FD_RESERVE)
     async with AsyncExitStack() as stack:
         storage = await Storage.open(settings.resolved_database_url, auto_migrate=settings.auto_migrate)
         stack.push_async_callback(storage.close)
@@ -63,20 +65,31 @@ async def serve(settings: NodeSettings, *, clock: Clock | None = None, stop: asy
             max_body_bytes=settings.max_body_bytes, limits=settings.client_limits,
             webhook_limits=settings.webhook_limits, federation_limits=settings.federation_limits,
         )
+        guards = {
+            "client": ConnectionGuard("client", settings.client_connection_limits, on_shed=parts.metrics.connection_shed),
+            "federation": ConnectionGuard("federation", settings.federation_connection_limits, ssl_context=server_tls,
+                                          on_shed=parts.metrics.connection_shed),
+        }
         listeners = [
-            ("admin", parts.admin_app, settings.admin_host, settings.admin_port, None),
-            ("client", parts.client_app, settings.client_host, settings.client_port, None),
-            ("federation", parts.federation_app, settings.federation_host, settings.federation_port, server_tls),
+            ("admin", parts.admin_app, settings.admin_host, settings.admin_port),
+            ("client", parts.client_app, settings.client_host, settings.client_port),
+            ("federation", parts.federation_app, settings.federation_host, settings.federation_port),
         ]
-        for name, app, host, port, tls in listeners:
+        for name, app, host, port in listeners:
+            guard = guards.get(name)  # the admin listener is loopback only and needs the admin token
+            if guard is not None:
+                guard.protect(app)
+                parts.metrics.watch_connections(name, lambda g=guard: g.open_connections)
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             stack.push_async_callback(runner.cleanup)
+            site = GuardedSite(runner, guard, host=host, port=port) if guard else web.TCPSite(runner, host, port)
             try:
-                await web.TCPSite(runner, host, port, ssl_context=tls).start()
+                await site.start()
             except OSError as e:
                 raise ConfigError(f"cannot listen for the {name} API on {host}:{port}: {e.strerror}") from None
-            log.info("%s API listening on %s://%s:%d", name, "https" if tls else "http", host, port)
+            scheme = "https" if guard is not None and guard.ssl_context is not None else "http"
+            log.info("%s API listening on %s://%s:%d", name, scheme, host, port)
         key_id = signing_key.key_id  # public: the id of the key, never the key
         log.info("node %s ready (key %s, endpoint %s)", settings.server_name, key_id,
                  settings.resolved_public_endpoint)

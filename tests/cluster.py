@@ -23,6 +23,7 @@ from federation.keys import SigningKey
 from node.assembly import NodeParts, assemble, record_own_key
 from node.bootstrap import bootstrap_company
 from node.clock import SystemClock
+from node.connection_guard import ConnectionGuard, ConnectionLimits, GuardedSite
 from node.limits import FederationLimits, WebhookLimits
 from node.tls import client_ssl_context, server_ssl_context
 from storage.storage import Storage
@@ -61,7 +62,11 @@ class ClusterNode:
     _stack: contextlib.AsyncExitStack | None = None
     http: aiohttp.ClientSession | None = None
     webhook_limits: WebhookLimits = TEST_WEBHOOK_LIMITS
-    federation_limits: FederationLimits = FederationLimits()
+    federation_limits: FederationLimits = FederationLimits()  # what each peer may make the node do
+    # The production defaults, so every federation test runs through the guard as deployed.
+    federation_connections: ConnectionLimits = ConnectionLimits()
+    client_connections: ConnectionLimits = ConnectionLimits(per_address=None)
+    guards: dict[str, ConnectionGuard] = field(default_factory=dict)
 
     @property
     def endpoint(self) -> str:
@@ -136,12 +141,25 @@ class ClusterNode:
 
         self.parts.federation_app.middlewares.insert(0, capture)
         tls = server_ssl_context(cert, key)
+        metrics = self.parts.metrics
+        self.guards = {
+            "client": ConnectionGuard("client", self.client_connections, on_shed=metrics.connection_shed),
+            "federation": ConnectionGuard("federation", self.federation_connections, ssl_context=tls,
+                                          on_shed=metrics.connection_shed),
+        }
         for name, app in (("admin", self.parts.admin_app), ("client", self.parts.client_app),
                           ("federation", self.parts.federation_app)):
+            guard = self.guards.get(name)
+            if guard is not None:
+                guard.protect(app)
+                metrics.watch_connections(name, lambda g=guard: g.open_connections)
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             stack.push_async_callback(runner.cleanup)
-            await web.SockSite(runner, sockets[name], ssl_context=tls if name == "federation" else None).start()
+            if guard is not None:
+                await GuardedSite(runner, guard, sock=sockets[name]).start()
+            else:
+                await web.SockSite(runner, sockets[name]).start()
         tasks = [asyncio.create_task(run(), name=name) for name, run in self.parts.background()]
 
         async def stop_tasks() -> None:
@@ -158,8 +176,9 @@ class ClusterNode:
 
 
 async def start_node(tmp_path: Path, server: str, ca: TestCertificateAuthority, database_url: str | None = None,
-                     display_name: str | None = None,
-                     federation_limits: FederationLimits = FederationLimits()) -> ClusterNode:
+                     display_name: str | None = None, federation_limits: FederationLimits = FederationLimits(),
+                     federation_connections: ConnectionLimits | None = None,
+                     client_connections: ConnectionLimits | None = None) -> ClusterNode:
     data_dir = tmp_path / server.replace(":", "_")
     data_dir.mkdir(parents=True, exist_ok=True)
     url = database_url or f"sqlite:///{data_dir / 'node.db'}"
@@ -170,7 +189,9 @@ async def start_node(tmp_path: Path, server: str, ca: TestCertificateAuthority, 
     finally:
         await storage.close()
     node = ClusterNode(server=server, database_url=url, data_dir=data_dir, key=SigningKey.generate(),
-                       admin_token=token, ports={}, ca=ca, federation_limits=federation_limits)
+                       admin_token=token, ports={}, ca=ca, federation_limits=federation_limits,
+                       federation_connections=federation_connections or ConnectionLimits(),
+                       client_connections=client_connections or ConnectionLimits(per_address=None))
     await node.start()
     return node
 

@@ -53,3 +53,24 @@ def test_profile_summary_counts_inclusive_and_self_samples():
     assert inclusive["post (api.py:2)"] == 4
     assert inclusive["execute (db.py:3)"] == 5
     assert own == {"execute (db.py:3)": 5, "post (api.py:2)": 1}
+
+
+def test_quick_attack_run_measures_honest_latency_under_attack_and_the_attacker(tmp_path):
+    out = tmp_path / "attacks.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.attacks", "--only", "slowloris", "--rounds", "1", "--seconds", "1",
+         "--out", str(out)],
+        check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "slowloris" in done.stdout  # the table was printed
+
+    document = json.loads(out.read_text())
+    (run,) = document["runs"].values()
+    result = run["results"]["slowloris"]
+    assert result["baseline_ms"]["count"] > 0 and result["latency_ms"]["count"] > 0
+    assert result["p50_ratio"] == result["latency_ms"]["p50"] / result["baseline_ms"]["p50"]
+    attacker = result["attacker"]
+    assert attacker["cpu_s"] > 0 and attacker["attempts"] >= 134
+    # The guard held the one attacking address to its limit: the rest were refused.
+    assert attacker["rounds"][0]["failed"] > 0 and attacker["rounds"][0]["open_peak"] <= 64

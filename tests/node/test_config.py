@@ -24,6 +24,16 @@ def test_environment_overrides_file(tmp_path, monkeypatch):
     assert settings.resolved_database_url == "postgresql://db/acme"
 
 
+def test_connection_limits_come_from_the_settings(tmp_path, monkeypatch):
+    monkeypatch.setenv("AGENTNET_BODY_TIMEOUT_SECONDS", "12.5")
+    settings = load_settings(_node_dir(tmp_path, federation_connections_per_address=16, client_max_connections=500))
+    federation, client = settings.federation_connection_limits, settings.client_connection_limits
+    assert (federation.per_address, federation.total, federation.body_timeout_s) == (16, 1024, 12.5)
+    assert (federation.handshake_timeout_s, federation.header_timeout_s, federation.idle_timeout_s) == (10, 5, 20)
+    # Agents of one host share its address, a stream each: no per-address limit on the client side.
+    assert (client.per_address, client.total, client.body_timeout_s) == (None, 500, 12.5)
+
+
 @pytest.mark.parametrize(
     ("values", "env", "needle"),
     [
@@ -40,6 +50,9 @@ def test_environment_overrides_file(tmp_path, monkeypatch):
         ({"webhook_allowed_hosts": ["10.0.0.1/8"]}, {}, "webhook_allowed_hosts.*host bits set"),
         ({"webhook_allowed_hosts": ["hooks corp"]}, {}, "webhook_allowed_hosts.*'hooks corp'"),
         ({}, {"AGENTNET_WEBHOOK_ALLOWED_HOSTS": "10.0.0.5"}, "webhook_allowed_hosts.*a list is JSON"),
+        ({"header_timeout_seconds": 0}, {}, "header_timeout_seconds"),
+        ({}, {"AGENTNET_FEDERATION_CONNECTIONS_PER_ADDRESS": "0"}, "federation_connections_per_address"),
+        ({"federation_max_connections": 2}, {}, "federation_max_connections"),
     ],
 )
 def test_bad_values_name_the_setting(tmp_path, monkeypatch, values, env, needle):

@@ -14,7 +14,6 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from federation.canonical_json import encode_canonical
 from node.limits import FederationLimits
 from storage.network_tables import inbound_transactions
 from tests.cluster import eventually, start_node
@@ -180,34 +179,6 @@ async def test_a_transaction_of_a_million_numbers_is_refused_before_it_is_parsed
     assert (parsed.status, parsed.code) == (400, "malformed_json")
     assert "values" in parsed.json["error"]["message"]
     assert (await _transactions_kept(world.acme, ROGUE), await event_count(world.acme)) == (kept, events)
-
-
-async def test_a_slow_body_is_cut(world: World):
-    """A peer that trickles its body cannot hold a request open (408)."""
-    import node.federation_api as api
-    await rogue_joins_rollout(world)
-    old, api.BODY_READ_TIMEOUT_S = api.BODY_READ_TIMEOUT_S, 0.5
-    try:
-        body = encode_canonical({"events": []})
-
-        async def trickle():
-            yield body[:5]
-            await asyncio.sleep(2)
-            yield body[5:]
-
-        from node.federation_client import FEDERATION_PREFIX
-        from federation.request_signing import sign_request
-        from tests.rogue.peer import now_ms
-        path = FEDERATION_PREFIX + "/transactions/rogue-slow"
-        headers = {"Content-Type": "application/json", "Content-Length": str(len(body)),
-                   "Authorization": sign_request(world.rogue.key, method="PUT", path=path, origin=ROGUE,
-                                                 destination=ACME, body=body, now_ms=now_ms())}
-        async with world.rogue.http.put(world.acme.endpoint + path, data=trickle(), headers=headers,
-                                        ssl=world.rogue.ssl, server_hostname=ACME) as resp:
-            assert resp.status == 408
-            assert (await resp.json())["error"]["code"] == "request_timeout"
-    finally:
-        api.BODY_READ_TIMEOUT_S = old
 
 
 async def test_a_member_that_answers_every_request_with_an_error_is_retried_at_a_bounded_rate(world: World):
