@@ -181,9 +181,13 @@ class PeeringService:
             peer = await tx.peers.find(invite.server)
             if peer is not None and peer.status == "blocked":
                 raise Blocked(f"{invite.server} is blocked on this node")
-        # Pin the host and hold the network before asking, so the host's first fan-out finds both.
+        # Pin the host and hold the network before asking, so the host's first fan-out finds both;
+        # if the host cannot be reached, all of it is undone (a peer or key that was there before stays).
+        host_key = VerifyKey(invite.public_key)
         async with self._storage.network_transaction() as tx:
-            await self._pin(tx, invite.server, VerifyKey(invite.public_key), invite.endpoint, now)
+            was_peer = await tx.peers.find(invite.server) is not None
+            had_key = host_key.key_id in {k.key_id for k in await tx.peers.keys(invite.server)}
+            await self._pin(tx, invite.server, host_key, invite.endpoint, now)
             await tx.networks.create(host=invite.host, name=invite.network, title=invite.title,
                                      history_visible=True, now=now)
         try:
@@ -192,6 +196,10 @@ class PeeringService:
         except Exception:
             async with self._storage.network_transaction() as tx:
                 await tx.networks.delete((await tx.networks.get(invite.network)).id)
+                if not had_key:
+                    await tx.peers.unpin_key(invite.server, host_key.key_id)
+                if not was_peer:
+                    await tx.peers.forget(invite.server)
             raise
         async with self._storage.transaction() as tx:
             await tx.peers.set_invite_status(invite_id, "accepted", now=now)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.errors import NotFound
@@ -104,7 +104,14 @@ class PeerRepository:
                 values["endpoint"] = endpoint
             await self._conn.execute(update(peers).where(peers.c.server == server).values(**values))
 
+    async def forget(self, server: str) -> None:
+        """Drop the peer record (an accept that never reached the host undoes its pin)."""
+        await self._conn.execute(delete(peers).where(peers.c.server == server))
+
     # Keys
+
+    async def unpin_key(self, server: str, key_id: str) -> None:
+        await self._conn.execute(delete(peer_keys).where(peer_keys.c.server == server, peer_keys.c.key_id == key_id))
 
     async def pin_key(self, server: str, *, key_id: str, public_key: bytes, valid_until: int | None,
                       revoked_at: int | None = None, now: int) -> None:

@@ -14,8 +14,8 @@ Each answer must:
 - be a 4xx for a request the document says is invalid (schemathesis' negative cases);
 - change nothing when it is a refusal (any non-2xx): every column of every table of the node's
   database is the same before and after, except the delivery progress of webhooks, which the
-  webhook worker moves on its own after accepted posts (`_MOVED_BY_WORKERS`), and one known
-  partial write (`_KNOWN_PARTIAL_WRITES`). The database is
+  webhook worker moves on its own after accepted posts (`_MOVED_BY_WORKERS`), and any known
+  partial write listed in `_KNOWN_PARTIAL_WRITES` (none today). The database is
   read directly (SQLite, read-only), not through the API, so a row written by a refused request
   shows even where no listing would show it (a pinned key, an audit row, an idempotency answer).
 
@@ -56,11 +56,7 @@ EXAMPLES = 20
 CLOSED_ENDPOINT = "https://127.0.0.1:9"  # the discard port: nothing listens there
 _MOVED_BY_WORKERS = {"webhooks": {"cursor", "failures", "last_status", "last_error", "last_success_at",
                                   "next_attempt_at", "updated_at"}}
-# A known partial write, left to the owner of storage/peers.py: accepting an invite pins the
-# host before asking it (so the host's first fan-out finds its key) and does not unpin it when
-# the host cannot be reached. Only these tables may change, only on that refusal;
-# `test_an_accept_the_host_never_heard_pins_nothing` below fails the day it is fixed.
-_KNOWN_PARTIAL_WRITES = {"POST /v1/invites/{invite}/accept": {"peers", "peer_keys"}}
+_KNOWN_PARTIAL_WRITES: dict[str, set[str]] = {}
 _PEER_ERRORS = {"peer_unreachable", "peer_refused"}
 # Not worth showing in a report (and the first is a secret).
 _TRANSPORT_HEADERS = {"authorization", "user-agent", "accept", "accept-encoding", "connection", "content-length",
@@ -334,9 +330,9 @@ def _assert_reached(fuzz: Fuzz, expected: dict[str, set[int]]) -> None:
     assert len(ok) >= len(operations) * 3 // 4, sorted(operations - ok)  # most operations also succeeded
 
 
-@pytest.mark.xfail(strict=True, reason="node.peering accept pins the host before asking it and keeps the pin when "
-                                       "the host is unreachable; forgetting it needs storage/peers.py")
 async def test_an_accept_the_host_never_heard_pins_nothing(world):
+    """Accepting pins the host before asking it (so its first fan-out finds its key); when the
+    host cannot be reached, the pin is undone with the rest."""
     snapshot = DatabaseSnapshot(world.acme.database_url)
     before = snapshot.take()
     refused = await world.acme.admin("POST", f"/v1/invites/{world.real['invite'][0]}/accept", expect=502)
