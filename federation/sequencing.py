@@ -58,9 +58,11 @@ __all__ = [
 ]
 
 FIRST_SEQ = 1
-# An origin's clock may run ahead of the host's by as much as a signed request may
-# (request_signing.MAX_SKEW_MS): a node further ahead cannot talk to the host at all.
-MAX_ORIGIN_LEAD_MS = 5 * 60 * 1000
+# An hour ahead of the host's clock. The window bounds absurd dates, it does not police clocks
+# (signed requests do that, within 5 minutes): a node whose clock ran ahead cannot talk to its
+# host until it is fixed, and what its people posted meanwhile, dated by the wrong clock, must
+# still go through then.
+MAX_ORIGIN_LEAD_MS = 60 * 60 * 1000
 # A member keeps what its people post while the host is down and submits it when the host is
 # back; seven days of outage is the longest this tolerates before such posts are refused.
 MAX_ORIGIN_AGE_MS = 7 * 24 * 3600 * 1000

@@ -19,8 +19,9 @@ a due time further ahead than any backoff counts as due: it came from a clock st
 looks at its deadlines on every round, however it was woken, and sleeps no longer than until
 the next one, so sending resumes as soon as a backoff runs out.
 
-`wake(server)` lifts a backoff at once: it is called when the peer contacts us, and when one
-of our own calls to it succeeds (an error answer never counts). On start a node pings every
+`wake(server)` lifts a backoff at once: it is called when the peer pings us (it does so when it
+starts), and when one of our own calls to it succeeds (an error answer never counts); the
+peer's other requests prove only its own direction, so they do not. On start a node pings every
 peer, so peers that backed off from it while it was down resume at once. Rows in flight when
 the node stopped are requeued on start; the transaction id is derived from the rows and their
 tries, so the receiver answers a retransmission of the same batch from memory (the id also

@@ -78,8 +78,8 @@ _PUBLIC, _SELF_CERTIFIED = "public", "self-certified"
 M = TypeVar("M", bound=BaseModel)
 
 
-def _auth_middleware(storage: Storage, server: str, clock: Clock, wake: Callable[[str], None],
-                     refresher: KeyRefresher, limiter: PeerRateLimiter):
+def _auth_middleware(storage: Storage, server: str, clock: Clock, refresher: KeyRefresher,
+                     limiter: PeerRateLimiter):
     """Authenticate before anything is parsed: the header first, then the claimed origin's
     standing (blocked, a peer at all), then the body, read under the route's cap, then the
     signature, the peer's rate limits and the nonce."""
@@ -91,7 +91,7 @@ def _auth_middleware(storage: Storage, server: str, clock: Clock, wake: Callable
         if kind == _PUBLIC or request.match_info.http_exception is not None:
             return await handler(request)
         sig = parse_authorization(request.headers.get("Authorization"))
-        peer, pinned = await _standing(sig.origin, kind)
+        _peer, pinned = await _standing(sig.origin, kind)
         cap = MAX_SELF_CERTIFIED_BODY_BYTES if kind == _SELF_CERTIFIED else MAX_FEDERATION_BODY_BYTES
         body = await _read_body(request, cap)
         if kind == _SELF_CERTIFIED and not pinned:  # not a peer yet, by definition: the offered key
@@ -102,7 +102,7 @@ def _auth_middleware(storage: Storage, server: str, clock: Clock, wake: Callable
         except UnknownKey:
             if not await refresher.refresh(sig.origin):  # the peer may have rotated its key
                 raise
-            peer, pinned = await _standing(sig.origin, kind)
+            _peer, pinned = await _standing(sig.origin, kind)
             _verify(request, body, sig, pinned)
         limiter.request(sig.origin, len(body))
         now = clock.now_ms()
@@ -111,8 +111,6 @@ def _auth_middleware(storage: Storage, server: str, clock: Clock, wake: Callable
                 raise Replayed("this request was already received")
         request[_ORIGIN] = sig.origin
         request[_BODY] = body
-        if peer is not None and peer.status == "accepted":
-            wake(sig.origin)  # it is up: whatever we hold for it can go now
         return await handler(request)
 
     async def _standing(origin: str, kind: str | None):
@@ -219,7 +217,11 @@ def build_federation_app(*, storage: Storage, engine: FederationEngine, peering:
         return web.Response(body=answer, content_type="application/json")
 
     async def ping(request: web.Request) -> web.Response:
-        return web.json_response({})  # the middleware already woke our sender for the caller
+        # The peer says it is back (it pings every peer when it starts): whatever we hold for it
+        # can go now. Its other requests prove only that its direction works, not ours, so they
+        # wake nothing (a one-way partition would otherwise turn them into a retry storm).
+        delivery.wake(request[_ORIGIN])
+        return web.json_response({})
 
     async def relay_keys(request: web.Request) -> web.Response:
         document = await refresher.relayable(request.match_info["server"])
@@ -242,7 +244,7 @@ def build_federation_app(*, storage: Storage, engine: FederationEngine, peering:
         return web.Response(body=body, content_type="application/json")
 
     app = web.Application(client_max_size=MAX_FEDERATION_BODY_BYTES, middlewares=[
-        error_middleware, _auth_middleware(storage, server, clock, delivery.wake, refresher, limiter),
+        error_middleware, _auth_middleware(storage, server, clock, refresher, limiter),
     ])
     p = FEDERATION_PREFIX
     app.router.add_get(f"{p}/keys", keys, name=f"{_PUBLIC}:keys")

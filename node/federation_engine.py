@@ -57,7 +57,7 @@ from storage.storage import NetworkTransaction
 __all__ = ["Accepted", "FederationEngine"]
 
 # How far ahead of the clock strictly increasing origin_ts may run after a backward step;
-# well inside the host's window (federation.sequencing.MAX_ORIGIN_LEAD_MS).
+# far inside the host's window (federation.sequencing.MAX_ORIGIN_LEAD_MS).
 _MAX_DRIFT_AHEAD_MS = min(60_000, MAX_ORIGIN_LEAD_MS // 2)
 
 

@@ -210,12 +210,15 @@ async def delivery_of(node: ClusterNode, token: str, event_id: str) -> dict | No
 
 
 async def _back_off_far(node: ClusterNode, server: str) -> None:
-    """As if `node` had failed to reach `server` for a long time: its next try is hours away."""
+    """As if `node` had failed to reach `server` for a long time: its next try is four minutes
+    away (the longest backoff is five; a due time past that would count as a clock step)."""
+    import time
+
     from sqlalchemy import update
 
     from storage.network_tables import delivery_status, outbox
 
-    far = 2**52
+    far = int(time.time() * 1000) + 240_000
     async with node.storage.network_transaction() as tx:
         await tx.peers.record_failure(server, error="simulated outage", next_attempt_at=far, now=0)
         await tx.peers._conn.execute(update(outbox).where(outbox.c.destination == server, outbox.c.state == "pending")

@@ -3,6 +3,8 @@ peer with a certificate from the same CA, for the rogue-peer suite."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from federation.keys import VerifyKey
+from node.limits import FederationLimits
 from storage.network_tables import network_events, request_nonces, vouched_keys
 from tests.cluster import ClusterNode, eventually, start_node
 from tests.node.test_seed_scenario import ACME, GLOBEX, NETWORK, open_rollout
@@ -30,10 +33,11 @@ class World:
     tmp_path: Any
 
 
-@pytest.fixture
-async def world(tmp_path):
+@asynccontextmanager
+async def make_world(tmp_path, *, acme_limits: FederationLimits = FederationLimits()) -> AsyncIterator[World]:
+    """The seed scenario's two companies (Acme's per-peer limits as given) and the rogue."""
     ca = TestCertificateAuthority()
-    acme = await start_node(tmp_path, ACME, ca, display_name="Acme")
+    acme = await start_node(tmp_path, ACME, ca, display_name="Acme", federation_limits=acme_limits)
     globex = await start_node(tmp_path, GLOBEX, ca, display_name="Globex")
     rogue = await RoguePeer(ROGUE, ca, tmp_path / "rogue").start()
     try:
@@ -43,6 +47,12 @@ async def world(tmp_path):
         await rogue.stop()
         await globex.stop()
         await acme.stop()
+
+
+@pytest.fixture
+async def world(tmp_path):
+    async with make_world(tmp_path) as made:
+        yield made
 
 
 async def join_rogue_network(rogue: RoguePeer, node: ClusterNode, network: RogueNetwork) -> None:

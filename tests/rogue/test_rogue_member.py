@@ -18,8 +18,8 @@ from node.limits import FederationLimits
 from storage.network_tables import inbound_transactions
 from tests.cluster import eventually, start_node
 from tests.node.test_seed_scenario import ACME, GLOBEX, NETWORK, THREAD, open_rollout
-from tests.rogue.conftest import MOLE, ROGUE, World, event_count, head, rogue_joins_rollout, stored
-from tests.rogue.peer import RoguePeer, event_id
+from tests.rogue.conftest import MOLE, ROGUE, World, event_count, head, make_world, rogue_joins_rollout, stored
+from tests.rogue.peer import event_id
 from tests.tls_fixtures import TestCertificateAuthority
 
 
@@ -63,18 +63,8 @@ async def test_clients_see_the_host_time_beside_the_author_s(world: World):
 @pytest.fixture
 async def tight(tmp_path):
     """Acme with a small federation budget per peer: 20 submitted events a second, bursts of 50."""
-    ca = TestCertificateAuthority()
-    limits = FederationLimits(submissions_per_s=20, submissions_burst=50)
-    acme = await start_node(tmp_path, ACME, ca, display_name="Acme", federation_limits=limits)
-    globex = await start_node(tmp_path, GLOBEX, ca, display_name="Globex")
-    rogue = await RoguePeer(ROGUE, ca, tmp_path / "rogue").start()
-    try:
-        tokens = await open_rollout(acme, globex)
-        yield World(acme, globex, rogue, tokens, ca, tmp_path)
-    finally:
-        await rogue.stop()
-        await globex.stop()
-        await acme.stop()
+    async with make_world(tmp_path, acme_limits=FederationLimits(submissions_per_s=20, submissions_burst=50)) as made:
+        yield made
 
 
 async def test_a_member_over_its_event_budget_gets_429_and_nothing_is_stored(tight: World):
@@ -195,3 +185,37 @@ async def test_a_member_that_answers_every_request_with_an_error_is_retried_at_a
     assert 1 <= tries <= 8, tries  # the backoff's pace (0.5, 1, 2, 4 s ceilings), not a storm
     peers = {p["server"]: p for p in (await world.acme.admin("GET", "/v1/peers"))["items"]}
     assert "clock_skew" in peers[ROGUE]["last_error"] and peers[ROGUE]["next_attempt_at"] is not None
+
+
+async def test_only_a_ping_or_a_good_answer_lifts_a_backoff(world: World):
+    """A peer's own requests prove only its direction works: during a one-way partition, waking
+    on them turned every one into another failed try (the soak counted 240 a minute). A ping,
+    which a node sends when it starts, does lift the backoff."""
+    await rogue_joins_rollout(world)
+
+    async def drained() -> bool:
+        async with world.acme.storage.network_transaction() as tx:
+            return not (await tx.outbox.depth()).get(ROGUE)
+
+    await eventually(drained)
+    await asyncio.sleep(0.5)  # the last answer settled
+    far = int(time.time() * 1000) + 240_000
+    async with world.acme.storage.network_transaction() as tx:
+        await tx.peers.record_failure(ROGUE, error="partitioned", next_attempt_at=far, now=0)
+
+    async def backoff() -> int | None:
+        async with world.acme.storage.network_transaction() as tx:
+            return (await tx.peers.delivery(ROGUE)).next_attempt_at
+
+    detach = world.rogue.submission(NETWORK, "participant.detached", {"participant": MOLE},
+                                    sender=f"operator:admin@{ROGUE}")
+    assert (await world.rogue.put_events(world.acme, [detach])).status == 200
+    await asyncio.sleep(1.5)  # more than the worker's round
+    assert await backoff() == far
+    ping = await world.rogue.send(world.acme, "POST", "/ping", b"{}")
+    assert ping.status == 200
+    await eventually(lambda: _is_none(backoff()), timeout=5)
+
+
+async def _is_none(value) -> bool:
+    return (await value) is None
