@@ -31,6 +31,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,7 +43,7 @@ from bench.nodes import REPO_ROOT, BenchCluster, BenchNode
 from bench.report import machine
 from bench.stats import summary_ms
 
-__all__ = ["ATTACKS", "main"]
+__all__ = ["ATTACKS", "HonestPair", "honest_pair", "honest_window", "main"]
 
 # The issue's slowloris lasted 6 s; every window is that long, so each has a few hundred samples.
 WINDOW_S = 6.0
@@ -73,7 +75,7 @@ ATTACKS = [
 ]
 
 
-async def _window(poster: Poster, receiver: Receiver, tag: str, seconds: float) -> list[int]:
+async def honest_window(poster: Poster, receiver: Receiver, tag: str, seconds: float) -> list[int]:
     """Messages one after another for `seconds`; their latencies in ns."""
     deadline, n = time.monotonic() + seconds, 0
     while time.monotonic() < deadline:
@@ -95,7 +97,7 @@ async def _attacked(b: BenchNode, poster: Poster, receiver: Receiver, attack: At
     try:
         await asyncio.sleep(RAMP_S)
         cpu = b.cpu_seconds()
-        latencies = await _window(poster, receiver, tag, seconds)
+        latencies = await honest_window(poster, receiver, tag, seconds)
         node_cpu = b.cpu_seconds() - cpu
         out, _ = await asyncio.wait_for(attacker.communicate(), 60)
     finally:
@@ -112,7 +114,7 @@ async def _measure(b: BenchNode, poster: Poster, receiver: Receiver, attack: Att
     baseline, attacked, base_cpu, attack_cpu, reports = [], [], 0.0, 0.0, []
     for r in range(rounds):
         cpu = b.cpu_seconds()
-        baseline += await _window(poster, receiver, f"{attack.name}-base{r}", seconds)
+        baseline += await honest_window(poster, receiver, f"{attack.name}-base{r}", seconds)
         base_cpu += b.cpu_seconds() - cpu
         latencies, node_cpu, report = await _attacked(b, poster, receiver, attack, f"{attack.name}-attack{r}",
                                                       seconds, interval)
@@ -135,8 +137,19 @@ async def _measure(b: BenchNode, poster: Poster, receiver: Receiver, attack: Att
     }
 
 
-async def run_attacks(root: Path, code_root: Path, attacks: list[Attack], *, rounds: int, seconds: float,
-                      interval: float) -> dict:
+@dataclass
+class HonestPair:
+    """Host A and member B on SQLite, an agent on A posting and one on B receiving, warmed up."""
+
+    cluster: BenchCluster
+    a: BenchNode
+    b: BenchNode
+    poster: Poster
+    receiver: Receiver
+
+
+@asynccontextmanager
+async def honest_pair(root: Path, code_root: Path) -> AsyncIterator[HonestPair]:
     async with BenchCluster(root, "sqlite", code_root=code_root) as cluster:
         a, b = await cluster.init_nodes("a.bench", "b.bench")
         await cluster.start(a, b)
@@ -150,13 +163,20 @@ async def run_attacks(root: Path, code_root: Path, attacks: list[Attack], *, rou
                 waiting = receiver.expect("warmup", n)
                 await poster.post("warmup", n)
                 await asyncio.wait_for(waiting, RECEIVE_TIMEOUT_S)
-            results = {}
-            for attack in attacks:
-                print(f"  {attack.name} ...", flush=True)
-                results[attack.name] = await _measure(b, poster, receiver, attack, rounds, seconds, interval)
-            return results
+            yield HonestPair(cluster, a, b, poster, receiver)
         finally:
             await receiver.close()
+
+
+async def run_attacks(root: Path, code_root: Path, attacks: list[Attack], *, rounds: int, seconds: float,
+                      interval: float) -> dict:
+    async with honest_pair(root, code_root) as pair:
+        results = {}
+        for attack in attacks:
+            print(f"  {attack.name} ...", flush=True)
+            results[attack.name] = await _measure(pair.b, pair.poster, pair.receiver, attack, rounds, seconds,
+                                                  interval)
+        return results
 
 
 def _export(ref: str, into: Path) -> Path:
