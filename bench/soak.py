@@ -117,7 +117,8 @@ async def _soak(args: argparse.Namespace, root: Path, document: dict) -> bool:
             "longest_stall": asdict(watch.longest) if watch.longest else None,
             "stalls_over_target": len(watch.stalls),
             "retries_per_peer_per_minute_during_partitions": partition_retries(runner.windows, topo.proxies),
-            "error_answers_per_minute_during_skew": skew_errors(runner.windows),
+            "error_answers_per_minute_during_skew": skew_errors(
+                runner.windows, {topo.host: len(topo.members), **{m: 1 for m in topo.members}}),
             "refused": len(refused), "abandoned": len(abandoned), "drained": drained,
             "post_attempts": sum(a.attempts for a in authors), "replayed": sum(k.replayed for k in acks),
             "peer_samples": watch.samples,

@@ -3,8 +3,10 @@ give.
 
 **Stalls.** Every 0.25 s each running node is asked `GET /v1/peers` (queue depth, last success
 and next attempt per peer). A directed link A->B *could send* when `Conditions.link_healed(A, B)`
-holds, A has rows queued for B, and A's backoff for B has run out by A's own clock (its
-`next_attempt_at` is unset or past; A's clock may be stepped). It *made progress* when its
+holds, A has rows queued for B, and A's backoff for B has run out: by A's own monotonic
+clock (`retry_in_ms` unset or 0, immune to steps of A's wall clock) and, for a backoff another
+process or a previous run left in the database, by A's wall clock (`next_attempt_at` unset,
+past, or further ahead than any backoff, which a node takes as a clock step). It *made progress* when its
 last success changed or its queue shrank since the previous sample. A stall is a stretch of
 samples that could send without progress; its length runs from the first such sample to the
 last. So a stall measures exactly "the link is healed, the backoff allows, rows are queued,
@@ -30,6 +32,8 @@ from bench.soak_faults import Conditions
 __all__ = ["PeerWatch", "Stall", "error_answers", "get_json"]
 
 SAMPLE_INTERVAL_S = 0.25
+# The longest backoff (storage.outbox.MAX_BACKOFF_MS): a due time beyond it counts as due.
+_MAX_BACKOFF_MS = 300_000
 # Short: a paused node must not hold the sampler; a busy one answers well within this.
 SAMPLE_TIMEOUT_S = 1.5
 
@@ -107,7 +111,12 @@ class PeerWatch:
             progressed = state.queue_depth is not None and (
                 success != state.last_success_at or depth < state.queue_depth)
             state.queue_depth, state.last_success_at = depth, success
-            backoff_over = peer["next_attempt_at"] is None or peer["next_attempt_at"] <= clock_ms
+            if "retry_in_ms" in peer:  # the sender's own monotonic deadline: immune to clock steps
+                backoff_over = peer["retry_in_ms"] in (None, 0) and (
+                    peer["next_attempt_at"] is None or peer["next_attempt_at"] <= clock_ms
+                    or peer["next_attempt_at"] > clock_ms + _MAX_BACKOFF_MS)
+            else:  # a node without it (an older version): the wall-clock due time
+                backoff_over = peer["next_attempt_at"] is None or peer["next_attempt_at"] <= clock_ms
             could_send = self._conditions.link_healed(*link) and depth > 0 and backoff_over
             if not could_send or progressed:
                 self._end(link)

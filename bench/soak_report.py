@@ -60,9 +60,11 @@ def partition_retries(windows: list[Window], proxies: dict[tuple[str, str], Faul
     return dict(sorted(totals.items()))
 
 
-def skew_errors(windows: list[Window]) -> dict[str, dict]:
-    """Per receiving node: federation requests it answered with an error while another node's
-    clock was skewed past what a signed request may be off, per minute of skew."""
+def skew_errors(windows: list[Window], peers: dict[str, int]) -> dict[str, dict]:
+    """Per receiving node: federation requests it answered with an error while a clock was
+    skewed past what a signed request may be off, per minute of skew and per peer that talks
+    to it (`peers`: the host hears from every member, a member from the host alone), so the
+    figure compares with the per-peer bound."""
     totals: dict[str, dict] = defaultdict(lambda: {"windows": 0, "seconds": 0.0, "errors": 0, "worst_per_minute": 0.0})
     for window in windows:
         if window.fault.kind != "skew":
@@ -77,11 +79,12 @@ def skew_errors(windows: list[Window]) -> dict[str, dict]:
             key = f"{server} (skewed: {window.fault.nodes[0]})" if server == window.fault.nodes[0] else server
             entry = totals[key]
             entry["windows"] += 1
+            entry["peers"] = peers.get(server, 1)
             entry["seconds"] = round(entry["seconds"] + seconds, 2)
             entry["errors"] += errors
-            entry["worst_per_minute"] = max(entry["worst_per_minute"], _per_minute(errors, seconds))
+            entry["worst_per_minute"] = max(entry["worst_per_minute"], _per_minute(errors / entry["peers"], seconds))
     for entry in totals.values():
-        entry["per_minute"] = _per_minute(entry["errors"], entry["seconds"])
+        entry["per_minute"] = _per_minute(entry["errors"] / entry["peers"], entry["seconds"])
     return dict(sorted(totals.items()))
 
 
@@ -100,7 +103,7 @@ def targets(figures: dict) -> list[Target]:
         Target("longest stall on a healed link (s)", longest, f"<= {STALL_TARGET_S}", longest <= STALL_TARGET_S, False),
         Target("retries per peer per minute, partitions (max)", max(retry_rates, default=0.0),
                f"<= {RETRY_BOUND_PER_MIN:.0f}", max(retry_rates, default=0.0) <= RETRY_BOUND_PER_MIN, False),
-        Target("error answers per minute, skew (max)", max(error_rates, default=0.0),
+        Target("error answers per peer per minute, skew (max)", max(error_rates, default=0.0),
                f"<= {RETRY_BOUND_PER_MIN:.0f}", max(error_rates, default=0.0) <= RETRY_BOUND_PER_MIN, False),
     ]
 
@@ -126,10 +129,10 @@ def table(figures: dict, checks: list[Target]) -> str:
     for link, e in figures["retries_per_peer_per_minute_during_partitions"].items():
         lines.append(f"  {link:<32} {e['per_minute']:>7}/min  ({e['attempts']} in {e['seconds']} s over "
                      f"{e['partitions']}; worst {e['worst']['attempts']} in {e['worst']['seconds']} s)")
-    lines.append("error answers per minute during clock skew (receiver's federation 4xx/5xx):")
+    lines.append("error answers per peer per minute during clock skew (receiver's federation 4xx/5xx):")
     for node, e in figures["error_answers_per_minute_during_skew"].items():
-        lines.append(f"  {node:<32} {e['per_minute']:>7}/min  ({e['errors']} in {e['seconds']} s over "
-                     f"{e['windows']}; worst {e['worst_per_minute']}/min)")
+        lines.append(f"  {node:<32} {e['per_minute']:>7}/min  ({e['errors']} from {e['peers']} peer(s) in "
+                     f"{e['seconds']} s over {e['windows']}; worst {e['worst_per_minute']}/min)")
     for kind, found in figures["examples"].items():
         lines.append(f"{kind}: " + "; ".join(found))
     return "\n".join(lines)

@@ -103,6 +103,12 @@ class DeliveryWorker:
         self._queued.update(servers)
         self._wakeup.set()
 
+    def retry_in_ms(self, server: str) -> int | None:
+        """How long until this process tries `server` again, by its monotonic clock (so a wall
+        clock step does not change it); None if this process is not holding it back."""
+        until = self._backoff.get(server)
+        return None if until is None else max(0, int((until - self._monotonic()) * 1000))
+
     def wake(self, server: str | None = None) -> None:
         """New outbox rows were committed (no `server`), or `server` called or answered us: look
         again now."""

@@ -161,7 +161,10 @@ class PeerOut(BaseModel):
     last_success_at: int | None
     last_error: str | None
     last_error_at: int | None
-    next_attempt_at: int | None
+    next_attempt_at: int | None = Field(description="when delivery to this peer is tried again (wall clock)")
+    retry_in_ms: int | None = Field(None, description="how long until the next try, by this process's monotonic "
+                                                      "clock (unaffected by a step of the wall clock); null when "
+                                                      "this process is not holding the peer back")
 
 
 class PeerList(BaseModel):

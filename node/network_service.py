@@ -148,7 +148,7 @@ class NetworkService:
                     fingerprints=[VerifyKey(k.public_key).fingerprint for k in keys if k.revoked_at is None],
                     queue_depth=depth.get(peer.server, 0), last_success_at=status.last_success_at,
                     last_error=status.last_error, last_error_at=status.last_error_at,
-                    next_attempt_at=status.next_attempt_at,
+                    next_attempt_at=status.next_attempt_at, retry_in_ms=self._delivery.retry_in_ms(peer.server),
                 ))
         return PeerList(items=items)
 

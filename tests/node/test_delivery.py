@@ -95,6 +95,8 @@ async def test_sending_resumes_within_a_second_of_a_backoff_running_out_under_st
 
         # The link is down: three failed tries (0.5 s and 1 s apart), then a backoff of 2 s.
         await asyncio.wait_for(backed_off(3), 10)
+        assert 0 < worker.retry_in_ms(SLOW) <= 2000  # what GET /v1/peers shows: immune to clock steps
+        assert worker.retry_in_ms(BUSY) is None
         healed = time.monotonic()
         del client.failing[SLOW]
         async with storage.network_transaction() as tx:
