@@ -149,8 +149,8 @@ class HonestPair:
 
 
 @asynccontextmanager
-async def honest_pair(root: Path, code_root: Path) -> AsyncIterator[HonestPair]:
-    async with BenchCluster(root, "sqlite", code_root=code_root) as cluster:
+async def honest_pair(root: Path, code_root: Path, *, federation_limits: bool = False) -> AsyncIterator[HonestPair]:
+    async with BenchCluster(root, "sqlite", code_root=code_root, federation_limits=federation_limits) as cluster:
         a, b = await cluster.init_nodes("a.bench", "b.bench")
         await cluster.start(a, b)
         net = await open_network(a, [b], {a.server: ["author"], b.server: ["reader"]})

@@ -126,9 +126,11 @@ def proc_rss_bytes(pid: int) -> int:
     raise NodeFailed(f"no VmRSS for pid {pid}")
 
 
-def _child_env() -> dict[str, str]:
+def _child_env(*, federation_limits: bool = False) -> dict[str, str]:
+    """`federation_limits`: keep the node's default per-peer limits (a bench that measures them)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTNET_")}
-    env.update(_NODE_ENV)
+    env.update({k: v for k, v in _NODE_ENV.items() if not (federation_limits and k.startswith("AGENTNET_FEDERATION_")
+                                                           and k != "AGENTNET_FEDERATION_HOST")})
     return env
 
 
@@ -141,6 +143,7 @@ class BenchNode:
     http: aiohttp.ClientSession
     database_url: str | None = None
     code_root: Path = REPO_ROOT  # the checkout whose `node` package the process runs
+    federation_limits: bool = False  # run with the node's default per-peer limits
     proc: subprocess.Popen | None = None
     profiler: subprocess.Popen | None = None
     # Set: the node runs under `bench.stepped_node`, its wall clock offset by what this file says.
@@ -189,7 +192,8 @@ class BenchNode:
             spawned = time.monotonic()
             self.proc = subprocess.Popen(  # noqa: ASYNC220
                 self._run_argv(),
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.code_root, env=_child_env(),
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.code_root,
+                env=_child_env(federation_limits=self.federation_limits),
             )
         deadline = spawned + timeout
         while True:
@@ -288,12 +292,13 @@ class BenchCluster:
     (and drops their PostgreSQL databases). `code_root` runs the nodes from another checkout
     (`python -m node.cli` imports from its working directory first), to compare versions."""
 
-    def __init__(self, root: Path, backend: str, *, code_root: Path = REPO_ROOT) -> None:
+    def __init__(self, root: Path, backend: str, *, code_root: Path = REPO_ROOT, federation_limits: bool = False) -> None:
         if backend not in ("sqlite", "postgresql"):
             raise ValueError(f"unknown backend {backend!r}")
         self.root = root
         self.backend = backend
         self.code_root = code_root
+        self.federation_limits = federation_limits
         self.bundle = root / "peers-ca.pem"
         self.nodes: dict[str, BenchNode] = {}
         self.http: aiohttp.ClientSession | None = None
@@ -346,7 +351,8 @@ class BenchCluster:
         if done.returncode != 0 or not token.startswith("anadm_"):
             raise NodeFailed(f"agentnet init {server} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
         assert self.http is not None
-        node = BenchNode(server, data_dir, ports, token, self.http, database_url, self.code_root)
+        node = BenchNode(server, data_dir, ports, token, self.http, database_url, self.code_root,
+                         federation_limits=self.federation_limits)
         self.nodes[server] = node
         return node
 

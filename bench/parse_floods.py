@@ -12,8 +12,9 @@ then in a flooded one:
 
 The floods: `invites` (self-certified, so open to anyone; 7.9 MiB) and `values` (a
 transaction signed with A's own key, so authenticated; 2 MiB of a million integers). The
-bench nodes run with the per-peer rate limits lifted (`bench.nodes`), so every flooded body
-reaches the parser: the worst case. `--before REF` runs the same against the code of REF.
+`current` run lifts the per-peer rate limits (as every bench does, `bench.nodes`), so every
+flooded body reaches the parser: the worst case; the `limited` run keeps the node's default
+limits, as deployed. `--before REF` runs the same (limits lifted) against the code of REF.
 """
 
 from __future__ import annotations
@@ -84,8 +85,9 @@ async def _windows(pair: HonestPair, flood: str | None, tag: str, seconds: float
     return latencies, holds, report
 
 
-async def run_floods(root: Path, code_root: Path, floods: list[str], *, rounds: int, seconds: float) -> dict:
-    async with honest_pair(root, code_root) as pair:
+async def run_floods(root: Path, code_root: Path, floods: list[str], *, rounds: int, seconds: float,
+                     federation_limits: bool = False) -> dict:
+    async with honest_pair(root, code_root, federation_limits=federation_limits) as pair:
         results = {}
         for flood in floods:
             print(f"  {flood} ...", flush=True)
@@ -132,13 +134,14 @@ async def _run(args: argparse.Namespace) -> int:
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
                                 text=True).stdout.strip()
-        plan = [("current", REPO_ROOT, commit + ("+" if _dirty() else ""))]
+        ref = commit + ("+" if _dirty() else "")
+        plan = [("current", REPO_ROOT, ref, False), ("limited", REPO_ROOT, ref, True)]
         if args.before:
-            plan.insert(0, ("before", _export(args.before, root / "before-code"), args.before))
-        for run, code_root, ref in plan:
+            plan.insert(0, ("before", _export(args.before, root / "before-code"), args.before, False))
+        for run, code_root, ref, limited in plan:
             print(f"{run} ({ref}) ...", flush=True)
-            document["runs"][run] = {"ref": ref, "results": await run_floods(
-                root / run, code_root, floods, rounds=args.rounds, seconds=args.seconds)}
+            document["runs"][run] = {"ref": ref, "federation_limits": limited, "results": await run_floods(
+                root / run, code_root, floods, rounds=args.rounds, seconds=args.seconds, federation_limits=limited)}
     finally:
         shutil.rmtree(root, ignore_errors=True)
     document["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
