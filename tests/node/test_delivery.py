@@ -132,14 +132,13 @@ async def test_a_forward_clock_step_neither_delays_nor_reorders_a_member_s_posts
             worker.queued([SLOW])
         await asyncio.sleep(0.3)
         clock.offset_ms = 0  # the clock steps back
-        del client.failing[SLOW]
-        worker.wake(SLOW)  # the host is back (it called us)
+        del client.failing[SLOW]  # the host is back, without a word (no restart, no ping)
         for i in range(3):
             await queue(storage, SLOW, f"$after{i}", now=clock.now_ms())
             worker.queued([SLOW])
         started = time.monotonic()
         while sum(len(ids) for _t, dest, ids in client.sent if dest == SLOW) < 6:
-            assert time.monotonic() - started < 10, client.sent
+            assert time.monotonic() - started < 10, client.sent  # not the 157 s of the step
             await asyncio.sleep(0.05)
         order = [i for _t, dest, ids in client.sent if dest == SLOW for i in ids]
         assert order == [f"$ahead{i}" for i in range(3)] + [f"$after{i}" for i in range(3)]
