@@ -43,7 +43,7 @@ from bench.nodes import REPO_ROOT, BenchCluster, BenchNode
 from bench.report import machine
 from bench.stats import summary_ms
 
-__all__ = ["ATTACKS", "HonestPair", "honest_pair", "honest_window", "main"]
+__all__ = ["ATTACKS", "HonestPair", "finish", "honest_pair", "honest_window", "main"]
 
 # The issue's slowloris lasted 6 s; every window is that long, so each has a few hundred samples.
 WINDOW_S = 6.0
@@ -225,12 +225,17 @@ async def _run(args: argparse.Namespace) -> int:
                 root / run, code_root, wanted, rounds=args.rounds, seconds=args.seconds, interval=args.interval)}
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    return finish(document, _table({run: d["results"] for run, d in document["runs"].items()}), args.out)
+
+
+def finish(document: dict, table: str, out: Path) -> int:
+    """Stamp, print the table, and write the run's JSON."""
     document["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     print()
-    print(_table({run: d["results"] for run, d in document["runs"].items()}))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(document, indent=2) + "\n")
-    print(f"\nwrote {args.out}")
+    print(table)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(document, indent=2) + "\n")
+    print(f"\nwrote {out}")
     return 0
 
 

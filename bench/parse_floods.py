@@ -32,7 +32,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.attacks import HonestPair, _dirty, _export, honest_pair, honest_window
+from bench.attacks import HonestPair, _dirty, _export, finish, honest_pair, honest_window
 from bench.nodes import REPO_ROOT, BenchNode
 from bench.report import machine
 from bench.stats import summary_ms
@@ -144,13 +144,7 @@ async def _run(args: argparse.Namespace) -> int:
                 root / run, code_root, floods, rounds=args.rounds, seconds=args.seconds, federation_limits=limited)}
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    document["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-    print()
-    print(_table({run: d["results"] for run, d in document["runs"].items()}))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(document, indent=2) + "\n")
-    print(f"\nwrote {args.out}")
-    return 0
+    return finish(document, _table({run: d["results"] for run, d in document["runs"].items()}), args.out)
 
 
 def main(argv: list[str] | None = None) -> int:
