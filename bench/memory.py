@@ -18,7 +18,7 @@ from sqlalchemy import update
 
 from bench.counts import Counts
 from bench.nodes import BenchCluster, BenchNode
-from storage.network_tables import network_events, networks
+from storage.network.tables import network_events, networks
 from storage.storage import Storage
 
 __all__ = ["run_memory"]

@@ -32,7 +32,7 @@ from bench.soak_faults import Conditions
 __all__ = ["PeerWatch", "Stall", "error_answers", "get_json"]
 
 SAMPLE_INTERVAL_S = 0.25
-# The longest backoff (storage.outbox.MAX_BACKOFF_MS): a due time beyond it counts as due.
+# The longest backoff (storage.network.outbox.MAX_BACKOFF_MS): a due time beyond it counts as due.
 _MAX_BACKOFF_MS = 300_000
 # Short: a paused node must not hold the sampler; a busy one answers well within this.
 SAMPLE_TIMEOUT_S = 1.5

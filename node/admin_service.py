@@ -15,9 +15,9 @@ from node.auth import SCOPES
 from node.clock import Clock
 from node.directory import Directory
 from node.tokens import issue_token
-from storage.knowledge import KnowledgeItem
-from storage.principals import Principal, TokenRecord
-from storage.private_threads import PrivateThread
+from storage.private.knowledge import KnowledgeItem
+from storage.private.principals import Principal, TokenRecord
+from storage.private.threads import PrivateThread
 from storage.storage import Storage, Transaction
 
 __all__ = ["AdminService", "TOKEN_TAGS", "knowledge_out", "threads_out"]

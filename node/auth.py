@@ -12,7 +12,7 @@ from aiohttp import web
 from node.clock import Clock
 from node.errors import InsufficientScope, Unauthorized
 from node.tokens import hash_token
-from storage.principals import Principal
+from storage.private.principals import Principal
 from storage.storage import Storage
 
 __all__ = [

@@ -13,8 +13,8 @@ from node.directory import Directory
 from node.errors import NotFoundError
 from node.idempotency import IdempotencyKey, Posted, run_once
 from storage.errors import NotFound
-from storage.principals import Principal
-from storage.private_threads import PrivateMessage, PrivateThread
+from storage.private.principals import Principal
+from storage.private.threads import PrivateMessage, PrivateThread
 from storage.storage import Storage, Transaction
 
 __all__ = ["ClientService"]

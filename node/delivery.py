@@ -47,8 +47,8 @@ from federation.outbox_states import retry_delay_ms
 from node.clock import Clock
 from node.errors import PeerRefused, PeerUnreachable
 from node.federation_client import PeerClient
-from storage.outbox import OutboxItem
-from storage.peers import PeerRecord
+from storage.network.outbox import OutboxItem
+from storage.network.peers import PeerRecord
 from storage.storage import NetworkTransaction, Storage
 
 __all__ = ["DeliveryWorker"]

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from node.api_models import PrincipalOut
 from node.errors import InvalidRequest
-from storage.principals import Principal
+from storage.private.principals import Principal
 from storage.storage import Transaction
 
 __all__ = ["Directory"]

@@ -51,7 +51,7 @@ from node.errors import Forbidden, KeyConflict, OutOfOrder, UnknownNetwork
 from node.key_ring import KeyRing
 from node.network_projection import project
 from node.network_state import StateCache, message_lookup
-from storage.networks import NetworkRecord
+from storage.network.networks import NetworkRecord
 from storage.storage import NetworkTransaction
 
 __all__ = ["Accepted", "FederationEngine"]

@@ -18,7 +18,7 @@ from node.feed_hub import FeedHub
 from node.feed_models import EventOut, EventPage
 from node.network_state import stored_view
 from storage.feed import FeedEntry
-from storage.principals import Principal
+from storage.private.principals import Principal
 from storage.storage import Storage, Transaction
 
 __all__ = ["CursorExpired", "CursorUnknown", "FeedService"]

@@ -25,7 +25,7 @@ from typing import Any
 from federation.errors import ProtocolError
 from node.clock import Clock
 from node.errors import KeyConflict, NodeError
-from storage.network_halts import Halt
+from storage.network.halts import Halt
 from storage.storage import Storage
 
 __all__ = ["HaltKeeper", "halt_retry_delay_ms"]

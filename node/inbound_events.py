@@ -37,7 +37,7 @@ from node.errors import NetworkHalted, NodeError, OutOfOrder
 from node.federation_engine import Accepted, FederationEngine
 from node.halting import HaltKeeper
 from node.key_refresh import KeyRefresher
-from storage.networks import NetworkRecord
+from storage.network.networks import NetworkRecord
 from storage.storage import NetworkTransaction, Storage
 
 __all__ = ["InboundEvents"]

@@ -1,9 +1,9 @@
 """Which key may verify what. The rule that keeps one company from speaking for another:
 
 - A key learned from the company itself (pinned at peering, or from its own key document:
-  `storage.peers`' `peer_keys`) verifies that company's requests, its signatures as a host,
+  `storage.network.peers`' `peer_keys`) verifies that company's requests, its signatures as a host,
   and its events in any network.
-- A key a network's host vouched for a co-member (`member.admitted`; `storage.vouched_keys`)
+- A key a network's host vouched for a co-member (`member.admitted`; `storage.network.vouched_keys`)
   verifies that co-member's events *in that network only*, and only while it is not disputed
   by the company's own document. It never authenticates a request, never verifies a host's
   signature and never counts in another network: otherwise any host could make its members

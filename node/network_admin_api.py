@@ -14,7 +14,7 @@ from node.network_models import (
 from node.network_service import NetworkService
 from node.openapi import Endpoint
 from node.peering import PeeringService
-from storage.peers import Invite
+from storage.network.peers import Invite
 
 __all__ = ["network_admin_endpoints"]
 

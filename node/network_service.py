@@ -25,7 +25,7 @@ from node.network_models import (
     PeerList, PeerOut, RefusalOut, SharedThreadOut, VouchedKeyOut,
 )
 from node.peering import operator_of
-from storage.networks import NetworkRecord
+from storage.network.networks import NetworkRecord
 from storage.storage import NetworkTransaction, Storage, Transaction
 
 __all__ = ["NetworkService", "network_out"]

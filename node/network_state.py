@@ -19,7 +19,7 @@ from federation.event_content import MessageDeleted, MessageEdited, MessagePoste
 from federation.events import Event, SignedEvent
 from federation.rules import MessageLookup, MessageRecord, NetworkState, apply, authorize, initial_state
 from federation.sequencing import SequencedEvent
-from storage.networks import NetworkRecord
+from storage.network.networks import NetworkRecord
 from storage.storage import NetworkTransaction
 
 __all__ = ["StateCache", "decode_stored", "message_lookup", "stored_content", "stored_view"]

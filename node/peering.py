@@ -28,7 +28,7 @@ from node.errors import Blocked, Conflict, Forbidden, Gone, InvalidRequest, NotF
 from node.federation_client import PeerClient
 from node.federation_engine import FederationEngine
 from storage.errors import NotFound
-from storage.peers import Invite
+from storage.network.peers import Invite
 from storage.storage import NetworkTransaction, Storage
 
 __all__ = ["INVITE_TTL_MS", "PeeringService", "new_invite_id", "operator_of"]

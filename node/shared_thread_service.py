@@ -18,7 +18,7 @@ from node.idempotency import IdempotencyKey, Posted, run_once
 from node.network_models import SharedMessageOut, SharedMessagePage, SharedThreadList, SharedThreadOut
 from node.network_state import stored_view
 from storage.group_commit import GroupCommit
-from storage.principals import Principal
+from storage.private.principals import Principal
 from storage.storage import NetworkTransaction, Storage, Transaction
 
 __all__ = ["SharedThreadService"]

@@ -26,9 +26,9 @@ from node.webhook_models import (
 )
 from node.webhook_resolver import DestinationRefused, Destinations
 from node.webhook_signing import generate_secret
-from storage.principals import Principal
+from storage.private.principals import Principal
 from storage.storage import Storage
-from storage.webhooks import Webhook
+from storage.private.webhooks import Webhook
 
 __all__ = ["WebhookService", "webhook_admin_endpoints", "webhook_client_endpoints"]
 

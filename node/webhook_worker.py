@@ -49,7 +49,7 @@ from node.limits import WebhookLimits
 from node.webhook_resolver import DestinationRefused, Destinations
 from node.webhook_signing import signature_headers
 from storage.storage import Storage
-from storage.webhooks import Webhook
+from storage.private.webhooks import Webhook
 
 __all__ = ["WebhookWorker", "message_id", "payload"]
 

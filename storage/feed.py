@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from sqlalchemy import and_, bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.network_events import StoredEvent
-from storage.network_tables import (
+from storage.network.events import StoredEvent
+from storage.network.tables import (
     network_events, network_participants, networks, shared_thread_participants, shared_threads,
 )
-from storage.private_tables import client_feed, feed_state, private_thread_members
+from storage.private.tables import client_feed, feed_state, private_thread_members
 
 __all__ = ["FeedEntry", "FeedRepository", "FeedWriter"]
 

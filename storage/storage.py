@@ -21,34 +21,34 @@ from typing import TypeVar
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from storage.alerts import AlertRepository
-from storage.audit import AuditRepository
-from storage.company import CompanyRepository
+from storage.network.alerts import AlertRepository
+from storage.private.audit import AuditRepository
+from storage.private.company import CompanyRepository
 from storage.engine import create_engine, create_unit_engine, is_sqlite, sqlite_file
 from storage.errors import DatabaseUnavailable
 from storage.feed import FeedRepository, FeedWriter
-from storage.idempotency import IdempotencyRepository
-from storage.inbound import InboundRepository
-from storage.knowledge import KnowledgeRepository
-from storage.network_events import EventRepository
-from storage.network_halts import HaltRepository
-from storage.networks import NetworkRepository
-from storage.node_keys import NodeKeyRepository
-from storage.outbox import OutboxRepository
-from storage.peers import PeerRepository
+from storage.private.idempotency import IdempotencyRepository
+from storage.network.inbound import InboundRepository
+from storage.private.knowledge import KnowledgeRepository
+from storage.network.events import EventRepository
+from storage.network.halts import HaltRepository
+from storage.network.networks import NetworkRepository
+from storage.network.node_keys import NodeKeyRepository
+from storage.network.outbox import OutboxRepository
+from storage.network.peers import PeerRepository
 from storage.migrations_runner import ensure_schema
-from storage.principals import AdminTokenRepository, PrincipalRepository, TokenRepository
-from storage.private_threads import PrivateThreadRepository
+from storage.private.principals import AdminTokenRepository, PrincipalRepository, TokenRepository
+from storage.private.threads import PrivateThreadRepository
 from storage.sqlite_units import SyncConnection
-from storage.vouched_keys import VouchedKeyRepository
-from storage.webhooks import WebhookRepository
+from storage.network.vouched_keys import VouchedKeyRepository
+from storage.private.webhooks import WebhookRepository
 
 __all__ = ["NetworkTransaction", "Storage", "Transaction"]
 
 T = TypeVar("T", bound="NetworkTransaction")
 
 class NetworkTransaction:
-    """Only the network-side repositories (`storage.network_tables`), plus the append-only
+    """Only the network-side repositories (`storage.network.tables`), plus the append-only
     feed writer that tells local clients an event arrived. The federation code path gets this
     and nothing else, so it cannot read a private table even by mistake."""
 

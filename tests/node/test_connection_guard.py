@@ -32,7 +32,7 @@ from node.clock import SystemClock
 from node.connection_guard import Admission, ConnectionLimits, ShedLog, address_key
 from node.federation_client import FEDERATION_PREFIX, PeerClient
 from node.tls import client_ssl_context
-from storage.network_tables import inbound_transactions, request_nonces
+from storage.network.tables import inbound_transactions, request_nonces
 from tests.cluster import ClusterNode, eventually, start_node
 from tests.node.test_seed_scenario import ACME, GLOBEX, NETWORK, THREAD, open_rollout
 from tests.tls_fixtures import TestCertificateAuthority

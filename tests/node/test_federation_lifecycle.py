@@ -216,7 +216,7 @@ async def _back_off_far(node: ClusterNode, server: str) -> None:
 
     from sqlalchemy import update
 
-    from storage.network_tables import delivery_status, outbox
+    from storage.network.tables import delivery_status, outbox
 
     far = int(time.time() * 1000) + 240_000
     async with node.storage.network_transaction() as tx:

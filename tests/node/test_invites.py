@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import update
 
-from storage.network_tables import network_invites
+from storage.network.tables import network_invites
 from tests.cluster import start_node
 from tests.tls_fixtures import TestCertificateAuthority
 

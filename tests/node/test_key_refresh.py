@@ -11,7 +11,7 @@ from federation.keys import SigningKey
 from node.errors import PeerUnreachable
 from node.key_refresh import KeyRefresher
 from node.key_ring import KeyRing
-from storage.network_tables import peer_keys
+from storage.network.tables import peer_keys
 from storage.storage import Storage
 from tests.node.conftest import FakeClock
 

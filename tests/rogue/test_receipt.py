@@ -49,7 +49,7 @@ from node.errors import PeerRefused
 from node.federation_api import MAX_FEDERATION_BODY_BYTES
 from node.federation_client import FEDERATION_PREFIX, PeerClient
 from node.tls import client_ssl_context, host_of
-from storage.network_tables import inbound_transactions, network_events, outbox, request_nonces
+from storage.network.tables import inbound_transactions, network_events, outbox, request_nonces
 from tests.cluster import ClusterNode, eventually, start_node
 from tests.node.test_seed_scenario import ACME, GLOBEX, NETWORK, THREAD, open_rollout
 from tests.tls_fixtures import TestCertificateAuthority

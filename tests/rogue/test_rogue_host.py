@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from federation.keys import SigningKey
-from storage.network_tables import peer_keys
+from storage.network.tables import peer_keys
 from tests.cluster import eventually
 from tests.node.test_seed_scenario import ACME, GLOBEX, NETWORK, THREAD
 from tests.rogue.conftest import (

@@ -4,10 +4,10 @@ import pytest
 
 from storage.engine import create_engine
 from storage.errors import StorageConfigError
-from storage.knowledge import is_search_object
+from storage.private.knowledge import is_search_object
 from storage.migrations_runner import HEAD_REVISION, current_revision, ensure_schema, head_revision
-from storage.network_tables import NETWORK_METADATA
-from storage.private_tables import PRIVATE_METADATA
+from storage.network.tables import NETWORK_METADATA
+from storage.private.tables import PRIVATE_METADATA
 from sqlalchemy import text
 
 

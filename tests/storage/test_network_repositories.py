@@ -3,8 +3,8 @@
 import pytest
 
 from storage.errors import AlreadyExists, NotFound
-from storage.outbox import MAX_BACKOFF_MS
-from storage.peers import Invite
+from storage.network.outbox import MAX_BACKOFF_MS
+from storage.network.peers import Invite
 
 NOW = 1_700_000_000_000
 

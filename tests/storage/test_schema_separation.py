@@ -4,8 +4,8 @@ network side can reach a private row through the schema."""
 import ast
 from pathlib import Path
 
-from storage.network_tables import NETWORK_METADATA
-from storage.private_tables import PRIVATE_METADATA
+from storage.network.tables import NETWORK_METADATA
+from storage.private.tables import PRIVATE_METADATA
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,7 +24,7 @@ def test_no_network_table_references_a_private_table():
 
 
 def test_network_tables_module_does_not_import_private_tables():
-    tree = ast.parse((ROOT / "storage" / "network_tables.py").read_text())
+    tree = ast.parse((ROOT / "storage" / "network" / "tables.py").read_text())
     imported = {
         node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
     } | {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.errors import AlreadyExists
-from storage.private_tables import idempotency_keys
+from storage.private.tables import idempotency_keys
 
 __all__ = ["IdempotencyRepository", "StoredAnswer"]
 

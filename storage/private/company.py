@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.errors import AlreadyExists, NotFound
-from storage.private_tables import company
+from storage.private.tables import company
 
 __all__ = ["Company", "CompanyRepository"]
 

@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.errors import NotFound
-from storage.network_tables import (
+from storage.network.tables import (
     delivery_status, network_invites, outbox, peer_key_documents, peer_keys, peers,
 )
 

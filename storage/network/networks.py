@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.errors import AlreadyExists, NotFound
-from storage.network_tables import (
+from storage.network.tables import (
     network_members,
     network_participants,
     networks,

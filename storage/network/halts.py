@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.network_tables import network_halts, networks
+from storage.network.tables import network_halts, networks
 
 __all__ = ["Halt", "HaltRepository"]
 

@@ -8,7 +8,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.errors import NotFound
-from storage.private_tables import webhooks
+from storage.private.tables import webhooks
 
 __all__ = ["Webhook", "WebhookRepository"]
 

@@ -9,7 +9,7 @@ from sqlalchemy import Table, bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import Insert
 
-from storage.network_tables import inbound_transactions, request_nonces
+from storage.network.tables import inbound_transactions, request_nonces
 
 __all__ = ["InboundRepository"]
 

@@ -2,7 +2,7 @@
 private threads, knowledge and the audit log.
 
 These live on their own ``MetaData`` so the structural rule of the design is checkable: the
-federation code path imports only ``storage.network_tables`` and cannot name these tables.
+federation code path imports only ``storage.network.tables`` and cannot name these tables.
 """
 
 from __future__ import annotations

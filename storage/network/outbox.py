@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from sqlalchemy import BigInteger, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.network_tables import delivery_status, network_events, outbox
+from storage.network.tables import delivery_status, network_events, outbox
 
 __all__ = ["MAX_BACKOFF_MS", "OutboxItem", "OutboxRepository", "Refusal"]
 

@@ -2,7 +2,7 @@
 
 They verify the co-member's events in that network and nothing else: not a request, not a
 host's signature, not an event of another network (`node.key_ring` says which key verifies
-what). Keys learned from a company itself are `storage.peers`' `peer_keys`.
+what). Keys learned from a company itself are `storage.network.peers`' `peer_keys`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.network_tables import vouched_keys
+from storage.network.tables import vouched_keys
 
 __all__ = ["VOUCHED_STATUSES", "VouchedKey", "VouchedKeyRepository"]
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import exists, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.private_tables import knowledge_items, knowledge_readers
+from storage.private.tables import knowledge_items, knowledge_readers
 
 __all__ = ["KnowledgeItem", "KnowledgeRepository", "is_search_object", "search_words"]
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.private_tables import audit_log
+from storage.private.tables import audit_log
 
 __all__ = ["AuditEntry", "AuditRepository"]
 

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.errors import AlreadyExists, NotFound
-from storage.private_tables import admin_tokens, principal_tokens, principals
+from storage.private.tables import admin_tokens, principal_tokens, principals
 
 __all__ = ["AdminTokenRepository", "Principal", "PrincipalRepository", "TokenRecord", "TokenRepository"]
 

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.errors import AlreadyExists, NotFound
-from storage.private_tables import private_messages, private_thread_members, private_threads
+from storage.private.tables import private_messages, private_thread_members, private_threads
 
 __all__ = ["PrivateMessage", "PrivateThread", "PrivateThreadRepository"]
 

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.network_tables import node_alerts
+from storage.network.tables import node_alerts
 
 __all__ = ["Alert", "AlertRepository"]
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.network_tables import node_keys
+from storage.network.tables import node_keys
 
 __all__ = ["NodeKeyRecord", "NodeKeyRepository"]
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.network_tables import network_events
+from storage.network.tables import network_events
 
 __all__ = ["EventRepository", "StoredEvent"]
 
