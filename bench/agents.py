@@ -15,7 +15,7 @@ import time
 
 import aiohttp
 
-from node.agent_client import SseParser
+from node.client.agent_client import SseParser
 
 __all__ = ["Poster", "Receiver", "body_for"]
 

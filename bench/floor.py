@@ -4,7 +4,7 @@
   a message the size of a signed event.
 * A bare aiohttp request round trip over TLS on loopback: a one-route aiohttp server in its
   own process (`python -m bench.floor --serve ...`), with the same TLS contexts the nodes use
-  (`node.tls`), called one request at a time (round-trip latency) and by 8 concurrent
+  (`node.federation.tls`), called one request at a time (round-trip latency) and by 8 concurrent
   callers (requests per second). The server's CPU per 1,000 requests and its idle RSS are the
   floor for the nodes' CPU and memory figures.
 """
@@ -25,8 +25,8 @@ from aiohttp import web
 from bench.nodes import REPO_ROOT, free_port, proc_cpu_seconds, proc_rss_bytes
 from bench.stats import summary_ms
 from federation.keys import SigningKey
-from node.tls import client_ssl_context, server_ssl_context
-from node.tls_ca import write_self_signed
+from node.federation.tls import client_ssl_context, server_ssl_context
+from node.ops.tls_ca import write_self_signed
 
 __all__ = ["measure_floor"]
 

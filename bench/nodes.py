@@ -49,7 +49,7 @@ POSTGRES_ADMIN_URL = os.environ.get("AGENTNET_BENCH_POSTGRES_URL", "postgresql:/
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
-# The limiter's ceiling (node/config.py allows up to 100,000): high enough never to bite.
+# The limiter's ceiling (node/basics/config.py allows up to 100,000): high enough never to bite.
 _NODE_ENV = {
     "AGENTNET_FEDERATION_HOST": "127.0.0.1",
     "AGENTNET_POST_RATE_PER_SECOND": "100000",
@@ -214,7 +214,7 @@ class BenchNode:
         if self.offset_file is not None:
             return [sys.executable, "-m", "bench.stepped_node", "--data-dir", str(self.data_dir),
                     "--offset-file", str(self.offset_file)]
-        return [sys.executable, "-m", "node.cli", "run", "--data-dir", str(self.data_dir)]
+        return [sys.executable, "-m", "node.main.cli", "run", "--data-dir", str(self.data_dir)]
 
     async def kill(self) -> None:
         """SIGKILL: a crash, nothing cleaned up in the node."""
@@ -290,7 +290,7 @@ class BenchNode:
 class BenchCluster:
     """Nodes of one backend that trust each other's certificates; `close()` ends them all
     (and drops their PostgreSQL databases). `code_root` runs the nodes from another checkout
-    (`python -m node.cli` imports from its working directory first), to compare versions."""
+    (`python -m node.main.cli` imports from its working directory first), to compare versions."""
 
     def __init__(self, root: Path, backend: str, *, code_root: Path = REPO_ROOT, federation_limits: bool = False) -> None:
         if backend not in ("sqlite", "postgresql"):
@@ -333,7 +333,7 @@ class BenchCluster:
     async def _init(self, server: str) -> BenchNode:
         data_dir = self.root / server
         ports = {name: free_port() for name in ("admin", "client", "federation")}
-        argv = [sys.executable, "-m", "node.cli", "init", "--server-name", server, "--data-dir", str(data_dir),
+        argv = [sys.executable, "-m", "node.main.cli", "init", "--server-name", server, "--data-dir", str(data_dir),
                 "--admin-port", str(ports["admin"]), "--client-port", str(ports["client"]),
                 "--federation-port", str(ports["federation"]),
                 "--public-endpoint", f"https://127.0.0.1:{ports['federation']}",

@@ -93,4 +93,4 @@ def _chain(head_seq: int, head_hash: bytes | None, ids: list[str]) -> ChainCopy:
 
 
 def _sqlite_path(node: BenchNode) -> Path:
-    return node.data_dir / "node.db"  # the default `init` writes (node.config.resolved_database_url)
+    return node.data_dir / "node.db"  # the default `init` writes (node.basics.config.resolved_database_url)

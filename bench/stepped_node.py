@@ -1,7 +1,7 @@
 """`python -m bench.stepped_node --data-dir D --offset-file F`: `agentnet run` with a wall clock
 the soak can step.
 
-The node gets a `node.clock.Clock` whose time is the system's plus an offset in milliseconds
+The node gets a `node.basics.clock.Clock` whose time is the system's plus an offset in milliseconds
 read from F, so the soak steps one node's clock forward or back by rewriting that file,
 without touching the machine's clock. The file is looked at no more than every 20 ms and read
 again only when it was replaced. Everything that reads the wall clock in a node goes through
@@ -18,10 +18,10 @@ import sys
 import time
 from pathlib import Path
 
-from node.config import load_settings
-from node.errors import ConfigError
-from node.log_setup import configure_logging
-from node.runner import serve
+from node.basics.config import load_settings
+from node.basics.errors import ConfigError
+from node.basics.log_setup import configure_logging
+from node.main.runner import serve
 
 __all__ = ["OffsetClock", "main", "write_offset"]
 

@@ -24,9 +24,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from node.agent_client import AgentClient, AgentNetError
-from node.api_models import KnowledgeOut, PrincipalOut
-from node.feed_models import EventOut
+from node.client.agent_client import AgentClient, AgentNetError
+from node.workspace.models import KnowledgeOut, PrincipalOut
+from node.feed.models import EventOut
 
 __all__ = ["AgentSpec", "open_items", "main"]
 

@@ -14,7 +14,7 @@ import re
 import sys
 
 from agent_runtime import AgentSpec, main, open_items
-from node.api_models import KnowledgeOut
+from node.workspace.models import KnowledgeOut
 
 # "ready to move ... to production", "ready for prod", "ready to go live"
 _READY = re.compile(r"\bready\b.{0,80}\b(production|prod|go live|go-live)\b", re.I | re.S)

@@ -14,7 +14,7 @@ import re
 import sys
 
 from agent_runtime import AgentSpec, main, open_items
-from node.api_models import KnowledgeOut
+from node.workspace.models import KnowledgeOut
 
 _WEBHOOK = re.compile(r"\bwebhooks?\b", re.I)
 _CONCERN = re.compile(r"\b(validat\w*|retr(y|ies|ied))\b", re.I)

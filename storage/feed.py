@@ -7,7 +7,8 @@ become visible in order and a reader's cursor never passes a row that commits la
 the property a plain sequence lacks when several processes write to one PostgreSQL.
 
 The feed holds pointers, not content. A reader hydrates visible rows from the event and
-message tables, so a pruned or deleted source simply drops out.
+message tables, so a pruned or deleted source simply drops out. Rows are written by
+`storage.feed_writer`, the one bridge from the network side into a private table.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from storage.network.tables import (
 )
 from storage.private.tables import client_feed, feed_state, private_thread_members
 
-__all__ = ["FeedEntry", "FeedRepository", "FeedWriter"]
+__all__ = ["FeedEntry", "FeedRepository"]
 
 
 def _visible_after():
@@ -57,9 +58,6 @@ _EVENT_COLUMNS = [c.label(f"event_{c.name}") for c in network_events.c]
 
 # Every message's commit and every stream's wake run these: built once, with bind
 # parameters (storage.storage says why).
-_TAKE = (update(feed_state).where(feed_state.c.id == 1)
-         .values(head=feed_state.c.head + bindparam("count")).returning(feed_state.c.head))
-_APPEND = client_feed.insert()
 _BOUNDS = select(feed_state.c.floor, feed_state.c.head).where(feed_state.c.id == 1)
 _VISIBLE_AFTER = _visible_after()
 
@@ -83,40 +81,6 @@ def _joined_event(row) -> StoredEvent | None:
     return StoredEvent(row.event_id, row.event_network_id, row.event_event_id, row.event_seq, row.event_type,
                        row.event_thread, row.event_sender, row.event_origin, row.event_origin_ts, row.event_wire,
                        row.event_received_at)
-
-
-class FeedWriter:
-    """Appends only. The federation path gets this and cannot read the feed or any private
-    table through it; `appended` tells the storage facade to wake readers after commit.
-
-    Rows are written by `flush`, which the storage facade calls just before the transaction
-    commits: a batch of events then takes its positions with one UPDATE and is written with
-    one INSERT, instead of two statements per event, and the feed's head row is locked only
-    for the last moment of the transaction."""
-
-    def __init__(self, conn: AsyncConnection) -> None:
-        self._conn = conn
-        self._rows: list[dict] = []
-        self.appended = False
-
-    async def append_network_event(self, *, network_id: int, thread: str | None, event_row: int, now: int) -> None:
-        self._rows.append({"network_id": network_id, "thread": thread, "event_row": event_row,
-                           "private_thread_id": None, "private_message_id": None, "created_at": now})
-
-    async def append_private_message(self, *, thread_id: int, message_id: int, now: int) -> None:
-        self._rows.append({"network_id": None, "thread": None, "event_row": None,
-                           "private_thread_id": thread_id, "private_message_id": message_id, "created_at": now})
-
-    async def flush(self) -> None:
-        """Give the rows appended so far their positions, in the order appended, and write them."""
-        rows, self._rows = self._rows, []
-        if not rows:
-            return
-        head = await self._conn.scalar(_TAKE, {"count": len(rows)})
-        for position, row in enumerate(rows, start=head - len(rows) + 1):
-            row["position"] = position
-        await self._conn.execute(_APPEND, rows)
-        self.appended = True
 
 
 class FeedRepository:

@@ -21,62 +21,23 @@ from typing import TypeVar
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from storage.network.alerts import AlertRepository
 from storage.private.audit import AuditRepository
 from storage.private.company import CompanyRepository
 from storage.engine import create_engine, create_unit_engine, is_sqlite, sqlite_file
 from storage.errors import DatabaseUnavailable
-from storage.feed import FeedRepository, FeedWriter
+from storage.feed import FeedRepository
+from storage.network.transaction import NetworkTransaction
 from storage.private.idempotency import IdempotencyRepository
-from storage.network.inbound import InboundRepository
 from storage.private.knowledge import KnowledgeRepository
-from storage.network.events import EventRepository
-from storage.network.halts import HaltRepository
-from storage.network.networks import NetworkRepository
-from storage.network.node_keys import NodeKeyRepository
-from storage.network.outbox import OutboxRepository
-from storage.network.peers import PeerRepository
 from storage.migrations_runner import ensure_schema
 from storage.private.principals import AdminTokenRepository, PrincipalRepository, TokenRepository
 from storage.private.threads import PrivateThreadRepository
 from storage.sqlite_units import SyncConnection
-from storage.network.vouched_keys import VouchedKeyRepository
 from storage.private.webhooks import WebhookRepository
 
 __all__ = ["NetworkTransaction", "Storage", "Transaction"]
 
 T = TypeVar("T", bound="NetworkTransaction")
-
-class NetworkTransaction:
-    """Only the network-side repositories (`storage.network.tables`), plus the append-only
-    feed writer that tells local clients an event arrived. The federation code path gets this
-    and nothing else, so it cannot read a private table even by mistake."""
-
-    def __init__(self, conn: AsyncConnection) -> None:
-        # Scratch space for callers' per-transaction state (e.g. rule states not yet
-        # committed); it goes with the transaction.
-        self.memo: dict[object, object] = {}
-        self._after_commit: list[Callable[[], None]] = []
-        self.feed_writer = FeedWriter(conn)
-        self.networks = NetworkRepository(conn)
-        self.events = EventRepository(conn)
-        self.outbox = OutboxRepository(conn)
-        self.peers = PeerRepository(conn)
-        self.inbound = InboundRepository(conn)
-        self.node_keys = NodeKeyRepository(conn)
-        self.vouched_keys = VouchedKeyRepository(conn)
-        self.halts = HaltRepository(conn)
-        self.alerts = AlertRepository(conn)
-
-    async def flush(self) -> None:
-        """Write what the repositories hold back until commit (heads, feed rows)."""
-        await self.networks.flush()
-        await self.feed_writer.flush()
-
-    def after_commit(self, callback: Callable[[], None]) -> None:
-        """Run `callback` once this transaction has committed; never if it rolls back."""
-        self._after_commit.append(callback)
-
 
 class Transaction(NetworkTransaction):
     """Everything: for the node's own services, which bridge private and shared data."""

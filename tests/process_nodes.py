@@ -111,7 +111,7 @@ class ProcessNode:
             log.write(f"=== run {self.runs} of {self.server} ===\n".encode())
             log.flush()
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "node.cli", "run", "--data-dir", str(self.data_dir)],
+                [sys.executable, "-m", "node.main.cli", "run", "--data-dir", str(self.data_dir)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 cwd=REPO_ROOT, env=_child_env(),
             )
@@ -241,7 +241,7 @@ class ProcessCluster:
         """`agentnet init` in a child process, then swap in a certificate from the test CA."""
         data_dir = self.root / server.replace(":", "_")
         ports = {name: self._new_port() for name in ("admin", "client", "federation")}
-        argv = [sys.executable, "-m", "node.cli", "init", "--server-name", server, "--data-dir", str(data_dir),
+        argv = [sys.executable, "-m", "node.main.cli", "init", "--server-name", server, "--data-dir", str(data_dir),
                 "--admin-port", str(ports["admin"]), "--client-port", str(ports["client"]),
                 "--federation-port", str(ports["federation"]),
                 "--public-endpoint", f"https://127.0.0.1:{ports['federation']}",

@@ -1,5 +1,5 @@
 """The README's two commands are the ones that work: CI runs the test command verbatim and the
-first one installs and runs the demo (which tests/node/test_demo.py runs)."""
+first one installs and runs the demo (which tests/node/ops/test_demo.py runs)."""
 
 import re
 from pathlib import Path

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import trustme
 
-from node.tls import host_of
+from node.federation.tls import host_of
 
 __all__ = ["TestCertificateAuthority"]
 

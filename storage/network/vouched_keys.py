@@ -1,7 +1,7 @@
 """Keys a network's host vouched for a co-member, each kept for that one network.
 
 They verify the co-member's events in that network and nothing else: not a request, not a
-host's signature, not an event of another network (`node.key_ring` says which key verifies
+host's signature, not an event of another network (`node.federation.key_ring` says which key verifies
 what). Keys learned from a company itself are `storage.network.peers`' `peer_keys`.
 """
 

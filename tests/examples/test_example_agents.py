@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from tests.cluster import ClusterNode, eventually
-from tests.node.test_seed_scenario import ACME, GLOBEX, NETWORK, THREAD, acme_and_globex, open_rollout  # noqa: F401
+from tests.node.networks.test_seed_scenario import ACME, GLOBEX, NETWORK, THREAD, acme_and_globex, open_rollout  # noqa: F401
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TRIGGER = "We are ready to move the billing migration to production on Thursday."

@@ -6,14 +6,14 @@ from dataclasses import dataclass
 
 import pytest
 
-from node.app import build_admin_app, build_client_app
-from node.bootstrap import bootstrap_company
-from node.directory import Directory
-from node.feed_api import feed_endpoints
-from node.feed_hub import FeedHub
-from node.feed_service import FeedService
-from node.limits import ClientLimits
-from node.rate_limit import PostRateLimiter
+from node.main.listeners import build_admin_app, build_client_app
+from node.workspace.bootstrap import bootstrap_company
+from node.workspace.directory import Directory
+from node.feed.api import feed_endpoints
+from node.feed.hub import FeedHub
+from node.feed.service import FeedService
+from node.basics.limits import ClientLimits
+from node.basics.rate_limit import PostRateLimiter
 
 SERVER = "acme.example"
 
@@ -61,7 +61,7 @@ async def node(storage, aiohttp_client) -> Node:
 
 
 async def start_local_node(storage, aiohttp_client, limits: ClientLimits) -> Node:
-    """The admin and client listeners as `node.assembly` wires them, without federation."""
+    """The admin and client listeners as `node.main.assembly` wires them, without federation."""
     clock = FakeClock()
     token = await bootstrap_company(storage, server_name=SERVER, display_name="Acme", now=clock.now_ms())
     directory = Directory(SERVER)

@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import func, select
 
 from federation.keys import VerifyKey
-from node.limits import FederationLimits
+from node.basics.limits import FederationLimits
 from storage.network.tables import network_events, request_nonces, vouched_keys
 from tests.cluster import ClusterNode, eventually, start_node
-from tests.node.test_seed_scenario import ACME, GLOBEX, NETWORK, open_rollout
+from tests.node.networks.test_seed_scenario import ACME, GLOBEX, NETWORK, open_rollout
 from tests.rogue.peer import RogueNetwork, RoguePeer
 from tests.tls_fixtures import TestCertificateAuthority
 

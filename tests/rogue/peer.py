@@ -32,8 +32,8 @@ from yarl import URL
 from federation.canonical_json import encode_canonical
 from federation.keys import SigningKey, VerifyKey, b64encode
 from federation.request_signing import sign_request
-from node.federation_client import FEDERATION_PREFIX
-from node.tls import client_ssl_context, host_of, server_ssl_context
+from node.federation.peer_client import FEDERATION_PREFIX
+from node.federation.tls import client_ssl_context, host_of, server_ssl_context
 from tests.cluster import ClusterNode
 from tests.tls_fixtures import TestCertificateAuthority
 

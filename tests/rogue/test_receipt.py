@@ -44,14 +44,14 @@ from federation.sequencing import sequence_event
 from federation.identifiers import ParticipantId
 from federation.keys import SigningKey, b64encode
 from federation.request_signing import MAX_SKEW_MS, sign_request
-from node.clock import SystemClock
-from node.errors import PeerRefused
-from node.federation_api import MAX_FEDERATION_BODY_BYTES
-from node.federation_client import FEDERATION_PREFIX, PeerClient
-from node.tls import client_ssl_context, host_of
+from node.basics.clock import SystemClock
+from node.basics.errors import PeerRefused
+from node.federation.api import MAX_FEDERATION_BODY_BYTES
+from node.federation.peer_client import FEDERATION_PREFIX, PeerClient
+from node.federation.tls import client_ssl_context, host_of
 from storage.network.tables import inbound_transactions, network_events, outbox, request_nonces
 from tests.cluster import ClusterNode, eventually, start_node
-from tests.node.test_seed_scenario import ACME, GLOBEX, NETWORK, THREAD, open_rollout
+from tests.node.networks.test_seed_scenario import ACME, GLOBEX, NETWORK, THREAD, open_rollout
 from tests.tls_fixtures import TestCertificateAuthority
 
 INITECH = "initech.example"

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from federation.keys import SigningKey
 from storage.network.tables import peer_keys
 from tests.cluster import eventually
-from tests.node.test_seed_scenario import ACME, GLOBEX, NETWORK, THREAD
+from tests.node.networks.test_seed_scenario import ACME, GLOBEX, NETWORK, THREAD
 from tests.rogue.conftest import (
     World, event_count, head, head_is, join_rogue_network, nonces_of, stored, vouched_for,
 )
@@ -209,7 +209,7 @@ async def test_a_member_refuses_an_event_dated_outside_the_window_of_the_host_ti
 async def test_the_operator_cli_shows_the_halt_the_alert_and_resumes(world: World, capsys):
     """The same halt, through `agentnet`: `network show` says where and why and what to do,
     `network list` marks it, `alerts` names both fingerprints, `network resume` tries again."""
-    from tests.node.test_cli_admin import Cli
+    from tests.node.ops.test_admin_commands import Cli
     cli = Cli(capsys)
     deal = world.rogue.host(DEAL)
     await join_rogue_network(world.rogue, world.acme, deal)

@@ -14,10 +14,10 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from node.limits import FederationLimits
+from node.basics.limits import FederationLimits
 from storage.network.tables import inbound_transactions
 from tests.cluster import eventually, start_node
-from tests.node.test_seed_scenario import ACME, GLOBEX, NETWORK, THREAD, open_rollout
+from tests.node.networks.test_seed_scenario import ACME, GLOBEX, NETWORK, THREAD, open_rollout
 from tests.rogue.conftest import MOLE, ROGUE, World, event_count, head, make_world, rogue_joins_rollout, stored
 from tests.rogue.peer import event_id
 from tests.tls_fixtures import TestCertificateAuthority

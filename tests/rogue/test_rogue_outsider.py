@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from federation.canonical_json import encode_canonical
 from federation.request_signing import sign_request
-from node.federation_client import FEDERATION_PREFIX
+from node.federation.peer_client import FEDERATION_PREFIX
 from storage.network.tables import network_invites
 from tests.rogue.conftest import ROGUE, World, nonces_of
 from tests.rogue.peer import now_ms

@@ -76,7 +76,7 @@ def test_a_postgresql_node_never_loads_sqlite():
     # sqlite3 and SQLAlchemy's SQLite dialect are some 1.5 MB a PostgreSQL node has no use for.
     code = textwrap.dedent("""
         import sys
-        import node.assembly
+        import node.main.assembly
         from storage.engine import create_engine, create_unit_engine
         engine = create_engine("postgresql://nobody@127.0.0.1:1/none")
         assert create_unit_engine(engine) is None

@@ -1,0 +1,418 @@
+"""An async client for the client listener, for agents and people.
+
+It parses every answer into the pydantic models the node itself serves (`node.workspace.models`,
+`node.networks.models`, `node.feed.models`), so there is one definition of each body, and turns
+every failure into one error type, `AgentNetError`, so a program handles one thing.
+
+Retries are safe only where the node makes them so. A post carries an `Idempotency-Key`
+(generated when the caller gives none) and every retry of that post reuses it: a post whose
+answer was lost is stored once, and the retry gets the stored answer back. Reads are safe by
+nature. So connection errors, 5xx and 429-with-Retry-After are retried a bounded number of
+times; everything else (401, 403, 404, 410, 413, 422) is raised at once, because asking again
+would get the same answer.
+
+The event stream resumes on its own: each Server-Sent Events frame's `id:` is a feed cursor,
+and after a dropped connection (or a node restart) the client reconnects with `Last-Event-ID`
+set to the last event it handed out, so nothing is missed and nothing repeats. The cursor is
+exposed (`EventStream.cursor`) so a program can persist it and resume after its own restart.
+What no reconnect can fix is raised: 401/403/410 before the stream starts, and the node's
+`token_revoked` error frame.
+
+The SSE parser (`SseParser`) does no I/O: lines in, frames out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import uuid
+from collections.abc import AsyncGenerator, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, TypeVar, overload
+from urllib.parse import quote
+
+import aiohttp
+from pydantic import BaseModel, ValidationError
+
+from node.workspace.models import KnowledgeResults, MessageOut, MessagePage, PrincipalOut, ThreadList
+from node.feed.models import EventOut, EventPage
+from node.networks.models import SharedMessageOut, SharedMessagePage, SharedThreadList
+from node.webhooks.models import WebhookCreated, WebhookList, WebhookOut
+
+__all__ = ["AgentClient", "AgentNetError", "EventStream", "RetryPolicy", "SseFrame", "SseParser"]
+
+M = TypeVar("M", bound=BaseModel)
+
+# Statuses a retry can change: the node or a proxy in front of it was briefly unavailable.
+_RETRY_STATUSES = frozenset({500, 502, 503, 504})
+
+
+class AgentNetError(Exception):
+    """Any failure talking to a node: an error answer, a broken connection (status 0) or an
+    answer this client cannot read. `retry_after` is the node's Retry-After, in seconds."""
+
+    def __init__(self, status: int, code: str, message: str, retry_after: float | None = None) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How hard to try. `attempts` bounds each request; the stream reconnects without bound,
+    waiting `base_delay_s` doubling up to `max_delay_s`. A Retry-After longer than
+    `max_retry_after_s` is raised instead of waited out."""
+
+    attempts: int = 4
+    base_delay_s: float = 0.25
+    max_delay_s: float = 15.0
+    max_retry_after_s: float = 30.0
+
+    def delay(self, attempt: int) -> float:
+        """Exponential backoff with jitter, so many clients do not come back in step."""
+        ceiling = min(self.max_delay_s, self.base_delay_s * 2 ** attempt)
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+@dataclass(frozen=True, slots=True)
+class SseFrame:
+    event: str
+    data: str
+    id: str | None
+
+
+class SseParser:
+    """The Server-Sent Events field rules, without I/O: bytes in (in any chunks), frames out."""
+
+    # A frame holds one event; the largest (a 16,384-character message, its body twice, in
+    # UTF-8) is under 200 KB. Far more than that is not an event stream.
+    MAX_BUFFER = 1 << 20
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._event = ""
+        self._data: list[str] = []
+        self._id: str | None = None
+
+    def feed(self, chunk: bytes) -> list[SseFrame]:
+        self._buffer += chunk
+        *lines, self._buffer = self._buffer.split(b"\n")
+        if len(self._buffer) > self.MAX_BUFFER:
+            raise AgentNetError(0, "bad_response", "an event stream line is too long")
+        frames = []
+        for line in lines:
+            frame = self._line(line.rstrip(b"\r").decode("utf-8", "replace"))
+            if frame is not None:
+                frames.append(frame)
+        return frames
+
+    def _line(self, line: str) -> SseFrame | None:
+        if not line:
+            return self._dispatch()
+        if line.startswith(":"):
+            return None  # a comment: keepalive
+        name, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if name == "event":
+            self._event = value
+        elif name == "data":
+            self._data.append(value)
+        elif name == "id" and "\0" not in value:
+            self._id = value
+        return None  # "retry" and unknown fields: the client keeps its own backoff
+
+    def _dispatch(self) -> SseFrame | None:
+        data, event = self._data, self._event
+        self._data, self._event = [], ""
+        if not data:
+            return None
+        return SseFrame(event=event or "message", data="\n".join(data), id=self._id)
+
+
+class AgentClient:
+    """`async with AgentClient("http://127.0.0.1:8702", token) as client: ...`
+
+    Pass `session` to share an aiohttp session (the client then does not close it)."""
+
+    def __init__(self, base_url: str, token: str, *, session: aiohttp.ClientSession | None = None,
+                 timeout: float = 30.0, retry: RetryPolicy = RetryPolicy(),
+                 stream_idle_timeout: float = 45.0) -> None:
+        self._base = base_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        self._session = session
+        self._owns_session = session is None
+        self._timeout = timeout
+        self.retry = retry
+        # The node sends a keepalive every 15 s by default; three missed ones mean a dead link.
+        self._idle_timeout = stream_idle_timeout
+
+    async def __aenter__(self) -> AgentClient:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    # --- who and where ---------------------------------------------------------------------
+
+    async def whoami(self) -> PrincipalOut:
+        return await self._call("GET", "/v1/whoami", PrincipalOut)
+
+    async def threads(self) -> ThreadList:
+        """Private threads the caller belongs to."""
+        return await self._call("GET", "/v1/threads", ThreadList)
+
+    async def shared_threads(self) -> SharedThreadList:
+        return await self._call("GET", "/v1/shared-threads", SharedThreadList)
+
+    # --- messages ------------------------------------------------------------------------
+
+    @overload
+    async def read(self, thread: str, *, network: None = None, after: str | None = None,
+                   limit: int = 50) -> MessagePage: ...
+
+    @overload
+    async def read(self, thread: str, *, network: str, after: str | None = None,
+                   limit: int = 50) -> SharedMessagePage: ...
+
+    async def read(self, thread: str, *, network: str | None = None, after: str | None = None,
+                   limit: int = 50) -> MessagePage | SharedMessagePage:
+        """One page, oldest first; pass the page's `next_cursor` as `after` for the next."""
+        params: dict[str, str] = {"limit": str(limit)}
+        if after is not None:
+            params["after"] = after
+        if network is None:
+            return await self._call("GET", _private(thread), MessagePage, params=params)
+        return await self._call("GET", _shared(network, thread), SharedMessagePage, params=params)
+
+    @overload
+    async def post(self, thread: str, body: str, *, network: None = None,
+                   idempotency_key: str | None = None) -> MessageOut: ...
+
+    @overload
+    async def post(self, thread: str, body: str, *, network: str,
+                   idempotency_key: str | None = None) -> SharedMessageOut: ...
+
+    async def post(self, thread: str, body: str, *, network: str | None = None,
+                   idempotency_key: str | None = None) -> MessageOut | SharedMessageOut:
+        """Post once, even when retried. A key derived from what is being answered (say the
+        triggering event's id) also makes a restarted program's repeat a no-op."""
+        key = idempotency_key or str(uuid.uuid4())
+        headers = {"Idempotency-Key": key}
+        if network is None:
+            return await self._call("POST", _private(thread), MessageOut, json_body={"body": body}, headers=headers)
+        return await self._call("POST", _shared(network, thread), SharedMessageOut, json_body={"body": body},
+                                headers=headers)
+
+    async def search_knowledge(self, query: str, *, limit: int = 10) -> KnowledgeResults:
+        """Knowledge the caller may read; every word of `query` must match."""
+        return await self._call("GET", "/v1/knowledge/search", KnowledgeResults,
+                                params={"q": query, "limit": str(limit)})
+
+    # --- events --------------------------------------------------------------------------
+
+    async def events(self, after: str | None = None, *, wait: int = 0, limit: int = 100) -> EventPage:
+        """Events after a cursor (None: none, but the current cursor); `wait` long-polls."""
+        params = {"limit": str(limit), "wait": str(wait)}
+        if after is not None:
+            params["after"] = after
+        return await self._call("GET", "/v1/events", EventPage, params=params, extra_time=wait)
+
+    def stream(self, after: str | None = None) -> EventStream:
+        """Live events from `after` (None: from now), resuming across dropped connections."""
+        return EventStream(self, after)
+
+    # --- webhooks ------------------------------------------------------------------------
+
+    async def create_webhook(self, url: str) -> WebhookCreated:
+        """Events delivered as signed POSTs to `url`; the answer holds the secret, once."""
+        # No Idempotency-Key on this route: a retry after a lost answer would make a second one.
+        return await self._call("POST", "/v1/webhooks", WebhookCreated, json_body={"url": url}, once=True)
+
+    async def webhooks(self) -> WebhookList:
+        return await self._call("GET", "/v1/webhooks", WebhookList)
+
+    async def delete_webhook(self, webhook_id: str) -> WebhookOut:
+        return await self._call("DELETE", f"/v1/webhooks/{quote(webhook_id, safe='')}", WebhookOut)
+
+    async def enable_webhook(self, webhook_id: str) -> WebhookOut:
+        """Resume a webhook the node disabled after failures; delivery goes on where it stopped."""
+        return await self._call("POST", f"/v1/webhooks/{quote(webhook_id, safe='')}/enable", WebhookOut)
+
+    # --- transport -----------------------------------------------------------------------
+
+    async def _call(self, method: str, path: str, model: type[M], **kwargs: Any) -> M:
+        data = await self._call_raw(method, path, **kwargs)
+        try:
+            return model.model_validate(data)
+        except ValidationError as e:
+            raise AgentNetError(0, "bad_response", f"{method} {path}: unexpected answer: {e}") from None
+
+    async def _call_raw(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
+                        json_body: Any = None, headers: Mapping[str, str] | None = None,
+                        extra_time: float = 0, once: bool = False) -> Any:
+        """One request, retried (with the same headers, so the same Idempotency-Key) when a
+        retry can help; `once` for a request that a retry could repeat."""
+        timeout = aiohttp.ClientTimeout(total=self._timeout + extra_time)
+        last: AgentNetError | None = None
+        for attempt in range(1 if once else self.retry.attempts):
+            if last is not None:
+                await asyncio.sleep(last.retry_after if last.retry_after is not None else self.retry.delay(attempt))
+            try:
+                async with self.session.request(method, self._base + path, params=params, json=json_body,
+                                                headers={**self._headers, **(headers or {})},
+                                                timeout=timeout) as resp:
+                    if resp.status < 400:
+                        return await _json(resp)
+                    last = await _error(resp)
+            except (aiohttp.ClientError, TimeoutError) as e:
+                last = AgentNetError(0, "connection_failed", f"{method} {path}: {type(e).__name__}: {e}")
+                continue
+            if not self._retryable(last):
+                raise last
+        assert last is not None
+        raise last
+
+    def _retryable(self, error: AgentNetError) -> bool:
+        if error.retry_after is not None and error.retry_after > self.retry.max_retry_after_s:
+            return False  # the caller had better know now than wait that long unawares
+        if error.status == 429:
+            return error.retry_after is not None
+        return error.status in _RETRY_STATUSES
+
+
+class EventStream:
+    """An async iterator of `EventOut` that reconnects on its own. `cursor` is the position
+    of the last event handed out (or where the stream started): persist it to resume later.
+    `reconnects` counts how often it had to come back.
+
+    Use `async with client.stream() as events:` (or call `aclose()`) so the connection is
+    closed when the program stops reading."""
+
+    def __init__(self, client: AgentClient, after: str | None) -> None:
+        self._client = client
+        self.cursor = after
+        self.reconnects = 0
+        self._frames: AsyncGenerator[EventOut, None] | None = None
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    async def __anext__(self) -> EventOut:
+        if self._frames is None:
+            self._frames = self._run()
+        return await self._frames.__anext__()
+
+    async def __aenter__(self) -> EventStream:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._frames is not None:
+            await self._frames.aclose()
+
+    async def _run(self) -> AsyncGenerator[EventOut, None]:
+        client = self._client
+        failures = 0
+        while True:
+            try:
+                async for event in self._connect():
+                    failures = 0
+                    yield event
+                failures = 0  # the node closed the stream cleanly (it is shutting down): come back
+            except AgentNetError as e:
+                if e.status not in _RETRY_STATUSES:
+                    raise
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            await asyncio.sleep(client.retry.delay(failures))
+            failures += 1
+            self.reconnects += 1
+
+    async def _connect(self) -> AsyncGenerator[EventOut, None]:
+        client = self._client
+        headers = dict(client._headers, Accept="text/event-stream")
+        if self.cursor is not None:
+            headers["Last-Event-ID"] = self.cursor
+        timeout = aiohttp.ClientTimeout(total=None, connect=client._timeout, sock_read=client._idle_timeout)
+        async with client.session.get(client._base + "/v1/events/stream", headers=headers,
+                                      timeout=timeout) as resp:
+            if resp.status >= 400:
+                raise await _error(resp)
+            parser = SseParser()
+            async for chunk in resp.content.iter_any():
+                for frame in parser.feed(chunk):
+                    event = self._event(frame)
+                    if event is not None:
+                        yield event
+
+    def _event(self, frame: SseFrame) -> EventOut | None:
+        """Track the cursor; None for the `ready` frame, which only says where we are."""
+        if frame.event == "error":
+            raise _frame_error(frame)
+        if frame.event == "ready":
+            self.cursor = frame.id or self.cursor
+            return None
+        try:
+            event = EventOut.model_validate_json(frame.data)
+        except ValidationError as e:
+            raise AgentNetError(0, "bad_response", f"unreadable event frame: {e}") from None
+        self.cursor = frame.id or event.cursor
+        return event
+
+
+def _private(thread: str) -> str:
+    return f"/v1/threads/{quote(thread, safe='')}/messages"
+
+
+def _shared(network: str, thread: str) -> str:
+    return f"/v1/networks/{quote(network, safe='')}/threads/{quote(thread, safe='')}/messages"
+
+
+async def _json(resp: aiohttp.ClientResponse) -> Any:
+    try:
+        return json.loads(await resp.read())
+    except ValueError:
+        raise AgentNetError(resp.status, "bad_response", "the answer is not JSON") from None
+
+
+async def _error(resp: aiohttp.ClientResponse) -> AgentNetError:
+    """The node's `{"error": {"code", "message"}}`, or what a proxy in between said."""
+    retry_after: float | None = None
+    header = resp.headers.get("Retry-After", "")
+    if header.isdigit():
+        retry_after = float(header)
+    try:
+        error = json.loads(await resp.read())["error"]
+        code, message = str(error["code"]), str(error["message"])
+    except (ValueError, KeyError, TypeError, aiohttp.ClientError):
+        code, message = f"http_{resp.status}", resp.reason or "error"
+    return AgentNetError(resp.status, code, message, retry_after)
+
+
+def _frame_error(frame: SseFrame) -> AgentNetError:
+    """The stream's last word (`token_revoked`): the token no longer works, so it is a 401."""
+    try:
+        data = json.loads(frame.data)
+        code, message = str(data["code"]), str(data.get("message", ""))
+    except (ValueError, KeyError, TypeError):
+        code, message = "stream_error", frame.data
+    return AgentNetError(401, code, message)

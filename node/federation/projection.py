@@ -1,0 +1,90 @@
+"""Keep the queryable tables (members, participants, shared threads) in step with a network's
+rule state, one event at a time, inside the transaction that stores the event."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import cast
+
+from federation.event_content import (
+    MemberAdmitted,
+    MemberLeft,
+    MemberRemoved,
+    ParticipantAttached,
+    ParticipantDetached,
+    ThreadOpened,
+)
+from federation.events import Event
+from federation.rules import NetworkState
+from storage.network.transaction import NetworkTransaction
+
+__all__ = ["project"]
+
+Projector = Callable[[NetworkTransaction, int, Event, NetworkState, int], Awaitable[None]]
+
+
+async def _created(tx: NetworkTransaction, network_id: int, event: Event, state: NetworkState, now: int) -> None:
+    await tx.networks.set_member(network_id, state.host, "member", now=now)
+
+
+async def _membership(tx: NetworkTransaction, network_id: int, event: Event, state: NetworkState, now: int) -> None:
+    content = cast(MemberAdmitted | MemberRemoved | MemberLeft, event.content)
+    await tx.networks.set_member(network_id, content.server, state.members[content.server], now=now)
+    # Leaving or removal detaches the company's participants (federation.rules).
+    current = await tx.networks.participants(network_id)
+    for participant, attached in state.participants.items():
+        name = str(participant)
+        if participant.server == content.server and name in current and current[name][1] != attached:
+            await tx.networks.set_participant(network_id, name, display_name=current[name][0], attached=attached)
+
+
+async def _closed(tx: NetworkTransaction, network_id: int, event: Event, state: NetworkState, now: int) -> None:
+    await tx.networks.set_closed(network_id, True)
+
+
+async def _attached(tx: NetworkTransaction, network_id: int, event: Event, state: NetworkState, now: int) -> None:
+    content = cast(ParticipantAttached, event.content)
+    await tx.networks.set_participant(network_id, str(content.participant), display_name=content.display_name,
+                                      attached=True)
+
+
+async def _detached(tx: NetworkTransaction, network_id: int, event: Event, state: NetworkState, now: int) -> None:
+    name = str(cast(ParticipantDetached, event.content).participant)
+    current = await tx.networks.participants(network_id)
+    await tx.networks.set_participant(network_id, name, display_name=current[name][0], attached=False)
+
+
+async def _thread_opened(tx: NetworkTransaction, network_id: int, event: Event, state: NetworkState,
+                         now: int) -> None:
+    content = cast(ThreadOpened, event.content)
+    await tx.networks.open_thread(network_id, name=cast(str, event.thread), title=content.title,
+                                  participants=[str(p) for p in content.participants], now=now)
+
+
+async def _thread_closed(tx: NetworkTransaction, network_id: int, event: Event, state: NetworkState,
+                         now: int) -> None:
+    await tx.networks.close_thread(network_id, cast(str, event.thread))
+
+
+async def _nothing(tx: NetworkTransaction, network_id: int, event: Event, state: NetworkState, now: int) -> None:
+    return None
+
+
+_PROJECTORS: dict[str, Projector] = {
+    "network.created": _created,
+    "member.admitted": _membership,
+    "member.removed": _membership,
+    "member.left": _membership,
+    "network.closed": _closed,
+    "participant.attached": _attached,
+    "participant.detached": _detached,
+    "thread.opened": _thread_opened,
+    "thread.closed": _thread_closed,
+    "message.posted": _nothing,
+    "message.edited": _nothing,
+    "message.deleted": _nothing,
+}
+
+
+async def project(tx: NetworkTransaction, network_id: int, event: Event, state: NetworkState, *, now: int) -> None:
+    await _PROJECTORS[event.type](tx, network_id, event, state, now)

@@ -1,0 +1,47 @@
+"""Bodies of the client API's event feed: "events since" pages and the stream's events."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from node.http.fields import Cursor, QueryModel
+
+__all__ = ["EventOut", "EventPage", "EventsQuery", "StreamQuery"]
+
+# A long poll holds a connection and a little memory; a minute is what proxies commonly allow.
+MAX_WAIT_S = 60
+
+
+class EventOut(BaseModel):
+    cursor: str = Field(description="position in this node's feed; resume after it")
+    scope: Literal["private", "shared"]
+    type: str = Field(description="message.posted, thread.opened, participant.attached, ...")
+    network: str | None
+    thread: str | None
+    id: str = Field(description="event id (shared) or message id (private)")
+    seq: int | None = Field(description="the host's sequence number (shared events)")
+    sender: str
+    body: str | None = Field(description="the text, for messages")
+    content: dict[str, Any]
+    at: int = Field(description="milliseconds since the epoch, as the author's node stamped it")
+    sequenced_at: int | None = Field(None, description="milliseconds since the epoch on the network host's clock "
+                                                       "when it placed the event in the network's order (shared "
+                                                       "events; the author's own clock may be wrong, this one "
+                                                       "orders the network)")
+
+
+class EventPage(BaseModel):
+    events: list[EventOut]
+    next_cursor: str = Field(description="pass as `after` next time, also when `events` is empty")
+
+
+class EventsQuery(QueryModel):
+    after: Cursor | None = Field(None, description="omit to start from now")
+    limit: int = Field(100, ge=1, le=200)
+    wait: int = Field(0, ge=0, le=MAX_WAIT_S, description="seconds to wait for an event before answering")
+
+
+class StreamQuery(QueryModel):
+    after: Cursor | None = Field(None, description="like Last-Event-ID; the header wins when both are sent")

@@ -1,0 +1,107 @@
+"""What a caller may see of the node's activity feed, from a cursor on.
+
+Visibility is decided when reading, with the caller's current memberships: private threads it
+belongs to, shared threads it takes part in, network-wide events of networks it is attached
+to. A cursor is a feed position. Below the floor (pruned) or above the head (a cursor from
+another node or a restored backup) it is answered 410 with what to do, never silently reset.
+"""
+
+from __future__ import annotations
+
+import time
+
+from federation.event_content import MessageEdited, MessagePosted
+from node.basics.clock import Clock
+from node.workspace.directory import Directory
+from node.basics.errors import Gone
+from node.feed.hub import FeedHub
+from node.feed.models import EventOut, EventPage
+from node.federation.chain_state import stored_view
+from storage.feed import FeedEntry
+from storage.private.principals import Principal
+from storage.storage import Storage, Transaction
+
+__all__ = ["CursorExpired", "CursorUnknown", "FeedService"]
+
+_WITH_BODY = frozenset({MessagePosted.event_type, MessageEdited.event_type})
+
+
+class CursorExpired(Gone):
+    code = "cursor_expired"
+
+
+class CursorUnknown(Gone):
+    code = "cursor_unknown"
+
+
+class FeedService:
+    def __init__(self, storage: Storage, clock: Clock, directory: Directory, hub: FeedHub, *,
+                 poll_interval_s: float = 1.0) -> None:
+        self._storage = storage
+        self._clock = clock
+        self._directory = directory
+        self.hub = hub
+        self._poll_s = poll_interval_s
+
+    async def read(self, caller: Principal, after: str | None, *, limit: int) -> EventPage:
+        """Events after `after` (None: from now, an empty page with the current cursor)."""
+        participant = self._directory.participant_id(caller)
+        async with self._storage.read_transaction() as tx:
+            floor, head = await tx.feed.bounds()  # read first: every position <= head is committed
+            if after is None:
+                return EventPage(events=[], next_cursor=str(head))
+            position = int(after)
+            if position < floor:
+                raise CursorExpired(
+                    f"cursor {position} is older than what this node keeps (from {floor}); read the "
+                    "threads' messages to catch up, then resume from a fresh cursor (omit `after`)")
+            if position > head:
+                raise CursorUnknown(
+                    f"cursor {position} is ahead of this node's feed (at {head}); it was not issued "
+                    "here or the node was restored from a backup: start again without `after`")
+            entries = await tx.feed.visible_after(position, principal_id=caller.id, participant=participant,
+                                                  limit=limit)
+            events = await self._hydrate(tx, entries)
+        if len(entries) == limit:
+            next_position = entries[-1].position
+        else:  # nothing visible up to head: skip past it
+            next_position = max(head, entries[-1].position if entries else position)
+        return EventPage(events=events, next_cursor=str(next_position))
+
+    async def wait(self, caller: Principal, after: str | None, *, limit: int, timeout_s: float) -> EventPage:
+        """Like `read`, but wait up to `timeout_s` for something to show."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            waiter = self.hub.waiter()
+            page = await self.read(caller, after, limit=limit)
+            remaining = deadline - time.monotonic()
+            if page.events or remaining <= 0 or self.hub.closed:
+                return page
+            after = page.next_cursor
+            await self.hub.wait(waiter, min(remaining, self._poll_s))
+
+    async def _hydrate(self, tx: Transaction, entries: list[FeedEntry]) -> list[EventOut]:
+        private = await tx.private_threads.messages_by_ids(
+            [e.private_message_id for e in entries if e.private_message_id is not None])
+        thread_names = await tx.private_threads.names_by_id({m.thread_id for m in private.values()})
+        senders = await self._directory.ids_to_names(tx, [m.sender_id for m in private.values()])
+        out = []
+        for entry in entries:
+            if entry.event is not None:
+                stored = entry.event
+                content, sequenced_at = stored_view(stored.wire)
+                body = content.get("body") if stored.type in _WITH_BODY else None
+                out.append(EventOut(
+                    cursor=str(entry.position), scope="shared", type=stored.type,
+                    network=entry.network_name, thread=stored.thread, id=stored.event_id, seq=stored.seq,
+                    sender=stored.sender, body=body, content=content, at=stored.origin_ts, sequenced_at=sequenced_at,
+                ))
+            elif entry.private_message_id is not None and entry.private_message_id in private:
+                message = private[entry.private_message_id]
+                out.append(EventOut(
+                    cursor=str(entry.position), scope="private", type="message.posted", network=None,
+                    thread=thread_names.get(message.thread_id), id=str(message.id), seq=None,
+                    sender=senders[message.sender_id], body=message.body, content={"body": message.body},
+                    at=message.created_at,
+                ))
+        return out

@@ -1,0 +1,143 @@
+"""Authentication at the edge: one middleware per listener turns a bearer token into a
+verified identity on the request; handlers read it and never parse headers themselves."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from node.basics.clock import Clock
+from node.basics.errors import InsufficientScope, Unauthorized
+from node.workspace.tokens import hash_token
+from storage.private.principals import Principal
+from storage.storage import Storage
+
+__all__ = [
+    "SCOPES", "Caller", "admin_authenticator", "auth_middleware", "current_admin", "current_caller",
+    "current_principal", "authenticate_digest", "principal_authenticator", "require_scope",
+]
+
+# What a principal token may be allowed to do. `read` covers threads, the event stream and
+# "events since"; `post` posting; `knowledge:read` knowledge search; `webhooks` managing the
+# caller's own webhook endpoints.
+SCOPES = ("read", "post", "knowledge:read", "webhooks")
+
+# Either the admin actor name (admin listener) or a Principal (client listener).
+_IDENTITY = web.RequestKey("agentnet.identity", object)
+# Tokens are ~50 characters; anything far longer is not one of ours and is not hashed.
+_MAX_TOKEN_CHARS = 256
+
+Authenticator = Callable[[str], Awaitable[Any | None]]
+
+# How long a verified client token is trusted without reading the database again: one second
+# bounds how late a revocation made by another node process takes effect (one made through
+# this process's admin API takes effect at once).
+TOKEN_CACHE_MS = 1000
+# Active tokens of one node; past this the cache starts over rather than grow.
+_MAX_CACHED_TOKENS = 10_000
+
+
+def _bearer(request: web.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > _MAX_TOKEN_CHARS:
+        raise Unauthorized("a bearer token is required")
+    return token
+
+
+def auth_middleware(authenticate: Authenticator, public_paths: Collection[str]):
+    @web.middleware
+    async def middleware(request: web.Request, handler) -> web.StreamResponse:
+        if request.path not in public_paths:
+            identity = await authenticate(_bearer(request))
+            if identity is None:
+                raise Unauthorized("the bearer token is not valid")
+            request[_IDENTITY] = identity
+        return await handler(request)
+
+    return middleware
+
+
+def admin_authenticator(storage: Storage) -> Authenticator:
+    """Admin identity is the actor name written to the audit log (`admin:<token prefix>`)."""
+
+    async def authenticate(token: str) -> str | None:
+        async with storage.transaction() as tx:
+            prefix = await tx.admin_tokens.prefix_of(hash_token(token))
+        return None if prefix is None else f"admin:{prefix}"
+
+    return authenticate
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """A principal as authenticated by one token; open streams re-check `token_hash` (a
+    digest, never the token) so a revoked or expired token ends them."""
+
+    principal: Principal
+    token_id: int
+    scopes: frozenset[str]
+    expires_at: int | None
+    token_hash: str
+
+
+def principal_authenticator(storage: Storage, clock: Clock, *,
+                            tokens_version: Callable[[], int] | None = None) -> Callable[[str], Awaitable[Caller | None]]:
+    """With `tokens_version` (bumped by every token change through this process's admin API),
+    a verified caller is reused for up to TOKEN_CACHE_MS instead of reading the database on
+    every request: a change made here ends every cached entry at once; one made by another
+    node process on the same PostgreSQL is seen within TOKEN_CACHE_MS, as open streams see it
+    within their recheck interval. Refused tokens are never cached, so junk cannot fill it."""
+    if tokens_version is None:
+        async def authenticate(token: str) -> Caller | None:
+            return await authenticate_digest(storage, clock, hash_token(token))
+
+        return authenticate
+    cache: dict[str, tuple[int, int, Caller]] = {}  # token hash -> (tokens version, checked at, caller)
+
+    async def authenticate_cached(token: str) -> Caller | None:
+        digest, now, version = hash_token(token), clock.now_ms(), tokens_version()
+        hit = cache.get(digest)
+        if hit is not None and hit[0] == version and now - hit[1] < TOKEN_CACHE_MS and (
+                hit[2].expires_at is None or hit[2].expires_at > now):
+            return hit[2]
+        caller = await authenticate_digest(storage, clock, digest)
+        if caller is None:
+            cache.pop(digest, None)
+            return None
+        if len(cache) >= _MAX_CACHED_TOKENS:
+            cache.clear()
+        cache[digest] = (version, now, caller)
+        return caller
+
+    return authenticate_cached
+
+
+async def authenticate_digest(storage: Storage, clock: Clock, token_hash: str) -> Caller | None:
+    async with storage.read_transaction() as tx:
+        found = await tx.tokens.principal_for(token_hash, now=clock.now_ms())
+    if found is None:
+        return None
+    principal, token = found
+    return Caller(principal, token.id, token.scopes, token.expires_at, token_hash)
+
+
+def require_scope(caller: Caller, scope: str) -> None:
+    if scope not in caller.scopes:
+        raise InsufficientScope(f"this token lacks the {scope!r} scope")
+
+
+def current_admin(request: web.Request) -> str:
+    return request[_IDENTITY]
+
+
+def current_caller(request: web.Request) -> Caller:
+    return request[_IDENTITY]
+
+
+def current_principal(request: web.Request) -> Principal:
+    return current_caller(request).principal

@@ -1,0 +1,215 @@
+"""Endpoints declared as data: the same list registers the routes and writes the OpenAPI
+document, so the published API cannot drift from what is served.
+
+An endpoint declares what it reads (path parameters by name, `node.http.path_parameters`; a body;
+a query; request headers) and the errors only its service knows about (`errors`: 403 for a
+network's rule, 409, 410, 502 from a peer). The rest of its error answers follow from what it
+reads: 401 and 503 for every endpoint behind a token, 403 with a scope, 404 with a path
+parameter, 400/413/422 with a body, 422 with a query or header, 429 with `Retry-After` when it
+is rate limited. Each is published with the one error shape (`ErrorBody`); a 422 names its
+fields. Path parameters are validated here, before the handler runs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from aiohttp import web
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from node.http.io import read_path
+from node.http.path_parameters import path_model, path_parameter_schema
+
+__all__ = ["Endpoint", "ErrorBody", "Handler", "Header", "InvalidRequestBody", "add_endpoints", "error_statuses",
+           "openapi_document"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_PATH_PARAM = re.compile(r"{(\w+)}")
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    reason: str | None = None  # which network rule refused it (403 forbidden)
+    retry_after_s: int | None = None  # 429, also in the Retry-After header
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class FieldError(BaseModel):
+    field: str
+    location: str  # body, query, path or header
+    message: str
+
+
+class InvalidRequestDetail(ErrorDetail):
+    fields: list[FieldError]
+
+
+class InvalidRequestBody(BaseModel):
+    error: InvalidRequestDetail
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    name: str
+    description: str
+    pattern: str
+    required: bool = False
+
+
+RETRY_AFTER = Header("Retry-After", "seconds to wait before trying again", r"^[0-9]+$", required=True)
+
+_ERRORS = {
+    400: "Malformed JSON (`malformed_json`)",
+    401: "No bearer token, or one that is unknown, revoked or expired, or whose owner is disabled (`unauthorized`)",
+    403: "Not allowed: the token lacks the scope (`insufficient_scope`), or the network's rules refuse it",
+    404: "Nothing by that name here, or nothing the caller may see (`not_found`)",
+    409: "Conflicts with what is there (`conflict`)",
+    410: "Gone: expired, or no longer kept (`gone`)",
+    413: "The body is too large (`payload_too_large`, `message_too_large`)",
+    422: "Invalid request: `fields` names each offending field and where it is (body, query, path, header)",
+    429: "Too many requests: retry after `Retry-After` seconds (`too_many_requests`)",
+    502: "The other company's node was unreachable or refused (`peer_unreachable`, `peer_refused`)",
+    503: "The node is not able to answer now (its database is unavailable); retry later",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    public: bool = False  # True: served without a bearer token
+    scope: str | None = None  # the token scope the client API requires (node.http.auth.SCOPES)
+    errors: tuple[int, ...] = ()  # error statuses only the service knows it may answer (409, 410, 502...)
+    headers: tuple[Header, ...] = ()  # request headers it reads
+    response_headers: tuple[Header, ...] = ()  # headers of its success answer
+    rate_limited: bool = False  # 429 with Retry-After
+    media_type: str = "application/json"  # of the success answer
+    body_required: bool = True
+
+    @property
+    def path_parameters(self) -> tuple[str, ...]:
+        return tuple(_PATH_PARAM.findall(self.path))
+
+
+def error_statuses(e: Endpoint) -> list[int]:
+    """Every error status the endpoint may answer, from what it reads and what it declares."""
+    statuses = set(e.errors)
+    if not e.public:
+        statuses |= {401, 503}
+    if e.scope is not None:
+        statuses.add(403)
+    if e.path_parameters:
+        statuses |= {404, 422}
+    if e.body is not None:
+        statuses |= {400, 413, 422}
+    if e.query is not None or e.headers:
+        statuses.add(422)
+    if e.rate_limited:
+        statuses.add(429)
+    return sorted(statuses)
+
+
+def add_endpoints(app: web.Application, endpoints: Sequence[Endpoint],
+                  guard: Callable[[Endpoint, Handler], Handler] = lambda _endpoint, handler: handler) -> None:
+    """`guard` wraps each handler outside its path check: a refusal it makes (the client
+    listener's scope check) comes before any judgement of the request's input."""
+    for endpoint in endpoints:
+        app.router.add_route(endpoint.method, endpoint.path, guard(endpoint, _checking_path(endpoint)))
+
+
+def _checking_path(endpoint: Endpoint) -> Handler:
+    if not endpoint.path_parameters:
+        return endpoint.handler
+    model, handler = path_model(endpoint.path_parameters), endpoint.handler
+
+    async def checked(request: web.Request) -> web.StreamResponse:
+        read_path(request, model)  # 422 naming the parameter: no service sees a malformed name
+        return await handler(request)
+
+    return checked
+
+
+def openapi_document(title: str, version: str, endpoints: Sequence[Endpoint]) -> dict:
+    models = {ErrorBody, InvalidRequestBody}
+    for e in endpoints:
+        models.update(m for m in (e.body, e.response) if m is not None)
+    refs, defs = models_json_schema(
+        [(m, "validation" if _is_input(m, endpoints) else "serialization") for m in models],
+        ref_template="#/components/schemas/{model}",
+    )
+    ref_of = {model: schema for (model, _mode), schema in refs.items()}
+
+    paths: dict[str, dict] = {}
+    for e in endpoints:
+        operation: dict = {"summary": e.summary, "parameters": _parameters(e)}
+        if e.scope is not None:
+            operation["description"] = f"Requires a token with the `{e.scope}` scope."
+            operation["x-required-scope"] = e.scope
+        if e.body is not None:
+            operation["requestBody"] = {
+                "required": e.body_required,
+                "content": {"application/json": {"schema": ref_of[e.body]}},
+            }
+        ok: dict = {"description": "OK"}
+        if e.response is not None:
+            ok["content"] = {e.media_type: {"schema": ref_of[e.response]}}
+        elif e.media_type != "application/json":
+            ok["content"] = {e.media_type: {"schema": {"type": "string"}}}
+        if e.response_headers:
+            ok["headers"] = _headers(e.response_headers)
+        operation["responses"] = {str(e.status): ok}
+        for status in error_statuses(e):
+            body = InvalidRequestBody if status == 422 else ErrorBody
+            answer = {"description": _ERRORS[status], "content": {"application/json": {"schema": ref_of[body]}}}
+            if status == 429:
+                answer["headers"] = _headers((RETRY_AFTER,))
+            operation["responses"][str(status)] = answer
+        if not e.public:
+            operation["security"] = [{"bearer": []}]
+        paths.setdefault(e.path, {})[e.method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version},
+        "paths": paths,
+        "components": {
+            "schemas": defs.get("$defs", {}),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+def _is_input(model: type[BaseModel], endpoints: Sequence[Endpoint]) -> bool:
+    return any(e.body is model for e in endpoints)
+
+
+def _headers(headers: Sequence[Header]) -> dict:
+    return {h.name: {"description": h.description, "required": h.required,
+                     "schema": {"type": "string", "pattern": h.pattern}} for h in headers}
+
+
+def _parameters(endpoint: Endpoint) -> list[dict]:
+    params = [
+        {"name": name, "in": "path", "required": True, "schema": path_parameter_schema(name)}
+        for name in endpoint.path_parameters
+    ]
+    if endpoint.query is not None:
+        schema = endpoint.query.model_json_schema()
+        required = set(schema.get("required", []))
+        for name, prop in schema.get("properties", {}).items():
+            params.append({"name": name, "in": "query", "required": name in required, "schema": prop})
+    params.extend({"name": h.name, "in": "header", "required": h.required, "description": h.description,
+                   "schema": {"type": "string", "pattern": h.pattern}} for h in endpoint.headers)
+    return params

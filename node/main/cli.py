@@ -1,0 +1,208 @@
+"""`agentnet`: set up and run a node.
+
+Exit codes: 0 done; 1 the node could not do it (database unreachable, port taken);
+2 the command or the settings are wrong. Errors are one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from federation.errors import InvalidIdentifier, KeyFileError
+from federation.identifiers import validate_server_name
+from federation.keys import SigningKey
+from node.ops import admin_commands, demo, node_commands
+from node.workspace.bootstrap import bootstrap_company, reset_admin_token
+from node.basics.clock import SystemClock
+from node.basics.config import CONFIG_FILE, load_settings, write_config
+from node.basics.errors import ConfigError
+from node.federation.key_publishing import rotate_node_key
+from node.basics.log_setup import configure_logging
+from node.main.runner import serve
+from storage.errors import StorageConfigError, StorageError
+from storage.storage import Storage
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class CommandError(Exception):
+    def __init__(self, message: str, exit_code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agentnet", description="Run an Agent Network node.",
+                                     epilog=admin_commands.EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    init = sub.add_parser("init", help="create a node: settings, signing key, database, admin token")
+    init.add_argument("--server-name", required=True, help="public name of this node, e.g. acme.example")
+    init.add_argument("--data-dir", required=True, type=Path)
+    init.add_argument("--display-name", help="company name shown to partners (default: the server name)")
+    init.add_argument("--database-url", help="postgresql://... (default: SQLite in the data dir)")
+    init.add_argument("--admin-port", type=int, default=8701)
+    init.add_argument("--client-port", type=int, default=8702)
+    init.add_argument("--federation-port", type=int, default=8443)
+    init.add_argument("--public-endpoint", help="https URL peers use to reach this node (default https://NAME)")
+    init.add_argument("--tls-ca-file", help="CA bundle for verifying peers (default: the system trust store)")
+
+    run = sub.add_parser("run", help="serve the node's listeners until interrupted")
+    run.add_argument("--data-dir", required=True, type=Path)
+
+    migrate = sub.add_parser("migrate", help="bring the database schema up to date")
+    migrate.add_argument("--data-dir", required=True, type=Path)
+
+    token = sub.add_parser("admin-token", help="revoke every admin token and print a new one")
+    token.add_argument("--data-dir", required=True, type=Path)
+
+    keys = sub.add_parser("keys", help="the node's signing keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    rotate = keys_sub.add_parser("rotate", help="switch to a new signing key, announced with the old one")
+    rotate.add_argument("--data-dir", required=True, type=Path)
+    # More commands, each module adding its parsers with `set_defaults(handler=<async fn>)`.
+    for module in (demo, admin_commands, node_commands):
+        module.register(sub)
+    return parser
+
+
+async def _init(args: argparse.Namespace) -> None:
+    try:
+        server_name = validate_server_name(args.server_name)
+    except InvalidIdentifier as e:
+        raise CommandError(f"--server-name: {e}") from None
+    data_dir: Path = args.data_dir
+    if (data_dir / CONFIG_FILE).exists():
+        raise CommandError(f"{data_dir / CONFIG_FILE} already exists: this data dir holds a node")
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    values: dict = {"server_name": server_name, "display_name": args.display_name or server_name,
+                    "admin_port": args.admin_port, "client_port": args.client_port,
+                    "federation_port": args.federation_port}
+    for option in ("database_url", "public_endpoint", "tls_ca_file"):
+        if getattr(args, option):
+            values[option] = getattr(args, option)
+    config_path = write_config(data_dir, values)
+    try:
+        settings = load_settings(data_dir)
+        key = SigningKey.generate()
+        key.save(settings.signing_key_path)
+        made_tls = not settings.tls_cert_path.exists() and not settings.tls_key_path.exists()
+        if made_tls:
+            from node.ops.tls_ca import write_self_signed  # cryptography: only commands that make certificates load it
+
+            tls_fingerprint = write_self_signed(settings.tls_cert_path, settings.tls_key_path, server_name,
+                                                now=datetime.now(timezone.utc))
+        storage = await Storage.open(settings.resolved_database_url, auto_migrate=True)
+        try:
+            token = await bootstrap_company(
+                storage, server_name=server_name, display_name=settings.display_name,
+                now=SystemClock().now_ms(),
+            )
+        finally:
+            await storage.close()
+    except BaseException:
+        # Leave no half-made node behind: a retry of `init` must start clean.
+        config_path.unlink(missing_ok=True)
+        for leftover in ("signing.key", "tls.crt", "tls.key"):
+            (data_dir / leftover).unlink(missing_ok=True)
+        raise
+    print(f"Node {server_name} created in {data_dir}")
+    print(f"Signing key {key.key_id}, fingerprint {key.verify_key.fingerprint}")
+    if made_tls:
+        print(f"Self-signed TLS certificate {settings.tls_cert_path}, SHA-256 {tls_fingerprint}")
+        print("  (give peers this certificate for their tls_ca_file, or replace it with one from your CA)")
+    print(f"Admin listener http://{settings.admin_host}:{settings.admin_port}, "
+          f"client listener http://{settings.client_host}:{settings.client_port}, "
+          f"federation listener https://{settings.federation_host}:{settings.federation_port} "
+          f"(peers reach it at {settings.resolved_public_endpoint})")
+    print("Admin token (shown once; store it now):")
+    print(token)
+
+
+async def _run(args: argparse.Namespace) -> None:
+    settings = load_settings(args.data_dir)
+    configure_logging(settings.log_level, as_json=settings.log_json)
+    await serve(settings)
+
+
+async def _migrate(args: argparse.Namespace) -> None:
+    settings = load_settings(args.data_dir)
+    storage = await Storage.open(settings.resolved_database_url, auto_migrate=True)
+    await storage.close()
+    print("database schema is up to date")
+
+
+async def _admin_token(args: argparse.Namespace) -> None:
+    settings = load_settings(args.data_dir)
+    storage = await Storage.open(settings.resolved_database_url, auto_migrate=settings.auto_migrate)
+    try:
+        token = await reset_admin_token(storage, now=SystemClock().now_ms())
+    finally:
+        await storage.close()
+    print("Every earlier admin token is revoked. New admin token (shown once):")
+    print(token)
+
+
+async def _keys(args: argparse.Namespace) -> None:
+    settings = load_settings(args.data_dir)
+    storage = await Storage.open(settings.resolved_database_url, auto_migrate=settings.auto_migrate)
+    try:
+        old, new = await rotate_node_key(storage, settings.signing_key_path, server=settings.server_name,
+                                         now=SystemClock().now_ms())
+    finally:
+        await storage.close()
+    print(f"Rotated {old.key_id} -> {new.key_id} (fingerprint {new.verify_key.fingerprint}).")
+    print("Peers learn the new key from the rotation notice signed by the old one; events signed with")
+    print("the old key keep verifying. Restart the node to sign with the new key.")
+
+
+_COMMANDS = {"init": _init, "run": _run, "migrate": _migrate, "admin-token": _admin_token, "keys": _keys}
+
+
+# Everything `agentnet` creates (settings, database and the -wal and -shm files SQLite makes
+# itself, keys, logs, backups, certificates) is for its own user only: files 0600, directories
+# 0700, whichever code creates them. Writers of secrets also pass 0600 themselves.
+PRIVATE_UMASK = 0o077
+
+
+def main(argv: list[str] | None = None) -> int:
+    previous = os.umask(PRIVATE_UMASK)
+    try:
+        return _main(argv)
+    finally:
+        os.umask(previous)  # for callers in the same process (tests)
+
+
+def _main(argv: list[str] | None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        handler = getattr(args, "handler", None) or _COMMANDS[args.command]
+        result = asyncio.run(handler(args))
+        if isinstance(result, int):  # a command with its own exit code
+            return result
+    except CommandError as e:
+        print(f"agentnet {args.command}: {e}", file=sys.stderr)
+        return e.exit_code
+    except (ConfigError, KeyFileError) as e:
+        print(f"agentnet {args.command}: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except StorageConfigError as e:
+        print(f"agentnet {args.command}: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except StorageError as e:
+        print(f"agentnet {args.command}: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return EXIT_OK
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

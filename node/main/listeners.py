@@ -1,0 +1,82 @@
+"""The composition root: builds each listener's application from its collaborators.
+
+Nothing here reads configuration or opens resources at import; `node.main.runner` owns the
+lifecycle and hands in the storage, clock and limits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from importlib.metadata import version
+
+from aiohttp import web
+
+from node.workspace.admin_api import admin_endpoints
+from node.workspace.admin_service import AdminService
+from node.http.auth import admin_authenticator, auth_middleware, current_caller, principal_authenticator, require_scope
+from node.workspace.client_api import client_endpoints
+from node.workspace.client_service import ClientService
+from node.basics.clock import Clock
+from node.workspace.directory import Directory
+from node.http.errors import error_middleware
+from node.basics.limits import ClientLimits
+from node.http.openapi import Endpoint, Handler, add_endpoints, openapi_document
+from node.basics.rate_limit import PostRateLimiter
+
+__all__ = ["build_admin_app", "build_client_app", "DEFAULT_MAX_BODY_BYTES"]
+
+# Bodies are JSON with at most a 64 KiB knowledge item or a 16 KiB message; 256 KiB leaves
+# room for escaping and many members while keeping a hostile client from buffering megabytes.
+DEFAULT_MAX_BODY_BYTES = 256 * 1024
+_OPENAPI_PATH = "/openapi.json"
+
+
+def _app(title: str, endpoints: Sequence[Endpoint], authenticate, max_body_bytes: int) -> web.Application:
+    app = web.Application(
+        client_max_size=max_body_bytes,
+        middlewares=[error_middleware,
+                     auth_middleware(authenticate, {_OPENAPI_PATH, *(e.path for e in endpoints if e.public)})],
+    )
+    add_endpoints(app, endpoints, guard=_scoped)
+    document: list[dict] = []  # built at the first request: few nodes are ever asked, and it is large
+
+    async def openapi(_request: web.Request) -> web.Response:
+        if not document:
+            document.append(openapi_document(title, version("agent-network"), endpoints))
+        return web.json_response(document[0])
+
+    app.router.add_get(_OPENAPI_PATH, openapi)
+    return app
+
+
+def _scoped(endpoint: Endpoint, handler: Handler) -> Handler:
+    scope = endpoint.scope
+    if scope is None:
+        return handler
+
+    async def scoped(request: web.Request) -> web.StreamResponse:
+        require_scope(current_caller(request), scope)
+        return await handler(request)
+
+    return scoped
+
+
+def build_admin_app(storage, clock: Clock, directory: Directory, *, extra: Sequence[Endpoint] = (),
+                    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+                    on_tokens_changed: Callable[[], None] = lambda: None) -> web.Application:
+    service = AdminService(storage, clock, directory, on_tokens_changed=on_tokens_changed)
+    endpoints = [*admin_endpoints(service), *extra]
+    return _app("Agent Network admin API", endpoints, admin_authenticator(storage), max_body_bytes)
+
+
+def build_client_app(storage, clock: Clock, directory: Directory, *, service: ClientService | None = None,
+                     limiter: PostRateLimiter | None = None, extra: Sequence[Endpoint] = (),
+                     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+                     tokens_version: Callable[[], int] | None = None) -> web.Application:
+    """`tokens_version` turns on the token cache (`node.http.auth.principal_authenticator`)."""
+    service = service or ClientService(storage, clock, directory)
+    defaults = ClientLimits()
+    limiter = limiter or PostRateLimiter(rate_per_s=defaults.post_rate_per_s, burst=defaults.post_burst)
+    endpoints = [*client_endpoints(service, directory, limiter), *extra]
+    authenticate = principal_authenticator(storage, clock, tokens_version=tokens_version)
+    return _app("Agent Network client API", endpoints, authenticate, max_body_bytes)

@@ -1,0 +1,209 @@
+"""An MCP server on the client listener, so an MCP-capable agent takes part with its token.
+
+The official SDK's `MCPServer` serves Streamable HTTP in stateless mode: each POST is a
+complete exchange, answered as a short SSE stream, and the node keeps no MCP session per
+client; the tools are the client API again, behind the same bearer-token middleware. The
+aiohttp handler passes the verified `Caller` to the SDK in the ASGI scope (`node.http.asgi_bridge`);
+a tool reads it back from the Starlette request the SDK hands it (the tool may run in the
+session manager's task, so a context variable would not reach it). A tool acts as that caller,
+checks the token's scope first and returns JSON (text content plus the same value as
+structured content).
+
+Project errors become tool errors (`isError`) with `{"error": {"status", "code", "message"}}`,
+never protocol failures, so the session carries on; a thread the caller is not in is "not
+found", exactly as on the REST API. Anything else is logged and reported as an internal error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from aiohttp import web
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.transport_security import TransportSecuritySettings
+from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, Field
+
+from node.http.fields import MAX_BODY_CHARS, MAX_PAGE
+from node.workspace.models import KnowledgeResults, ThreadOut
+from node.http.asgi_bridge import call_asgi
+from node.http.auth import Caller, current_caller, require_scope
+from node.workspace.client_service import ClientService
+from node.basics.errors import Unauthorized
+from node.feed.models import MAX_WAIT_S, EventPage
+from node.feed.service import FeedService
+from node.http.errors import describe
+from node.http.idempotency import KEY_PATTERN, bind_key
+from node.networks.models import SharedThreadOut
+from node.http.openapi import Handler
+from node.basics.rate_limit import PostRateLimiter
+from node.networks.threads import SharedThreadService
+from storage.errors import DatabaseUnavailable
+
+__all__ = ["CALLER_STATE_KEY", "ThreadsOut", "build_mcp_server", "mcp_handler"]
+
+log = logging.getLogger(__name__)
+
+CALLER_STATE_KEY = "agentnet.caller"
+# The feed page a long poll returns: enough for a burst, small enough for a model's context.
+_WAIT_PAGE = 100
+
+_SLUG = r"^[a-z0-9][a-z0-9-]{0,63}$"
+ThreadName = Annotated[str, Field(pattern=_SLUG, description="thread name, e.g. billing-escalations")]
+NetworkName = Annotated[str, Field(pattern=_SLUG, description="network name; omit for a private thread")]
+Cursor = Annotated[str, Field(pattern=r"^[0-9]{1,18}$", description="a next_cursor from an earlier answer")]
+Body = Annotated[str, Field(min_length=1, max_length=MAX_BODY_CHARS, pattern=r"\S")]
+IdemKey = Annotated[str, Field(pattern=KEY_PATTERN, description="1-255 printable ASCII characters")]
+Query = Annotated[str, Field(min_length=1, max_length=500, description="words that must all match")]
+PageLimit = Annotated[int, Field(ge=1, le=MAX_PAGE)]
+SearchLimit = Annotated[int, Field(ge=1, le=100)]
+WaitSeconds = Annotated[float, Field(ge=0, le=MAX_WAIT_S)]
+
+
+class ThreadsOut(BaseModel):
+    private: list[ThreadOut] = Field(description="this company's threads the caller belongs to")
+    shared: list[SharedThreadOut] = Field(description="shared threads the caller takes part in")
+
+
+def _json_result(data: dict[str, Any], *, is_error: bool = False) -> CallToolResult:
+    text = json.dumps(data, ensure_ascii=False)
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data, is_error=is_error)
+
+
+def _error(status: int, code: str, message: str, **extra: Any) -> CallToolResult:
+    return _json_result({"error": {"status": status, "code": code, "message": message, **extra}}, is_error=True)
+
+
+def _error_result(exc: Exception, tool: str) -> CallToolResult:
+    """The same status, code and message the REST API would answer with (`node.http.errors`)."""
+    described = describe(exc)
+    if described is not None:
+        status, code, message, extra = described
+        if isinstance(exc, DatabaseUnavailable):
+            log.error("MCP tool %s: %s", tool, exc.__cause__ or exc)
+        return _error(status, code, message, **extra)
+    log.error("MCP tool %s failed", tool, exc_info=exc)
+    return _error(500, "internal_error", "internal error")
+
+
+def _caller(ctx: Context) -> Caller:
+    request = ctx.request_context.request
+    caller = getattr(request, "scope", {}).get("state", {}).get(CALLER_STATE_KEY)
+    if not isinstance(caller, Caller):  # only reachable if the tool is served without the bridge
+        raise Unauthorized("a bearer token is required")
+    return caller
+
+
+async def _run(ctx: Context, tool: str, scope: str,
+               action: Callable[[Caller], Awaitable[BaseModel]]) -> CallToolResult:
+    try:
+        caller = _caller(ctx)
+        require_scope(caller, scope)
+        return _json_result((await action(caller)).model_dump(mode="json"))
+    except Exception as exc:  # every failure is this call's result, never the session's end
+        return _error_result(exc, tool)
+
+
+_READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+
+
+def build_mcp_server(*, client: ClientService, shared: SharedThreadService, feed: FeedService,
+                     limiter: PostRateLimiter) -> MCPServer:
+    server = MCPServer(
+        "agent-network",
+        instructions="Work in your company's private threads and in shared threads with other companies, "
+                     "as the person or agent your token belongs to.",
+        subscriptions=False,  # nothing to subscribe to; `subscriptions/listen` would hold a connection
+    )
+
+    @server.tool(annotations=_READ_ONLY)
+    async def list_threads(ctx: Context) -> Annotated[CallToolResult, ThreadsOut]:
+        """List the threads you can read: your company's private threads you belong to, and the shared
+        threads (with other companies) you take part in, with their network."""
+        async def action(caller: Caller) -> ThreadsOut:
+            private = await client.threads(caller.principal)
+            shared_threads = await shared.threads(caller.principal)
+            return ThreadsOut(private=private.items, shared=shared_threads.items)
+
+        return await _run(ctx, "list_threads", "read", action)
+
+    @server.tool(annotations=_READ_ONLY)
+    async def read_thread(ctx: Context, thread: ThreadName, network: NetworkName | None = None,
+                          after: Cursor | None = None, limit: PageLimit = 50) -> CallToolResult:
+        """Read a thread's messages, oldest first. Give `network` for a shared thread, omit it for a
+        private one. To page, pass the answer's `next_cursor` as `after`; it is null at the end."""
+        async def action(caller: Caller) -> BaseModel:
+            start = int(after or 0)
+            if network is None:
+                return await client.read(caller.principal, thread, after=start, limit=limit)
+            return await shared.read(caller.principal, network, thread, after=start, limit=limit)
+
+        return await _run(ctx, "read_thread", "read", action)
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False,
+                                             idempotent_hint=False, open_world_hint=True))
+    async def post_message(ctx: Context, thread: ThreadName, body: Body, network: NetworkName | None = None,
+                           idempotency_key: IdemKey | None = None) -> CallToolResult:
+        """Post a message as yourself. Give `network` for a shared thread (the other companies in it
+        will see the message), omit it for a private thread of your company. If you may retry a
+        post whose answer you did not get, give the same `idempotency_key` each time (a UUID, say):
+        the message is then stored once."""
+        async def action(caller: Caller) -> BaseModel:
+            limiter.check(caller.token_id)
+            key = None if idempotency_key is None else bind_key(
+                idempotency_key, f"mcp post_message {network or ''}/{thread}", body)
+            if network is None:
+                return (await client.post(caller.principal, thread, body, idempotency=key)).value
+            return (await shared.post(caller.principal, network, thread, body, idempotency=key)).value
+
+        return await _run(ctx, "post_message", "post", action)
+
+    @server.tool(annotations=_READ_ONLY)
+    async def search_knowledge(ctx: Context, query: Query,
+                               limit: SearchLimit = 10) -> Annotated[CallToolResult, KnowledgeResults]:
+        """Search your company's knowledge items that you may read; every word must match."""
+        async def action(caller: Caller) -> KnowledgeResults:
+            return await client.search_knowledge(caller.principal, query, limit=limit)
+
+        return await _run(ctx, "search_knowledge", "knowledge:read", action)
+
+    @server.tool(annotations=_READ_ONLY)
+    async def wait_for_messages(ctx: Context, after: Cursor | None = None,
+                                timeout_seconds: WaitSeconds = 25) -> Annotated[CallToolResult, EventPage]:
+        """Wait for new messages and events in the threads you can read, for up to `timeout_seconds`
+        (at most 60). Answers at once when something is there, else when the time is up with no
+        events. Always pass the answer's `next_cursor` back as `after` on the next call (also when
+        `events` is empty) so you get exactly what came after; omit `after` only on the first call,
+        to start from now."""
+        async def action(caller: Caller) -> EventPage:
+            return await feed.wait(caller.principal, after, limit=_WAIT_PAGE,
+                                   timeout_s=min(timeout_seconds, MAX_WAIT_S))
+
+        return await _run(ctx, "wait_for_messages", "read", action)
+
+    return server
+
+
+def mcp_handler(*, client: ClientService, shared: SharedThreadService, feed: FeedService,
+                limiter: PostRateLimiter, path: str, max_body_bytes: int) -> tuple[Handler, Callable[[], Any]]:
+    """The aiohttp handler for `path`, and the session manager's `run` to keep entered while it
+    serves (`node.mcp.mount` mounts both)."""
+    server = build_mcp_server(client=client, shared=shared, feed=feed, limiter=limiter)
+    server.streamable_http_app(
+        streamable_http_path=path,
+        stateless_http=True,
+        max_request_body_size=max_body_bytes,
+        # DNS-rebinding checks guard servers that trust whoever can reach them; this one wants a
+        # bearer token, which a rebound page cannot present, and is reached under any host name.
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+    )  # only for its session manager: the Starlette app around it is not used
+    manager = server.session_manager
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        state = {CALLER_STATE_KEY: current_caller(request)}
+        return await call_asgi(manager.handle_request, request, state=state)
+
+    return handle, manager.run

@@ -1,0 +1,188 @@
+"""Request and response bodies for networks, invites, peers and shared threads (admin and
+client APIs). Requests are strict and closed, like `node.workspace.models`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, Field, StringConstraints
+
+from node.http.fields import MAX_PAGE, Cursor, MessageBody, ParticipantRef, PrincipalRef, QueryModel, Request, ServerName, Slug, Title
+
+__all__ = [
+    "AlertList", "AlertOut", "AttachParticipant", "CreateNetwork", "HaltOut", "InviteCompany", "InviteList",
+    "InviteOut", "NetworkList", "RefusalOut", "VouchedKeyOut",
+    "NetworkOut", "OpenSharedThread", "ParticipantOut", "PeerList", "PeerOut", "SharedMessageOut",
+    "SharedMessagePage", "SharedThreadList", "SharedThreadOut", "PostSharedMessage", "SeqPageQuery",
+]
+
+class CreateNetwork(Request):
+    name: Slug
+    title: Title
+    history_visible: bool = Field(True, description="whether a company admitted later sees earlier events")
+
+
+class InviteCompany(Request):
+    server: ServerName
+    # Bounded by max_length rather than `{1,400}` in the pattern (see federation.peering_messages).
+    endpoint: Annotated[str, StringConstraints(max_length=8 + 400, pattern=r"^https://[^\s?#]+$")] | None = Field(
+        None, description="where to reach the company; default https://SERVER"
+    )
+
+
+class AttachParticipant(Request):
+    participant: PrincipalRef
+
+
+class OpenSharedThread(Request):
+    name: Slug
+    title: Title
+    participants: list[ParticipantRef] = Field(min_length=1, max_length=256)
+
+
+class PostSharedMessage(Request):
+    body: MessageBody
+
+
+class SeqPageQuery(QueryModel):
+    after: Cursor | None = None
+    limit: int = Field(50, ge=1, le=MAX_PAGE)
+
+
+class ParticipantOut(BaseModel):
+    id: str
+    display_name: str
+    attached: bool
+
+
+class SharedThreadOut(BaseModel):
+    network: str
+    name: str
+    title: str
+    closed: bool
+    participants: list[str]
+
+
+class HaltOut(BaseModel):
+    seq: int = Field(description="the host's event this node refused, which it cannot follow the network past")
+    event_id: str | None
+    code: str
+    reason: str
+    since: int
+    tries: int
+    next_try_at: int = Field(description="when it is tried again by itself; `resume` tries at once")
+
+
+class RefusalOut(BaseModel):
+    member: str
+    event_id: str
+    seq: int | None
+    type: str
+    error: str = Field(description="the member's answer: status, code and message")
+    at: int | None
+
+
+class VouchedKeyOut(BaseModel):
+    server: str
+    key_id: str
+    fingerprint: str
+    status: str = Field(description="confirmed (the company publishes it), unconfirmed (it could not be asked), "
+                                    "or disputed (it publishes other keys: this key verifies nothing)")
+
+
+class NetworkOut(BaseModel):
+    name: str
+    host: str
+    title: str
+    hosted_here: bool
+    closed: bool
+    head_seq: int
+    members: dict[str, str]
+    participants: list[ParticipantOut]
+    threads: list[SharedThreadOut]
+    pending_events: int = Field(description="events authored here that the host has not sequenced yet")
+    halted: HaltOut | None = Field(None, description="set while this member cannot follow the network")
+    refusals: list[RefusalOut] = Field(default_factory=list,
+                                       description="the latest events a member refused for good (as host; "
+                                                   "as member, events the host refused)")
+    vouched_keys: list[VouchedKeyOut] = Field(default_factory=list,
+                                              description="co-members' keys as the host vouched for them here")
+
+
+class NetworkList(BaseModel):
+    items: list[NetworkOut]
+
+
+class InviteOut(BaseModel):
+    id: str
+    direction: str
+    network: str
+    host: str
+    title: str
+    server: str
+    status: str
+    fingerprint: str | None = Field(description="the other company's key fingerprint, to compare out of band")
+    created_at: int
+    expires_at: int
+
+
+class InviteList(BaseModel):
+    items: list[InviteOut]
+
+
+class PeerOut(BaseModel):
+    server: str
+    status: str
+    endpoint: str
+    fingerprints: list[str]
+    queue_depth: int
+    last_success_at: int | None
+    last_error: str | None
+    last_error_at: int | None
+    next_attempt_at: int | None = Field(description="when delivery to this peer is tried again (wall clock)")
+    retry_in_ms: int | None = Field(None, description="how long until the next try, by this process's monotonic "
+                                                      "clock (unaffected by a step of the wall clock); null when "
+                                                      "this process is not holding the peer back")
+
+
+class PeerList(BaseModel):
+    items: list[PeerOut]
+
+
+class AlertOut(BaseModel):
+    id: int
+    kind: str = Field(description="key_conflict or network_halted")
+    network: str | None
+    server: str | None
+    message: str
+    detail: dict
+    count: int = Field(description="times it was seen")
+    created_at: int
+    last_seen_at: int
+
+
+class AlertList(BaseModel):
+    items: list[AlertOut]
+
+
+class SharedThreadList(BaseModel):
+    items: list[SharedThreadOut]
+
+
+class SharedMessageOut(BaseModel):
+    id: str
+    network: str
+    thread: str
+    seq: int | None
+    status: str = Field(description="pending (waiting for the host) or sequenced")
+    sender: str
+    body: str
+    origin_ts: int = Field(description="when the author's node says it was sent (its own clock)")
+    sequenced_at: int | None = Field(None, description="when the network's host placed it in the network's order "
+                                                       "(the host's clock); None while pending")
+    delivery: dict[str, str] | None = Field(None, description="for the author: state per destination")
+
+
+class SharedMessagePage(BaseModel):
+    messages: list[SharedMessageOut]
+    next_cursor: str | None

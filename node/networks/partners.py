@@ -1,0 +1,176 @@
+"""The operator's half of peering: invite a company to a network, accept or decline an invite,
+list invites, block and unblock a server. Each is audited. The half the federation listener
+calls when another node answers is `node.federation.peering`, which says how peering works.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from federation.identifiers import validate_server_name
+from federation.keys import VerifyKey
+from federation.peering_messages import AcceptMessage, DeclineMessage, InviteMessage, KeyRef
+from node.basics.clock import Clock
+from node.basics.errors import Blocked, Conflict, Forbidden, Gone, InvalidRequest, NotFoundError
+from node.federation.catch_up import CatchUpWorker
+from node.federation.engine import FederationEngine
+from node.federation.peer_client import PeerClient
+from node.federation.peering import INVITE_TTL_MS, has_expired, new_invite_id, pin_peer
+from storage.errors import NotFound
+from storage.network.peers import Invite
+from storage.network.transaction import NetworkTransaction
+from storage.storage import Storage
+
+__all__ = ["PartnerService"]
+
+
+class PartnerService:
+    def __init__(self, storage: Storage, engine: FederationEngine, client: PeerClient, clock: Clock,
+                 catch_up: CatchUpWorker, *, endpoint: str) -> None:
+        self._storage = storage
+        self._engine = engine
+        self._client = client
+        self._clock = clock
+        self._catch_up = catch_up
+        self._endpoint = endpoint
+
+    @property
+    def _server(self) -> str:
+        return self._engine.server
+
+    def _own_key(self) -> KeyRef:
+        key = self._engine.keys.signing_key.verify_key
+        return KeyRef(key_id=key.key_id, public_key=key.to_base64())
+
+    # As host
+
+    async def invite(self, network_name: str, server: str, endpoint: str | None, *, actor: str) -> Invite:
+        server = validate_server_name(server)
+        if server == self._server:
+            raise InvalidRequest("a node cannot invite itself", [{"field": "server", "location": "body",
+                                                                  "message": "this is our own server name"}])
+        endpoint = (endpoint or f"https://{server}").rstrip("/")
+        now = self._clock.now_ms()
+        async with self._storage.network_transaction() as tx:
+            network = await tx.networks.get(network_name)
+            if network.host != self._server:
+                raise Forbidden(f"only the host ({network.host}) invites companies to {network_name}")
+            if network.closed:
+                raise Forbidden(f"{network_name} is closed")
+            peer = await tx.peers.find(server)
+            if peer is not None and peer.status == "blocked":
+                raise Blocked(f"{server} is blocked on this node")
+            if (await tx.networks.members(network.id)).get(server) == "member":
+                raise Conflict(f"{server} is already a member of {network_name}")
+        invite = Invite(
+            id=new_invite_id(), direction="outgoing", network=network_name, host=self._server,
+            title=network.title, server=server, endpoint=endpoint, key_id="", public_key=b"",
+            status="pending", created_at=now, expires_at=now + INVITE_TTL_MS, updated_at=now,
+        )
+        message = InviteMessage(invite_id=invite.id, network=network_name, title=network.title, host=self._server,
+                                endpoint=self._endpoint, key=self._own_key(), expires_at=invite.expires_at)
+        await self._client.call("POST", endpoint, server, "/invites", message.model_dump())
+        async with self._storage.transaction() as tx:
+            await tx.peers.add_invite(invite)
+            await tx.audit.record(actor=actor, action="network.invite", target=f"{network_name}:{server}", now=now,
+                                  detail={"invite": invite.id[:6]})
+        return invite
+
+    # As invitee
+
+    async def accept(self, invite_id: str, *, actor: str) -> Invite:
+        now = self._clock.now_ms()
+        async with self._storage.network_transaction() as tx:
+            invite = await self._incoming(tx, invite_id)
+            if has_expired(invite, now):
+                raise Gone("the invite has expired; ask the host for a new one")
+            if await tx.networks.find(invite.network) is not None:
+                raise Conflict(f"this node already holds a network named {invite.network}")
+            peer = await tx.peers.find(invite.server)
+            if peer is not None and peer.status == "blocked":
+                raise Blocked(f"{invite.server} is blocked on this node")
+        # Pin the host and hold the network before asking, so the host's first fan-out finds both;
+        # if the host cannot be reached, all of it is undone (a peer or key that was there before stays).
+        host_key = VerifyKey(invite.public_key)
+        async with self._storage.network_transaction() as tx:
+            was_peer = await tx.peers.find(invite.server) is not None
+            had_key = host_key.key_id in {k.key_id for k in await tx.peers.keys(invite.server)}
+            await pin_peer(tx, invite.server, host_key, invite.endpoint, now)
+            await tx.networks.create(host=invite.host, name=invite.network, title=invite.title,
+                                     history_visible=True, now=now)
+        try:
+            await self._client.call("POST", invite.endpoint, invite.server, f"/invites/{invite_id}/accept",
+                                    AcceptMessage(endpoint=self._endpoint, key=self._own_key()).model_dump())
+        except Exception:
+            async with self._storage.network_transaction() as tx:
+                await tx.networks.delete((await tx.networks.get(invite.network)).id)
+                if not had_key:
+                    await tx.peers.unpin_key(invite.server, host_key.key_id)
+                if not was_peer:
+                    await tx.peers.forget(invite.server)
+            raise
+        async with self._storage.transaction() as tx:
+            await tx.peers.set_invite_status(invite_id, "accepted", now=now)
+            await tx.audit.record(actor=actor, action="invite.accept", target=f"{invite.network}:{invite.host}",
+                                  now=now, detail={"fingerprint": VerifyKey(invite.public_key).fingerprint})
+        self._catch_up.request(invite.network)
+        return await self._reload(invite_id)
+
+    async def decline(self, invite_id: str, *, actor: str) -> Invite:
+        now = self._clock.now_ms()
+        async with self._storage.transaction() as tx:
+            invite = await self._incoming(tx, invite_id)
+            await tx.peers.set_invite_status(invite_id, "declined", now=now)
+            await tx.audit.record(actor=actor, action="invite.decline", target=f"{invite.network}:{invite.host}",
+                                  now=now)
+        try:  # telling the host is a courtesy; the decline stands either way
+            await self._client.call("POST", invite.endpoint, invite.server, f"/invites/{invite_id}/decline",
+                                    DeclineMessage(key=self._own_key()).model_dump())
+        except Exception:  # noqa: BLE001 - PeerUnreachable/PeerRefused: nothing more to do
+            pass
+        return await self._reload(invite_id)
+
+    async def invites(self) -> list[Invite]:
+        now = self._clock.now_ms()
+        async with self._storage.network_transaction() as tx:
+            found = await tx.peers.invites()
+        return [_with_expiry(i, now) for i in found]
+
+    async def _incoming(self, tx: NetworkTransaction, invite_id: str) -> Invite:
+        try:
+            invite = await tx.peers.invite(invite_id)
+        except NotFound:
+            raise NotFoundError("no such invite") from None
+        if invite.direction != "incoming":
+            raise NotFoundError("no such invite")
+        if invite.status != "pending":
+            raise Conflict(f"the invite is already {invite.status}")
+        return invite
+
+    async def _reload(self, invite_id: str) -> Invite:
+        async with self._storage.network_transaction() as tx:
+            return await tx.peers.invite(invite_id)
+
+    # Blocking
+
+    async def set_blocked(self, server: str, blocked: bool, *, actor: str) -> None:
+        server = validate_server_name(server)
+        now = self._clock.now_ms()
+        async with self._storage.transaction() as tx:
+            peer = await tx.peers.find(server)
+            if blocked:
+                await tx.peers.upsert(server, status="blocked", endpoint=None, now=now)
+                await tx.outbox.cancel(server, error="blocked by an operator", now=now)
+            elif peer is not None and peer.status == "blocked":
+                # Back to a peer only if it was one (an operator exchanged endpoints with it);
+                # a key vouched for by a host never makes a peer.
+                status = "accepted" if peer.endpoint else "unknown"
+                await tx.peers.upsert(server, status=status, endpoint=None, now=now)
+            await tx.audit.record(actor=actor, action="peer.block" if blocked else "peer.unblock", target=server,
+                                  now=now)
+
+
+def _with_expiry(invite: Invite, now: int) -> Invite:
+    if invite.status == "pending" and has_expired(invite, now):
+        return replace(invite, status="expired")
+    return invite

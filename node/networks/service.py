@@ -1,0 +1,176 @@
+"""What operators do with networks through the admin API: create, attach and detach their own
+people and agents, open and close shared threads, close, leave, remove, and watch peers.
+Each action is an event through the federation engine plus its audit row, in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from federation.event_content import (
+    Content, MemberLeft, MemberRemoved, NetworkClosed, ParticipantAttached, ParticipantDetached,
+    ThreadClosed, ThreadOpened,
+)
+from federation.identifiers import ParticipantId
+from federation.keys import VerifyKey
+from node.basics.clock import Clock
+from node.federation.catch_up import CatchUpWorker
+from node.federation.delivery import DeliveryWorker
+from node.workspace.directory import Directory
+from node.basics.errors import Conflict, InvalidRequest
+from node.federation.engine import FederationEngine
+from node.networks.models import (
+    AlertList, AlertOut, CreateNetwork, HaltOut, NetworkList, NetworkOut, OpenSharedThread, ParticipantOut,
+    PeerList, PeerOut, RefusalOut, SharedThreadOut, VouchedKeyOut,
+)
+from node.federation.peering import operator_of
+from storage.network.networks import NetworkRecord
+from storage.storage import NetworkTransaction, Storage, Transaction
+
+__all__ = ["NetworkService", "network_out"]
+
+# federation.event_content bounds display names shared with other companies to 100 characters.
+_MAX_SHARED_NAME = 100
+
+
+class NetworkService:
+    def __init__(self, storage: Storage, engine: FederationEngine, delivery: DeliveryWorker,
+                 directory: Directory, clock: Clock, catch_up: CatchUpWorker) -> None:
+        self._storage = storage
+        self._engine = engine
+        self._delivery = delivery
+        self._catch_up = catch_up
+        self._directory = directory
+        self._clock = clock
+        self._operator = operator_of(engine.server)
+
+    async def create(self, req: CreateNetwork, *, actor: str) -> NetworkOut:
+        if not req.history_visible:
+            raise InvalidRequest(
+                "networks that hide earlier history from later members are not supported yet",
+                [{"field": "history_visible", "location": "body", "message": "must be true for now"}],
+            )
+        async with self._storage.transaction() as tx:
+            network = await self._engine.create_network(tx, name=req.name, title=req.title,
+                                                        history_visible=req.history_visible, sender=self._operator)
+            await tx.audit.record(actor=actor, action="network.create", target=req.name, now=self._clock.now_ms())
+            return await network_out(tx, network, self._engine.server)
+
+    async def list(self) -> NetworkList:
+        async with self._storage.network_transaction() as tx:
+            return NetworkList(items=[await network_out(tx, n, self._engine.server) for n in await tx.networks.list()])
+
+    async def get(self, name: str) -> NetworkOut:
+        async with self._storage.network_transaction() as tx:
+            return await network_out(tx, await tx.networks.get(name), self._engine.server)
+
+    async def attach(self, name: str, ref: str, *, actor: str) -> NetworkOut:
+        async with self._acting() as tx:
+            (principal,) = await self._directory.resolve(tx, [ref], field="participant")
+            participant = ParticipantId(principal.kind, principal.handle, self._engine.server)
+            content = ParticipantAttached(participant=participant,
+                                          display_name=principal.display_name[:_MAX_SHARED_NAME])
+            return await self._act(tx, name, None, content, actor, "network.attach", str(participant))
+
+    async def detach(self, name: str, ref: str, *, actor: str) -> NetworkOut:
+        async with self._acting() as tx:
+            (principal,) = await self._directory.resolve(tx, [ref], field="participant")
+            participant = ParticipantId(principal.kind, principal.handle, self._engine.server)
+            return await self._act(tx, name, None, ParticipantDetached(participant=participant), actor,
+                                   "network.detach", str(participant))
+
+    async def open_thread(self, name: str, req: OpenSharedThread, *, actor: str) -> NetworkOut:
+        participants = tuple(ParticipantId.parse(p) for p in req.participants)
+        async with self._acting() as tx:
+            return await self._act(tx, name, req.name, ThreadOpened(title=req.title, participants=participants),
+                                   actor, "thread.open", req.name)
+
+    async def close_thread(self, name: str, thread: str, *, actor: str) -> NetworkOut:
+        async with self._acting() as tx:
+            return await self._act(tx, name, thread, ThreadClosed(), actor, "thread.close", thread)
+
+    async def close(self, name: str, *, actor: str) -> NetworkOut:
+        async with self._acting() as tx:
+            return await self._act(tx, name, None, NetworkClosed(), actor, "network.close", name)
+
+    async def leave(self, name: str, *, actor: str) -> NetworkOut:
+        async with self._acting() as tx:
+            return await self._act(tx, name, None, MemberLeft(server=self._engine.server), actor, "network.leave",
+                                   name)
+
+    async def remove_member(self, name: str, server: str, *, actor: str) -> NetworkOut:
+        async with self._acting() as tx:
+            return await self._act(tx, name, None, MemberRemoved(server=server), actor, "network.remove", server)
+
+    async def _act(self, tx, name: str, thread: str | None, content: Content, actor: str, action: str,
+                   target: str) -> NetworkOut:
+        accepted = await self._engine.author(tx, name, thread=thread, sender=self._operator, content=content)
+        await tx.audit.record(actor=actor, action=action, target=f"{name}:{target}", now=self._clock.now_ms(),
+                              detail={"event": accepted.event_id, "pending": accepted.seq is None})
+        return await network_out(tx, await tx.networks.get(name), self._engine.server)
+
+    @asynccontextmanager
+    async def _acting(self) -> AsyncIterator[Transaction]:
+        """A transaction whose outbox rows the delivery worker is told about once committed."""
+        async with self._storage.transaction() as tx:
+            yield tx
+        self._delivery.wake()
+
+    async def resume(self, name: str, *, actor: str) -> NetworkOut:
+        """Try a halted network again now (node.federation.halting), after its cause was fixed."""
+        now = self._clock.now_ms()
+        async with self._storage.transaction() as tx:
+            network = await tx.networks.get(name)
+            if not await tx.halts.retry_now(network.id, now=now):
+                raise Conflict(f"{name} is not halted: nothing to resume")
+            await tx.audit.record(actor=actor, action="network.resume", target=name, now=now)
+            out = await network_out(tx, network, self._engine.server)
+        self._catch_up.request(name)
+        return out
+
+    async def alerts(self, *, kind: str | None = None) -> AlertList:
+        async with self._storage.network_transaction(read_only=True) as tx:
+            found = await tx.alerts.list(kind=kind)
+        return AlertList(items=[AlertOut(id=a.id, kind=a.kind, network=a.network, server=a.server, message=a.message,
+                                         detail=a.detail, count=a.count, created_at=a.created_at,
+                                         last_seen_at=a.last_seen_at) for a in found])
+
+    async def peers(self) -> PeerList:
+        async with self._storage.network_transaction() as tx:
+            depth = await tx.outbox.depth()
+            items = []
+            for peer in await tx.peers.list():
+                status = await tx.peers.delivery(peer.server)
+                keys = await tx.peers.keys(peer.server)
+                items.append(PeerOut(
+                    server=peer.server, status=peer.status, endpoint=peer.endpoint,
+                    fingerprints=[VerifyKey(k.public_key).fingerprint for k in keys if k.revoked_at is None],
+                    queue_depth=depth.get(peer.server, 0), last_success_at=status.last_success_at,
+                    last_error=status.last_error, last_error_at=status.last_error_at,
+                    next_attempt_at=status.next_attempt_at, retry_in_ms=self._delivery.retry_in_ms(peer.server),
+                ))
+        return PeerList(items=items)
+
+
+async def network_out(tx: NetworkTransaction, network: NetworkRecord, server: str) -> NetworkOut:
+    participants = await tx.networks.participants(network.id)
+    threads = await tx.networks.threads(network.id)
+    members = await tx.networks.members(network.id)
+    halt = await tx.halts.find(network.id)
+    vouched = [k for member in sorted(members) for k in await tx.vouched_keys.in_network(network.id, member)]
+    return NetworkOut(
+        name=network.name, host=network.host, title=network.title, hosted_here=network.host == server,
+        closed=network.closed, head_seq=network.head_seq, members=members,
+        participants=[ParticipantOut(id=p, display_name=d, attached=a) for p, (d, a) in sorted(participants.items())],
+        threads=[SharedThreadOut(network=t.network, name=t.name, title=t.title, closed=t.closed,
+                                 participants=list(t.participants)) for t in threads],
+        pending_events=len(await tx.events.pending(network.id)),
+        halted=None if halt is None else HaltOut(seq=halt.seq, event_id=halt.event_id, code=halt.code,
+                                                 reason=halt.reason, since=halt.since, tries=halt.tries,
+                                                 next_try_at=halt.next_try_at),
+        refusals=[RefusalOut(member=r.destination, event_id=r.event_id, seq=r.seq, type=r.type, error=r.error, at=r.at)
+                  for r in await tx.outbox.refusals(network.id)],
+        vouched_keys=[VouchedKeyOut(server=k.server, key_id=k.key_id, fingerprint=VerifyKey(k.public_key).fingerprint,
+                                    status=k.status) for k in vouched],
+    )

@@ -1,0 +1,528 @@
+"""`agentnet` commands for operators: each admin API action over HTTP, plus `post` and `read`
+as a person or agent through the client API.
+
+Where a command finds the node: `--admin-url` (or `--client-url` for post/read), else the
+listener named in `DATA_DIR/agentnet.toml`; `--data-dir` defaults to `AGENTNET_DATA_DIR`, else
+`.`. The admin token comes from `--admin-token`, `AGENTNET_ADMIN_TOKEN` or `DATA_DIR/admin.token`;
+post and read use `--token` or `AGENTNET_TOKEN`. Output is a table unless `--json` is given,
+which prints the API's JSON as it came. Tokens are printed only by the commands that make one.
+
+Exit codes (the same as `agentnet init`/`run`):
+
+    0  done
+    1  the node could not do it: it answered 403, 404, 409, 410, 413, 429 or 5xx, or it
+       could not be reached
+    2  the command is wrong: bad arguments or settings, a request the node refused as
+       malformed (400, 422), or a token it refused (401)
+
+Errors are one line on stderr, `agentnet COMMAND: message (error_code)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, Self
+from urllib.parse import quote
+
+import aiohttp
+
+from node.ops import output as out
+from node.basics.config import load_settings
+from node.basics.errors import ConfigError
+
+__all__ = ["EXIT_CODES", "register"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_CODES = """exit codes:
+  0  done
+  1  the node could not do it (it answered an error such as 404 or 409, or is unreachable)
+  2  wrong usage: bad arguments or settings, a malformed request (400/422), a refused token (401)
+errors are one line on stderr."""
+
+# An invite or an accept waits for the other company's node; a minute covers a slow peer.
+_TIMEOUT = aiohttp.ClientTimeout(total=60)
+_USAGE_STATUSES = {400, 401, 422}
+SCOPES = ("read", "post", "knowledge:read", "webhooks")
+_SECRETS = {"admin_token", "token", "secret"}  # never formatted into a confirmation line
+
+
+class CliError(Exception):
+    def __init__(self, message: str, exit_code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _seg(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+class Api:
+    """One listener of one node, with one bearer token; errors become `CliError`."""
+
+    def __init__(self, listener: str, base_url: str, token: str) -> None:
+        self.listener, self.base_url, self._token = listener, base_url.rstrip("/"), token
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Self:
+        self._session = aiohttp.ClientSession(timeout=_TIMEOUT)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._session.close()
+
+    async def call(self, method: str, path: str, body: Any = None, query: dict | None = None,
+                   headers: dict | None = None) -> Any:
+        params = {k: str(v) for k, v in (query or {}).items() if v is not None}
+        try:
+            async with self._session.request(
+                method, self.base_url + path, json=body, params=params,
+                headers={"Authorization": f"Bearer {self._token}", **(headers or {})},
+            ) as resp:
+                try:
+                    data = await resp.json(content_type=None)
+                except ValueError:
+                    data = None
+                if resp.status >= 400:
+                    raise self._refusal(resp.status, data)
+                return data
+        except aiohttp.InvalidURL:
+            raise CliError(f"{self.base_url} is not a valid URL", EXIT_USAGE) from None
+        except (TimeoutError, aiohttp.ClientConnectionError) as e:
+            raise CliError(f"cannot reach the {self.listener} listener at {self.base_url} "
+                           f"({type(e).__name__}): is `agentnet run` running?") from None
+
+    def _refusal(self, status: int, data: Any) -> CliError:
+        error = data.get("error") if isinstance(data, dict) else None
+        if not isinstance(error, dict):
+            return CliError(f"the {self.listener} listener answered HTTP {status}",
+                            EXIT_USAGE if status in _USAGE_STATUSES else EXIT_FAILED)
+        message = f"{error.get('message', 'refused')} ({error.get('code', status)})"
+        fields = error.get("fields") or []
+        if fields:
+            message += ": " + "; ".join(f"{f.get('field')}: {f.get('message')}" for f in fields)
+        if status == 401:
+            where = ("check --admin-token, AGENTNET_ADMIN_TOKEN or DATA_DIR/admin.token"
+                     if self.listener == "admin" else "check --token or AGENTNET_TOKEN")
+            message = f"the token was refused: {message}; {where}"
+        return CliError(out.clean(message), EXIT_USAGE if status in _USAGE_STATUSES else EXIT_FAILED)
+
+
+def _data_dir(args: argparse.Namespace) -> Path:
+    return Path(args.data_dir or os.environ.get("AGENTNET_DATA_DIR") or ".")
+
+
+def _listener_url(args: argparse.Namespace, listener: str) -> str:
+    explicit = getattr(args, f"{listener}_url", None)
+    if explicit:
+        return explicit
+    try:
+        settings = load_settings(_data_dir(args))
+    except ConfigError as e:
+        raise CliError(f"{e} (or pass --{listener}-url)", EXIT_USAGE) from None
+    if listener == "admin":
+        return _url(settings.admin_host, settings.admin_port)
+    return _url(settings.client_host, settings.client_port)
+
+
+def _admin_token(args: argparse.Namespace) -> str:
+    token = args.admin_token or os.environ.get("AGENTNET_ADMIN_TOKEN")
+    path = _data_dir(args) / "admin.token"
+    if not token and path.is_file():
+        token = path.read_text("utf-8").strip()
+    if not token:
+        raise CliError(f"no admin token: pass --admin-token, set AGENTNET_ADMIN_TOKEN or write it to {path}",
+                       EXIT_USAGE)
+    return token
+
+
+def _client_token(args: argparse.Namespace) -> str:
+    token = args.token or os.environ.get("AGENTNET_TOKEN")
+    if not token:
+        raise CliError("no token: pass --token or set AGENTNET_TOKEN (the agent's or person's token)", EXIT_USAGE)
+    return token
+
+
+Action = Callable[[argparse.Namespace, Api], Awaitable[None]]
+
+
+def _handler(name: str, listener: str, action: Action) -> Callable[[argparse.Namespace], Awaitable[int]]:
+    async def handler(args: argparse.Namespace) -> int:
+        try:
+            token = _admin_token(args) if listener == "admin" else _client_token(args)
+            async with Api(listener, _listener_url(args, listener), token) as api:
+                await action(args, api)
+        except CliError as e:
+            print(f"agentnet {name}: {e}", file=sys.stderr)
+            return e.exit_code
+        return EXIT_OK
+
+    return handler
+
+
+Render = Callable[[Any, argparse.Namespace], str]
+
+
+def _show(args: argparse.Namespace, data: Any, render: Render) -> None:
+    if args.json:
+        out.print_json(data)
+    else:
+        print(render(data, args))
+
+
+async def _pages(api: Api, path: str, key: str, cursor: str, query: dict, label: str) -> dict:
+    """Every page of a cursor-paged list, joined into one answer of the same shape."""
+    items: list = []
+    progress = out.Progress(label)
+    try:
+        while True:
+            page = await api.call("GET", path, query=query)
+            items.extend(page[key])
+            progress.update(len(items))
+            if not page.get("next_cursor") or not page[key]:
+                return {key: items, "next_cursor": None}
+            query = {**query, cursor: page["next_cursor"]}
+    finally:
+        progress.done()
+
+
+# --- rendering -----------------------------------------------------------------------------
+
+def _items(columns: list[out.Column], empty: str) -> Render:
+    return lambda data, args: out.table(data["items"], columns, empty=empty)
+
+
+def _token_made(what: str) -> Render:
+    return lambda data, args: out.token_made(what, data)
+
+
+def _said(line: str) -> Render:
+    """A one-line confirmation naming fields of the answer or, failing that, of the arguments."""
+    def render(data: Any, args: argparse.Namespace) -> str:
+        values = {**vars(args), **(data if isinstance(data, dict) else {})}
+        return line.format(**{k: out.clean(v) for k, v in values.items() if k not in _SECRETS})
+
+    return render
+
+
+# --- actions -------------------------------------------------------------------------------
+
+def _get(path: Callable[[argparse.Namespace], str], render: Render) -> Action:
+    async def action(args: argparse.Namespace, api: Api) -> None:
+        _show(args, await api.call("GET", path(args)), render)
+
+    return action
+
+
+def _post(path: Callable[[argparse.Namespace], str], render: Render,
+          body: Callable[[argparse.Namespace], dict | None] = lambda a: None) -> Action:
+    async def action(args: argparse.Namespace, api: Api) -> None:
+        _show(args, await api.call("POST", path(args), body(args)), render)
+
+    return action
+
+
+def _token_body(args: argparse.Namespace) -> dict:
+    body: dict = {}
+    if args.scope:
+        body["scopes"] = args.scope
+    if args.expires_in is not None:
+        body["expires_in_seconds"] = args.expires_in
+    return body
+
+
+def _create_principal_body(args: argparse.Namespace) -> dict:
+    body = {"handle": args.handle, "display_name": args.display_name or args.handle, "profile": args.profile}
+    if args.scope:
+        body["scopes"] = args.scope
+    if args.expires_in is not None:
+        body["token_expires_in_seconds"] = args.expires_in
+    return body
+
+
+async def _thread_list(args: argparse.Namespace, api: Api) -> None:
+    if args.network:
+        threads = (await api.call("GET", f"/v1/networks/{_seg(args.network)}"))["threads"]
+    else:
+        threads = [t for n in (await api.call("GET", "/v1/networks"))["items"] for t in n["threads"]]
+    _show(args, {"items": threads}, _items(out.THREAD_COLUMNS, "(no shared threads)"))
+
+
+async def _knowledge_add(args: argparse.Namespace, api: Api) -> None:
+    if (args.body is None) == (args.body_file is None):
+        raise CliError("give the text with exactly one of --body or --body-file", EXIT_USAGE)
+    try:
+        text = args.body if args.body is not None else (
+            sys.stdin.read() if args.body_file == "-" else Path(args.body_file).read_text("utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise CliError(f"cannot read {args.body_file}: {e}", EXIT_USAGE) from None
+    made = await api.call("POST", "/v1/knowledge", {"title": args.title, "body": text, "readers": args.reader})
+    _show(args, made, _said("Added knowledge item {id}: {title}"))
+
+
+def _paged(path: str, key: str, cursor: str, label: str, render: Render) -> Action:
+    async def action(args: argparse.Namespace, api: Api) -> None:
+        query = {"limit": args.limit, cursor: getattr(args, cursor)}
+        if args.all:
+            data = await _pages(api, path, key, cursor, query, label)
+        else:
+            data = await api.call("GET", path, query=query)
+        _show(args, data, render)
+        if not args.json and data.get("next_cursor"):
+            print(f"(more: --{cursor} {data['next_cursor']}, or --all)", file=sys.stderr)
+
+    return action
+
+
+def _messages_path(args: argparse.Namespace) -> str:
+    if args.network:
+        return f"/v1/networks/{_seg(args.network)}/threads/{_seg(args.thread)}/messages"
+    return f"/v1/threads/{_seg(args.thread)}/messages"
+
+
+async def _post_message(args: argparse.Namespace, api: Api) -> None:
+    body = sys.stdin.read() if args.body == "-" else args.body
+    headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else None
+    posted = await api.call("POST", _messages_path(args), {"body": body}, headers=headers)
+    _show(args, posted, lambda m, a: f"Posted {m['id']} in {a.thread}"
+          + (f" (seq {m['seq']})" if m.get("seq") is not None else f" ({m['status']})" if m.get("status") else ""))
+
+
+async def _read(args: argparse.Namespace, api: Api) -> None:
+    await _paged(_messages_path(args), "messages", "after", "messages",
+                 lambda d, a: out.message_log(d["messages"]))(args, api)
+
+
+# --- parsers -------------------------------------------------------------------------------
+
+def _common(listener: str) -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", help="the node's data dir, to find its ports (default: $AGENTNET_DATA_DIR or .)")
+    common.add_argument("--json", action="store_true", help="print the API's JSON as it came")
+    if listener == "admin":
+        common.add_argument("--admin-url", help="admin listener, e.g. http://127.0.0.1:8701 (default: from settings)")
+        common.add_argument("--admin-token",
+                            help="default: $AGENTNET_ADMIN_TOKEN, else the file DATA_DIR/admin.token")
+    else:
+        common.add_argument("--client-url", help="client listener, e.g. http://127.0.0.1:8702 (default: from settings)")
+        common.add_argument("--token", help="the agent's or person's token (default: $AGENTNET_TOKEN)")
+    return common
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.parents = {"admin": [_common("admin")], "client": [_common("client")]}
+
+    def leaf(self, sub, name: str, help_: str, action: Action, *, path: str, listener: str = "admin"):
+        parser = sub.add_parser(name, help=help_, description=help_, parents=self.parents[listener],
+                                epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        parser.set_defaults(handler=_handler(path, listener, action))
+        return parser
+
+
+def _group(sub, name: str, help_: str):
+    parser = sub.add_parser(name, help=help_, description=help_, epilog=EXIT_CODES,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    return parser.add_subparsers(dest=f"{name.replace('-', '_')}_command", required=True, metavar="COMMAND")
+
+
+def _token_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scope", action="append", choices=SCOPES, help="repeat for several (default: all)")
+    parser.add_argument("--expires-in", type=int, metavar="SECONDS", help="default: never")
+
+
+def _register_principals(sub, b: _Builder, kind: str, plural: str) -> None:
+    group = _group(sub, kind, f"{plural}: create, list, disable, enable, tokens")
+    base = f"/v1/{plural}"
+    p = b.leaf(group, "create", f"create {'an' if kind == 'agent' else 'a'} {kind}; prints its token once",
+               _post(lambda a: base, _token_made("Created"), _create_principal_body), path=f"{kind} create")
+    p.add_argument("handle")
+    p.add_argument("--display-name", help="default: the handle")
+    p.add_argument("--profile", default="", help="a few lines about the principal")
+    _token_options(p)
+    b.leaf(group, "list", f"list {plural}", _get(lambda a: base, _items(out.PRINCIPAL_COLUMNS, f"(no {plural})")),
+           path=f"{kind} list")
+    for verb in ("disable", "enable"):
+        p = b.leaf(group, verb, f"{verb} a {kind}" + (": its tokens stop working at once" if verb == "disable" else ""),
+                   _post(lambda a, v=verb: f"{base}/{_seg(a.handle)}/{v}", _said(f"{{id}} {verb}d")),
+                   path=f"{kind} {verb}")
+        p.add_argument("handle")
+    tokens = _group(group, "token", f"a {kind}'s tokens")
+    p = b.leaf(tokens, "rotate", "revoke every token and print a new one",
+               _post(lambda a: f"{base}/{_seg(a.handle)}/token", _token_made("Every earlier token revoked for"),
+                     _token_body), path=f"{kind} token rotate")
+    p.add_argument("handle")
+    _token_options(p)
+    p = b.leaf(tokens, "issue", "issue one more token and print it",
+               _post(lambda a: f"{base}/{_seg(a.handle)}/tokens", _token_made("New token for"), _token_body),
+               path=f"{kind} token issue")
+    p.add_argument("handle")
+    _token_options(p)
+    p = b.leaf(tokens, "list", "list tokens (never the secrets)",
+               _get(lambda a: f"{base}/{_seg(a.handle)}/tokens", _items(out.TOKEN_COLUMNS, "(no tokens)")),
+               path=f"{kind} token list")
+    p.add_argument("handle")
+    p = b.leaf(tokens, "revoke", "revoke one token",
+               _post(lambda a: f"{base}/{_seg(a.handle)}/tokens/{_seg(a.token_id)}/revoke",
+                     _said("Revoked token {id}")), path=f"{kind} token revoke")
+    p.add_argument("handle")
+    p.add_argument("token_id")
+
+
+def _n(args: argparse.Namespace) -> str:
+    return f"/v1/networks/{_seg(args.network)}"
+
+
+def _register_networks(sub, b: _Builder) -> None:
+    net = _group(sub, "network", "networks this node hosts or belongs to")
+    p = b.leaf(net, "create", "create a network hosted here",
+               _post(lambda a: "/v1/networks", _said("Created network {name} (hosted here)"),
+                     lambda a: {"name": a.network, "title": a.title, "history_visible": not a.no_history}),
+               path="network create")
+    p.add_argument("network")
+    p.add_argument("--title", required=True)
+    p.add_argument("--no-history", action="store_true", help="companies admitted later do not see earlier events")
+    b.leaf(net, "list", "list networks", _get(lambda a: "/v1/networks", _items(out.NETWORK_COLUMNS, "(no networks)")),
+           path="network list")
+    b.leaf(net, "show", "a network's members, participants and threads", _get(_n, lambda d, a: out.network_detail(d)),
+           path="network show").add_argument("network")
+    p = b.leaf(net, "invite", "invite a company (sent to its node at once)",
+               _post(lambda a: _n(a) + "/invites", _said("Invited {server} to {network}: invite {id}, {status}"),
+                     lambda a: {"server": a.server, **({"endpoint": a.endpoint} if a.endpoint else {})}),
+               path="network invite")
+    p.add_argument("network")
+    p.add_argument("server")
+    p.add_argument("--endpoint", help="https URL of the company's node (default https://SERVER)")
+    for verb, line, help_ in (("close", "Closed network {name}", "close the network (host only)"),
+                              ("leave", "Left network {name}", "leave the network (members)"),
+                              ("resume", "Trying {name} again now", "try a halted network again (after fixing why)")):
+        b.leaf(net, verb, help_, _post(lambda a, v=verb: f"{_n(a)}/{v}", _said(line)),
+               path=f"network {verb}").add_argument("network")
+    p = b.leaf(net, "remove", "remove a company (host only)",
+               _post(lambda a: f"{_n(a)}/members/{_seg(a.server)}/remove", _said("Removed {server} from {network}")),
+               path="network remove")
+    p.add_argument("network")
+    p.add_argument("server")
+
+    b.leaf(sub, "invites", "invites sent and received, with key fingerprints",
+           _get(lambda a: "/v1/invites", _items(out.INVITE_COLUMNS, "(no invites)")), path="invites")
+    inv = _group(sub, "invite", "answer an invite (compare its fingerprint out of band first)")
+    b.leaf(inv, "accept", "accept: pins the host's key and joins the network",
+           _post(lambda a: f"/v1/invites/{_seg(a.id)}/accept",
+                 _said("Accepted invite {id}: joined {network} hosted by {host} (key {fingerprint})")),
+           path="invite accept").add_argument("id")
+    b.leaf(inv, "decline", "decline an invite",
+           _post(lambda a: f"/v1/invites/{_seg(a.id)}/decline", _said("Declined invite {id} to {network}")),
+           path="invite decline").add_argument("id")
+
+    for verb, suffix in (("attach", "/participants"), ("detach", "/participants/detach")):
+        direction = "to" if verb == "attach" else "from"
+        p = b.leaf(sub, verb, f"{verb} one of this company's people or agents {direction} a network",
+                   _post(lambda a, s=suffix: _n(a) + s,
+                         _said(f"{verb.title()}ed {{participant}} {direction} {{network}}"),
+                         lambda a: {"participant": a.participant}), path=verb)
+        p.add_argument("network")
+        p.add_argument("participant", help="agent:HANDLE or person:HANDLE")
+
+    th = _group(sub, "thread", "shared threads on a network")
+    p = b.leaf(th, "open", "open a shared thread (host) with named participants",
+               _post(lambda a: _n(a) + "/threads", _said("Opened thread {thread} in {network}"),
+                     lambda a: {"name": a.thread, "title": a.title, "participants": a.participant}),
+               path="thread open")
+    p.add_argument("network")
+    p.add_argument("thread")
+    p.add_argument("--title", required=True)
+    p.add_argument("--participant", action="append", required=True, help="kind:handle@server; repeat")
+    p = b.leaf(th, "close", "close a shared thread (read-only afterwards)",
+               _post(lambda a: f"{_n(a)}/threads/{_seg(a.thread)}/close", _said("Closed thread {thread} in {network}")),
+               path="thread close")
+    p.add_argument("network")
+    p.add_argument("thread")
+    b.leaf(th, "list", "shared threads, of one network or all", _thread_list,
+           path="thread list").add_argument("network", nargs="?")
+
+    b.leaf(sub, "alerts", "what the operator must look at: key conflicts, halted networks",
+           _get(lambda a: "/v1/alerts", _items(out.ALERT_COLUMNS, "(no alerts)")), path="alerts")
+    b.leaf(sub, "peers", "peers: keys, queue depth, last success and error, next retry",
+           _get(lambda a: "/v1/peers", _items(out.PEER_COLUMNS, "(no peers)")), path="peers")
+    for verb, help_ in (("block", "block a server: nothing in, nothing out"), ("unblock", "unblock a server")):
+        b.leaf(sub, verb, help_, _post(lambda a, v=verb: f"/v1/peers/{_seg(a.server)}/{v}",
+                                       _said(f"{verb.title()}ed {{server}}")), path=verb).add_argument("server")
+
+
+def _register_company(sub, b: _Builder) -> None:
+    b.leaf(sub, "status", "the node's name, version and counts",
+           _get(lambda a: "/v1/status", lambda d, a: out.status(d)),
+           path="status")
+    pt = _group(sub, "private-thread", "the company's private threads")
+    p = b.leaf(pt, "create", "create a private thread",
+               _post(lambda a: "/v1/threads", _said("Created private thread {name}"),
+                     lambda a: {"name": a.thread, "title": a.title, "members": a.member or []}),
+               path="private-thread create")
+    p.add_argument("thread")
+    p.add_argument("--title", required=True)
+    p.add_argument("--member", action="append", help="agent:HANDLE or person:HANDLE; repeat")
+    b.leaf(pt, "list", "list private threads",
+           _get(lambda a: "/v1/threads", _items(out.PRIVATE_THREAD_COLUMNS, "(no private threads)")),
+           path="private-thread list")
+
+    kn = _group(sub, "knowledge", "knowledge items")
+    p = b.leaf(kn, "add", "add a knowledge item", _knowledge_add, path="knowledge add")
+    p.add_argument("--title", required=True)
+    p.add_argument("--body")
+    p.add_argument("--body-file", help="read the text from a file ('-': stdin)")
+    p.add_argument("--reader", action="append", help="who may read it (default: everyone); repeat")
+    p = b.leaf(kn, "list", "list knowledge items",
+               _paged("/v1/knowledge", "items", "after", "knowledge items",
+                      _items(out.KNOWLEDGE_COLUMNS, "(no knowledge)")), path="knowledge list")
+    _paging(p, "after")
+
+    p = b.leaf(sub, "audit", "the audit log, newest first",
+               _paged("/v1/audit", "items", "before", "audit entries", _items(out.AUDIT_COLUMNS, "(no entries)")),
+               path="audit")
+    _paging(p, "before")
+
+    wh = _group(sub, "webhooks", "every principal's webhooks")
+    b.leaf(wh, "list", "webhooks with owner, delivery state and problems",
+           _get(lambda a: "/v1/webhooks", _items(out.WEBHOOK_COLUMNS, "(no webhooks)")), path="webhooks list")
+    for verb in ("disable", "enable"):
+        b.leaf(wh, verb, f"{verb} deliveries to a webhook",
+               _post(lambda a, v=verb: f"/v1/webhooks/{_seg(a.webhook)}/{v}", _said(f"Webhook {{id}} {verb}d")),
+               path=f"webhooks {verb}").add_argument("webhook")
+
+
+def _paging(parser: argparse.ArgumentParser, cursor: str) -> None:
+    parser.add_argument("--limit", type=int, default=50, help="per page (default 50, at most 200)")
+    parser.add_argument(f"--{cursor}", metavar="CURSOR", help="a cursor printed by an earlier page")
+    parser.add_argument("--all", action="store_true", help="every page (progress on stderr)")
+
+
+def _register_client(sub, b: _Builder) -> None:
+    where = "a shared thread with --network NETWORK, else a private thread"
+    p = b.leaf(sub, "post", f"post as an agent or person (token from --token): {where}", _post_message,
+               path="post", listener="client")
+    p.add_argument("thread")
+    p.add_argument("body", help="the message ('-': read stdin)")
+    p.add_argument("--network")
+    p.add_argument("--idempotency-key", help="a retry with the same key is stored once")
+    p = b.leaf(sub, "read", f"read as an agent or person (token from --token): {where}", _read,
+               path="read", listener="client")
+    p.add_argument("thread")
+    p.add_argument("--network")
+    _paging(p, "after")
+
+
+def register(sub) -> None:
+    b = _Builder()
+    _register_company(sub, b)
+    _register_principals(sub, b, "agent", "agents")
+    _register_principals(sub, b, "person", "people")
+    _register_networks(sub, b)
+    _register_client(sub, b)

@@ -1,0 +1,135 @@
+"""The admin listener's routes: operators manage people, agents, private threads, knowledge
+and read the audit log. Bound to loopback only (see node.basics.config)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from node.workspace.admin_service import AdminService
+from node.workspace.models import (
+    AddKnowledge, AuditPage, AuditQuery, CreatePrincipal, CreateThread, IssuedToken, IssueToken,
+    KnowledgeOut, KnowledgePage, KnowledgeResults, PageQuery, PrincipalList, PrincipalOut,
+    PrincipalWithToken, SearchQuery, SetMembers, StatusOut, ThreadList, ThreadOut, TokenInfo, TokenList,
+    TokenOut,
+)
+from node.http.auth import current_admin
+from node.http.io import read_body, read_query, respond
+from node.http.openapi import Endpoint
+
+__all__ = ["admin_endpoints"]
+
+_KINDS = {"agents": "agent", "people": "person"}
+
+
+def admin_endpoints(service: AdminService) -> list[Endpoint]:
+    async def status(request: web.Request) -> web.Response:
+        return respond(await service.status())
+
+    def principal_endpoints(plural: str) -> list[Endpoint]:
+        kind = _KINDS[plural]
+
+        async def create(request: web.Request) -> web.Response:
+            req = await read_body(request, CreatePrincipal)
+            created = await service.create_principal(kind, req, actor=current_admin(request))
+            return respond(created, status=201)
+
+        async def list_(request: web.Request) -> web.Response:
+            return respond(await service.list_principals(kind))
+
+        def set_disabled(disabled: bool):
+            async def handler(request: web.Request) -> web.Response:
+                handle = request.match_info["handle"]
+                out = await service.set_disabled(kind, handle, disabled, actor=current_admin(request))
+                return respond(out)
+
+            return handler
+
+        async def rotate(request: web.Request) -> web.Response:
+            handle = request.match_info["handle"]
+            req = await read_body(request, IssueToken) if request.body_exists else IssueToken()
+            return respond(await service.rotate_token(kind, handle, req, actor=current_admin(request)))
+
+        async def issue(request: web.Request) -> web.Response:
+            req = await read_body(request, IssueToken)
+            out = await service.issue_token(kind, request.match_info["handle"], req, actor=current_admin(request))
+            return respond(out, status=201)
+
+        async def tokens(request: web.Request) -> web.Response:
+            return respond(await service.list_tokens(kind, request.match_info["handle"]))
+
+        async def revoke(request: web.Request) -> web.Response:
+            token_id = int(request.match_info["token_id"])  # digits: node.http.path_parameters
+            out = await service.revoke_token(kind, request.match_info["handle"], token_id,
+                                             actor=current_admin(request))
+            return respond(out)
+
+        base = f"/v1/{plural}"
+        return [
+            Endpoint("POST", base, create, f"Create a {kind}; returns its token once",
+                     body=CreatePrincipal, response=PrincipalWithToken, status=201, errors=(409,)),
+            Endpoint("GET", base, list_, f"List {plural}", response=PrincipalList),
+            Endpoint("POST", base + "/{handle}/disable", set_disabled(True),
+                     f"Disable a {kind}: its tokens stop working at once", response=PrincipalOut),
+            Endpoint("POST", base + "/{handle}/enable", set_disabled(False),
+                     f"Enable a {kind} again", response=PrincipalOut),
+            Endpoint("POST", base + "/{handle}/token", rotate,
+                     f"Rotate a {kind}'s token: revokes every earlier token (optional body: scopes, expiry)",
+                     body=IssueToken, body_required=False, response=TokenOut),
+            Endpoint("POST", base + "/{handle}/tokens", issue, f"Issue one more token for a {kind}",
+                     body=IssueToken, response=IssuedToken, status=201),
+            Endpoint("GET", base + "/{handle}/tokens", tokens, f"List a {kind}'s tokens (never the secrets)",
+                     response=TokenList),
+            Endpoint("POST", base + "/{handle}/tokens/{token_id}/revoke", revoke,
+                     "Revoke one token: refused at once, open streams end", response=TokenInfo),
+        ]
+
+    async def create_thread(request: web.Request) -> web.Response:
+        req = await read_body(request, CreateThread)
+        return respond(await service.create_thread(req, actor=current_admin(request)), status=201)
+
+    async def list_threads(request: web.Request) -> web.Response:
+        return respond(await service.list_threads())
+
+    async def get_thread(request: web.Request) -> web.Response:
+        return respond(await service.get_thread(request.match_info["name"]))
+
+    async def set_members(request: web.Request) -> web.Response:
+        req = await read_body(request, SetMembers)
+        out = await service.set_members(request.match_info["name"], req.members, actor=current_admin(request))
+        return respond(out)
+
+    async def add_knowledge(request: web.Request) -> web.Response:
+        req = await read_body(request, AddKnowledge)
+        return respond(await service.add_knowledge(req, actor=current_admin(request)), status=201)
+
+    async def list_knowledge(request: web.Request) -> web.Response:
+        query = read_query(request, PageQuery)
+        return respond(await service.list_knowledge(after=int(query.after or 0), limit=query.limit))
+
+    async def search_knowledge(request: web.Request) -> web.Response:
+        query = read_query(request, SearchQuery)
+        return respond(await service.search_knowledge(query.q, limit=query.limit))
+
+    async def audit(request: web.Request) -> web.Response:
+        query = read_query(request, AuditQuery)
+        before = int(query.before) if query.before is not None else None
+        return respond(await service.audit(before=before, limit=query.limit))
+
+    return [
+        Endpoint("GET", "/v1/status", status, "Node status", response=StatusOut),
+        *principal_endpoints("people"),
+        *principal_endpoints("agents"),
+        Endpoint("POST", "/v1/threads", create_thread, "Create a private thread",
+                 body=CreateThread, response=ThreadOut, status=201, errors=(404, 409)),
+        Endpoint("GET", "/v1/threads", list_threads, "List private threads", response=ThreadList),
+        Endpoint("GET", "/v1/threads/{name}", get_thread, "Show a private thread", response=ThreadOut),
+        Endpoint("PUT", "/v1/threads/{name}/members", set_members,
+                 "Replace a private thread's members", body=SetMembers, response=ThreadOut),
+        Endpoint("POST", "/v1/knowledge", add_knowledge, "Add a knowledge item",
+                 body=AddKnowledge, response=KnowledgeOut, status=201, errors=(404,)),
+        Endpoint("GET", "/v1/knowledge", list_knowledge, "List knowledge items",
+                 query=PageQuery, response=KnowledgePage),
+        Endpoint("GET", "/v1/knowledge/search", search_knowledge, "Full-text search of knowledge",
+                 query=SearchQuery, response=KnowledgeResults),
+        Endpoint("GET", "/v1/audit", audit, "Audit log, newest first", query=AuditQuery, response=AuditPage),
+    ]

@@ -1,0 +1,192 @@
+"""Request and response bodies of the admin and client APIs.
+
+Requests are strict and closed (`extra="forbid"`): a typo in a field name is an error, not a
+silently ignored setting. Every string and list is bounded.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, StringConstraints
+
+from node.http.fields import MAX_PAGE, Cursor, Handle, MessageBody, PrincipalRef, QueryModel, Request, Slug, Title
+
+__all__ = [
+    "AddKnowledge", "AuditEntryOut", "IssueToken", "IssuedToken", "Scope", "TokenInfo", "TokenList", "AuditPage", "AuditQuery", "CreatePrincipal", "CreateThread",
+    "KnowledgeOut", "KnowledgePage", "KnowledgeResults", "MessageOut", "MessagePage", "PageQuery",
+    "PostMessage", "PrincipalList", "PrincipalOut", "PrincipalWithToken", "SearchQuery",
+    "SetMembers", "StatusOut", "ThreadList", "ThreadOut", "TokenOut",
+]
+
+# Limits. Knowledge items are documents, so they get more room than a message.
+MAX_KNOWLEDGE_CHARS = 65_536
+MAX_PROFILE_CHARS = 4_096
+MAX_MEMBERS = 500  # a thread wider than this is an announcement list, not a conversation
+
+Scope = Literal["read", "post", "knowledge:read", "webhooks"]  # node.http.auth.SCOPES
+# Ten years: a token meant to outlive that should be rotated anyway.
+MAX_TOKEN_LIFETIME_S = 10 * 365 * 24 * 3600
+Scopes = Annotated[list[Scope], Field(min_length=1, max_length=4)]
+Lifetime = Annotated[int, Field(ge=60, le=MAX_TOKEN_LIFETIME_S)]
+
+
+class CreatePrincipal(Request):
+    handle: Handle
+    display_name: Title
+    profile: str = Field("", max_length=MAX_PROFILE_CHARS)
+    scopes: Scopes | None = Field(None, description="scopes of the first token; default: all")
+    token_expires_in_seconds: Lifetime | None = Field(None, description="default: the token does not expire")
+
+
+class IssueToken(Request):
+    scopes: Scopes | None = Field(None, description="default: all (read, post, knowledge:read, webhooks)")
+    expires_in_seconds: Lifetime | None = Field(None, description="default: the token does not expire")
+
+
+class TokenInfo(BaseModel):
+    id: str
+    prefix: str = Field(description="the token's first characters, to tell tokens apart")
+    scopes: list[str]
+    created_at: int
+    expires_at: int | None
+    revoked_at: int | None
+    active: bool
+
+
+class TokenList(BaseModel):
+    items: list[TokenInfo]
+
+
+class IssuedToken(TokenInfo):
+    principal: str
+    token: str = Field(description="the bearer token; shown only in this response")
+
+
+class PrincipalOut(BaseModel):
+    id: str = Field(description="participant id, kind:handle@server")
+    kind: Literal["agent", "person"]
+    handle: str
+    display_name: str
+    disabled: bool
+    created_at: int
+
+
+class PrincipalWithToken(PrincipalOut):
+    token: str = Field(description="bearer token; shown only in this response")
+    token_id: str
+    scopes: list[str]
+    token_expires_at: int | None
+
+
+class PrincipalList(BaseModel):
+    items: list[PrincipalOut]
+
+
+class TokenOut(BaseModel):
+    id: str
+    token: str = Field(description="the new bearer token; every earlier token is revoked")
+    token_id: str
+    scopes: list[str]
+    expires_at: int | None
+
+
+class CreateThread(Request):
+    name: Slug
+    title: Title
+    members: list[PrincipalRef] = Field(default_factory=list, max_length=MAX_MEMBERS)
+
+
+class SetMembers(Request):
+    members: list[PrincipalRef] = Field(max_length=MAX_MEMBERS)
+
+
+class ThreadOut(BaseModel):
+    name: str
+    title: str
+    members: list[str]
+    created_at: int
+
+
+class ThreadList(BaseModel):
+    items: list[ThreadOut]
+
+
+class PostMessage(Request):
+    body: MessageBody
+
+
+class MessageOut(BaseModel):
+    id: str
+    thread: str
+    sender: str
+    body: str
+    created_at: int
+
+
+class MessagePage(BaseModel):
+    messages: list[MessageOut]
+    next_cursor: str | None = Field(description="pass as `after` for the next page; null at the end")
+
+
+class PageQuery(QueryModel):
+    after: Cursor | None = None
+    limit: int = Field(50, ge=1, le=MAX_PAGE)
+
+
+class AuditQuery(QueryModel):
+    before: Cursor | None = None
+    limit: int = Field(50, ge=1, le=MAX_PAGE)
+
+
+class SearchQuery(QueryModel):
+    q: str = Field(min_length=1, max_length=500)
+    limit: int = Field(20, ge=1, le=100)
+
+
+class AddKnowledge(Request):
+    title: Title
+    body: str = Field(min_length=1, max_length=MAX_KNOWLEDGE_CHARS)
+    readers: list[PrincipalRef] | None = Field(
+        None, max_length=MAX_MEMBERS, description="null: every person and agent may read it"
+    )
+
+
+class KnowledgeOut(BaseModel):
+    id: str
+    title: str
+    body: str
+    readers: list[str] | None
+    created_at: int
+
+
+class KnowledgePage(BaseModel):
+    items: list[KnowledgeOut]
+    next_cursor: str | None
+
+
+class KnowledgeResults(BaseModel):
+    items: list[KnowledgeOut]
+
+
+class AuditEntryOut(BaseModel):
+    id: str
+    at: int
+    actor: str
+    action: str
+    target: str
+    detail: dict
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntryOut]
+    next_cursor: str | None
+
+
+class StatusOut(BaseModel):
+    server_name: str
+    display_name: str
+    version: str
+    people: int
+    agents: int
+    private_threads: int

@@ -1,0 +1,155 @@
+"""`agentnet` as an operator uses it: real files, and `run` as a separate process."""
+
+import asyncio
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+
+import aiohttp
+import pytest
+
+from node.main.cli import main
+from node.basics.config import load_settings
+from node.workspace.tokens import hash_token
+from storage.storage import Storage
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _init(tmp_path, capsys, *extra) -> str:
+    code = main(["init", "--server-name", "acme.example", "--data-dir", str(tmp_path / "acme"),
+                 "--admin-port", str(_free_port()), "--client-port", str(_free_port()),
+                 "--federation-port", str(_free_port()), *extra])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    return out.strip().splitlines()[-1]
+
+
+async def test_init_writes_settings_key_and_hashed_admin_token(tmp_path, capsys):
+    token = await asyncio.to_thread(_init, tmp_path, capsys)
+    data_dir = tmp_path / "acme"
+    assert token.startswith("anadm_")
+    assert stat.S_IMODE(os.stat(data_dir / "signing.key").st_mode) == 0o600
+    settings = load_settings(data_dir)
+    storage = await Storage.open(settings.resolved_database_url)
+    try:
+        async with storage.transaction() as tx:
+            assert await tx.admin_tokens.prefix_of(hash_token(token)) == token[:10]
+            assert (await tx.company.get()).server_name == "acme.example"
+    finally:
+        await storage.close()
+    assert token.encode() not in (data_dir / "node.db").read_bytes()
+
+
+def test_init_refuses_existing_node_and_bad_names(tmp_path, capsys):
+    _init(tmp_path, capsys)
+    assert main(["init", "--server-name", "acme.example", "--data-dir", str(tmp_path / "acme")]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["init", "--server-name", "Not A Name", "--data-dir", str(tmp_path / "b")]) == 2
+    assert not (tmp_path / "b" / "agentnet.toml").exists()
+
+
+def test_failed_init_leaves_nothing_behind(tmp_path, capsys):
+    code = main(["init", "--server-name", "acme.example", "--data-dir", str(tmp_path / "acme"),
+                 "--database-url", "postgresql://nobody@127.0.0.1:1/none"])
+    assert code == 1
+    assert "cannot open the database" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path / "acme")) == []
+
+
+def test_admin_token_reset_revokes_the_old_one(tmp_path, capsys):
+    old = _init(tmp_path, capsys)
+    assert main(["admin-token", "--data-dir", str(tmp_path / "acme")]) == 0
+    new = capsys.readouterr().out.strip().splitlines()[-1]
+    assert new != old and new.startswith("anadm_")
+
+    async def check():
+        storage = await Storage.open(load_settings(tmp_path / "acme").resolved_database_url)
+        try:
+            async with storage.transaction() as tx:
+                return (await tx.admin_tokens.prefix_of(hash_token(old)),
+                        await tx.admin_tokens.prefix_of(hash_token(new)))
+        finally:
+            await storage.close()
+
+    assert asyncio.run(check()) == (None, new[:10])
+
+
+def test_run_refuses_a_readable_key_and_a_behind_schema(tmp_path, capsys, monkeypatch):
+    _init(tmp_path, capsys)
+    key = tmp_path / "acme" / "signing.key"
+    key.chmod(0o644)
+    assert main(["run", "--data-dir", str(tmp_path / "acme")]) == 2
+    assert "chmod 600" in capsys.readouterr().err
+    key.chmod(0o600)
+    monkeypatch.setenv("AGENTNET_SERVER_NAME", "other.example")
+    assert main(["run", "--data-dir", str(tmp_path / "acme")]) == 2
+    assert "refusing to serve under two names" in capsys.readouterr().err
+
+
+def test_run_refuses_unmigrated_database_when_auto_migrate_is_off(tmp_path, capsys, monkeypatch):
+    _init(tmp_path, capsys)
+    (tmp_path / "acme" / "node.db").unlink()
+    monkeypatch.setenv("AGENTNET_AUTO_MIGRATE", "false")
+    assert main(["run", "--data-dir", str(tmp_path / "acme")]) == 2
+    assert "agentnet migrate" in capsys.readouterr().err
+
+
+async def test_run_serves_both_listeners_and_stops_on_sigterm(tmp_path, capsys):
+    token = await asyncio.to_thread(_init, tmp_path, capsys)
+    settings = load_settings(tmp_path / "acme")
+    proc = subprocess.Popen([sys.executable, "-m", "node.main.cli", "run", "--data-dir", str(tmp_path / "acme")],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        async with aiohttp.ClientSession() as http:
+            admin = f"http://127.0.0.1:{settings.admin_port}"
+            for _ in range(100):
+                try:
+                    async with http.get(f"{admin}/v1/status", headers={"Authorization": f"Bearer {token}"}) as r:
+                        status = await r.json()
+                        break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.1)
+            else:
+                pytest.fail("the node did not start: " + proc.stdout.read1().decode())
+            assert status["server_name"] == "acme.example"
+            async with http.get(f"http://127.0.0.1:{settings.client_port}/v1/whoami") as r:
+                assert r.status == 401
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output = (await asyncio.to_thread(proc.communicate, timeout=20))[0].decode()
+    assert proc.returncode == 0, output
+    assert "ready" in output and "stopping" in output
+    assert token not in output
+
+
+def test_keys_rotate_swaps_the_key_file_and_records_the_handover(tmp_path, capsys):
+    from federation.keys import SigningKey
+
+    _init(tmp_path, capsys)
+    key_path = tmp_path / "acme" / "signing.key"
+    old = SigningKey.load(key_path)
+    assert main(["keys", "rotate", "--data-dir", str(tmp_path / "acme")]) == 0
+    assert old.key_id in capsys.readouterr().out
+    new = SigningKey.load(key_path)
+    assert new.key_id != old.key_id
+    assert stat.S_IMODE(os.stat(key_path).st_mode) == 0o600
+    assert not (tmp_path / "acme" / "signing.key.new").exists()
+
+    async def history():
+        storage = await Storage.open(load_settings(tmp_path / "acme").resolved_database_url)
+        try:
+            async with storage.network_transaction() as tx:
+                return {r.key_id: (r.valid_until is not None, r.rotation_notice is not None)
+                        for r in await tx.node_keys.list()}
+        finally:
+            await storage.close()
+
+    assert asyncio.run(history()) == {old.key_id: (True, False), new.key_id: (False, True)}

@@ -1,0 +1,258 @@
+"""The operator commands against real nodes: `agentnet` is run in-process (in a worker thread,
+since `main` runs its own event loop) and talks HTTP to the admin and client listeners."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import socket
+
+import pytest
+
+from node.main.cli import main
+from node.ops.output import Progress
+from node.basics.config import write_config
+from tests.cluster import ClusterNode, eventually, start_node
+from tests.tls_fixtures import TestCertificateAuthority
+
+NETWORK, THREAD = "acme-rollout", "rollout-status"
+
+
+@pytest.fixture
+async def ca():
+    return TestCertificateAuthority()
+
+
+@pytest.fixture
+async def acme(tmp_path, ca):
+    node = await start_node(tmp_path, "acme.example", ca)
+    yield node
+    await node.stop()
+
+
+@pytest.fixture
+async def globex(tmp_path, ca):
+    node = await start_node(tmp_path, "globex.example", ca)
+    yield node
+    await node.stop()
+
+
+class Cli:
+    def __init__(self, capsys) -> None:
+        self._capsys = capsys
+
+    async def __call__(self, *argv: str) -> tuple[int, str, str]:
+        code = await asyncio.to_thread(main, list(argv))
+        captured = self._capsys.readouterr()
+        # The nodes run in this process too: keep only what the command wrote to stderr.
+        err = "".join(line for line in captured.err.splitlines(keepends=True) if line.startswith(("agentnet ", "(")))
+        return code, captured.out, err
+
+    async def admin(self, node: ClusterNode, *argv: str, expect: int = 0) -> str:
+        code, out, err = await self(*argv, "--admin-url", f"http://127.0.0.1:{node.ports['admin']}",
+                                    "--admin-token", node.admin_token)
+        assert code == expect, (code, out, err)
+        return out
+
+    async def admin_json(self, node: ClusterNode, *argv: str) -> dict:
+        return json.loads(await self.admin(node, *argv, "--json"))
+
+    async def client(self, node: ClusterNode, token: str, *argv: str, expect: int = 0) -> str:
+        code, out, err = await self(*argv, "--client-url", f"http://127.0.0.1:{node.ports['client']}",
+                                    "--token", token)
+        assert code == expect, (code, out, err)
+        return out
+
+
+@pytest.fixture
+def cli(capsys) -> Cli:
+    return Cli(capsys)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _created_token(output: str) -> str:
+    return output.strip().splitlines()[-1]
+
+
+async def test_tables_by_default_json_on_request(cli, acme):
+    made = await cli.admin(acme, "agent", "create", "ops", "--display-name", "Customer Ops")
+    token = _created_token(made)
+    assert token.startswith("anagt_") and "shown once" in made
+
+    listed = await cli.admin(acme, "agent", "list")
+    header, row = listed.splitlines()
+    assert header.split() == ["ID", "HANDLE", "NAME", "STATE", "CREATED"]
+    assert row.startswith("agent:ops@acme.example") and "Customer Ops" in row and "active" in row
+    assert header.index("HANDLE") == row.index("ops  ")  # columns line up
+
+    as_json = await cli.admin_json(acme, "agent", "list")
+    assert [p["handle"] for p in as_json["items"]] == ["ops"]
+    assert (await cli.admin_json(acme, "status"))["agents"] == 1
+    status = await cli.admin(acme, "status")
+    assert "server:" in status and "acme.example" in status
+
+    assert (await cli.admin(acme, "person", "list")).strip() == "(no people)"
+
+
+async def test_tokens_appear_only_where_they_are_made(cli, acme):
+    first = _created_token(await cli.admin(acme, "person", "create", "alex"))
+    issued = _created_token(await cli.admin(acme, "person", "token", "issue", "alex", "--scope", "read"))
+    tokens = await cli.admin_json(acme, "person", "token", "list", "alex")
+    assert len(tokens["items"]) == 2
+    for argv in (("person", "list"), ("person", "token", "list", "alex"), ("audit",), ("status",)):
+        for extra in ((), ("--json",)):
+            shown = await cli.admin(acme, *argv, *extra)
+            assert first not in shown and issued not in shown
+
+    revoked_id = next(t["id"] for t in tokens["items"] if t["scopes"] == ["read"])
+    assert "Revoked token" in await cli.admin(acme, "person", "token", "revoke", "alex", revoked_id)
+    rotated = _created_token(await cli.admin(acme, "person", "token", "rotate", "alex"))
+    assert rotated not in (first, issued)
+    listed = await cli.admin_json(acme, "person", "token", "list", "alex")
+    assert [t["active"] for t in listed["items"]].count(True) == 1
+    await cli.client(acme, first, "read", "anything", expect=2)  # the rotated-away token is refused
+
+    assert "disabled" in await cli.admin(acme, "person", "disable", "alex")
+    assert "disabled" in await cli.admin(acme, "person", "list")
+    await cli.admin(acme, "person", "enable", "alex")
+
+
+async def test_two_companies_through_the_cli_only(cli, acme, globex):
+    await cli.admin(acme, "network", "create", NETWORK, "--title", "Rollout")
+    invited = await cli.admin_json(acme, "network", "invite", NETWORK, globex.server, "--endpoint", globex.endpoint)
+    invites = await cli.admin(globex, "invites")
+    assert invited["id"] in invites and "acme.example" in invites and "FINGERPRINT" in invites
+    accepted = await cli.admin(globex, "invite", "accept", invited["id"])
+    assert f"joined {NETWORK}" in accepted
+
+    ops = _created_token(await cli.admin(acme, "agent", "create", "ops"))
+    delivery = _created_token(await cli.admin(globex, "agent", "create", "delivery"))
+    await cli.admin(acme, "attach", NETWORK, "agent:ops")
+    await cli.admin(globex, "attach", NETWORK, "agent:delivery")
+
+    async def both_attached():
+        shown = await cli.admin_json(acme, "network", "show", NETWORK)
+        return sum(p["attached"] for p in shown["participants"]) == 2
+
+    await eventually(both_attached)
+    opened = await cli.admin(acme, "thread", "open", NETWORK, THREAD, "--title", "Rollout status",
+                             "--participant", "agent:ops@acme.example",
+                             "--participant", "agent:delivery@globex.example")
+    assert f"Opened thread {THREAD} in {NETWORK}" in opened
+
+    async def thread_reached_globex():
+        return THREAD in await cli.admin(globex, "thread", "list", NETWORK)
+
+    await eventually(thread_reached_globex)
+    posted = await cli.client(acme, ops, "post", "--network", NETWORK, THREAD, "Ready for Thursday.")
+    assert posted.startswith("Posted ")
+
+    async def delivered():
+        return "Ready for Thursday." in await cli.client(globex, delivery, "read", "--network", NETWORK, THREAD)
+
+    await eventually(delivered)
+    log = await cli.client(globex, delivery, "read", "--network", NETWORK, THREAD)
+    assert "#" in log and "agent:ops@acme.example" in log
+
+    shown = await cli.admin(acme, "network", "show", NETWORK)
+    assert "Members" in shown and "globex.example" in shown and THREAD in shown
+    peers = await cli.admin(acme, "peers")
+    assert peers.splitlines()[0].split()[:2] == ["SERVER", "STATUS"] and "globex.example" in peers
+    networks = await cli.admin(globex, "network", "list")
+    assert NETWORK in networks and "member" in networks
+
+    assert "Closed thread" in await cli.admin(acme, "thread", "close", NETWORK, THREAD)
+    assert "Closed network" in await cli.admin(acme, "network", "close", NETWORK)
+
+
+async def test_exit_codes_and_one_line_errors(cli, acme):
+    code, out, err = await cli("network", "show", "nope", "--admin-url", f"http://127.0.0.1:{acme.ports['admin']}",
+                               "--admin-token", acme.admin_token)
+    assert code == 1 and out == ""
+    assert err == "agentnet network show: network not found (not_found)\n"
+
+    code, _, err = await cli("status", "--admin-url", f"http://127.0.0.1:{acme.ports['admin']}",
+                             "--admin-token", "anadm_wrong")
+    assert code == 2 and err.count("\n") == 1 and "token was refused" in err and "anadm_wrong" not in err
+
+    port = _free_port()
+    code, _, err = await cli("status", "--admin-url", f"http://127.0.0.1:{port}", "--admin-token", "x")
+    assert code == 1 and err.count("\n") == 1
+    assert f"cannot reach the admin listener at http://127.0.0.1:{port}" in err and "agentnet run" in err
+
+    # A request the node refuses as malformed is a usage error, naming the field.
+    code, _, err = await cli("agent", "create", "Not A Handle", "--admin-url",
+                             f"http://127.0.0.1:{acme.ports['admin']}", "--admin-token", acme.admin_token)
+    assert code == 2 and "handle" in err and err.count("\n") == 1
+
+    await cli.admin(acme, "network", "create", NETWORK, "--title", "Rollout")
+    await cli.admin(acme, "network", "create", NETWORK, "--title", "Again", expect=1)  # 409
+
+    with pytest.raises(SystemExit) as exited:  # argparse
+        main(["network", "show"])
+    assert exited.value.code == 2
+
+
+async def test_settings_and_token_file_in_the_data_dir(cli, acme, monkeypatch):
+    monkeypatch.delenv("AGENTNET_ADMIN_TOKEN", raising=False)
+    data_dir = acme.data_dir
+    code, _, err = await cli("status", "--data-dir", str(data_dir))
+    assert code == 2 and "admin.token" in err
+    (data_dir / "admin.token").write_text(acme.admin_token + "\n")
+    code, _, err = await cli("status", "--data-dir", str(data_dir))
+    assert code == 2 and "agentnet.toml" in err and "--admin-url" in err
+    write_config(data_dir, {"server_name": acme.server, "display_name": "Acme", "admin_port": acme.ports["admin"],
+                            "client_port": acme.ports["client"], "federation_port": acme.ports["federation"]})
+    monkeypatch.setenv("AGENTNET_DATA_DIR", str(data_dir))
+    code, out, err = await cli("status")
+    assert code == 0 and "acme.example" in out, err
+    ops = _created_token((await cli("agent", "create", "ops"))[1])
+    monkeypatch.setenv("AGENTNET_TOKEN", ops)
+    await cli("private-thread", "create", "billing", "--title", "Billing", "--member", "agent:ops")
+    assert (await cli("post", "billing", "hello"))[0] == 0
+    code, out, _ = await cli("read", "billing")
+    assert code == 0 and "hello" in out
+
+
+async def test_private_threads_knowledge_audit_and_paging(cli, acme):
+    ops = _created_token(await cli.admin(acme, "agent", "create", "ops"))
+    await cli.admin(acme, "private-thread", "create", "billing", "--title", "Billing", "--member", "agent:ops")
+    listed = await cli.admin(acme, "private-thread", "list")
+    assert "billing" in listed and "agent:ops@acme.example" in listed
+    for n in range(5):
+        await cli.client(acme, ops, "post", "billing", f"message {n}\nsecond line")
+    page = await cli.client(acme, ops, "read", "billing", "--limit", "2")
+    assert "message 1" in page and "message 2" not in page
+    everything = await cli.client(acme, ops, "read", "billing", "--limit", "2", "--all", "--json")
+    assert [m["body"].split("\n")[0] for m in json.loads(everything)["messages"]] == [f"message {n}" for n in range(5)]
+    assert "    second line" in await cli.client(acme, ops, "read", "billing")
+
+    await cli.admin(acme, "knowledge", "add", "--title", "Runbook", "--body", "Validate retries.",
+                    "--reader", "agent:ops")
+    knowledge = await cli.admin(acme, "knowledge", "list")
+    assert "Runbook" in knowledge and "Validate retries." in knowledge
+    await cli.admin(acme, "knowledge", "add", "--title", "Runbook", expect=2)  # no body
+    audit = await cli.admin_json(acme, "audit", "--limit", "2", "--all")
+    assert len(audit["items"]) >= 4 and audit["next_cursor"] is None
+    assert "ACTION" in (await cli.admin(acme, "audit")).splitlines()[0]
+    assert (await cli.admin(acme, "webhooks", "list")).strip() == "(no webhooks)"
+
+
+def test_progress_only_on_a_terminal():
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    quiet, tty = io.StringIO(), Tty()
+    for stream in (quiet, tty):
+        progress = Progress("messages", stream)
+        progress.update(200)
+        progress.done()
+    assert quiet.getvalue() == ""
+    assert "messages: 200" in tty.getvalue()

@@ -1,0 +1,128 @@
+"""The rooms' import rules (`docs/architecture.md`), checked on the source.
+
+The trust model's central rule is that nothing shared can reach a private row. The types carry
+part of it (the federation path holds a `NetworkStore`, whose transactions have only the
+network repositories); these tests carry the rest: which module may import which, followed
+through every import, at module level or inside a function. `federation/`'s own purity is
+`tests/federation/test_purity.py`.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections import deque
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("node", "storage", "federation")
+# The one bridge from the network side into a private table: a network transaction appends
+# pointer rows to the local clients' feed, and can read nothing through it.
+FEED_BRIDGE = "storage.feed_writer"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module `path` names in an import, and every `module.name` it imports from one."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _graph() -> dict[str, set[str]]:
+    sources = {_module_name(p): p for package in PACKAGES for p in (ROOT / package).rglob("*.py")
+               if "versions" not in p.parts}
+    return {name: {d for d in _imports(path) if d in sources} for name, path in sources.items()}
+
+
+GRAPH = _graph()
+
+
+def _first_path(start: str, forbidden: tuple[str, ...], *, through: frozenset[str] = frozenset()) -> str | None:
+    """The import chain from `start` to a module under one of `forbidden`, or None. Modules in
+    `through` are not followed (the documented bridges). A module is under `f` if it is `f`
+    or inside it."""
+    came_from: dict[str, str | None] = {start: None}
+    queue = deque([start])
+    while queue:
+        module = queue.popleft()
+        for dep in sorted(GRAPH[module]):
+            if dep in came_from:
+                continue
+            came_from[dep] = module
+            if any(dep == f or dep.startswith(f + ".") for f in forbidden):
+                chain = [dep]
+                while (previous := came_from[chain[-1]]) is not None:
+                    chain.append(previous)
+                return " <- ".join(chain)
+            if dep not in through:
+                queue.append(dep)
+    return None
+
+
+def _room(prefix: str) -> list[str]:
+    return sorted(m for m in GRAPH if m == prefix or m.startswith(prefix + "."))
+
+
+def test_every_room_holds_modules():
+    rooms = ["node.main", "node.basics", "node.http", "node.workspace", "node.networks", "node.federation",
+             "node.feed", "node.webhooks", "node.mcp", "node.ops", "node.client", "storage.private",
+             "storage.network"]
+    assert all(len(_room(room)) > 1 for room in rooms), [room for room in rooms if len(_room(room)) <= 1]
+    assert not [m for m in GRAPH if m.count(".") == 1 and m.startswith("node.") and m not in rooms], \
+        "node/ holds rooms only"
+
+
+@pytest.mark.parametrize("module", _room("storage.network"))
+def test_network_tables_reach_nothing_private(module):
+    """The network side of storage names no private table, and nothing of the node."""
+    assert _first_path(module, ("storage.private", "storage.storage", "storage.feed", "node"),
+                       through=frozenset({FEED_BRIDGE})) is None
+
+
+def test_only_the_network_transaction_crosses_the_feed_bridge():
+    crossing = sorted(m for m in GRAPH if FEED_BRIDGE in GRAPH[m])
+    assert crossing == ["storage.network.transaction"]
+    assert {d for d in GRAPH[FEED_BRIDGE] if d.startswith("storage.")} <= {"storage.private.tables"}
+
+
+@pytest.mark.parametrize("module", _room("node.federation"))
+def test_the_federation_path_reaches_nothing_private(module):
+    """The node's half of federation never holds the full storage facade, a private
+    repository, the workspace, or the rooms that serve local clients."""
+    forbidden = ("storage.private", "storage.storage", "storage.feed", "node.workspace", "node.networks",
+                 "node.feed", "node.webhooks", "node.mcp", "node.ops", "node.http.auth", "node.main")
+    assert _first_path(module, forbidden, through=frozenset({FEED_BRIDGE})) is None
+
+
+@pytest.mark.parametrize("module", _room("node.workspace"))
+def test_the_workspace_imports_nothing_of_federation(module):
+    """The private side imports neither the protocol core nor the node's half of federation.
+    (The shared HTTP plumbing it uses parses JSON with the core's bounded parser; that is
+    plumbing, not federation, so only what the workspace names itself is held to the core.)"""
+    assert not {d for d in GRAPH[module] if d.startswith("federation")}
+    assert _first_path(module, ("node.federation", "node.networks", "node.main")) is None
+
+
+@pytest.mark.parametrize("module", sorted(m for m in GRAPH if not m.startswith("node.main")))
+def test_nothing_imports_the_entry_point(module):
+    """`node.main` wires everything and is imported by nothing (the tests and the bench,
+    which start nodes, aside)."""
+    assert not {d for d in GRAPH[module] if d.startswith("node.main")}
+
+
+def test_the_rules_can_fail():
+    """A check that cannot fail checks nothing: the walk finds a known chain."""
+    assert _first_path("node.main.assembly", ("storage.private",)) is not None
+    assert _first_path("storage.network.transaction", ("storage.private",)) == \
+        "storage.private.tables <- storage.feed_writer <- storage.network.transaction"
