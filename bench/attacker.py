@@ -94,14 +94,14 @@ async def _keep_one(slot: int, args: argparse.Namespace, sources: list[str], sta
             _, conn = await asyncio.wait_for(loop.create_connection(
                 lambda: _Conn(stats), host, int(port), ssl=tls, server_hostname="target" if tls else None,
                 local_addr=(sources[slot % len(sources)], 0)), _CONNECT_TIMEOUT_S)
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             stats.failed += 1
         if conn is not None:
             live.add(conn)
             stats.open_peak = max(stats.open_peak, len(live))
             try:
                 await asyncio.wait_for(asyncio.shield(conn.closed), max(0.0, deadline - time.monotonic()))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             finally:
                 live.discard(conn)

@@ -61,7 +61,7 @@ async def _round_trips(root: Path, requests: int) -> dict[str, float | dict]:
         write_self_signed(cert, key, "floor.bench", now=datetime.now(UTC))
     port = free_port()
     # Popen only forks and execs; the wait for the server is the async loop below.
-    proc = subprocess.Popen([sys.executable, "-m", "bench.floor", "--serve", str(port), str(cert), str(key)],  # noqa: ASYNC220
+    proc = subprocess.Popen([sys.executable, "-m", "bench.floor", "--serve", str(port), str(cert), str(key)],
                             cwd=REPO_ROOT, stdin=subprocess.DEVNULL)
     try:
         connector = aiohttp.TCPConnector(ssl=client_ssl_context(cert), limit=_CONCURRENCY)

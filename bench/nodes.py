@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -34,14 +34,14 @@ import aiohttp
 
 __all__ = [
     "POSTGRES_ADMIN_URL",
-    "profile_into",
-    "py_spy",
     "BenchCluster",
     "BenchNode",
     "NodeFailed",
     "free_port",
     "proc_cpu_seconds",
     "proc_rss_bytes",
+    "profile_into",
+    "py_spy",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -188,9 +188,9 @@ class BenchNode:
         """Spawn `agentnet run`; returns the monotonic time of the spawn once the admin
         listener answers."""
         # Opening a local log file and forking do not block the loop for any time that matters.
-        with open(self.log_path, "ab") as log:  # noqa: ASYNC230
+        with open(self.log_path, "ab") as log:
             spawned = time.monotonic()
-            self.proc = subprocess.Popen(  # noqa: ASYNC220
+            self.proc = subprocess.Popen(
                 self._run_argv(),
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.code_root,
                 env=_child_env(federation_limits=self.federation_limits),

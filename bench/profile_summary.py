@@ -24,7 +24,7 @@ def summarize(document: dict) -> tuple[float, Counter, Counter]:
     own: Counter = Counter()
     total = 0
     for profile in document["profiles"]:
-        for stack, weight in zip(profile["samples"], profile["weights"]):
+        for stack, weight in zip(profile["samples"], profile["weights"], strict=False):
             if not stack:
                 continue
             total += weight

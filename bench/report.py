@@ -94,7 +94,7 @@ def table(rows: list[Row]) -> str:
                       "" if r.ratio is None else _num(r.ratio), r.floor or "", r.target or "",
                       "" if r.met is None else ("ok" if r.met else "MISSED")))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    out = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines]
+    out = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=False)).rstrip() for line in lines]
     out.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(out)
 

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from node.client.agent_client import AgentClient, AgentNetError
-from node.workspace.models import KnowledgeOut, PrincipalOut
 from node.feed.models import EventOut
+from node.workspace.models import KnowledgeOut, PrincipalOut
 
-__all__ = ["AgentSpec", "open_items", "main"]
+__all__ = ["AgentSpec", "main", "open_items"]
 
 TOKEN_ENV = "AGENTNET_TOKEN"
 _OPEN_ITEM = re.compile(r"^\s*[-*]\s*\[ \]\s*(?P<text>\S.*?)\s*$", re.M)

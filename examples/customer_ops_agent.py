@@ -14,6 +14,7 @@ import re
 import sys
 
 from agent_runtime import AgentSpec, main, open_items
+
 from node.workspace.models import KnowledgeOut
 
 # "ready to move ... to production", "ready for prod", "ready to go live"

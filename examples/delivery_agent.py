@@ -14,6 +14,7 @@ import re
 import sys
 
 from agent_runtime import AgentSpec, main, open_items
+
 from node.workspace.models import KnowledgeOut
 
 _WEBHOOK = re.compile(r"\bwebhooks?\b", re.I)

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from federation.errors import InvalidIdentifier
 
 __all__ = [
-    "MAX_SERVER_NAME_CHARS",
     "ATTACHABLE_KINDS",
+    "MAX_SERVER_NAME_CHARS",
     "PARTICIPANT_KINDS",
     "ParticipantId",
     "validate_network_name",

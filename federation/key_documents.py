@@ -265,8 +265,7 @@ def build_key_document(
         raise InvalidKeyDocument("the current key is revoked")
     if any(notice.signer_key_id in revoked for notice in revocations):
         raise InvalidKeyDocument("a revocation is signed by a revoked key")
-    keys = (KeyInfo(current.key_id, current.verify_key, None),) + tuple(
-        KeyInfo(p.verify_key.key_id, p.verify_key, p.valid_until) for p in past)
+    keys = (KeyInfo(current.key_id, current.verify_key, None), *tuple(KeyInfo(p.verify_key.key_id, p.verify_key, p.valid_until) for p in past))
     unsigned = _Document(server, now_ms, keys, tuple(rotations), tuple(revocations), current.key_id, b"")
     wire = replace(unsigned, signature=current.sign(unsigned.signing_bytes())).to_wire()
     _parse_document(wire)  # the same structural checks a peer will run

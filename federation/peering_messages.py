@@ -16,12 +16,12 @@ from federation.identifiers import validate_network_name, validate_server_name
 from federation.keys import VerifyKey
 
 __all__ = [
+    "MAX_TRANSACTION_EVENTS",
     "AcceptMessage",
     "DeclineMessage",
     "EventsPage",
     "InviteMessage",
     "KeyRef",
-    "MAX_TRANSACTION_EVENTS",
     "TransactionMessage",
     "TransactionResult",
 ]

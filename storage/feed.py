@@ -20,7 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.network.events import StoredEvent
 from storage.network.tables import (
-    network_events, network_participants, networks, shared_thread_participants, shared_threads,
+    network_events,
+    network_participants,
+    networks,
+    shared_thread_participants,
+    shared_threads,
 )
 from storage.private.tables import client_feed, feed_state, private_thread_members
 

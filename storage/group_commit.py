@@ -69,9 +69,9 @@ class GroupCommit:
         try:
             async with self._storage.transaction() as tx:
                 values = [await work(tx) for work, _future in group]
-        except Exception:  # noqa: BLE001 -- each work runs again alone and meets its own error
+        except Exception:
             return False
-        for (_work, future), value in zip(group, values):
+        for (_work, future), value in zip(group, values, strict=True):
             if not future.done():
                 future.set_result(value)
         return True
@@ -82,7 +82,7 @@ class GroupCommit:
         try:
             async with self._storage.transaction() as tx:
                 value = await work(tx)
-        except Exception as e:  # noqa: BLE001 -- handed to the caller that is waiting for it
+        except Exception as e:
             if not future.done():
                 future.set_exception(e)
         else:

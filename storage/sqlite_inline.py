@@ -103,7 +103,7 @@ class _InlineQueue:
         future, function = item
         try:
             result = function()
-        except Exception as e:  # noqa: BLE001 -- handed to the waiting caller, as aiosqlite does
+        except Exception as e:
             future.set_exception(e)
         else:
             future.set_result(result)

@@ -21,19 +21,19 @@ from typing import TypeVar
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from storage.private.audit import AuditRepository
-from storage.private.company import CompanyRepository
 from storage.engine import create_engine, create_unit_engine, is_sqlite, sqlite_file
 from storage.errors import DatabaseUnavailable
 from storage.feed import FeedRepository
+from storage.migrations_runner import ensure_schema
 from storage.network.transaction import NetworkTransaction
+from storage.private.audit import AuditRepository
+from storage.private.company import CompanyRepository
 from storage.private.idempotency import IdempotencyRepository
 from storage.private.knowledge import KnowledgeRepository
-from storage.migrations_runner import ensure_schema
 from storage.private.principals import AdminTokenRepository, PrincipalRepository, TokenRepository
 from storage.private.threads import PrivateThreadRepository
-from storage.sqlite_units import SyncConnection
 from storage.private.webhooks import WebhookRepository
+from storage.sqlite_units import SyncConnection
 
 __all__ = ["NetworkTransaction", "Storage", "Transaction"]
 

@@ -20,12 +20,12 @@ import aiohttp
 from aiohttp import web
 
 from federation.keys import SigningKey
-from node.main.assembly import NodeParts, assemble, record_own_key
-from node.workspace.bootstrap import bootstrap_company
 from node.basics.clock import SystemClock
-from node.http.connection_guard import ConnectionGuard, ConnectionLimits, GuardedSite
 from node.basics.limits import FederationLimits, WebhookLimits
 from node.federation.tls import client_ssl_context, server_ssl_context
+from node.http.connection_guard import ConnectionGuard, ConnectionLimits, GuardedSite
+from node.main.assembly import NodeParts, assemble, record_own_key
+from node.workspace.bootstrap import bootstrap_company
 from storage.storage import Storage
 from tests.tls_fixtures import TestCertificateAuthority
 

@@ -6,8 +6,8 @@ import asyncio
 import logging
 import os
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 
 import asyncpg
 import pytest
@@ -29,7 +29,7 @@ def _postgres_problem() -> str | None:
     try:
         with ThreadPoolExecutor(max_workers=1) as pool:
             pool.submit(asyncio.run, probe()).result()
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as e:
+    except (TimeoutError, OSError, asyncpg.PostgresError) as e:
         return f"PostgreSQL at {POSTGRES_ADMIN_URL} is not reachable: {e}"
     return None
 

@@ -16,12 +16,17 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError, TomlConfigSettingsSource
 
-from node.http.connection_guard import (
-    BODY_TIMEOUT_S, HANDSHAKE_TIMEOUT_S, HEADER_TIMEOUT_S, IDLE_TIMEOUT_S, MAX_CONNECTIONS, PER_ADDRESS_CONNECTIONS,
-    ConnectionLimits,
-)
 from node.basics.errors import ConfigError
 from node.basics.limits import ClientLimits, FederationLimits, WebhookLimits
+from node.http.connection_guard import (
+    BODY_TIMEOUT_S,
+    HANDSHAKE_TIMEOUT_S,
+    HEADER_TIMEOUT_S,
+    IDLE_TIMEOUT_S,
+    MAX_CONNECTIONS,
+    PER_ADDRESS_CONNECTIONS,
+    ConnectionLimits,
+)
 from node.webhooks.destinations import parse_allowed_host
 
 __all__ = ["CONFIG_FILE", "NodeSettings", "load_settings", "write_config"]

@@ -36,10 +36,10 @@ from urllib.parse import quote
 import aiohttp
 from pydantic import BaseModel, ValidationError
 
-from node.workspace.models import KnowledgeResults, MessageOut, MessagePage, PrincipalOut, ThreadList
 from node.feed.models import EventOut, EventPage
 from node.networks.models import SharedMessageOut, SharedMessagePage, SharedThreadList
 from node.webhooks.models import WebhookCreated, WebhookList, WebhookOut
+from node.workspace.models import KnowledgeResults, MessageOut, MessagePage, PrincipalOut, ThreadList
 
 __all__ = ["AgentClient", "AgentNetError", "EventStream", "RetryPolicy", "SseFrame", "SseParser"]
 

@@ -31,27 +31,37 @@ from federation.canonical_json import encode_canonical
 from federation.errors import UnknownKey
 from federation.keys import VerifyKey
 from federation.peering_messages import (
-    AcceptMessage, DeclineMessage, InviteMessage, KeyRef, TransactionMessage,
+    AcceptMessage,
+    DeclineMessage,
+    InviteMessage,
+    KeyRef,
+    TransactionMessage,
 )
 from federation.request_signing import REPLAY_WINDOW_MS, parse_authorization, verify_request
-from node.federation.catch_up import CATCH_UP_PAGE, CatchUpWorker
 from node.basics.clock import Clock
-from node.federation.delivery import DeliveryWorker
 from node.basics.errors import (
-    Blocked, InvalidRequest, NotAPeer, NotFoundError, PayloadTooLarge, Replayed, UnknownNetwork,
+    Blocked,
+    InvalidRequest,
+    NotAPeer,
+    NotFoundError,
+    PayloadTooLarge,
+    Replayed,
+    UnknownNetwork,
 )
-from node.federation.peer_client import FEDERATION_PREFIX
-from node.federation.engine import FederationEngine
-from node.http.errors import error_middleware
-from node.http.io import parse_body
-from node.federation.inbound import InboundEvents
-from node.federation.key_publishing import own_key_document
-from node.federation.halting import HaltKeeper
-from node.federation.key_refresh import KeyRefresher
-from node.federation.key_ring import usable_until
 from node.basics.limits import FederationLimits
 from node.basics.rate_limit import PeerRateLimiter
+from node.federation.catch_up import CATCH_UP_PAGE, CatchUpWorker
+from node.federation.delivery import DeliveryWorker
+from node.federation.engine import FederationEngine
+from node.federation.halting import HaltKeeper
+from node.federation.inbound import InboundEvents
+from node.federation.key_publishing import own_key_document
+from node.federation.key_refresh import KeyRefresher
+from node.federation.key_ring import usable_until
+from node.federation.peer_client import FEDERATION_PREFIX
 from node.federation.peering import PeeringReceiver
+from node.http.errors import error_middleware
+from node.http.io import parse_body
 from storage.network.transaction import NetworkStore
 
 __all__ = ["MAX_FEDERATION_BODY_BYTES", "build_federation_app"]

@@ -18,11 +18,11 @@ import logging
 from federation.errors import ProtocolError
 from node.basics.clock import Clock
 from node.basics.errors import NodeError
-from node.federation.peer_client import PeerClient
 from node.federation.engine import FederationEngine
 from node.federation.halting import HaltKeeper
 from node.federation.inbound import InboundEvents
 from node.federation.key_refresh import KeyRefresher
+from node.federation.peer_client import PeerClient
 from storage.network.transaction import NetworkStore
 
 __all__ = ["CATCH_UP_PAGE", "CatchUpWorker"]

@@ -201,7 +201,7 @@ class DeliveryWorker:
                         batch = await self._claim(tx, server) if not wait_ms else None
                     for item, error in refused:
                         log.warning("%s refused event %s: %s", server, item.event_id, error)
-                    delivered = [i.created_at for i, r in zip(items, results) if r.get("status") == 200]
+                    delivered = [i.created_at for i, r in zip(items, results, strict=True) if r.get("status") == 200]
                     await self.on_settled(server, delivered, len(refused), now)
                 if server not in self._again:
                     return
@@ -246,7 +246,7 @@ class DeliveryWorker:
         """Record each event's answer; returns the events refused for good, with why, and how
         long the destination waits before it is tried again (0: at once)."""
         done, later, refused = [], [], []
-        for item, result in zip(items, results):
+        for item, result in zip(items, results, strict=True):
             status = result.get("status")
             if status == 200:
                 done.append(item.id)

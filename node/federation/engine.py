@@ -48,9 +48,9 @@ from federation.sequencing import (
 )
 from node.basics.clock import Clock
 from node.basics.errors import Forbidden, KeyConflict, OutOfOrder, UnknownNetwork
+from node.federation.chain_state import StateCache, message_lookup
 from node.federation.key_ring import KeyRing
 from node.federation.projection import project
-from node.federation.chain_state import StateCache, message_lookup
 from storage.network.networks import NetworkRecord
 from storage.network.transaction import NetworkTransaction
 

@@ -93,7 +93,7 @@ class InboundEvents:
                     return [], held
                 todo = await self._sort_out(tx, wires, via, results, resuming)
                 accepted = await self._all_at_once(tx, [wires[i] for i in todo], via)
-                for i, one in zip(todo, accepted):
+                for i, one in zip(todo, accepted, strict=True):
                     results[i] = _result(one)
                 answer = await _save_answer(tx, via, txn, results)
         except _Refused:

@@ -38,8 +38,8 @@ from federation.key_documents import VerifiedKeys, verify_key_document
 from federation.keys import VerifyKey
 from node.basics.clock import Clock
 from node.basics.errors import NodeError
-from node.federation.peer_client import PeerClient
 from node.federation.key_ring import KeyRing
+from node.federation.peer_client import PeerClient
 from storage.network.transaction import NetworkStore, NetworkTransaction
 
 __all__ = ["MIN_INTERVAL_MS", "KeyRefresher"]

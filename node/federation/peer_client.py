@@ -9,7 +9,6 @@ aiohttp's exceptions.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import ssl
 from collections.abc import Callable
@@ -75,7 +74,7 @@ class PeerClient:
                 raw = await _read_capped(response)
                 status = response.status
                 retry_after = _retry_after_s(response.headers.get("Retry-After"))
-        except (aiohttp.ClientError, asyncio.TimeoutError, ssl.SSLError, OSError) as e:
+        except (TimeoutError, aiohttp.ClientError, ssl.SSLError, OSError) as e:
             # A connector error's text embeds the SSL context's repr; its OS error says it all.
             detail = e.os_error if isinstance(e, aiohttp.ClientConnectorError) else e
             raise PeerUnreachable(f"{destination} is unreachable: {type(e).__name__}: {detail}") from e

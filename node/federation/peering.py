@@ -30,7 +30,7 @@ from storage.errors import NotFound
 from storage.network.peers import Invite
 from storage.network.transaction import NetworkStore, NetworkTransaction
 
-__all__ = ["INVITE_TTL_MS", "PeeringReceiver", "new_invite_id", "has_expired", "offered_key", "operator_of", "pin_peer"]
+__all__ = ["INVITE_TTL_MS", "PeeringReceiver", "has_expired", "new_invite_id", "offered_key", "operator_of", "pin_peer"]
 
 # Three days: long enough for the invitee's operator to check the fingerprint with the host's.
 INVITE_TTL_MS = 3 * 24 * 3600 * 1000

@@ -22,13 +22,13 @@ import time
 
 from aiohttp import web
 
-from node.http.auth import Caller, authenticate_digest, current_caller, require_scope
 from node.basics.clock import Clock
 from node.basics.errors import InvalidRequest
+from node.basics.limits import ClientLimits
 from node.feed.models import EventPage, EventsQuery, StreamQuery
 from node.feed.service import FeedService
+from node.http.auth import Caller, authenticate_digest, current_caller, require_scope
 from node.http.io import read_query, respond
-from node.basics.limits import ClientLimits
 from node.http.openapi import Endpoint, Header
 from storage.storage import Storage
 

@@ -12,11 +12,11 @@ import time
 
 from federation.event_content import MessageEdited, MessagePosted
 from node.basics.clock import Clock
-from node.workspace.directory import Directory
 from node.basics.errors import Gone
+from node.federation.chain_state import stored_view
 from node.feed.hub import FeedHub
 from node.feed.models import EventOut, EventPage
-from node.federation.chain_state import stored_view
+from node.workspace.directory import Directory
 from storage.feed import FeedEntry
 from storage.private.principals import Principal
 from storage.storage import Storage, Transaction

@@ -16,8 +16,16 @@ from storage.private.principals import Principal
 from storage.storage import Storage
 
 __all__ = [
-    "SCOPES", "Caller", "admin_authenticator", "auth_middleware", "current_admin", "current_caller",
-    "current_principal", "authenticate_digest", "principal_authenticator", "require_scope",
+    "SCOPES",
+    "Caller",
+    "admin_authenticator",
+    "auth_middleware",
+    "authenticate_digest",
+    "current_admin",
+    "current_caller",
+    "current_principal",
+    "principal_authenticator",
+    "require_scope",
 ]
 
 # What a principal token may be allowed to do. `read` covers threads, the event stream and

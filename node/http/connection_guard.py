@@ -466,7 +466,7 @@ class _Gate(asyncio.Protocol):
 class GuardedSite(web.BaseSite):
     """Serves a runner's app on a socket (or host and port) through a `ConnectionGuard`."""
 
-    __slots__ = ("_guard", "_sock", "_host", "_port")
+    __slots__ = ("_guard", "_host", "_port", "_sock")
 
     def __init__(self, runner: web.BaseRunner, guard: ConnectionGuard, *, sock: socket.socket | None = None,
                  host: str | None = None, port: int | None = None, backlog: int = 128) -> None:

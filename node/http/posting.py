@@ -13,15 +13,15 @@ from typing import TypeVar
 from aiohttp import web
 from pydantic import BaseModel
 
-from node.http.fields import MAX_BODY_CHARS
-from node.http.auth import current_caller, require_scope
 from node.basics.errors import PayloadTooLarge
-from node.http.io import parse_json_body, validate_body
-from node.http.idempotency import HEADER, KEY_PATTERN, IdempotencyKey, Posted, idempotency_key
-from node.http.openapi import Endpoint, Handler, Header
 from node.basics.rate_limit import PostRateLimiter
+from node.http.auth import current_caller, require_scope
+from node.http.fields import MAX_BODY_CHARS
+from node.http.idempotency import HEADER, KEY_PATTERN, IdempotencyKey, Posted, idempotency_key
+from node.http.io import parse_json_body, validate_body
+from node.http.openapi import Endpoint, Handler, Header
 
-__all__ = ["IDEMPOTENCY_KEY", "MessageTooLarge", "REPLAYED", "post_endpoint", "read_post", "respond_posted"]
+__all__ = ["IDEMPOTENCY_KEY", "REPLAYED", "MessageTooLarge", "post_endpoint", "read_post", "respond_posted"]
 
 IDEMPOTENCY_KEY = Header(HEADER, "a key of the caller's choice: a retry with the same key and body is stored once "
                                  "and answered with the first answer (remembered for a day)", KEY_PATTERN)

@@ -12,37 +12,37 @@ import aiohttp
 from aiohttp import web
 
 from federation.keys import SigningKey
-from node.main.listeners import DEFAULT_MAX_BODY_BYTES, build_admin_app, build_client_app
-from node.federation.catch_up import CatchUpWorker
-from node.workspace.client_service import ClientService
 from node.basics.clock import Clock
-from node.federation.delivery import DeliveryWorker
-from node.workspace.directory import Directory
+from node.basics.limits import ClientLimits, FederationLimits, WebhookLimits
+from node.basics.rate_limit import PostRateLimiter
 from node.federation.api import build_federation_app
-from node.federation.peer_client import PeerClient
+from node.federation.catch_up import CatchUpWorker
+from node.federation.chain_state import StateCache
+from node.federation.delivery import DeliveryWorker
 from node.federation.engine import FederationEngine
-from node.feed.api import feed_endpoints
-from node.feed.hub import FeedHub
-from node.feed.service import FeedService
-from node.ops.health import WorkerMonitor, health_endpoints
-from node.main.housekeeping import HousekeepingWorker
 from node.federation.halting import HaltKeeper
 from node.federation.key_refresh import KeyRefresher
 from node.federation.key_ring import KeyRing
-from node.basics.limits import ClientLimits, FederationLimits, WebhookLimits
-from node.mcp.mount import mount_mcp
-from node.ops.metrics import NodeMetrics, metrics_endpoints
-from node.networks.partners import PartnerService
-from node.networks.admin_api import network_admin_endpoints
-from node.networks.service import NetworkService
-from node.federation.chain_state import StateCache
+from node.federation.peer_client import PeerClient
 from node.federation.peering import PeeringReceiver
-from node.basics.rate_limit import PostRateLimiter
+from node.feed.api import feed_endpoints
+from node.feed.hub import FeedHub
+from node.feed.service import FeedService
+from node.main.housekeeping import HousekeepingWorker
+from node.main.listeners import DEFAULT_MAX_BODY_BYTES, build_admin_app, build_client_app
+from node.mcp.mount import mount_mcp
+from node.networks.admin_api import network_admin_endpoints
+from node.networks.partners import PartnerService
+from node.networks.service import NetworkService
 from node.networks.thread_api import shared_thread_endpoints
 from node.networks.threads import SharedThreadService
+from node.ops.health import WorkerMonitor, health_endpoints
+from node.ops.metrics import NodeMetrics, metrics_endpoints
 from node.webhooks.api import WebhookService, webhook_admin_endpoints, webhook_client_endpoints
 from node.webhooks.resolver import Destinations
 from node.webhooks.worker import WebhookWorker
+from node.workspace.client_service import ClientService
+from node.workspace.directory import Directory
 from storage.storage import Storage
 
 __all__ = ["NodeParts", "assemble", "record_own_key"]

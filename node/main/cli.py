@@ -10,20 +10,20 @@ import argparse
 import asyncio
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from federation.errors import InvalidIdentifier, KeyFileError
 from federation.identifiers import validate_server_name
 from federation.keys import SigningKey
-from node.ops import admin_commands, demo, node_commands
-from node.workspace.bootstrap import bootstrap_company, reset_admin_token
 from node.basics.clock import SystemClock
 from node.basics.config import CONFIG_FILE, load_settings, write_config
 from node.basics.errors import ConfigError
-from node.federation.key_publishing import rotate_node_key
 from node.basics.log_setup import configure_logging
+from node.federation.key_publishing import rotate_node_key
 from node.main.runner import serve
+from node.ops import admin_commands, demo, node_commands
+from node.workspace.bootstrap import bootstrap_company, reset_admin_token
 from storage.errors import StorageConfigError, StorageError
 from storage.storage import Storage
 
@@ -98,7 +98,7 @@ async def _init(args: argparse.Namespace) -> None:
             from node.ops.tls_ca import write_self_signed  # cryptography: only commands that make certificates load it
 
             tls_fingerprint = write_self_signed(settings.tls_cert_path, settings.tls_key_path, server_name,
-                                                now=datetime.now(timezone.utc))
+                                                now=datetime.now(UTC))
         storage = await Storage.open(settings.resolved_database_url, auto_migrate=True)
         try:
             token = await bootstrap_company(

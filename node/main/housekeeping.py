@@ -11,8 +11,8 @@ import asyncio
 import logging
 
 from node.basics.clock import Clock
-from node.http.idempotency import KEY_MEMORY_MS
 from node.federation.key_refresh import KeyRefresher
+from node.http.idempotency import KEY_MEMORY_MS
 from storage.storage import Storage
 
 __all__ = ["HousekeepingWorker"]

@@ -11,19 +11,19 @@ from importlib.metadata import version
 
 from aiohttp import web
 
+from node.basics.clock import Clock
+from node.basics.limits import ClientLimits
+from node.basics.rate_limit import PostRateLimiter
+from node.http.auth import admin_authenticator, auth_middleware, current_caller, principal_authenticator, require_scope
+from node.http.errors import error_middleware
+from node.http.openapi import Endpoint, Handler, add_endpoints, openapi_document
 from node.workspace.admin_api import admin_endpoints
 from node.workspace.admin_service import AdminService
-from node.http.auth import admin_authenticator, auth_middleware, current_caller, principal_authenticator, require_scope
 from node.workspace.client_api import client_endpoints
 from node.workspace.client_service import ClientService
-from node.basics.clock import Clock
 from node.workspace.directory import Directory
-from node.http.errors import error_middleware
-from node.basics.limits import ClientLimits
-from node.http.openapi import Endpoint, Handler, add_endpoints, openapi_document
-from node.basics.rate_limit import PostRateLimiter
 
-__all__ = ["build_admin_app", "build_client_app", "DEFAULT_MAX_BODY_BYTES"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "build_admin_app", "build_client_app"]
 
 # Bodies are JSON with at most a 64 KiB knowledge item or a 16 KiB message; 256 KiB leaves
 # room for escaping and many members while keeping a hostile client from buffering megabytes.

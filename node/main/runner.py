@@ -19,13 +19,13 @@ from aiohttp import web
 
 from federation.errors import KeyFileError
 from federation.keys import SigningKey
-from node.main.assembly import assemble, record_own_key
 from node.basics.clock import Clock, SystemClock
 from node.basics.config import NodeSettings
-from node.http.connection_guard import FD_RESERVE, ConnectionGuard, GuardedSite, ensure_file_limit
 from node.basics.errors import ConfigError
 from node.basics.file_modes import narrow_modes
 from node.federation.tls import client_ssl_context, server_ssl_context
+from node.http.connection_guard import FD_RESERVE, ConnectionGuard, GuardedSite, ensure_file_limit
+from node.main.assembly import assemble, record_own_key
 from storage.storage import Storage
 
 __all__ = ["serve"]

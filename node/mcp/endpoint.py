@@ -27,20 +27,20 @@ from mcp.server.transport_security import TransportSecuritySettings
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
-from node.http.fields import MAX_BODY_CHARS, MAX_PAGE
-from node.workspace.models import KnowledgeResults, ThreadOut
-from node.http.asgi_bridge import call_asgi
-from node.http.auth import Caller, current_caller, require_scope
-from node.workspace.client_service import ClientService
 from node.basics.errors import Unauthorized
+from node.basics.rate_limit import PostRateLimiter
 from node.feed.models import MAX_WAIT_S, EventPage
 from node.feed.service import FeedService
+from node.http.asgi_bridge import call_asgi
+from node.http.auth import Caller, current_caller, require_scope
 from node.http.errors import describe
+from node.http.fields import MAX_BODY_CHARS, MAX_PAGE
 from node.http.idempotency import KEY_PATTERN, bind_key
-from node.networks.models import SharedThreadOut
 from node.http.openapi import Handler
-from node.basics.rate_limit import PostRateLimiter
+from node.networks.models import SharedThreadOut
 from node.networks.threads import SharedThreadService
+from node.workspace.client_service import ClientService
+from node.workspace.models import KnowledgeResults, ThreadOut
 from storage.errors import DatabaseUnavailable
 
 __all__ = ["CALLER_STATE_KEY", "ThreadsOut", "build_mcp_server", "mcp_handler"]

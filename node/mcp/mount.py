@@ -14,12 +14,12 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from node.http.asgi_bridge import HeldContext
-from node.workspace.client_service import ClientService
-from node.feed.service import FeedService
-from node.http.openapi import Handler
 from node.basics.rate_limit import PostRateLimiter
+from node.feed.service import FeedService
+from node.http.asgi_bridge import HeldContext
+from node.http.openapi import Handler
 from node.networks.threads import SharedThreadService
+from node.workspace.client_service import ClientService
 
 __all__ = ["MAX_MCP_BODY_BYTES", "mount_mcp"]
 

@@ -7,13 +7,21 @@ from aiohttp import web
 from federation.keys import VerifyKey
 from node.http.auth import current_admin
 from node.http.io import read_body, respond
-from node.networks.models import (
-    AlertList, AttachParticipant, CreateNetwork, InviteCompany, InviteList, InviteOut, NetworkList, NetworkOut,
-    OpenSharedThread, PeerList,
-)
-from node.networks.service import NetworkService
 from node.http.openapi import Endpoint
+from node.networks.models import (
+    AlertList,
+    AttachParticipant,
+    CreateNetwork,
+    InviteCompany,
+    InviteList,
+    InviteOut,
+    NetworkList,
+    NetworkOut,
+    OpenSharedThread,
+    PeerList,
+)
 from node.networks.partners import PartnerService
+from node.networks.service import NetworkService
 from storage.network.peers import Invite
 
 __all__ = ["network_admin_endpoints"]

@@ -7,13 +7,42 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from node.http.fields import MAX_PAGE, Cursor, MessageBody, ParticipantRef, PrincipalRef, QueryModel, Request, ServerName, Slug, Title
+from node.http.fields import (
+    MAX_PAGE,
+    Cursor,
+    MessageBody,
+    ParticipantRef,
+    PrincipalRef,
+    QueryModel,
+    Request,
+    ServerName,
+    Slug,
+    Title,
+)
 
 __all__ = [
-    "AlertList", "AlertOut", "AttachParticipant", "CreateNetwork", "HaltOut", "InviteCompany", "InviteList",
-    "InviteOut", "NetworkList", "RefusalOut", "VouchedKeyOut",
-    "NetworkOut", "OpenSharedThread", "ParticipantOut", "PeerList", "PeerOut", "SharedMessageOut",
-    "SharedMessagePage", "SharedThreadList", "SharedThreadOut", "PostSharedMessage", "SeqPageQuery",
+    "AlertList",
+    "AlertOut",
+    "AttachParticipant",
+    "CreateNetwork",
+    "HaltOut",
+    "InviteCompany",
+    "InviteList",
+    "InviteOut",
+    "NetworkList",
+    "NetworkOut",
+    "OpenSharedThread",
+    "ParticipantOut",
+    "PeerList",
+    "PeerOut",
+    "PostSharedMessage",
+    "RefusalOut",
+    "SeqPageQuery",
+    "SharedMessageOut",
+    "SharedMessagePage",
+    "SharedThreadList",
+    "SharedThreadOut",
+    "VouchedKeyOut",
 ]
 
 class CreateNetwork(Request):

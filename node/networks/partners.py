@@ -126,7 +126,7 @@ class PartnerService:
         try:  # telling the host is a courtesy; the decline stands either way
             await self._client.call("POST", invite.endpoint, invite.server, f"/invites/{invite_id}/decline",
                                     DeclineMessage(key=self._own_key()).model_dump())
-        except Exception:  # noqa: BLE001 - PeerUnreachable/PeerRefused: nothing more to do
+        except Exception:
             pass
         return await self._reload(invite_id)
 

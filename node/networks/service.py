@@ -9,22 +9,39 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from federation.event_content import (
-    Content, MemberLeft, MemberRemoved, NetworkClosed, ParticipantAttached, ParticipantDetached,
-    ThreadClosed, ThreadOpened,
+    Content,
+    MemberLeft,
+    MemberRemoved,
+    NetworkClosed,
+    ParticipantAttached,
+    ParticipantDetached,
+    ThreadClosed,
+    ThreadOpened,
 )
 from federation.identifiers import ParticipantId
 from federation.keys import VerifyKey
 from node.basics.clock import Clock
+from node.basics.errors import Conflict, InvalidRequest
 from node.federation.catch_up import CatchUpWorker
 from node.federation.delivery import DeliveryWorker
-from node.workspace.directory import Directory
-from node.basics.errors import Conflict, InvalidRequest
 from node.federation.engine import FederationEngine
-from node.networks.models import (
-    AlertList, AlertOut, CreateNetwork, HaltOut, NetworkList, NetworkOut, OpenSharedThread, ParticipantOut,
-    PeerList, PeerOut, RefusalOut, SharedThreadOut, VouchedKeyOut,
-)
 from node.federation.peering import operator_of
+from node.networks.models import (
+    AlertList,
+    AlertOut,
+    CreateNetwork,
+    HaltOut,
+    NetworkList,
+    NetworkOut,
+    OpenSharedThread,
+    ParticipantOut,
+    PeerList,
+    PeerOut,
+    RefusalOut,
+    SharedThreadOut,
+    VouchedKeyOut,
+)
+from node.workspace.directory import Directory
 from storage.network.networks import NetworkRecord
 from storage.storage import NetworkTransaction, Storage, Transaction
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from node.basics.rate_limit import PostRateLimiter
 from node.http.auth import current_principal
 from node.http.io import read_query, respond
-from node.networks.models import PostSharedMessage, SeqPageQuery, SharedMessageOut, SharedMessagePage, SharedThreadList
 from node.http.openapi import Endpoint
 from node.http.posting import post_endpoint, read_post, respond_posted
-from node.basics.rate_limit import PostRateLimiter
+from node.networks.models import PostSharedMessage, SeqPageQuery, SharedMessageOut, SharedMessagePage, SharedThreadList
 from node.networks.threads import SharedThreadService
 
 __all__ = ["shared_thread_endpoints"]

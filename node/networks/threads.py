@@ -11,12 +11,12 @@ from __future__ import annotations
 from federation.event_content import MessagePosted
 from federation.identifiers import ParticipantId
 from node.basics.clock import Clock
-from node.workspace.directory import Directory
 from node.basics.errors import NotFoundError
+from node.federation.chain_state import stored_view
 from node.federation.engine import FederationEngine
 from node.http.idempotency import IdempotencyKey, Posted, run_once
 from node.networks.models import SharedMessageOut, SharedMessagePage, SharedThreadList, SharedThreadOut
-from node.federation.chain_state import stored_view
+from node.workspace.directory import Directory
 from storage.group_commit import GroupCommit
 from storage.private.principals import Principal
 from storage.storage import NetworkTransaction, Storage, Transaction

@@ -30,9 +30,9 @@ from urllib.parse import quote
 
 import aiohttp
 
-from node.ops import output as out
 from node.basics.config import load_settings
 from node.basics.errors import ConfigError
+from node.ops import output as out
 
 __all__ = ["EXIT_CODES", "register"]
 

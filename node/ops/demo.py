@@ -32,7 +32,7 @@ import textwrap
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -180,7 +180,7 @@ async def run_demo(args: argparse.Namespace) -> int:
     except DemoFailed as e:
         print(f"\nagentnet demo: FAILED: {e}", file=sys.stderr, flush=True)
         return EXIT_FAILED
-    except (aiohttp.ClientError, AgentNetError, asyncio.TimeoutError) as e:
+    except (TimeoutError, aiohttp.ClientError, AgentNetError) as e:
         logs = "\n".join(n.log_tail() for n in nodes)
         print(f"\nagentnet demo: FAILED: a node did not answer as expected: {e!r}\n{logs}",
               file=sys.stderr, flush=True)
@@ -205,11 +205,11 @@ class _Demo:
         self.say(f"Agent Network demo: {', '.join(c.name for c in companies)} on loopback, in {root}")
         from node.ops import tls_ca  # cryptography: loaded by the commands that make certificates only
 
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         ca = tls_ca.make_ca(root / "ca", name="Agent Network demo CA (throwaway)", now=now)
         self.say(f"  throwaway CA {ca.paths[0]} (SHA-256 {ca.fingerprint[:23]}...)")
         ports = _free_ports(3 * len(companies))
-        nodes += [DemoNode(c, root / c.server, dict(zip(("admin", "client", "federation"), ports[3 * i:3 * i + 3])))
+        nodes += [DemoNode(c, root / c.server, dict(zip(("admin", "client", "federation"), ports[3 * i:3 * i + 3], strict=True)))
                   for i, c in enumerate(companies)]
         await asyncio.gather(*(self._init(n, root, now) for n in nodes))
         for n in nodes:
@@ -321,7 +321,8 @@ class _Demo:
         self.say(f"  {host.company.name} opens shared thread {THREAD} with {len(participants)} participants")
         for m in members:
             agent = self.client(m, m.company.agent[0])
-            await self.until(lambda: _has_items(agent.shared_threads()), f"{THREAD} reaching {m.server}", nodes)
+            await self.until(lambda: _has_items(agent.shared_threads()),  # noqa: B023 - awaited in this turn
+                             f"{THREAD} reaching {m.server}", nodes)
 
         self.say(f"\nThe conversation in {THREAD}, each post through its author's own node")
         by_company = {n.company: n for n in nodes}
@@ -329,9 +330,11 @@ class _Demo:
             n = by_company[company]
             posted = await self.client(n, handle).post(THREAD, body, network=NETWORK)
 
-            async def sequenced() -> bool:  # keep the story's order: each post is sequenced before the next
-                page = await self.client(n, handle).read(THREAD, network=NETWORK)
-                return any(m.id == posted.id and m.status == "sequenced" for m in page.messages)
+            # Keep the story's order: each post is sequenced before the next. The check is
+            # awaited within this turn of the loop, so it sees this turn's variables.
+            async def sequenced() -> bool:
+                page = await self.client(n, handle).read(THREAD, network=NETWORK)  # noqa: B023
+                return any(m.id == posted.id and m.status == "sequenced" for m in page.messages)  # noqa: B023
 
             await self.until(sequenced, f"sequencing {handle}'s message", nodes)
             self.say(f"  {posted.sender} posted ({len(body)} characters) via {n.server}")
@@ -456,9 +459,7 @@ def _side_by_side(views: dict[str, list[tuple]], width: int) -> list[str]:
                 continue
             seq, sender, name, body = view[i]
             sender_line = sender if len(sender) <= col - 3 else sender[:col - 4] + "…"
-            blocks.append(textwrap.wrap(f"seq {seq}  {name}", col, subsequent_indent="   ")
-                          + ["   " + sender_line]
-                          + textwrap.wrap(body, col, initial_indent="   ", subsequent_indent="   "))
+            blocks.append([*textwrap.wrap(f"seq {seq}  {name}", col, subsequent_indent="   "), "   " + sender_line, *textwrap.wrap(body, col, initial_indent="   ", subsequent_indent="   ")])
         for row in range(max(len(b) for b in blocks)):
             lines.append(gap.join((b[row] if row < len(b) else "").ljust(col) for b in blocks).rstrip())
         lines.append(gap.join(" " * col for _ in blocks).rstrip())

@@ -57,7 +57,7 @@ def table(rows: Iterable[dict], columns: Sequence[Column], *, empty: str = "(non
     headers = [c.header for c in columns]
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
     lines = [headers, *cells]
-    return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip() for line in lines)
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in lines)
 
 
 def key_values(pairs: Sequence[tuple[str, Any]]) -> str:

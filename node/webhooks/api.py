@@ -13,22 +13,27 @@ from collections.abc import Callable
 from aiohttp import web
 from yarl import URL
 
-from node.http.auth import current_admin, current_caller
 from node.basics.clock import Clock
-from node.workspace.directory import Directory
 from node.basics.errors import Conflict, InvalidRequest
-from node.http.io import read_body, respond
 from node.basics.limits import WebhookLimits
+from node.http.auth import current_admin, current_caller
+from node.http.io import read_body, respond
 from node.http.openapi import Endpoint
 from node.webhooks.models import (
-    MAX_WEBHOOKS_PER_PRINCIPAL, AdminWebhookList, AdminWebhookOut, CreateWebhook, WebhookCreated, WebhookList,
+    MAX_WEBHOOKS_PER_PRINCIPAL,
+    AdminWebhookList,
+    AdminWebhookOut,
+    CreateWebhook,
+    WebhookCreated,
+    WebhookList,
     WebhookOut,
 )
 from node.webhooks.resolver import DestinationRefused, Destinations
 from node.webhooks.signing import generate_secret
+from node.workspace.directory import Directory
 from storage.private.principals import Principal
-from storage.storage import Storage
 from storage.private.webhooks import Webhook
+from storage.storage import Storage
 
 __all__ = ["WebhookService", "webhook_admin_endpoints", "webhook_client_endpoints"]
 

@@ -8,8 +8,16 @@ from pydantic import BaseModel, Field
 
 from node.http.fields import Request
 
-__all__ = ["AdminWebhookList", "AdminWebhookOut", "CreateWebhook", "WebhookCreated", "WebhookList", "WebhookOut",
-           "MAX_URL_CHARS", "MAX_WEBHOOKS_PER_PRINCIPAL"]
+__all__ = [
+    "MAX_URL_CHARS",
+    "MAX_WEBHOOKS_PER_PRINCIPAL",
+    "AdminWebhookList",
+    "AdminWebhookOut",
+    "CreateWebhook",
+    "WebhookCreated",
+    "WebhookList",
+    "WebhookOut",
+]
 
 # The `webhooks.url` column; also well under what common servers accept on a request line.
 MAX_URL_CHARS = 2000

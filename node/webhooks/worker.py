@@ -43,13 +43,13 @@ from yarl import URL
 
 from federation.outbox_states import retry_delay_ms
 from node.basics.clock import Clock
+from node.basics.limits import WebhookLimits
 from node.feed.models import EventOut
 from node.feed.service import CursorExpired, CursorUnknown, FeedService
-from node.basics.limits import WebhookLimits
 from node.webhooks.resolver import DestinationRefused, Destinations
 from node.webhooks.signing import signature_headers
-from storage.storage import Storage
 from storage.private.webhooks import Webhook
+from storage.storage import Storage
 
 __all__ = ["WebhookWorker", "message_id", "payload"]
 

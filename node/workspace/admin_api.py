@@ -5,16 +5,34 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from node.workspace.admin_service import AdminService
-from node.workspace.models import (
-    AddKnowledge, AuditPage, AuditQuery, CreatePrincipal, CreateThread, IssuedToken, IssueToken,
-    KnowledgeOut, KnowledgePage, KnowledgeResults, PageQuery, PrincipalList, PrincipalOut,
-    PrincipalWithToken, SearchQuery, SetMembers, StatusOut, ThreadList, ThreadOut, TokenInfo, TokenList,
-    TokenOut,
-)
 from node.http.auth import current_admin
 from node.http.io import read_body, read_query, respond
 from node.http.openapi import Endpoint
+from node.workspace.admin_service import AdminService
+from node.workspace.models import (
+    AddKnowledge,
+    AuditPage,
+    AuditQuery,
+    CreatePrincipal,
+    CreateThread,
+    IssuedToken,
+    IssueToken,
+    KnowledgeOut,
+    KnowledgePage,
+    KnowledgeResults,
+    PageQuery,
+    PrincipalList,
+    PrincipalOut,
+    PrincipalWithToken,
+    SearchQuery,
+    SetMembers,
+    StatusOut,
+    ThreadList,
+    ThreadOut,
+    TokenInfo,
+    TokenList,
+    TokenOut,
+)
 
 __all__ = ["admin_endpoints"]
 

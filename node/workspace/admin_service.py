@@ -6,21 +6,37 @@ from __future__ import annotations
 from collections.abc import Callable
 from importlib.metadata import version
 
-from node.workspace.models import (
-    AddKnowledge, AuditEntryOut, AuditPage, CreatePrincipal, CreateThread, IssuedToken, IssueToken,
-    KnowledgeOut, KnowledgePage, KnowledgeResults, PrincipalList, PrincipalOut, PrincipalWithToken,
-    StatusOut, ThreadList, ThreadOut, TokenInfo, TokenList, TokenOut,
-)
-from node.http.auth import SCOPES
 from node.basics.clock import Clock
+from node.http.auth import SCOPES
 from node.workspace.directory import Directory
+from node.workspace.models import (
+    AddKnowledge,
+    AuditEntryOut,
+    AuditPage,
+    CreatePrincipal,
+    CreateThread,
+    IssuedToken,
+    IssueToken,
+    KnowledgeOut,
+    KnowledgePage,
+    KnowledgeResults,
+    PrincipalList,
+    PrincipalOut,
+    PrincipalWithToken,
+    StatusOut,
+    ThreadList,
+    ThreadOut,
+    TokenInfo,
+    TokenList,
+    TokenOut,
+)
 from node.workspace.tokens import issue_token
 from storage.private.knowledge import KnowledgeItem
 from storage.private.principals import Principal, TokenRecord
 from storage.private.threads import PrivateThread
 from storage.storage import Storage, Transaction
 
-__all__ = ["AdminService", "TOKEN_TAGS", "knowledge_out", "threads_out"]
+__all__ = ["TOKEN_TAGS", "AdminService", "knowledge_out", "threads_out"]
 
 TOKEN_TAGS = {"agent": "agt", "person": "per"}
 

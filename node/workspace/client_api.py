@@ -4,17 +4,23 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from node.workspace.models import (
-    KnowledgeResults, MessageOut, MessagePage, PageQuery, PostMessage, PrincipalOut,
-    SearchQuery, ThreadList,
-)
+from node.basics.rate_limit import PostRateLimiter
 from node.http.auth import current_principal
-from node.workspace.client_service import ClientService
-from node.workspace.directory import Directory
 from node.http.io import read_query, respond
 from node.http.openapi import Endpoint
 from node.http.posting import post_endpoint, read_post, respond_posted
-from node.basics.rate_limit import PostRateLimiter
+from node.workspace.client_service import ClientService
+from node.workspace.directory import Directory
+from node.workspace.models import (
+    KnowledgeResults,
+    MessageOut,
+    MessagePage,
+    PageQuery,
+    PostMessage,
+    PrincipalOut,
+    SearchQuery,
+    ThreadList,
+)
 
 __all__ = ["client_endpoints"]
 

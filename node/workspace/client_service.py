@@ -6,12 +6,12 @@ the client API never reveals which private threads the company has.
 
 from __future__ import annotations
 
-from node.workspace.admin_service import knowledge_out, threads_out
-from node.workspace.models import KnowledgeResults, MessageOut, MessagePage, ThreadList
 from node.basics.clock import Clock
-from node.workspace.directory import Directory
 from node.basics.errors import NotFoundError
 from node.http.idempotency import IdempotencyKey, Posted, run_once
+from node.workspace.admin_service import knowledge_out, threads_out
+from node.workspace.directory import Directory
+from node.workspace.models import KnowledgeResults, MessageOut, MessagePage, ThreadList
 from storage.errors import NotFound
 from storage.private.principals import Principal
 from storage.private.threads import PrivateMessage, PrivateThread

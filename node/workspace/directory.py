@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from node.workspace.models import PrincipalOut
 from node.basics.errors import InvalidRequest
+from node.workspace.models import PrincipalOut
 from storage.private.principals import Principal
 from storage.storage import Transaction
 

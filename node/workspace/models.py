@@ -8,15 +8,38 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field
 
 from node.http.fields import MAX_PAGE, Cursor, Handle, MessageBody, PrincipalRef, QueryModel, Request, Slug, Title
 
 __all__ = [
-    "AddKnowledge", "AuditEntryOut", "IssueToken", "IssuedToken", "Scope", "TokenInfo", "TokenList", "AuditPage", "AuditQuery", "CreatePrincipal", "CreateThread",
-    "KnowledgeOut", "KnowledgePage", "KnowledgeResults", "MessageOut", "MessagePage", "PageQuery",
-    "PostMessage", "PrincipalList", "PrincipalOut", "PrincipalWithToken", "SearchQuery",
-    "SetMembers", "StatusOut", "ThreadList", "ThreadOut", "TokenOut",
+    "AddKnowledge",
+    "AuditEntryOut",
+    "AuditPage",
+    "AuditQuery",
+    "CreatePrincipal",
+    "CreateThread",
+    "IssueToken",
+    "IssuedToken",
+    "KnowledgeOut",
+    "KnowledgePage",
+    "KnowledgeResults",
+    "MessageOut",
+    "MessagePage",
+    "PageQuery",
+    "PostMessage",
+    "PrincipalList",
+    "PrincipalOut",
+    "PrincipalWithToken",
+    "Scope",
+    "SearchQuery",
+    "SetMembers",
+    "StatusOut",
+    "ThreadList",
+    "ThreadOut",
+    "TokenInfo",
+    "TokenList",
+    "TokenOut",
 ]
 
 # Limits. Knowledge items are documents, so they get more room than a message.

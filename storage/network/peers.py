@@ -11,7 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.errors import NotFound
 from storage.network.tables import (
-    delivery_status, network_invites, outbox, peer_key_documents, peer_keys, peers,
+    delivery_status,
+    network_invites,
+    outbox,
+    peer_key_documents,
+    peer_keys,
+    peers,
 )
 
 __all__ = ["DeliveryStatus", "Invite", "PeerKey", "PeerRecord", "PeerRepository"]

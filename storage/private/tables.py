@@ -22,8 +22,8 @@ from sqlalchemy import (
 )
 
 __all__ = [
-    "PRIVATE_METADATA",
     "DEFAULT_TOKEN_SCOPES",
+    "PRIVATE_METADATA",
     "admin_tokens",
     "audit_log",
     "client_feed",

@@ -11,9 +11,9 @@ from federation.canonical_json import MAX_INT
 from federation.errors import UnknownKey
 from federation.event_content import CONTENT_TYPES
 from federation.events import Event, SignedEvent, sign_event
-from federation.sequencing import SequencedEvent, sequence_event
 from federation.identifiers import ParticipantId
 from federation.keys import SigningKey, VerifyKey
+from federation.sequencing import SequencedEvent, sequence_event
 
 __all__ = [
     "HOST",

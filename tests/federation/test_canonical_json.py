@@ -11,8 +11,8 @@ from federation.canonical_json import (
     MAX_DEPTH,
     MAX_INT,
     MAX_STRING_CHARS,
-    encodes_to,
     encode_canonical,
+    encodes_to,
     parse_json,
 )
 from federation.errors import CanonicalJsonError, ProtocolError

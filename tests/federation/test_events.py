@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from federation.canonical_json import MAX_INT, encode_canonical, parse_json
 from federation.errors import (
-    ChainError,
     InvalidEvent,
     InvalidSignature,
     ProtocolError,
@@ -19,10 +18,9 @@ from federation.errors import (
 )
 from federation.event_content import CONTENT_TYPES, MAX_BODY_CHARS
 from federation.events import MAX_EVENT_BYTES, Event, SignedEvent, content_hash, event_id, sign_event, verify_event
+from federation.keys import SigningKey
 from federation.sequencing import FIRST_SEQ, SequencedEvent, verify_sequenced
-from federation.keys import SigningKey, b64encode
 from tests.federation.factories import (
-    HOST,
     KEYS,
     event,
     json_values,

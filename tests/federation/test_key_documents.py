@@ -301,7 +301,7 @@ def test_size_bounds() -> None:
     wire = build_key_document(SERVER, C, past, [], [], now_ms=TS)
     verify_key_document(wire, server=SERVER, pinned=pins(C))
     with pytest.raises(InvalidKeyDocument):
-        build_key_document(SERVER, C, past + [PastKey(A.verify_key, TS)], [], [], now_ms=TS)
+        build_key_document(SERVER, C, [*past, PastKey(A.verify_key, TS)], [], [], now_ms=TS)
     notices = [make_rotation_notice(A, B.verify_key, server=SERVER, now_ms=TS + i)
                for i in range(MAX_DOCUMENT_NOTICES + 1)]
     with pytest.raises(InvalidKeyDocument):

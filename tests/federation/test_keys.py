@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest

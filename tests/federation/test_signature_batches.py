@@ -9,8 +9,8 @@ import pytest
 
 from federation.errors import InvalidSignature, UnknownKey
 from federation.events import Signature, verify_event
-from federation.sequencing import verify_sequenced
 from federation.keys import VerifyKey
+from federation.sequencing import verify_sequenced
 from federation.signature_batches import good_signatures, signature_checks
 from tests.federation.factories import KEYS, event, lookup, sequence_chain
 

@@ -9,8 +9,8 @@ import pytest
 
 from federation.canonical_json import encode_canonical, parse_json
 from federation.events import Event
-from federation.sequencing import SequencedEvent, verify_sequenced
 from federation.keys import SigningKey, VerifyKey, b64decode
+from federation.sequencing import SequencedEvent, verify_sequenced
 from tests.federation.make_vectors import VECTORS_PATH, build_vectors, render
 
 STORED = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))

@@ -6,14 +6,14 @@ from dataclasses import dataclass
 
 import pytest
 
-from node.main.listeners import build_admin_app, build_client_app
-from node.workspace.bootstrap import bootstrap_company
-from node.workspace.directory import Directory
+from node.basics.limits import ClientLimits
+from node.basics.rate_limit import PostRateLimiter
 from node.feed.api import feed_endpoints
 from node.feed.hub import FeedHub
 from node.feed.service import FeedService
-from node.basics.limits import ClientLimits
-from node.basics.rate_limit import PostRateLimiter
+from node.main.listeners import build_admin_app, build_client_app
+from node.workspace.bootstrap import bootstrap_company
+from node.workspace.directory import Directory
 
 SERVER = "acme.example"
 

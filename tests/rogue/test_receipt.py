@@ -40,10 +40,10 @@ from yarl import URL
 from federation.canonical_json import encode_canonical
 from federation.event_content import MessagePosted
 from federation.events import Event, sign_event
-from federation.sequencing import sequence_event
 from federation.identifiers import ParticipantId
 from federation.keys import SigningKey, b64encode
 from federation.request_signing import MAX_SKEW_MS, sign_request
+from federation.sequencing import sequence_event
 from node.basics.clock import SystemClock
 from node.basics.errors import PeerRefused
 from node.federation.api import MAX_FEDERATION_BODY_BYTES
@@ -746,7 +746,7 @@ async def test_one_bad_event_never_blocks_the_rest(rollout):
 
 
 async def test_a_retransmitted_transaction_gets_the_same_answer_and_stores_nothing_twice(rollout):
-    wire, event_id = good_post(rollout)
+    wire, _event_id = good_post(rollout)
     bad, bad_id = signed(message(f"agent:intern@{GLOBEX}", "hi"), rollout.globex.key)
     body, txn_id = transaction(wire, bad), new_txn_id()
     before = await holdings(rollout.acme)

@@ -16,7 +16,14 @@ from storage.network.tables import peer_keys
 from tests.cluster import eventually
 from tests.node.networks.test_seed_scenario import ACME, GLOBEX, NETWORK, THREAD
 from tests.rogue.conftest import (
-    World, event_count, head, head_is, join_rogue_network, nonces_of, stored, vouched_for,
+    World,
+    event_count,
+    head,
+    head_is,
+    join_rogue_network,
+    nonces_of,
+    stored,
+    vouched_for,
 )
 from tests.rogue.peer import RogueNetwork, event_id, hand_signed, now_ms
 

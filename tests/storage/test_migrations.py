@@ -1,14 +1,14 @@
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-import pytest
+from sqlalchemy import text
 
 from storage.engine import create_engine
 from storage.errors import StorageConfigError
-from storage.private.knowledge import is_search_object
 from storage.migrations_runner import HEAD_REVISION, current_revision, ensure_schema, head_revision
 from storage.network.tables import NETWORK_METADATA
+from storage.private.knowledge import is_search_object
 from storage.private.tables import PRIVATE_METADATA
-from sqlalchemy import text
 
 
 async def test_fresh_database_refuses_without_auto_migrate(database_url):

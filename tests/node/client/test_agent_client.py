@@ -12,9 +12,9 @@ import pytest
 from aiohttp import web
 
 from node.client.agent_client import AgentClient, AgentNetError, RetryPolicy, SseFrame, SseParser
-from node.workspace.models import KnowledgeResults, MessageOut, MessagePage, PrincipalOut
 from node.feed.models import EventOut
 from node.networks.models import SharedMessageOut, SharedMessagePage
+from node.workspace.models import KnowledgeResults, MessageOut, MessagePage, PrincipalOut
 from tests.cluster import ClusterNode, eventually, start_node
 from tests.tls_fixtures import TestCertificateAuthority
 

@@ -16,8 +16,8 @@ import time
 import pytest
 
 from node.basics.clock import Clock
-from node.federation.delivery import DeliveryWorker
 from node.basics.errors import PeerUnreachable
+from node.federation.delivery import DeliveryWorker
 from storage.storage import Storage
 
 NOW = 1_700_000_000_000

@@ -8,16 +8,20 @@ import pytest
 from federation.canonical_json import parse_json
 from federation.errors import ChainError, InvalidSignature, RuleViolation
 from federation.event_content import (
-    MemberAdmitted, MemberRemoved, MessagePosted, ParticipantAttached, ThreadOpened,
+    MemberAdmitted,
+    MemberRemoved,
+    MessagePosted,
+    ParticipantAttached,
+    ThreadOpened,
 )
 from federation.events import Event, SignedEvent, sign_event
-from federation.sequencing import SequencedEvent, sequence_event
 from federation.identifiers import ParticipantId
 from federation.keys import SigningKey
+from federation.sequencing import SequencedEvent, sequence_event
 from node.basics.errors import OutOfOrder
+from node.federation.chain_state import StateCache
 from node.federation.engine import FederationEngine
 from node.federation.key_ring import KeyRing
-from node.federation.chain_state import StateCache
 from storage.storage import Storage
 from tests.node.conftest import FakeClock
 

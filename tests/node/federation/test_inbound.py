@@ -10,8 +10,8 @@ import node.federation.inbound
 from federation.canonical_json import parse_json
 from federation.errors import ChainError, InvalidSignature
 from federation.event_content import MessagePosted, ParticipantAttached, ThreadOpened
-from node.basics.errors import NetworkHalted, OutOfOrder
 from node.basics.clock import SystemClock
+from node.basics.errors import NetworkHalted, OutOfOrder
 from node.federation.halting import HaltKeeper
 from node.federation.inbound import InboundEvents
 from tests.node.federation.test_engine import ACME, OPS, catch_up, pair  # noqa: F401 -- pair is a fixture
@@ -145,7 +145,7 @@ async def test_a_forged_event_in_a_large_batch_is_refused_and_nothing_after_it_a
     wires = await _sent(acme, node.federation.inbound.PARALLEL_CHECKS_FROM + 4)
     head = await _head(globex)
     forged = dict(wires[9], host_signature=dict(wires[9]["host_signature"], sig="A" * 86))
-    results = await _Seen().inbound(globex).accept(wires[:9] + [forged] + wires[10:], via=ACME)
+    results = await _Seen().inbound(globex).accept([*wires[:9], forged, *wires[10:]], via=ACME)
     assert [r["status"] for r in results[:9]] == [200] * 9
     assert (results[9]["status"], results[9]["code"]) == (InvalidSignature.status, InvalidSignature.code)
     assert {r["code"] for r in results[10:]} == {OutOfOrder.code}

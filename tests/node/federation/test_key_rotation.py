@@ -9,8 +9,8 @@ import pytest
 from federation.canonical_json import parse_json
 from federation.key_documents import verify_key_document
 from federation.keys import SigningKey
-from node.federation.key_publishing import rotate_node_key
 from node.basics.clock import SystemClock
+from node.federation.key_publishing import rotate_node_key
 from node.federation.tls import client_ssl_context
 from storage.storage import Storage
 from tests.cluster import eventually, start_node

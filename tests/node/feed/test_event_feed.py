@@ -5,8 +5,8 @@ import asyncio
 
 import pytest
 
-from node.main.housekeeping import HousekeepingWorker
 from node.basics.limits import ClientLimits
+from node.main.housekeeping import HousekeepingWorker
 from tests.node.conftest import SERVER, bearer, start_local_node
 
 

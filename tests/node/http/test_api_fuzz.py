@@ -37,11 +37,15 @@ import pytest
 import requests
 import schemathesis
 from aiohttp import web
-from hypothesis import HealthCheck, Phase, given, settings, strategies as st
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.core.failures import FailureGroup
 from schemathesis.specs.openapi.checks import (
-    content_type_conformance, negative_data_rejection, response_headers_conformance, response_schema_conformance,
+    content_type_conformance,
+    negative_data_rejection,
+    response_headers_conformance,
+    response_schema_conformance,
     status_code_conformance,
 )
 
@@ -227,7 +231,7 @@ class Fuzz:
                 assert raw.headers["Content-Type"].startswith("text/event-stream"), raw.headers
                 assert first == b"retry: 2000", first
                 return raw, True
-            raw.content  # an error answer: read it whole and check it like any other
+            _ = raw.content  # an error answer: read it whole and check it like any other
             return raw, False
         return case.call(base_url=self.base_url, headers=self._headers, session=session, timeout=30), False
 

@@ -29,9 +29,9 @@ from sqlalchemy import func, select
 from federation.canonical_json import encode_canonical
 from federation.request_signing import parse_authorization, sign_request
 from node.basics.clock import SystemClock
-from node.http.connection_guard import Admission, ConnectionLimits, ShedLog, address_key
 from node.federation.peer_client import FEDERATION_PREFIX, PeerClient
 from node.federation.tls import client_ssl_context
+from node.http.connection_guard import Admission, ConnectionLimits, ShedLog, address_key
 from storage.network.tables import inbound_transactions, request_nonces
 from tests.cluster import ClusterNode, eventually, start_node
 from tests.node.networks.test_seed_scenario import ACME, GLOBEX, NETWORK, THREAD, open_rollout

@@ -4,9 +4,9 @@ and posts name the Idempotency-Key header and their 429 with Retry-After."""
 
 from __future__ import annotations
 
-from node.workspace.models import MessageOut, PostMessage
 from node.http.openapi import error_statuses
 from node.http.posting import post_endpoint
+from node.workspace.models import MessageOut, PostMessage
 
 
 async def _documents(node) -> list[dict]:

@@ -11,8 +11,8 @@ import sys
 import aiohttp
 import pytest
 
-from node.main.cli import main
 from node.basics.config import load_settings
+from node.main.cli import main
 from node.workspace.tokens import hash_token
 from storage.storage import Storage
 

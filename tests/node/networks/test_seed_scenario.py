@@ -105,8 +105,9 @@ async def test_seed_story_converges_and_nothing_private_crosses(acme_and_globex)
                                              expect=201)
 
         async def sequenced():  # keep the story's order: each post is sequenced before the next
-            return all(m[4] == "sequenced" for m in await _messages(nodes[company], tokens[handle])
-                       if m[0] == posted["id"])
+            # awaited within this turn of the loop, so it sees this turn's variables
+            return all(m[4] == "sequenced" for m in await _messages(nodes[company], tokens[handle])  # noqa: B023
+                       if m[0] == posted["id"])  # noqa: B023
 
         await eventually(sequenced)
 

@@ -10,9 +10,9 @@ import socket
 
 import pytest
 
+from node.basics.config import write_config
 from node.main.cli import main
 from node.ops.output import Progress
-from node.basics.config import write_config
 from tests.cluster import ClusterNode, eventually, start_node
 from tests.tls_fixtures import TestCertificateAuthority
 

@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from node.main import cli
 from node.basics.config import CONFIG_FILE, NodeSettings, write_config
+from node.main import cli
 from tests.conftest import _create_postgres_database, _drop_postgres_database
 from tests.node.federation.test_processes import MESSAGES, open_rollout
 from tests.process_nodes import REPO_ROOT, ProcessCluster, ProcessNode
@@ -178,7 +178,7 @@ def test_environment_names_real_settings_with_valid_values(compose):
 def test_volumes_and_networks_are_declared_and_wired(compose):
     services, volumes, networks = compose["services"], compose["volumes"], compose["networks"]
     for name, service in services.items():
-        for target, volume in _named_mounts(service).items():
+        for _target, volume in _named_mounts(service).items():
             assert volume in volumes, (name, volume)
         service_networks = service.get("networks") or {}
         for network in service_networks:
@@ -295,7 +295,7 @@ async def two_databases(request):
     request.getfixturevalue("postgres_available")
     urls = [await _create_postgres_database() for _ in NODES]
     try:
-        yield dict(zip(NODES, urls))
+        yield dict(zip(NODES, urls, strict=False))
     finally:
         for url in urls:
             await _drop_postgres_database(url)

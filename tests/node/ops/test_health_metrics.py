@@ -11,8 +11,8 @@ import pytest
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
-from node.ops.health import WorkerMonitor, health_endpoints
 from node.http.openapi import add_endpoints
+from node.ops.health import WorkerMonitor, health_endpoints
 from tests.cluster import ClusterNode, eventually, start_node
 from tests.node.networks.test_seed_scenario import ACME, GLOBEX, NETWORK, THREAD, acme_and_globex, open_rollout  # noqa: F401
 from tests.tls_fixtures import TestCertificateAuthority

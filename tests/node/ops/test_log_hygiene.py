@@ -22,7 +22,12 @@ from node.basics.log_setup import configure_logging
 from tests.cluster import eventually, start_node
 from tests.node.mcp.test_mcp import call, mcp
 from tests.node.networks.test_seed_scenario import (  # noqa: F401
-    ACME, CANARIES, NETWORK, THREAD, acme_and_globex, open_rollout,
+    ACME,
+    CANARIES,
+    NETWORK,
+    THREAD,
+    acme_and_globex,
+    open_rollout,
 )
 from tests.tls_fixtures import TestCertificateAuthority
 

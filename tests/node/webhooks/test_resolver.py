@@ -13,17 +13,17 @@ import aiohttp
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from node.main.listeners import build_admin_app, build_client_app
-from node.workspace.bootstrap import bootstrap_company
 from node.basics.clock import SystemClock
-from node.workspace.directory import Directory
+from node.basics.limits import WebhookLimits
 from node.feed.hub import FeedHub
 from node.feed.service import FeedService
-from node.basics.limits import WebhookLimits
+from node.main.listeners import build_admin_app, build_client_app
 from node.webhooks.api import WebhookService, webhook_client_endpoints
 from node.webhooks.resolver import Destinations
 from node.webhooks.signing import generate_secret
 from node.webhooks.worker import WebhookWorker
+from node.workspace.bootstrap import bootstrap_company
+from node.workspace.directory import Directory
 from tests.cluster import ClusterNode, eventually, start_node
 from tests.node.conftest import FakeClock, bearer
 from tests.node.webhooks.test_webhooks import Receiver, receivers, until  # noqa: F401

@@ -12,7 +12,12 @@ import pytest
 import standardwebhooks
 
 from node.webhooks.signing import (
-    SECRET_PREFIX, InvalidWebhookSignature, generate_secret, sign, signature_headers, verify,
+    SECRET_PREFIX,
+    InvalidWebhookSignature,
+    generate_secret,
+    sign,
+    signature_headers,
+    verify,
 )
 
 # The example in the Standard Webhooks specification (and the reference libraries' tests).

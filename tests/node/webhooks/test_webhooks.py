@@ -10,22 +10,22 @@ import json
 import time
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 import standardwebhooks
-import aiohttp
 from aiohttp import web
 
-from node.main.listeners import build_admin_app, build_client_app
-from node.workspace.bootstrap import bootstrap_company
 from node.basics.clock import SystemClock
-from node.workspace.directory import Directory
+from node.basics.limits import WebhookLimits
 from node.feed.hub import FeedHub
 from node.feed.service import FeedService
-from node.basics.limits import WebhookLimits
+from node.main.listeners import build_admin_app, build_client_app
 from node.webhooks.api import WebhookService, webhook_admin_endpoints, webhook_client_endpoints
 from node.webhooks.resolver import Destinations
 from node.webhooks.signing import InvalidWebhookSignature, verify
 from node.webhooks.worker import WebhookWorker
+from node.workspace.bootstrap import bootstrap_company
+from node.workspace.directory import Directory
 from tests.cluster import ClusterNode, eventually, start_node
 from tests.node.conftest import FakeClock, bearer
 from tests.node.federation.test_lifecycle import NETWORK, THREAD, incident
@@ -349,10 +349,10 @@ async def test_two_workers_on_one_database_send_each_event_once(storage, aiohttp
 
 async def test_feed_commits_do_not_wake_the_worker_while_no_webhook_is_active(storage):
     from node.basics.clock import SystemClock
-    from node.workspace.directory import Directory
     from node.feed.hub import FeedHub
     from node.feed.service import FeedService
     from node.webhooks.worker import WebhookWorker
+    from node.workspace.directory import Directory
 
     clock = SystemClock()
     worker = WebhookWorker(storage, FeedService(storage, clock, Directory("acme.example"), FeedHub()), clock)
