@@ -8,7 +8,7 @@ fields (an ignored field would be signed but never checked) and every field is b
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Annotated, Any, ClassVar
 
@@ -106,7 +106,7 @@ class Content(BaseModel):
 _registry: dict[str, type[Content]] = {}
 
 
-def _register(event_type: str, *, in_thread: bool = False):  # type: ignore[no-untyped-def]
+def _register(event_type: str, *, in_thread: bool = False) -> Callable[[type[Content]], type[Content]]:
     def decorate(cls: type[Content]) -> type[Content]:
         cls.event_type = event_type
         cls.in_thread = in_thread

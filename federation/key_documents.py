@@ -364,7 +364,8 @@ def _parse_document(wire: Any) -> _Document:
         raise InvalidKeyDocument("a key id is listed twice")
     if current != [model.signature.key_id]:
         raise InvalidKeyDocument("exactly one key, the signing key, must have no valid_until")
-    if any(n.server != model.server for n in [*model.rotations, *model.revocations]):
+    if any(n.server != model.server for n in model.rotations) or any(
+            n.server != model.server for n in model.revocations):
         raise InvalidKeyDocument(f"a notice is for another server than {model.server}")
     rotations = tuple(_rotation(r) for r in model.rotations)
     revocations = tuple(

@@ -159,7 +159,8 @@ class _InlineDbapi(AsyncAdapt_aiosqlite_dbapi):
     def connect(self, *args: Any, **kw: Any) -> AsyncAdapt_aiosqlite_connection:
         # Created on the loop's thread and used only there.
         kw.setdefault("check_same_thread", False)
-        return AsyncAdapt_aiosqlite_connection(self, InlineConnection(sqlite3.connect(*args, **kw)))
+        # InlineConnection has what the adapter calls, not the whole aiosqlite protocol.
+        return AsyncAdapt_aiosqlite_connection(self, InlineConnection(sqlite3.connect(*args, **kw)))  # type: ignore[arg-type]
 
 
 # What SQLAlchemy's adapter reads from the aiosqlite module: sqlite3's exceptions and version,

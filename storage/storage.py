@@ -16,7 +16,7 @@ import os
 import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -113,7 +113,10 @@ class Storage:
     @asynccontextmanager
     async def _connected(self, kind: type[T]) -> AsyncIterator[T]:
         try:
-            conn = SyncConnection(self._units.connect()) if self._units is not None else await self.engine.connect()
+            # A SyncConnection has the part of AsyncConnection the repositories use; every
+            # repository runs on it in the SQLite tests.
+            conn = (cast(AsyncConnection, SyncConnection(self._units.connect())) if self._units is not None
+                    else await self.engine.connect())
         except DBAPIError as e:  # any failure to get a connection: the database is not there
             raise DatabaseUnavailable(f"cannot connect to the database: {type(e.orig).__name__}") from e
         try:

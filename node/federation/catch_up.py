@@ -56,6 +56,10 @@ class CatchUpWorker:
         self._wanted.add(network)
         self._wakeup.set()
 
+    def _request_all(self, networks: list[str]) -> None:
+        for network in networks:
+            self.request(network)
+
     async def run(self) -> None:
         await self._want_all()
         loop = asyncio.get_running_loop()
@@ -66,7 +70,7 @@ class CatchUpWorker:
             wanted, self._wanted = self._wanted | due, set()
             failed = [name for name in sorted(wanted) if not await self.catch_up(name)]
             if failed:
-                loop.call_later(RETRY_S, lambda names=failed: [self.request(n) for n in names])
+                loop.call_later(RETRY_S, self._request_all, failed)
             if loop.time() >= next_sweep:
                 await self._want_all()
                 next_sweep = loop.time() + SWEEP_S
@@ -80,7 +84,7 @@ class CatchUpWorker:
     async def _want_all(self) -> None:
         server = self._engine.server
         async with self._storage.network_transaction() as tx:
-            for network in await tx.networks.list():
+            for network in await tx.networks.all():
                 if network.host != server and (await tx.networks.members(network.id)).get(server) not in (
                     "left", "removed"
                 ):

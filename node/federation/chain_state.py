@@ -50,6 +50,14 @@ class StateCache:
     def __init__(self) -> None:
         self._states: dict[str, tuple[int, NetworkState]] = {}
 
+    async def created(self, tx: NetworkTransaction, network: NetworkRecord) -> NetworkState:
+        """`at_head` of a network whose `network.created` is stored: every network a service or
+        a later event names."""
+        state = await self.at_head(tx, network)
+        if state is None:
+            raise RuntimeError(f"{network.name} holds no network.created event")
+        return state
+
     async def at_head(self, tx: NetworkTransaction, network: NetworkRecord) -> NetworkState | None:
         """The state after the network's last sequenced event; None before its first."""
         cached = self._uncommitted(tx).get(network.name) or self._states.get(network.name)
@@ -66,6 +74,7 @@ class StateCache:
             for stored in page:
                 event = decode_stored(stored.wire).event
                 state = initial_state(event) if state is None else apply(state, event)
+                assert stored.seq is not None, "a page after a seq holds sequenced events"
                 seq = stored.seq
         if state is not None:
             self._states[network.name] = (seq, state)  # rebuilt from committed rows
@@ -116,7 +125,8 @@ async def message_lookup(tx: NetworkTransaction, network_id: int, event: Event) 
     record: MessageRecord | None = None
     if target is not None:
         stored = await tx.events.find(target)
-        if stored is not None and stored.network_id == network_id and stored.type == "message.posted":
+        if (stored is not None and stored.network_id == network_id and stored.type == "message.posted"
+                and stored.thread is not None):
             deleted = await tx.events.is_deleted(network_id, stored.thread, target)
             record = MessageRecord(origin=stored.origin, thread=stored.thread, deleted=deleted)
 

@@ -121,12 +121,12 @@ class DeliveryWorker:
     async def run(self) -> None:
         async with self._storage.network_transaction() as tx:
             requeued = await tx.outbox.requeue_in_flight()
-            peers = [p for p in await tx.peers.list() if p.status == "accepted"]
+            peers = [p for p in await tx.peers.all() if p.status == "accepted"]
         if requeued:
             log.info("requeued %d outbox rows that were in flight at the last stop", requeued)
         # Tell every peer we are back, so their senders stop backing off from us now.
         announcements = [asyncio.create_task(self._announce(p.server, p.endpoint)) for p in peers]
-        last_poll = None  # the first round looks at everything
+        last_poll: float | None = None  # the first round looks at everything
         try:
             while True:
                 self._wakeup.clear()
@@ -138,7 +138,7 @@ class DeliveryWorker:
                 await self._start_due_senders(polled=polled, expired=expired)
                 # Sleep until the next poll or the next backoff to run out, whichever is first:
                 # steady wakes for other peers never keep a peer waiting past its backoff.
-                deadlines = [last_poll + IDLE_POLL_S, *self._backoff.values()]
+                deadlines = [(last_poll or now) + IDLE_POLL_S, *self._backoff.values()]
                 try:  # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel
                     async with asyncio.timeout(max(0.0, min(deadlines) - self._monotonic())):
                         await self._wakeup.wait()

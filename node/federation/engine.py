@@ -114,9 +114,9 @@ class FederationEngine:
         event = Event(network.name, thread, sender, self.server, self._origin_ts(), content)
         messages = await message_lookup(tx, network.id, event)
         if network.host == self.server:
-            state = await self._states.at_head(tx, network)
-            authorize(state, event, via=self.server, messages=messages)
-            return await self._sequence(tx, network, state, sign_event(event, self.keys.signing_key))
+            head = await self._states.created(tx, network)
+            authorize(head, event, via=self.server, messages=messages)
+            return await self._sequence(tx, network, head, sign_event(event, self.keys.signing_key))
         state = await self._states.with_pending(tx, network, via=self.server)
         if state is None:
             raise OutOfOrder(f"this node has not received the history of {network.name} yet")
@@ -145,7 +145,7 @@ class FederationEngine:
         origin_keys, _ = await self.keys.event_lookups(tx, network.id, signed)
         verify_event(signed, origin_keys, checked=checked)
         check_origin_ts(signed.event, self._host_ts(network))
-        state = await self._states.at_head(tx, network)
+        state = await self._states.created(tx, network)
         authorize(state, signed.event, via=via, messages=await message_lookup(tx, network.id, signed.event))
         return await self._sequence(tx, network, state, signed)
 
@@ -172,7 +172,7 @@ class FederationEngine:
             assert network.head_hash is not None  # head_seq >= 1
             check_chain_link(ChainHead(network.name, network.host, network.head_seq, network.head_hash,
                                        network.head_ts), seqd)
-            before = await self._states.at_head(tx, network)
+            before = await self._states.created(tx, network)
             messages = await message_lookup(tx, network.id, seqd.event)
             authorize(before, seqd.event, via=network.host, messages=messages)
             after = apply(before, seqd.event)
@@ -201,10 +201,14 @@ class FederationEngine:
 
     # Internals
 
+    def _locked(self, tx: NetworkTransaction) -> dict[str, NetworkRecord]:
+        """The network rows `tx` has locked, by name (`_network`)."""
+        return tx.memo.setdefault(self, {})  # type: ignore[return-value]
+
     async def _network(self, tx: NetworkTransaction, name: str) -> NetworkRecord:
         """The network's row, locked for the rest of `tx`: read once per transaction, and kept
         current by `_advance`, so a batch of events for one network reads it once."""
-        locked: dict[str, NetworkRecord] = tx.memo.setdefault(self, {})  # type: ignore[assignment]
+        locked = self._locked(tx)
         network = locked.get(name)
         if network is None:
             network = await tx.networks.find(name, for_update=True)
@@ -240,7 +244,7 @@ class FederationEngine:
         if isinstance(content, MemberAdmitted) and network.host != self.server:
             await self._vouched(tx, network, content)
         await tx.networks.set_head(network.id, seq=seqd.seq, link_hash=seqd.link_hash, host_ts=seqd.host_ts)
-        tx.memo.setdefault(self, {})[network.name] = replace(network, head_seq=seqd.seq, head_hash=seqd.link_hash,
+        self._locked(tx)[network.name] = replace(network, head_seq=seqd.seq, head_hash=seqd.link_hash,
                                                              head_ts=seqd.host_ts)
         now = self._clock.now_ms()
         await project(tx, network.id, seqd.event, after, now=now)

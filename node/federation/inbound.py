@@ -145,7 +145,7 @@ class InboundEvents:
         expected = {name: network.head_seq + 1 for name, network in networks.items()}
         todo = []
         for i in range(len(wires)):
-            name, seq, event_id = placed.get(i, (None, 0, ""))
+            name, seq, event_id = placed.get(i) or ("", 0, "")  # "": no network is named so
             if name not in networks:
                 todo.append(i)
             elif seq < expected[name] and held.get(name, {}).get(seq) == event_id:
@@ -269,7 +269,9 @@ def _admission(wire: Any) -> tuple[str, str, bytes, str | None] | None:
     if not isinstance(content, dict):
         return None
     server, key_id, public_key, endpoint = (content.get(k) for k in ("server", "key_id", "public_key", "endpoint"))
-    if not all(isinstance(v, str) and len(v) <= 600 for v in (server, key_id, public_key)):
+    if not (isinstance(server, str) and isinstance(key_id, str) and isinstance(public_key, str)):
+        return None
+    if max(len(server), len(key_id), len(public_key)) > 600:
         return None
     if endpoint is not None and not (isinstance(endpoint, str) and endpoint.startswith("https://")
                                      and len(endpoint) <= 509):

@@ -21,7 +21,7 @@ __all__ = ["own_key_document", "rotate_node_key"]
 
 
 async def own_key_document(tx: NetworkTransaction, current: SigningKey, *, server: str, now: int) -> dict:
-    records = await tx.node_keys.list()
+    records = await tx.node_keys.all()
     past = [PastKey(VerifyKey(r.public_key), r.valid_until) for r in records
             if r.key_id != current.key_id and r.valid_until is not None and r.revoked_at is None]
     rotations = [_notice(r.rotation_notice) for r in records if r.rotation_notice is not None]
@@ -43,7 +43,7 @@ async def rotate_node_key(storage: NetworkStore, key_path: Path, *, server: str,
     new.save(staged)
     try:
         async with storage.network_transaction() as tx:
-            known = {r.key_id for r in await tx.node_keys.list()}
+            known = {r.key_id for r in await tx.node_keys.all()}
             if old.key_id not in known:
                 await tx.node_keys.add(key_id=old.key_id, public_key=old.verify_key.raw, now=now)
             await tx.node_keys.retire(old.key_id, valid_until=now)

@@ -108,7 +108,7 @@ class KeyRing:
     async def _read_direct(self, tx: NetworkTransaction, server: str) -> dict[str, _Usable]:
         keys: dict[str, _Usable] = {}
         if server == self.server_name:
-            for record in await tx.node_keys.list():
+            for record in await tx.node_keys.all():
                 if record.revoked_at is None:
                     keys[record.key_id] = _Usable(VerifyKey(record.public_key), usable_until(record.valid_until))
             current = self.signing_key.verify_key

@@ -66,9 +66,9 @@ class PeerClient:
         url = URL(endpoint.rstrip("/") + full_path, encoded=True)
         try:
             # Large bodies go as a stream, so writing them never blocks the event loop.
-            data = io.BytesIO(body) if len(body) > _STREAM_ABOVE_BYTES else body
+            streamed = io.BytesIO(body) if len(body) > _STREAM_ABOVE_BYTES else body
             async with self._session.request(
-                method, url, data=data, headers=headers, ssl=self._ssl, server_hostname=host_of(destination),
+                method, url, data=streamed, headers=headers, ssl=self._ssl, server_hostname=host_of(destination),
                 timeout=aiohttp.ClientTimeout(total=timeout_s), allow_redirects=False,
             ) as response:
                 raw = await _read_capped(response)
@@ -87,7 +87,8 @@ class PeerClient:
         if not isinstance(data, dict):
             raise PeerUnreachable(f"{destination} sent an answer that is not a JSON object")
         if status >= 400:  # an error answer proves nothing about delivery: never a wake
-            error = data.get("error") if isinstance(data.get("error"), dict) else {}
+            found = data.get("error")
+            error = found if isinstance(found, dict) else {}
             code, message = str(error.get("code", "http_error"))[:64], str(error.get("message", ""))[:300]
             raise PeerRefused(f"{destination} refused: {status} {code}: {message}", peer_status=status, peer_code=code,
                               retry_after_s=retry_after)

@@ -140,11 +140,15 @@ def require_scope(caller: Caller, scope: str) -> None:
 
 
 def current_admin(request: web.Request) -> str:
-    return request[_IDENTITY]
+    identity = request[_IDENTITY]
+    assert isinstance(identity, str), "an admin route behind the admin authenticator"
+    return identity
 
 
 def current_caller(request: web.Request) -> Caller:
-    return request[_IDENTITY]
+    identity = request[_IDENTITY]
+    assert isinstance(identity, Caller), "a client route behind the principal authenticator"
+    return identity
 
 
 def current_principal(request: web.Request) -> Principal:

@@ -341,7 +341,8 @@ class _Gate(asyncio.Protocol):
     # asyncio protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._raw = transport  # type: ignore[assignment]
+        assert isinstance(transport, asyncio.Transport), "a stream server hands over a stream transport"
+        self._raw = transport
         peer = transport.get_extra_info("peername")
         if peer:
             self.key = address_key(str(peer[0]))
@@ -350,7 +351,7 @@ class _Gate(asyncio.Protocol):
             transport.abort()
             return
         if self._guard.ssl_context is None:
-            self._hand_over(transport)  # type: ignore[arg-type]
+            self._hand_over(transport)
         else:
             self._handshake = self._loop.create_task(self._start_tls())
 
@@ -373,7 +374,7 @@ class _Gate(asyncio.Protocol):
         if self._app is not None:
             self._app.resume_writing()
 
-    def connection_lost(self, exc: BaseException | None) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
         self._close()
         if self._app is not None:
             self._app.connection_lost(exc)
@@ -381,7 +382,7 @@ class _Gate(asyncio.Protocol):
     # phases
 
     async def _start_tls(self) -> None:
-        assert self._raw is not None
+        assert self._raw is not None and self._guard.ssl_context is not None
         limits = self._guard.limits
         try:
             transport = await self._loop.start_tls(
@@ -494,6 +495,7 @@ class GuardedSite(web.BaseSite):
         if self._sock is not None:
             self._server = await loop.create_server(gate, sock=self._sock, backlog=self._backlog)
         else:
+            assert self._port is not None, "a listener without a socket needs a port"
             self._server = await loop.create_server(gate, self._host, self._port, backlog=self._backlog)
 
     async def stop(self) -> None:

@@ -5,8 +5,9 @@ several nodes in one process the same way."""
 from __future__ import annotations
 
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -64,7 +65,7 @@ class NodeParts:
     metrics: NodeMetrics
     workers: WorkerMonitor
 
-    def background(self) -> list[tuple[str, Callable[[], Awaitable[None]]]]:
+    def background(self) -> list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]]:
         """The node's worker loops by name, each watched so readiness knows it runs."""
         loops = [self.delivery.run, self.catch_up.run, self.housekeeping.run, self.webhooks.run]
         return [(name, self.workers.watch(name, run)) for name, run in zip(WORKER_NAMES, loops, strict=True)]
@@ -136,5 +137,5 @@ async def _close(hub: FeedHub) -> None:
 async def record_own_key(storage: Storage, signing_key: SigningKey, *, now: int) -> None:
     """Keep the node's current public key in its key history (published at the keys endpoint)."""
     async with storage.network_transaction() as tx:
-        if signing_key.key_id not in {k.key_id for k in await tx.node_keys.list()}:
+        if signing_key.key_id not in {k.key_id for k in await tx.node_keys.all()}:
             await tx.node_keys.add(key_id=signing_key.key_id, public_key=signing_key.verify_key.raw, now=now)

@@ -79,7 +79,10 @@ async def serve(settings: NodeSettings, *, clock: Clock | None = None, stop: asy
             guard = guards.get(name)  # the admin listener is loopback only and needs the admin token
             if guard is not None:
                 guard.protect(app)
-                parts.metrics.watch_connections(name, lambda g=guard: g.open_connections)
+                def open_connections(g: ConnectionGuard = guard) -> int:
+                    return g.open_connections
+
+                parts.metrics.watch_connections(name, open_connections)
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             stack.push_async_callback(runner.cleanup)

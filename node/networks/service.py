@@ -76,7 +76,7 @@ class NetworkService:
 
     async def list(self) -> NetworkList:
         async with self._storage.network_transaction() as tx:
-            return NetworkList(items=[await network_out(tx, n, self._engine.server) for n in await tx.networks.list()])
+            return NetworkList(items=[await network_out(tx, n, self._engine.server) for n in await tx.networks.all()])
 
     async def get(self, name: str) -> NetworkOut:
         async with self._storage.network_transaction() as tx:
@@ -148,7 +148,7 @@ class NetworkService:
 
     async def alerts(self, *, kind: str | None = None) -> AlertList:
         async with self._storage.network_transaction(read_only=True) as tx:
-            found = await tx.alerts.list(kind=kind)
+            found = await tx.alerts.all(kind=kind)
         return AlertList(items=[AlertOut(id=a.id, kind=a.kind, network=a.network, server=a.server, message=a.message,
                                          detail=a.detail, count=a.count, created_at=a.created_at,
                                          last_seen_at=a.last_seen_at) for a in found])
@@ -157,7 +157,7 @@ class NetworkService:
         async with self._storage.network_transaction() as tx:
             depth = await tx.outbox.depth()
             items = []
-            for peer in await tx.peers.list():
+            for peer in await tx.peers.all():
                 status = await tx.peers.delivery(peer.server)
                 keys = await tx.peers.keys(peer.server)
                 items.append(PeerOut(

@@ -61,9 +61,8 @@ class SharedThreadService:
                 origin_ts=stored.origin_ts, sequenced_at=sequenced_at,
                 delivery=delivery.get(stored.row_id) if stored.sender == me else None,
             ))
-        last = page[-1] if page else None
-        more = len(page) == limit and last is not None and last.seq is not None
-        return SharedMessagePage(messages=messages, next_cursor=str(last.seq) if more else None)
+        last_seq = page[-1].seq if len(page) == limit else None
+        return SharedMessagePage(messages=messages, next_cursor=str(last_seq) if last_seq is not None else None)
 
     async def post(self, caller: Principal, network: str, thread: str, body: str, *,
                    idempotency: IdempotencyKey | None = None) -> Posted[SharedMessageOut]:

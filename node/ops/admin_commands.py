@@ -76,11 +76,13 @@ class Api:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self._session.close()
+        if self._session is not None:
+            await self._session.close()
 
     async def call(self, method: str, path: str, body: Any = None, query: dict | None = None,
                    headers: dict | None = None) -> Any:
         params = {k: str(v) for k, v in (query or {}).items() if v is not None}
+        assert self._session is not None, "an Api is used inside `async with`"
         try:
             async with self._session.request(
                 method, self.base_url + path, json=body, params=params,
@@ -351,7 +353,7 @@ def _register_principals(sub, b: _Builder, kind: str, plural: str) -> None:
            path=f"{kind} list")
     for verb in ("disable", "enable"):
         p = b.leaf(group, verb, f"{verb} a {kind}" + (": its tokens stop working at once" if verb == "disable" else ""),
-                   _post(lambda a, v=verb: f"{base}/{_seg(a.handle)}/{v}", _said(f"{{id}} {verb}d")),
+                   _post(lambda a, v=verb: f"{base}/{_seg(a.handle)}/{v}", _said(f"{{id}} {verb}d")),  # type: ignore[misc]  # a loop variable bound by default
                    path=f"{kind} {verb}")
         p.add_argument("handle")
     tokens = _group(group, "token", f"a {kind}'s tokens")
@@ -403,7 +405,7 @@ def _register_networks(sub, b: _Builder) -> None:
     for verb, line, help_ in (("close", "Closed network {name}", "close the network (host only)"),
                               ("leave", "Left network {name}", "leave the network (members)"),
                               ("resume", "Trying {name} again now", "try a halted network again (after fixing why)")):
-        b.leaf(net, verb, help_, _post(lambda a, v=verb: f"{_n(a)}/{v}", _said(line)),
+        b.leaf(net, verb, help_, _post(lambda a, v=verb: f"{_n(a)}/{v}", _said(line)),  # type: ignore[misc]  # a loop variable bound by default
                path=f"network {verb}").add_argument("network")
     p = b.leaf(net, "remove", "remove a company (host only)",
                _post(lambda a: f"{_n(a)}/members/{_seg(a.server)}/remove", _said("Removed {server} from {network}")),
@@ -425,7 +427,7 @@ def _register_networks(sub, b: _Builder) -> None:
     for verb, suffix in (("attach", "/participants"), ("detach", "/participants/detach")):
         direction = "to" if verb == "attach" else "from"
         p = b.leaf(sub, verb, f"{verb} one of this company's people or agents {direction} a network",
-                   _post(lambda a, s=suffix: _n(a) + s,
+                   _post(lambda a, s=suffix: _n(a) + s,  # type: ignore[misc]  # a loop variable bound by default
                          _said(f"{verb.title()}ed {{participant}} {direction} {{network}}"),
                          lambda a: {"participant": a.participant}), path=verb)
         p.add_argument("network")
@@ -453,7 +455,7 @@ def _register_networks(sub, b: _Builder) -> None:
     b.leaf(sub, "peers", "peers: keys, queue depth, last success and error, next retry",
            _get(lambda a: "/v1/peers", _items(out.PEER_COLUMNS, "(no peers)")), path="peers")
     for verb, help_ in (("block", "block a server: nothing in, nothing out"), ("unblock", "unblock a server")):
-        b.leaf(sub, verb, help_, _post(lambda a, v=verb: f"/v1/peers/{_seg(a.server)}/{v}",
+        b.leaf(sub, verb, help_, _post(lambda a, v=verb: f"/v1/peers/{_seg(a.server)}/{v}",  # type: ignore[misc]  # a loop variable bound by default
                                        _said(f"{verb.title()}ed {{server}}")), path=verb).add_argument("server")
 
 
@@ -494,7 +496,7 @@ def _register_company(sub, b: _Builder) -> None:
            _get(lambda a: "/v1/webhooks", _items(out.WEBHOOK_COLUMNS, "(no webhooks)")), path="webhooks list")
     for verb in ("disable", "enable"):
         b.leaf(wh, verb, f"{verb} deliveries to a webhook",
-               _post(lambda a, v=verb: f"/v1/webhooks/{_seg(a.webhook)}/{v}", _said(f"Webhook {{id}} {verb}d")),
+               _post(lambda a, v=verb: f"/v1/webhooks/{_seg(a.webhook)}/{v}", _said(f"Webhook {{id}} {verb}d")),  # type: ignore[misc]  # a loop variable bound by default
                path=f"webhooks {verb}").add_argument("webhook")
 
 

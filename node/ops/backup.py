@@ -125,13 +125,14 @@ async def backup(settings: NodeSettings, output: Path, *, now: datetime,
         manifest = {"format": FORMAT, "version": VERSION, "server_name": settings.server_name,
                     "backend": backend, "database": member, "created_at": now.isoformat(),
                     "files": [rel for rel, _ in files]}
+        included = [rel for rel, _ in files]
         try:
             _write_archive(partial, manifest, files, (member, dump))
             os.replace(partial, output)
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
-    return BackupResult(output, settings.server_name, backend, tuple(manifest["files"]), not_included)
+    return BackupResult(output, settings.server_name, backend, tuple(included), not_included)
 
 
 def _sqlite_snapshot(source: Path, target: Path, progress: Progress | None) -> None:
@@ -268,7 +269,7 @@ async def _restore_into(tar: tarfile.TarFile, manifest: dict, data_dir: Path, da
 def _read_manifest(tar: tarfile.TarFile, archive: Path) -> dict:
     try:
         member = tar.getmember(MANIFEST)
-        manifest = json.loads(tar.extractfile(member).read())
+        manifest = json.loads(tar.extractfile(member).read())  # type: ignore[union-attr]  # None: AttributeError below
     except (KeyError, AttributeError, ValueError):
         raise ConfigError(f"{archive} is not an agentnet backup (no readable {MANIFEST})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
@@ -297,7 +298,10 @@ def _extract(tar: tarfile.TarFile, name: str, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, member.mode & 0o700 or 0o600)
     with os.fdopen(fd, "wb") as out:
-        shutil.copyfileobj(tar.extractfile(member), out)
+        source = tar.extractfile(member)
+        if source is None:
+            raise BackupFailed(f"{member.name} in the archive is not a regular file")
+        shutil.copyfileobj(source, out)
 
 
 def _retarget_database(data_dir: Path, backend: str, database_url: str | None) -> None:

@@ -223,7 +223,7 @@ class _Demo:
                                           env=_child_env())
         for n in nodes:
             await self._wait_ready(n)
-            self.say(f"  {n.server} is running (pid {n.proc.pid}, SQLite {n.data_dir / 'node.db'})")
+            self.say(f"  {n.server} is running (pid {n.proc.pid if n.proc else '?'}, SQLite {n.data_dir / 'node.db'})")
 
     async def _init(self, n: DemoNode, root: Path, now: datetime) -> None:
         from node.ops import tls_ca
@@ -261,6 +261,7 @@ class _Demo:
     async def _wait_ready(self, n: DemoNode) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
+            assert n.proc is not None
             if n.proc.poll() is not None:
                 raise DemoFailed(f"{n.server} exited with {n.proc.returncode} while starting\n{n.log_tail()}")
             try:
@@ -452,7 +453,7 @@ def _side_by_side(views: dict[str, list[tuple]], width: int) -> list[str]:
     lines = [gap.join(f"{server}'s copy".ljust(col) for server, _ in columns).rstrip(),
              "─┼─".join("─" * col for _ in columns)]
     for i in range(max(len(view) for _, view in columns)):
-        blocks = []
+        blocks: list[list[str]] = []
         for _, view in columns:
             if i >= len(view):
                 blocks.append([])
@@ -498,18 +499,18 @@ def _child_env() -> dict[str, str]:
 
 def _stop_all(nodes: list[DemoNode], say: Callable[..., None]) -> None:
     """SIGTERM every node at once, then wait for each (SIGKILL after STOP_TIMEOUT_S)."""
-    running = [n for n in nodes if n.proc is not None]
-    for n in running:
-        if n.proc.poll() is None:
-            n.proc.send_signal(signal.SIGTERM)
-    for n in running:
+    running = [(n, n.proc) for n in nodes if n.proc is not None]
+    for _, proc in running:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for n, proc in running:
         try:
-            code = n.proc.wait(STOP_TIMEOUT_S)
+            code = proc.wait(STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            n.proc.kill()
-            code = n.proc.wait()
+            proc.kill()
+            code = proc.wait()
         with contextlib.suppress(OSError):  # stdout may be gone (a closed pipe); stop the rest anyway
-            say(f"Stopped {n.server} (pid {n.proc.pid}, exit {code})")
+            say(f"Stopped {n.server} (pid {proc.pid}, exit {code})")
 
 
 def _keep_instructions(nodes: list[DemoNode], root: Path) -> None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel
@@ -40,7 +41,7 @@ class WorkerMonitor:
     def __init__(self, names: tuple[str, ...] = ()) -> None:
         self._running: dict[str, bool] = dict.fromkeys(names, False)  # not ready until they start
 
-    def watch(self, name: str, run: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    def watch(self, name: str, run: Callable[[], Awaitable[None]]) -> Callable[[], Coroutine[Any, Any, None]]:
         self._running[name] = False
 
         async def watched() -> None:

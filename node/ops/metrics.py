@@ -177,11 +177,11 @@ class NodeMetrics:
         async with asyncio.timeout(_REFRESH_TIMEOUT_S):
             async with self._storage.transaction() as tx:
                 depth = await tx.outbox.depth()
-                peers = [p.server for p in await tx.peers.list() if p.status == "accepted"]
+                peers = [p.server for p in await tx.peers.all() if p.status == "accepted"]
                 _floor, head = await tx.feed.bounds()
-                hooks = [h for h in await tx.webhooks.list() if h.status == "active"]
+                hooks = [h for h in await tx.webhooks.all() if h.status == "active"]
                 halts = await tx.halts.all()
-                alerts = await tx.alerts.list(limit=10_000)
+                alerts = await tx.alerts.all(limit=10_000)
         kinds: dict[str, int] = {}
         for alert in alerts:
             kinds[alert.kind] = kinds.get(alert.kind, 0) + 1

@@ -84,7 +84,7 @@ class WebhookService:
         url = check_url(url, allow_http=self._limits.allow_http)
         parsed = URL(url)
         try:
-            await self._destinations.check(parsed.raw_host, parsed.port)
+            await self._destinations.check(parsed.raw_host or "", parsed.port or 0)  # check_url: both are there
         except DestinationRefused as e:
             raise _bad_url(str(e)) from None
         now = self._clock.now_ms()
@@ -99,7 +99,7 @@ class WebhookService:
 
     async def list_own(self, owner: Principal) -> WebhookList:
         async with self._storage.transaction() as tx:
-            hooks = await tx.webhooks.list(principal_id=owner.id)
+            hooks = await tx.webhooks.all(principal_id=owner.id)
         return WebhookList(items=[WebhookOut(**_out(h)) for h in hooks])
 
     async def delete_own(self, owner: Principal, webhook_id: int) -> WebhookOut:
@@ -117,7 +117,7 @@ class WebhookService:
 
     async def list_all(self) -> AdminWebhookList:
         async with self._storage.transaction() as tx:
-            hooks = await tx.webhooks.list()
+            hooks = await tx.webhooks.all()
             owners = {p.id: p for p in await tx.principals.by_ids(sorted({h.principal_id for h in hooks}))}
         return AdminWebhookList(items=[
             AdminWebhookOut(**_out(h), owner=self._directory.participant_id(owners[h.principal_id]),

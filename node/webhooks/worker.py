@@ -141,7 +141,7 @@ class WebhookWorker:
             for task in senders:
                 task.cancel()
             await asyncio.gather(*senders, return_exceptions=True)
-            if own:
+            if own and self._session is not None:
                 await self._session.close()
                 self._session = None
 
@@ -217,6 +217,7 @@ class WebhookWorker:
         try:
             url = URL(hook.url)
             self._destinations.check_literal(url.raw_host or "", url.port or 0)
+            assert self._session is not None, "deliveries run only while the worker does"
             async with asyncio.timeout(self._limits.timeout_s + 1):  # a backstop to aiohttp's own
                 async with self._session.post(hook.url, data=body, headers=headers, timeout=timeout,
                                               allow_redirects=False) as response:
@@ -243,7 +244,7 @@ class WebhookWorker:
             reason = (f"disabled after {failures} failed deliveries in a row over {(now - first) / 1000:.0f} s; "
                       f"last: {answer.error}")
             async with self._storage.transaction() as tx:
-                await tx.webhooks.failed(hook.id, status=answer.status, error=answer.error, next_attempt_at=now,
+                await tx.webhooks.failed(hook.id, status=answer.status, error=answer.error or "", next_attempt_at=now,
                                          now=now)
                 await tx.webhooks.set_status(hook.id, status="disabled", reason=reason[:1000], now=now)
             log.warning("webhook %d: disabled after %d failed deliveries in a row; last: %s", hook.id, failures,
@@ -251,7 +252,7 @@ class WebhookWorker:
             return
         delay = retry_delay_ms(failures, rng=self._rng, base_ms=limits.retry_base_ms, cap_ms=limits.retry_cap_ms)
         async with self._storage.transaction() as tx:
-            await tx.webhooks.failed(hook.id, status=answer.status, error=answer.error, next_attempt_at=now + delay,
+            await tx.webhooks.failed(hook.id, status=answer.status, error=answer.error or "", next_attempt_at=now + delay,
                                      now=now)
         log.info("webhook %d: attempt failed (%d in a row), next in %d ms: %s", hook.id, failures, delay,
                  answer.for_log)

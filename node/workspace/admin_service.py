@@ -52,8 +52,8 @@ class AdminService:
     async def status(self) -> StatusOut:
         async with self._storage.transaction() as tx:
             company = await tx.company.get()
-            principals = await tx.principals.list()
-            threads = await tx.private_threads.list()
+            principals = await tx.principals.all()
+            threads = await tx.private_threads.all()
         return StatusOut(
             server_name=company.server_name,
             display_name=company.display_name,
@@ -84,7 +84,7 @@ class AdminService:
 
     async def list_principals(self, kind: str) -> PrincipalList:
         async with self._storage.transaction() as tx:
-            found = await tx.principals.list(kind)
+            found = await tx.principals.all(kind)
         return PrincipalList(items=[self._directory.describe(p) for p in found])
 
     async def set_disabled(self, kind: str, handle: str, disabled: bool, *, actor: str) -> PrincipalOut:
@@ -184,7 +184,7 @@ class AdminService:
 
     async def list_threads(self) -> ThreadList:
         async with self._storage.transaction() as tx:
-            return ThreadList(items=await threads_out(self._directory, tx, await tx.private_threads.list()))
+            return ThreadList(items=await threads_out(self._directory, tx, await tx.private_threads.all()))
 
     async def get_thread(self, name: str) -> ThreadOut:
         async with self._storage.transaction() as tx:
@@ -210,7 +210,7 @@ class AdminService:
 
     async def list_knowledge(self, *, after: int, limit: int) -> KnowledgePage:
         async with self._storage.transaction() as tx:
-            items = await tx.knowledge.list(after_id=after, limit=limit)
+            items = await tx.knowledge.page(after_id=after, limit=limit)
             out = await knowledge_out(self._directory, tx, items)
         return KnowledgePage(items=out, next_cursor=out[-1].id if len(out) == limit else None)
 
@@ -223,7 +223,7 @@ class AdminService:
 
     async def audit(self, *, before: int | None, limit: int) -> AuditPage:
         async with self._storage.transaction() as tx:
-            entries = await tx.audit.list(before_id=before, limit=limit)
+            entries = await tx.audit.page(before_id=before, limit=limit)
         items = [
             AuditEntryOut(id=str(e.id), at=e.at, actor=e.actor, action=e.action, target=e.target, detail=e.detail)
             for e in entries

@@ -28,7 +28,7 @@ class ClientService:
 
     async def threads(self, caller: Principal) -> ThreadList:
         async with self._storage.transaction() as tx:
-            threads = await tx.private_threads.list(member_id=caller.id)
+            threads = await tx.private_threads.all(member_id=caller.id)
             return ThreadList(items=await threads_out(self._directory, tx, threads))
 
     async def read(self, caller: Principal, name: str, *, after: int, limit: int) -> MessagePage:

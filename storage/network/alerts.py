@@ -16,6 +16,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.network.tables import node_alerts
+from storage.results import inserted_id
 
 __all__ = ["Alert", "AlertRepository"]
 
@@ -51,14 +52,14 @@ class AlertRepository:
         result = await self._conn.execute(node_alerts.insert().values(
             fingerprint=fingerprint, kind=kind, network=network, server=server, message=message,
             detail=detail_text, count=1, created_at=now, last_seen_at=now))
-        return result.inserted_primary_key[0]
+        return inserted_id(result)
 
-    async def list(self, *, limit: int = 100, kind: str | None = None) -> list[Alert]:
+    async def all(self, *, limit: int = 100, kind: str | None = None) -> list[Alert]:
         query = select(node_alerts).order_by(node_alerts.c.last_seen_at.desc(), node_alerts.c.id.desc()).limit(limit)
         if kind is not None:
             query = query.where(node_alerts.c.kind == kind)
-        return [Alert(r.id, r.kind, r.network, r.server, r.message, json.loads(r.detail), r.count, r.created_at,
+        return [Alert(r.id, r.kind, r.network, r.server, r.message, json.loads(r.detail), r._mapping["count"], r.created_at,
                       r.last_seen_at) for r in await self._conn.execute(query)]
 
     async def count(self) -> int:
-        return await self._conn.scalar(select(func.count()).select_from(node_alerts))
+        return (await self._conn.execute(select(func.count()).select_from(node_alerts))).scalar_one()

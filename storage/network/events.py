@@ -12,6 +12,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.network.tables import network_events
+from storage.results import inserted_id
 
 __all__ = ["EventRepository", "StoredEvent"]
 
@@ -60,7 +61,7 @@ class EventRepository:
             "network_id": network_id, "event_id": event_id, "seq": seq, "type": type, "thread": thread,
             "sender": sender, "origin": origin, "origin_ts": origin_ts, "wire": wire, "received_at": now,
         })
-        return result.inserted_primary_key[0]
+        return inserted_id(result)
 
     async def find(self, event_id: str) -> StoredEvent | None:
         row = (await self._conn.execute(_FIND, {"event_id": event_id})).first()

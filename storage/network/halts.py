@@ -44,7 +44,7 @@ class HaltRepository:
         row = (await self._conn.execute(_FIND, {"network_id": network_id})).first()
         if row is None:
             return None
-        name = await self._conn.scalar(select(networks.c.name).where(networks.c.id == network_id))
+        name = (await self._conn.execute(select(networks.c.name).where(networks.c.id == network_id))).scalar_one()
         return _halt(row, name)
 
     async def halt(self, network_id: int, *, seq: int, event_id: str | None, code: str, reason: str, now: int,

@@ -8,6 +8,7 @@ the event that changed it, so they never disagree with the event log.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
@@ -21,6 +22,7 @@ from storage.network.tables import (
     shared_thread_participants,
     shared_threads,
 )
+from storage.results import inserted_id
 
 __all__ = ["NetworkRecord", "NetworkRepository", "SharedThreadRecord"]
 
@@ -88,13 +90,13 @@ class NetworkRepository:
         """Names are unique on a node: events name their network by name alone."""
         if await self.find(name) is not None:
             raise AlreadyExists("network", name)
-        values = dict(host=host, name=name, title=title, closed=False,
+        values: dict[str, Any] = dict(host=host, name=name, title=title, closed=False,
                       history_visible=history_visible, head_seq=0, head_hash=None, created_at=now, head_ts=0)
         try:
             result = await self._conn.execute(networks.insert().values(**values))
         except IntegrityError:
             raise AlreadyExists("network", name) from None
-        return NetworkRecord(id=result.inserted_primary_key[0], **values)
+        return NetworkRecord(id=inserted_id(result), **values)
 
     async def find(self, name: str, *, for_update: bool = False) -> NetworkRecord | None:
         row = (await self._conn.execute(_FIND_FOR_UPDATE if for_update else _FIND, {"name": name})).first()
@@ -106,7 +108,7 @@ class NetworkRepository:
             raise NotFound("network", name)
         return found
 
-    async def list(self) -> list[NetworkRecord]:
+    async def all(self) -> list[NetworkRecord]:
         rows = await self._conn.execute(select(networks).order_by(networks.c.name))
         return [self._record(r) for r in rows]
 
@@ -180,7 +182,7 @@ class NetworkRepository:
         result = await self._conn.execute(
             shared_threads.insert().values(network_id=network_id, name=name, title=title, closed=False, created_at=now)
         )
-        thread_id = result.inserted_primary_key[0]
+        thread_id = inserted_id(result)
         if participants:
             await self._conn.execute(
                 shared_thread_participants.insert(),

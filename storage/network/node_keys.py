@@ -31,7 +31,7 @@ class NodeKeyRepository:
             key_id=key_id, public_key=public_key, created_at=now, rotation_notice=rotation_notice
         ))
 
-    async def list(self) -> list[NodeKeyRecord]:
+    async def all(self) -> list[NodeKeyRecord]:
         rows = await self._conn.execute(select(node_keys).order_by(node_keys.c.created_at, node_keys.c.key_id))
         return [NodeKeyRecord(r.key_id, r.public_key, r.created_at, r.valid_until, r.revoked_at, r.rotation_notice)
                 for r in rows]

@@ -101,7 +101,8 @@ class OutboxRepository:
         """The oldest due rows for `destination`, up to `max_count` rows and `max_bytes` of
         events (always at least one), marked in flight; none while the peer is backed off."""
         query = _CLAIM_SKIP_LOCKED if self._conn.dialect.name == "postgresql" else _CLAIM
-        items, size = [], 0
+        items: list[OutboxItem] = []
+        size = 0
         for row in await self._conn.execute(query, {"destination": destination, "now": now, "max_count": max_count}):
             if items and size + len(row.wire) > max_bytes:
                 break

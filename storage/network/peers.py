@@ -93,7 +93,7 @@ class PeerRepository:
         wanted = set(servers)
         return {r.server for r in await self._conn.execute(_BLOCKED) if r.server in wanted}
 
-    async def list(self) -> list[PeerRecord]:
+    async def all(self) -> list[PeerRecord]:
         rows = await self._conn.execute(select(peers).order_by(peers.c.server))
         return [PeerRecord(r.server, r.status, r.endpoint, r.created_at, r.updated_at) for r in rows]
 
@@ -192,12 +192,12 @@ class PeerRepository:
         )
 
     async def count_pending_incoming(self, server: str) -> int:
-        return await self._conn.scalar(
+        return (await self._conn.execute(
             select(func.count()).where(
                 network_invites.c.direction == "incoming", network_invites.c.server == server,
                 network_invites.c.status == "pending",
             )
-        )
+        )).scalar_one()
 
     # Delivery status
 

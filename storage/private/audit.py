@@ -37,7 +37,7 @@ class AuditRepository:
             )
         )
 
-    async def list(self, *, before_id: int | None = None, limit: int) -> list[AuditEntry]:
+    async def page(self, *, before_id: int | None = None, limit: int) -> list[AuditEntry]:
         """Newest first; pass the last id seen as `before_id` for the next page."""
         query = select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
         if before_id is not None:

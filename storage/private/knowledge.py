@@ -14,6 +14,7 @@ from sqlalchemy import exists, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.private.tables import knowledge_items, knowledge_readers
+from storage.results import inserted_id
 
 __all__ = ["KnowledgeItem", "KnowledgeRepository", "is_search_object", "search_words"]
 
@@ -34,7 +35,7 @@ class KnowledgeItem:
 
 def is_search_object(name: str | None) -> bool:
     """The search index is made by hand in the migration, outside the declared metadata."""
-    return bool(name) and (name.startswith("knowledge_fts") or name == "ix_knowledge_items_search")
+    return name is not None and (name.startswith("knowledge_fts") or name == "ix_knowledge_items_search")
 
 
 def search_words(query: str) -> list[str]:
@@ -55,7 +56,7 @@ class KnowledgeRepository:
                 title=title, body=body, restricted=restricted, created_at=now
             )
         )
-        item_id = result.inserted_primary_key[0]
+        item_id = inserted_id(result)
         readers = tuple(sorted(set(reader_ids or [])))
         if readers:
             await self._conn.execute(
@@ -64,7 +65,7 @@ class KnowledgeRepository:
             )
         return KnowledgeItem(item_id, title, body, restricted, readers, now)
 
-    async def list(self, *, after_id: int = 0, limit: int) -> list[KnowledgeItem]:
+    async def page(self, *, after_id: int = 0, limit: int) -> list[KnowledgeItem]:
         rows = (
             await self._conn.execute(
                 select(knowledge_items)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -10,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.errors import AlreadyExists, NotFound
 from storage.private.tables import admin_tokens, principal_tokens, principals
+from storage.results import inserted_id
 
 __all__ = ["AdminTokenRepository", "Principal", "PrincipalRepository", "TokenRecord", "TokenRepository"]
 
@@ -77,7 +79,7 @@ class PrincipalRepository:
     async def create(
         self, *, kind: str, handle: str, display_name: str, profile: str, now: int
     ) -> Principal:
-        values = dict(
+        values: dict[str, Any] = dict(
             kind=kind, handle=handle, display_name=display_name, profile=profile,
             disabled=False, created_at=now,
         )
@@ -87,7 +89,7 @@ class PrincipalRepository:
             result = await self._conn.execute(principals.insert().values(**values))
         except IntegrityError:
             raise AlreadyExists(kind, handle) from None
-        return Principal(id=result.inserted_primary_key[0], **values)
+        return Principal(id=inserted_id(result), **values)
 
     async def _find(self, kind: str, handle: str) -> Principal | None:
         row = (
@@ -107,7 +109,7 @@ class PrincipalRepository:
         rows = await self._conn.execute(select(principals).where(principals.c.id.in_(ids)))
         return [_principal(r) for r in rows]
 
-    async def list(self, kind: str | None = None) -> list[Principal]:
+    async def all(self, kind: str | None = None) -> list[Principal]:
         query = select(principals).order_by(principals.c.kind, principals.c.handle)
         if kind is not None:
             query = query.where(principals.c.kind == kind)
@@ -128,10 +130,10 @@ class TokenRepository:
 
     async def add(self, principal_id: int, *, token_hash: str, prefix: str, scopes: frozenset[str],
                   expires_at: int | None, now: int) -> TokenRecord:
-        values = dict(principal_id=principal_id, token_hash=token_hash, prefix=prefix, created_at=now,
+        values: dict[str, Any] = dict(principal_id=principal_id, token_hash=token_hash, prefix=prefix, created_at=now,
                       scopes=" ".join(sorted(scopes)), expires_at=expires_at)
         result = await self._conn.execute(principal_tokens.insert().values(**values))
-        return TokenRecord(result.inserted_primary_key[0], principal_id, prefix, frozenset(scopes), now,
+        return TokenRecord(inserted_id(result), principal_id, prefix, frozenset(scopes), now,
                            expires_at, None)
 
     async def list_for(self, principal_id: int) -> list[TokenRecord]:

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.errors import AlreadyExists, NotFound
 from storage.private.tables import private_messages, private_thread_members, private_threads
+from storage.results import inserted_id
 
 __all__ = ["PrivateMessage", "PrivateThread", "PrivateThreadRepository"]
 
@@ -50,7 +51,7 @@ class PrivateThreadRepository:
             )
         except IntegrityError:
             raise AlreadyExists("thread", name) from None
-        thread_id = result.inserted_primary_key[0]
+        thread_id = inserted_id(result)
         await self._insert_members(thread_id, member_ids)
         return PrivateThread(thread_id, name, title, now, tuple(sorted(set(member_ids))))
 
@@ -80,7 +81,7 @@ class PrivateThreadRepository:
         )
         return PrivateThread(row.id, row.name, row.title, row.created_at, tuple(members))
 
-    async def list(self, *, member_id: int | None = None) -> list[PrivateThread]:
+    async def all(self, *, member_id: int | None = None) -> list[PrivateThread]:
         """All threads, or only those `member_id` belongs to, each with its members."""
         query = select(private_threads).order_by(private_threads.c.name)
         if member_id is not None:
@@ -112,7 +113,7 @@ class PrivateThreadRepository:
                 thread_id=thread_id, sender_id=sender_id, body=body, created_at=now
             )
         )
-        return PrivateMessage(result.inserted_primary_key[0], thread_id, sender_id, body, now)
+        return PrivateMessage(inserted_id(result), thread_id, sender_id, body, now)
 
     async def messages(
         self, thread_id: int, *, after_id: int = 0, limit: int
@@ -142,6 +143,6 @@ class PrivateThreadRepository:
         return {r.id: r.name for r in rows}
 
     async def count_messages(self, thread_id: int) -> int:
-        return await self._conn.scalar(
+        return (await self._conn.execute(
             select(func.count()).where(private_messages.c.thread_id == thread_id)
-        )
+        )).scalar_one()

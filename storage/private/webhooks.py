@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.errors import NotFound
 from storage.private.tables import webhooks
+from storage.results import inserted_id
 
 __all__ = ["Webhook", "WebhookRepository"]
 
@@ -45,7 +46,7 @@ class WebhookRepository:
         values = dict(principal_id=principal_id, url=url, secret=secret, status="active", cursor=cursor,
                       failures=0, next_attempt_at=now, created_at=now)
         result = await self._conn.execute(webhooks.insert().values(**values))
-        return await self.get(result.inserted_primary_key[0])
+        return await self.get(inserted_id(result))
 
     async def get(self, webhook_id: int, *, principal_id: int | None = None) -> Webhook:
         query = select(webhooks).where(webhooks.c.id == webhook_id)
@@ -57,9 +58,9 @@ class WebhookRepository:
         return _webhook(row)
 
     async def count_for(self, principal_id: int) -> int:
-        return await self._conn.scalar(select(func.count()).where(webhooks.c.principal_id == principal_id))
+        return (await self._conn.execute(select(func.count()).where(webhooks.c.principal_id == principal_id))).scalar_one()
 
-    async def list(self, *, principal_id: int | None = None) -> list[Webhook]:
+    async def all(self, *, principal_id: int | None = None) -> list[Webhook]:
         query = select(webhooks).order_by(webhooks.c.id)
         if principal_id is not None:
             query = query.where(webhooks.c.principal_id == principal_id)

@@ -38,7 +38,7 @@ class _Works:
 
 async def _handles(storage: Storage) -> list[str]:
     async with storage.read_transaction() as tx:
-        return sorted(p.handle for p in await tx.principals.list())
+        return sorted(p.handle for p in await tx.principals.all())
 
 
 async def test_works_that_arrive_together_share_one_transaction(storage):

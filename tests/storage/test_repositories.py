@@ -26,7 +26,7 @@ async def test_principal_handles_are_unique_per_kind(storage):
             kind="agent", handle="alex", display_name="Alex bot", profile="", now=NOW
         )
         assert agent.id != alex.id
-        assert [p.kind for p in await tx.principals.list()] == ["agent", "person"]
+        assert [p.kind for p in await tx.principals.all()] == ["agent", "person"]
         with pytest.raises(NotFound):
             await tx.principals.get("agent", "nobody")
 
@@ -37,7 +37,7 @@ async def test_failed_transaction_changes_nothing(storage):
             await tx.principals.create(kind="person", handle="sam", display_name="S", profile="", now=NOW)
             await tx.principals.create(kind="person", handle="sam", display_name="S", profile="", now=NOW)
     async with storage.transaction() as tx:
-        assert await tx.principals.list() == []
+        assert await tx.principals.all() == []
 
 
 async def test_token_lookup_respects_revocation_and_disabling(storage):
@@ -91,8 +91,8 @@ async def test_private_threads_members_and_pagination(storage):
         with pytest.raises(AlreadyExists):
             await tx.private_threads.create(name="all-hands", title="Again", member_ids=[], now=NOW)
     async with storage.transaction() as tx:
-        assert [t.name for t in await tx.private_threads.list(member_id=sam.id)] == ["all-hands"]
-        assert [t.name for t in await tx.private_threads.list()] == ["all-hands", "billing-escalations"]
+        assert [t.name for t in await tx.private_threads.all(member_id=sam.id)] == ["all-hands"]
+        assert [t.name for t in await tx.private_threads.all()] == ["all-hands", "billing-escalations"]
         for i in range(5):
             await tx.private_threads.post(billing.id, sender_id=alex.id, body=f"m{i}", now=NOW + i)
         first = await tx.private_threads.messages(billing.id, limit=2)
@@ -125,7 +125,7 @@ async def test_knowledge_search_never_interprets_query_syntax(storage, query):
         await tx.knowledge.add(title="t", body="webhook", reader_ids=None, now=NOW)
     async with storage.transaction() as tx:
         await tx.knowledge.search(query, reader_id=None, limit=10)  # no error is the assertion
-        assert len(await tx.knowledge.list(limit=10)) == 1
+        assert len(await tx.knowledge.page(limit=10)) == 1
 
 
 async def test_audit_is_newest_first_with_cursor(storage):
@@ -133,9 +133,9 @@ async def test_audit_is_newest_first_with_cursor(storage):
         for i in range(5):
             await tx.audit.record(actor="admin", action="person.create", target=f"p{i}", now=NOW + i, detail={"i": i})
     async with storage.transaction() as tx:
-        page = await tx.audit.list(limit=3)
+        page = await tx.audit.page(limit=3)
         assert [e.target for e in page] == ["p4", "p3", "p2"]
-        page2 = await tx.audit.list(before_id=page[-1].id, limit=3)
+        page2 = await tx.audit.page(before_id=page[-1].id, limit=3)
         assert [e.target for e in page2] == ["p1", "p0"]
         assert page2[-1].detail == {"i": 0}
 

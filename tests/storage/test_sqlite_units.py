@@ -42,7 +42,7 @@ async def test_many_open_units_of_work_never_wait_for_a_connection(storage):
             if count == 25:
                 opened.set()
             await opened.wait()
-            return len(await tx.principals.list())
+            return len(await tx.principals.all())
 
     assert await asyncio.wait_for(asyncio.gather(*[hold() for _ in range(25)]), 10) == [0] * 25
 
@@ -53,11 +53,11 @@ async def test_a_failed_unit_of_work_changes_nothing(storage):
             await tx.principals.create(kind="agent", handle="ops", display_name="Ops", profile="", now=NOW)
             raise RuntimeError("after the write")
     async with storage.read_transaction() as tx:
-        assert await tx.principals.list() == []
+        assert await tx.principals.all() == []
     async with storage.transaction() as tx:
         await tx.principals.create(kind="agent", handle="ops", display_name="Ops", profile="", now=NOW)
     async with storage.read_transaction() as tx:
-        assert [p.handle for p in await tx.principals.list()] == ["ops"]
+        assert [p.handle for p in await tx.principals.all()] == ["ops"]
 
 
 async def test_an_in_memory_database_keeps_the_async_engine():
@@ -67,7 +67,7 @@ async def test_an_in_memory_database_keeps_the_async_engine():
             assert not isinstance(tx.principals._conn, SyncConnection)
             await tx.principals.create(kind="agent", handle="ops", display_name="Ops", profile="", now=NOW)
         async with storage.read_transaction() as tx:
-            assert [p.handle for p in await tx.principals.list()] == ["ops"]
+            assert [p.handle for p in await tx.principals.all()] == ["ops"]
     finally:
         await storage.close()
 

@@ -86,7 +86,7 @@ async def test_vouched_keys_are_confirmed_or_disputed_by_the_company_s_own_docum
     assert await vouched(storage, X) == {real.key_id: ("confirmed", False), fake.key_id: ("disputed", False)}
     assert await keys_of(storage, X) == {real.key_id: False}  # first contact over TLS: learned from X itself
     async with storage.network_transaction() as tx:
-        (alert,) = await tx.alerts.list()
+        (alert,) = await tx.alerts.all()
     assert (alert.kind, alert.server, alert.network) == ("key_conflict", X, "rollout")
     assert fake.verify_key.fingerprint in alert.message and real.verify_key.fingerprint in alert.message
 

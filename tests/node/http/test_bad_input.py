@@ -21,10 +21,10 @@ async def _error(resp, status, code):
 async def _snapshot(node):
     async with node.storage.transaction() as tx:
         return (
-            [p.handle for p in await tx.principals.list()],
-            [t.name for t in await tx.private_threads.list()],
-            len(await tx.knowledge.list(limit=1000)),
-            len(await tx.audit.list(limit=1000)),
+            [p.handle for p in await tx.principals.all()],
+            [t.name for t in await tx.private_threads.all()],
+            len(await tx.knowledge.page(limit=1000)),
+            len(await tx.audit.page(limit=1000)),
         )
 
 

@@ -148,7 +148,7 @@ def test_keys_rotate_swaps_the_key_file_and_records_the_handover(tmp_path, capsy
         try:
             async with storage.network_transaction() as tx:
                 return {r.key_id: (r.valid_until is not None, r.rotation_notice is not None)
-                        for r in await tx.node_keys.list()}
+                        for r in await tx.node_keys.all()}
         finally:
             await storage.close()
 

@@ -72,7 +72,7 @@ class Api:
 
     async def stored(self) -> tuple[list, list[str]]:
         async with self.storage.transaction() as tx:
-            hooks = await tx.webhooks.list()
+            hooks = await tx.webhooks.all()
         audit = await (await self.admin.get("/v1/audit", headers=bearer(self.admin_token))).json()
         return hooks, [e["action"] for e in audit["items"] if e["action"].startswith("webhook.")]
 
