@@ -11,7 +11,7 @@ backoff that grows while nothing gets through.
 
 If the peer cannot be reached, or refuses the whole request, every row goes back to pending
 and the peer is backed off with capped exponential delay and full jitter
-(`federation.outbox_states.retry_delay_ms`), or for as long as its 429 Retry-After asks. The
+(`node.basics.backoff.retry_delay_ms`), or for as long as its 429 Retry-After asks. The
 backoff is kept twice: in this process as a monotonic deadline, which decides when this
 process sends again whatever the wall clock does; and in the database
 (`delivery_status.next_attempt_at`), for operators, other node processes and restarts (where
@@ -43,7 +43,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable
 
-from federation.outbox_states import retry_delay_ms
+from node.basics.backoff import retry_delay_ms
 from node.basics.clock import Clock
 from node.basics.errors import PeerRefused, PeerUnreachable
 from node.federation.peer_client import PeerClient

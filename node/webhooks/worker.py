@@ -41,7 +41,7 @@ from datetime import UTC, datetime
 import aiohttp
 from yarl import URL
 
-from federation.outbox_states import retry_delay_ms
+from node.basics.backoff import retry_delay_ms
 from node.basics.clock import Clock
 from node.basics.limits import WebhookLimits
 from node.feed.models import EventOut

@@ -1,8 +1,8 @@
 """Outbound delivery rows: one per (event, destination), written with the event itself.
 
 Claiming marks rows `in_flight`; on PostgreSQL with `FOR UPDATE SKIP LOCKED`, so several node
-processes can share one queue without sending a row twice. State names follow
-`federation.outbox_states`.
+processes can share one queue without sending a row twice. Every change of a row's state is a
+move declared in `storage.network.outbox_states` (`_moving` builds the statements from it).
 
 Rows go out first in, first out per destination: one author's events reach the host in the
 order this node accepted them. So rows carry no due time of their own (it is 0): when to try a
@@ -17,19 +17,35 @@ A row is settled by its sender only while it is still in flight: a row that beca
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import BigInteger, bindparam, func, or_, select, update
+from sqlalchemy import BigInteger, ColumnElement, Update, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from storage.network.outbox_states import OPEN_STATES, TRANSITIONS, DeliveryAction, DeliveryState
 from storage.network.tables import delivery_status, network_events, outbox
 
 __all__ = ["MAX_BACKOFF_MS", "OutboxItem", "OutboxRepository", "Refusal"]
 
 
+
+def _moving(action: DeliveryAction, *where: ColumnElement[bool], **values: Any) -> Update:
+    """The UPDATE that makes `action`'s move on the rows matching `where`: only rows in one of
+    its source states move, to its target state, counting a try if the move does."""
+    move = TRANSITIONS[action]
+    changes: dict[str, Any] = {"state": move.target.value, **values}
+    if move.counts_try:
+        changes["tries"] = outbox.c.tries + 1
+    sources = sorted(state.value for state in move.sources)
+    return update(outbox).where(outbox.c.state.in_(sources), *where).values(**changes)
+
+
+_PENDING = DeliveryState.PENDING.value
+_IDS = outbox.c.id.in_(bindparam("ids", expanding=True))
 # Statements run for every event are built once, with bind parameters (storage.storage says why).
 _ENQUEUE = outbox.insert()
-# Five minutes: the longest backoff (federation.outbox_states.retry_delay_ms); a due time beyond
-# it is a clock step, not a backoff.
+# Five minutes: the longest backoff (node.basics.backoff.RETRY_CAP_MS); a due time beyond it is a
+# clock step, not a backoff.
 MAX_BACKOFF_MS = 300_000
 _NOW = bindparam("now", type_=BigInteger)
 _NOT_BACKED_OFF = or_(delivery_status.c.next_attempt_at.is_(None), delivery_status.c.next_attempt_at <= _NOW,
@@ -37,7 +53,7 @@ _NOT_BACKED_OFF = or_(delivery_status.c.next_attempt_at.is_(None), delivery_stat
 _DUE = (
     select(outbox.c.destination)
     .outerjoin(delivery_status, delivery_status.c.server == outbox.c.destination)
-    .where(outbox.c.state == "pending", outbox.c.next_attempt_at <= bindparam("now"), _NOT_BACKED_OFF)
+    .where(outbox.c.state == _PENDING, outbox.c.next_attempt_at <= bindparam("now"), _NOT_BACKED_OFF)
     .distinct()
 )
 _CLAIM = (
@@ -45,18 +61,16 @@ _CLAIM = (
            network_events.c.event_id, network_events.c.wire)
     .join(network_events, network_events.c.id == outbox.c.event_row_id)
     .outerjoin(delivery_status, delivery_status.c.server == outbox.c.destination)
-    .where(outbox.c.destination == bindparam("destination"), outbox.c.state == "pending",
+    .where(outbox.c.destination == bindparam("destination"), outbox.c.state == _PENDING,
            outbox.c.next_attempt_at <= bindparam("now"), _NOT_BACKED_OFF)
     .order_by(outbox.c.id)
     .limit(bindparam("max_count"))
 )
 _CLAIM_SKIP_LOCKED = _CLAIM.with_for_update(of=outbox, skip_locked=True)  # PostgreSQL: several node processes
-_IN_FLIGHT = update(outbox).where(outbox.c.id.in_(bindparam("ids", expanding=True))).values(state="in_flight")
-_DELIVERED = update(outbox).where(outbox.c.id.in_(bindparam("ids", expanding=True)), outbox.c.state == "in_flight").values(
-    state="delivered", delivered_at=bindparam("now"), last_error=None)
-_EVENT_DELIVERED = update(outbox).where(outbox.c.event_row_id == bindparam("row"),
-                                        outbox.c.state.in_(["pending", "in_flight", "failed"])).values(
-    state="delivered", delivered_at=bindparam("now"), last_error=None)
+_IN_FLIGHT = _moving(DeliveryAction.CLAIM, _IDS)
+_DELIVERED = _moving(DeliveryAction.SUCCEED, _IDS, delivered_at=bindparam("now"), last_error=None)
+_EVENT_DELIVERED = _moving(DeliveryAction.CONFIRM, outbox.c.event_row_id == bindparam("row"),
+                           delivered_at=bindparam("now"), last_error=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +101,7 @@ class OutboxRepository:
     async def enqueue(self, event_row_id: int, destinations: list[str], *, now: int) -> None:
         if destinations:
             await self._conn.execute(_ENQUEUE, [
-                {"destination": d, "event_row_id": event_row_id, "state": "pending", "tries": 0,
+                {"destination": d, "event_row_id": event_row_id, "state": _PENDING, "tries": 0,
                  "next_attempt_at": 0, "created_at": now}
                 for d in sorted(set(destinations))
             ])
@@ -125,26 +139,23 @@ class OutboxRepository:
     async def retry(self, ids: list[int], *, error: str) -> None:
         """Back to pending, one more try counted; the destination's backoff says when."""
         if ids:
-            await self._conn.execute(
-                update(outbox).where(outbox.c.id.in_(ids), outbox.c.state == "in_flight")
-                .values(state="pending", tries=outbox.c.tries + 1, last_error=error[:500], next_attempt_at=0)
-            )
+            await self._conn.execute(_moving(DeliveryAction.RETRY, outbox.c.id.in_(ids), last_error=error[:500],
+                                             next_attempt_at=0))
 
     async def reject(self, ids: list[int], *, error: str, now: int) -> None:
         if ids:
-            await self._conn.execute(
-                update(outbox).where(outbox.c.id.in_(ids), outbox.c.state == "in_flight")
-                .values(state="failed", tries=outbox.c.tries + 1, last_error=error[:500], failed_at=now))
+            await self._conn.execute(_moving(DeliveryAction.REJECT, outbox.c.id.in_(ids), last_error=error[:500],
+                                             failed_at=now))
 
     async def requeue_in_flight(self) -> int:
         """After a restart nothing is in flight any more: send those rows again."""
-        result = await self._conn.execute(update(outbox).where(outbox.c.state == "in_flight").values(state="pending"))
+        result = await self._conn.execute(_moving(DeliveryAction.REQUEUE))
         return result.rowcount
 
     async def depth(self) -> dict[str, int]:
         rows = await self._conn.execute(
             select(outbox.c.destination, func.count())
-            .where(outbox.c.state.in_(["pending", "in_flight"]))
+            .where(outbox.c.state.in_(sorted(state.value for state in OPEN_STATES)))
             .group_by(outbox.c.destination)
         )
         return {r[0]: r[1] for r in rows}
@@ -162,11 +173,8 @@ class OutboxRepository:
 
     async def cancel(self, destination: str, *, error: str, now: int) -> None:
         """Drop what is still queued for a destination (blocked, left or removed)."""
-        await self._conn.execute(
-            update(outbox)
-            .where(outbox.c.destination == destination, outbox.c.state.in_(["pending", "in_flight"]))
-            .values(state="failed", last_error=error, failed_at=now)
-        )
+        await self._conn.execute(_moving(DeliveryAction.CANCEL, outbox.c.destination == destination,
+                                         last_error=error, failed_at=now))
 
     async def refusals(self, network_id: int, *, limit: int = 20) -> list[Refusal]:
         """The latest events of a network that a destination refused for good, and why."""
@@ -174,6 +182,6 @@ class OutboxRepository:
             select(outbox.c.destination, outbox.c.last_error, outbox.c.failed_at, network_events.c.event_id,
                    network_events.c.seq, network_events.c.type)
             .join(network_events, network_events.c.id == outbox.c.event_row_id)
-            .where(network_events.c.network_id == network_id, outbox.c.state == "failed")
+            .where(network_events.c.network_id == network_id, outbox.c.state == DeliveryState.FAILED.value)
             .order_by(outbox.c.id.desc()).limit(limit))
         return [Refusal(r.destination, r.event_id, r.seq, r.type, r.last_error or "", r.failed_at) for r in rows]
