@@ -12,7 +12,6 @@ from importlib.metadata import version
 from aiohttp import web
 
 from node.basics.clock import Clock
-from node.basics.limits import ClientLimits
 from node.basics.rate_limit import PostRateLimiter
 from node.http.auth import admin_authenticator, auth_middleware, current_caller, principal_authenticator, require_scope
 from node.http.errors import error_middleware
@@ -50,6 +49,7 @@ def _app(title: str, endpoints: Sequence[Endpoint], authenticate, max_body_bytes
 
 
 def _scoped(endpoint: Endpoint, handler: Handler) -> Handler:
+    """The one place a client route's scope is checked (`tests/node/http/test_scopes.py`)."""
     scope = endpoint.scope
     if scope is None:
         return handler
@@ -69,14 +69,11 @@ def build_admin_app(storage, clock: Clock, directory: Directory, *, extra: Seque
     return _app("Agent Network admin API", endpoints, admin_authenticator(storage), max_body_bytes)
 
 
-def build_client_app(storage, clock: Clock, directory: Directory, *, service: ClientService | None = None,
-                     limiter: PostRateLimiter | None = None, extra: Sequence[Endpoint] = (),
+def build_client_app(storage, clock: Clock, directory: Directory, *, service: ClientService,
+                     limiter: PostRateLimiter, extra: Sequence[Endpoint] = (),
                      max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
                      tokens_version: Callable[[], int] | None = None) -> web.Application:
     """`tokens_version` turns on the token cache (`node.http.auth.principal_authenticator`)."""
-    service = service or ClientService(storage, clock, directory)
-    defaults = ClientLimits()
-    limiter = limiter or PostRateLimiter(rate_per_s=defaults.post_rate_per_s, burst=defaults.post_burst)
     endpoints = [*client_endpoints(service, directory, limiter), *extra]
     authenticate = principal_authenticator(storage, clock, tokens_version=tokens_version)
     return _app("Agent Network client API", endpoints, authenticate, max_body_bytes)

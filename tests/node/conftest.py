@@ -13,6 +13,7 @@ from node.feed.hub import FeedHub
 from node.feed.service import FeedService
 from node.main.listeners import build_admin_app, build_client_app
 from node.workspace.bootstrap import bootstrap_company
+from node.workspace.client_service import ClientService
 from node.workspace.directory import Directory
 
 SERVER = "acme.example"
@@ -60,6 +61,12 @@ async def node(storage, aiohttp_client) -> Node:
     return await start_local_node(storage, aiohttp_client, TEST_LIMITS)
 
 
+def client_parts(storage, clock, directory, limits: ClientLimits = ClientLimits()) -> dict:
+    """The client listener's service and post limiter, as the assembly makes them."""
+    return {"service": ClientService(storage, clock, directory),
+            "limiter": PostRateLimiter(rate_per_s=limits.post_rate_per_s, burst=limits.post_burst)}
+
+
 async def start_local_node(storage, aiohttp_client, limits: ClientLimits) -> Node:
     """The admin and client listeners as `node.main.assembly` wires them, without federation."""
     clock = FakeClock()
@@ -71,7 +78,8 @@ async def start_local_node(storage, aiohttp_client, limits: ClientLimits) -> Nod
     limiter = PostRateLimiter(rate_per_s=limits.post_rate_per_s, burst=limits.post_burst)
     admin = await aiohttp_client(build_admin_app(storage, clock, directory, max_body_bytes=64 * 1024,
                                                  on_tokens_changed=hub.tokens_changed))
-    client_app = build_client_app(storage, clock, directory, limiter=limiter, max_body_bytes=64 * 1024,
+    client_app = build_client_app(storage, clock, directory, service=ClientService(storage, clock, directory),
+                                  limiter=limiter, max_body_bytes=64 * 1024,
                                   extra=feed_endpoints(feed, storage, clock, limits))
     client_app.on_shutdown.append(lambda _app: _close(hub))
     client = await aiohttp_client(client_app)

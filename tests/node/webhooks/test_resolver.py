@@ -25,7 +25,7 @@ from node.webhooks.worker import WebhookWorker
 from node.workspace.bootstrap import bootstrap_company
 from node.workspace.directory import Directory
 from tests.cluster import ClusterNode, eventually, start_node
-from tests.node.conftest import FakeClock, bearer
+from tests.node.conftest import FakeClock, bearer, client_parts
 from tests.node.webhooks.test_webhooks import Receiver, receivers, until  # noqa: F401
 from tests.tls_fixtures import TestCertificateAuthority
 
@@ -86,7 +86,7 @@ async def api(storage, aiohttp_client):
         destinations = Destinations.from_limits(limits, resolver=dns)
         service = WebhookService(storage, clock, directory, limits, destinations=destinations)
         admin = await aiohttp_client(build_admin_app(storage, clock, directory))
-        client = await aiohttp_client(build_client_app(storage, clock, directory,
+        client = await aiohttp_client(build_client_app(storage, clock, directory, **client_parts(storage, clock, directory),
                                                        extra=webhook_client_endpoints(service)))
         made = await admin.post("/v1/agents", json={"handle": "ops", "display_name": "Ops"},
                                 headers=bearer(admin_token))

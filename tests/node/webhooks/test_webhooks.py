@@ -27,7 +27,7 @@ from node.webhooks.worker import WebhookWorker
 from node.workspace.bootstrap import bootstrap_company
 from node.workspace.directory import Directory
 from tests.cluster import ClusterNode, eventually, start_node
-from tests.node.conftest import FakeClock, bearer
+from tests.node.conftest import FakeClock, bearer, client_parts
 from tests.node.federation.test_lifecycle import NETWORK, THREAD, incident
 from tests.tls_fixtures import TestCertificateAuthority
 
@@ -244,7 +244,7 @@ async def listeners(storage, aiohttp_client):
     directory = Directory(ACME)
     service = WebhookService(storage, clock, directory, WebhookLimits())
     admin = await aiohttp_client(build_admin_app(storage, clock, directory, extra=webhook_admin_endpoints(service)))
-    client = await aiohttp_client(build_client_app(storage, clock, directory,
+    client = await aiohttp_client(build_client_app(storage, clock, directory, **client_parts(storage, clock, directory),
                                                    extra=webhook_client_endpoints(service)))
 
     async def agent(handle: str, **extra) -> str:
@@ -316,7 +316,8 @@ async def test_two_workers_on_one_database_send_each_event_once(storage, aiohttp
     limits = WebhookLimits(allow_http=True, allowed_hosts=("127.0.0.1",))
     service = WebhookService(storage, clock, directory, limits)
     admin = await aiohttp_client(build_admin_app(storage, clock, directory))
-    client = await aiohttp_client(build_client_app(storage, clock, directory, extra=webhook_client_endpoints(service)))
+    client = await aiohttp_client(build_client_app(storage, clock, directory, **client_parts(storage, clock, directory),
+                                                   extra=webhook_client_endpoints(service)))
     made = await admin.post("/v1/agents", json={"handle": "ops", "display_name": "Ops"}, headers=bearer(admin_token))
     ops = bearer((await made.json())["token"])
     await admin.post("/v1/threads", json={"name": "log", "title": "Log", "members": ["agent:ops"]},
