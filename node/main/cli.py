@@ -2,30 +2,23 @@
 
 Exit codes: 0 done; 1 the node could not do it (database unreachable, port taken);
 2 the command or the settings are wrong. Errors are one line on stderr.
+
+Start-up matters for a command an operator types: building the parser imports nothing but
+argparse and the command modules' parser tables, and each command imports what it needs when
+it runs (`tests/node/main/test_cli_startup.py` holds `--help` to that).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
-from federation.errors import InvalidIdentifier, KeyFileError
-from federation.identifiers import validate_server_name
-from federation.keys import SigningKey
-from node.basics.clock import SystemClock
-from node.basics.config import CONFIG_FILE, load_settings, write_config
+from federation.errors import KeyFileError
 from node.basics.errors import ConfigError
-from node.basics.log_setup import configure_logging
-from node.federation.key_publishing import rotate_node_key
-from node.main.runner import serve
-from node.ops import admin_commands, demo, node_commands
-from node.workspace.bootstrap import bootstrap_company, reset_admin_token
+from node.ops import admin_commands, node_commands
 from storage.errors import StorageConfigError, StorageError
-from storage.storage import Storage
 
 __all__ = ["main"]
 
@@ -68,12 +61,42 @@ def _parser() -> argparse.ArgumentParser:
     rotate = keys_sub.add_parser("rotate", help="switch to a new signing key, announced with the old one")
     rotate.add_argument("--data-dir", required=True, type=Path)
     # More commands, each module adding its parsers with `set_defaults(handler=<async fn>)`.
-    for module in (demo, admin_commands, node_commands):
+    _register_demo(sub)
+    for module in (admin_commands, node_commands):
         module.register(sub)
     return parser
 
 
+def _register_demo(sub: argparse._SubParsersAction) -> None:
+    demo = sub.add_parser("demo", help="run the acme-rollout story on two local nodes and check privacy",
+                          description="Start Acme and Globex (and Initech with --nodes 3) as separate "
+                                      "node processes on loopback, run the acme-rollout story through the "
+                                      "public APIs, show each node's copy of the shared thread and prove "
+                                      "that no private item crossed. Exit 0 when every check passes.")
+    demo.add_argument("--keep", type=Path, metavar="DIR",
+                      help="keep the nodes' data in DIR (new or empty) to explore afterwards")
+    demo.add_argument("--nodes", type=int, choices=(2, 3), default=2, help="2: Acme and Globex; 3: and Initech")
+    demo.add_argument("--quiet", action="store_true", help="print only the results, not the progress")
+    demo.set_defaults(handler=_demo)
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    from node.ops.demo import run_demo
+
+    return await run_demo(args)
+
+
 async def _init(args: argparse.Namespace) -> None:
+    from datetime import UTC, datetime
+
+    from federation.errors import InvalidIdentifier
+    from federation.identifiers import validate_server_name
+    from federation.keys import SigningKey
+    from node.basics.clock import SystemClock
+    from node.basics.config import CONFIG_FILE, load_settings, write_config
+    from node.workspace.bootstrap import bootstrap_company
+    from storage.storage import Storage
+
     try:
         server_name = validate_server_name(args.server_name)
     except InvalidIdentifier as e:
@@ -127,12 +150,19 @@ async def _init(args: argparse.Namespace) -> None:
 
 
 async def _run(args: argparse.Namespace) -> None:
+    from node.basics.config import load_settings
+    from node.basics.log_setup import configure_logging
+    from node.main.runner import serve
+
     settings = load_settings(args.data_dir)
     configure_logging(settings.log_level, as_json=settings.log_json)
     await serve(settings)
 
 
 async def _migrate(args: argparse.Namespace) -> None:
+    from node.basics.config import load_settings
+    from storage.storage import Storage
+
     settings = load_settings(args.data_dir)
     storage = await Storage.open(settings.resolved_database_url, auto_migrate=True)
     await storage.close()
@@ -140,6 +170,11 @@ async def _migrate(args: argparse.Namespace) -> None:
 
 
 async def _admin_token(args: argparse.Namespace) -> None:
+    from node.basics.clock import SystemClock
+    from node.basics.config import load_settings
+    from node.workspace.bootstrap import reset_admin_token
+    from storage.storage import Storage
+
     settings = load_settings(args.data_dir)
     storage = await Storage.open(settings.resolved_database_url, auto_migrate=settings.auto_migrate)
     try:
@@ -151,6 +186,11 @@ async def _admin_token(args: argparse.Namespace) -> None:
 
 
 async def _keys(args: argparse.Namespace) -> None:
+    from node.basics.clock import SystemClock
+    from node.basics.config import load_settings
+    from node.federation.key_publishing import rotate_node_key
+    from storage.storage import Storage
+
     settings = load_settings(args.data_dir)
     storage = await Storage.open(settings.resolved_database_url, auto_migrate=settings.auto_migrate)
     try:
@@ -182,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
+    import asyncio  # not before a command runs: `--help` and a usage error need none of it
+
     try:
         handler = getattr(args, "handler", None) or _COMMANDS[args.command]
         result = asyncio.run(handler(args))

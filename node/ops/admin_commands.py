@@ -25,13 +25,13 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import quote
 
-import aiohttp
-
-from node.basics.config import load_settings
 from node.basics.errors import ConfigError
+
+if TYPE_CHECKING:
+    import aiohttp
 from node.ops import output as out
 
 __all__ = ["EXIT_CODES", "register"]
@@ -44,7 +44,7 @@ EXIT_CODES = """exit codes:
 errors are one line on stderr."""
 
 # An invite or an accept waits for the other company's node; a minute covers a slow peer.
-_TIMEOUT = aiohttp.ClientTimeout(total=60)
+_TIMEOUT_S = 60
 _USAGE_STATUSES = {400, 401, 422}
 SCOPES = ("read", "post", "knowledge:read", "webhooks")
 _SECRETS = {"admin_token", "token", "secret"}  # never formatted into a confirmation line
@@ -72,7 +72,9 @@ class Api:
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Self:
-        self._session = aiohttp.ClientSession(timeout=_TIMEOUT)
+        import aiohttp  # loaded by the commands that call a node, not by `--help`
+
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=_TIMEOUT_S))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -81,6 +83,8 @@ class Api:
 
     async def call(self, method: str, path: str, body: Any = None, query: dict | None = None,
                    headers: dict | None = None) -> Any:
+        import aiohttp
+
         params = {k: str(v) for k, v in (query or {}).items() if v is not None}
         assert self._session is not None, "an Api is used inside `async with`"
         try:
@@ -126,6 +130,8 @@ def _listener_url(args: argparse.Namespace, listener: str) -> str:
     if explicit:
         return explicit
     try:
+        from node.basics.config import load_settings
+
         settings = load_settings(_data_dir(args))
     except ConfigError as e:
         raise CliError(f"{e} (or pass --{listener}-url)", EXIT_USAGE) from None

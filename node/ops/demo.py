@@ -41,7 +41,7 @@ import aiohttp
 import node as node_package
 from node.client.agent_client import AgentClient, AgentNetError
 
-__all__ = ["register"]
+__all__ = ["run_demo"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 NETWORK, THREAD = "acme-rollout", "rollout-status"
@@ -138,19 +138,6 @@ class DemoNode:
             lines = []
         tail = "\n".join("    " + line for line in lines[-LOG_TAIL_LINES:])
         return f"  last lines of {self.log_path}:\n{tail or '    (empty)'}"
-
-
-def register(sub: Any) -> None:
-    demo = sub.add_parser("demo", help="run the acme-rollout story on two local nodes and check privacy",
-                          description="Start Acme and Globex (and Initech with --nodes 3) as separate "
-                                      "node processes on loopback, run the acme-rollout story through the "
-                                      "public APIs, show each node's copy of the shared thread and prove "
-                                      "that no private item crossed. Exit 0 when every check passes.")
-    demo.add_argument("--keep", type=Path, metavar="DIR",
-                      help="keep the nodes' data in DIR (new or empty) to explore afterwards")
-    demo.add_argument("--nodes", type=int, choices=(2, 3), default=2, help="2: Acme and Globex; 3: and Initech")
-    demo.add_argument("--quiet", action="store_true", help="print only the results, not the progress")
-    demo.set_defaults(handler=run_demo)
 
 
 async def run_demo(args: argparse.Namespace) -> int:

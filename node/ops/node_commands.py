@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 from federation.errors import InvalidIdentifier
 from federation.identifiers import validate_server_name
-from node.basics.config import load_settings
 from node.basics.errors import ConfigError
 from node.federation.tls import SELF_SIGNED_DAYS
 from storage.errors import StorageError
@@ -97,6 +96,8 @@ async def _backup(args: argparse.Namespace) -> int:
     from node.ops import backup as backups
 
     try:
+        from node.basics.config import load_settings
+
         settings = load_settings(args.data_dir)
         done = await backups.backup(settings, args.output, now=_now(),
                                     progress=backups.terminal_progress(sys.stderr))
