@@ -37,6 +37,7 @@ __all__ = [
     "BenchCluster",
     "BenchNode",
     "NodeFailed",
+    "cli_module",
     "free_port",
     "proc_cpu_seconds",
     "proc_rss_bytes",
@@ -94,6 +95,13 @@ class NodeFailed(RuntimeError):
 # outgoing connection between our check and the node's bind would make the node fail to start.
 _PORT_RANGE = (20000, 32000)
 _handed_out: set[int] = set()
+
+
+def cli_module(code_root: Path) -> str:
+    """The `agentnet` entry module of the checkout at `code_root`: `node.main.cli` since the
+    rooms (issue 13), `node.cli` before. (A module missing from an older checkout would be taken
+    from the installed one, so the name must match the checkout.)"""
+    return "node.main.cli" if (code_root / "node" / "main" / "cli.py").exists() else "node.cli"
 
 
 def free_port() -> int:
@@ -214,7 +222,7 @@ class BenchNode:
         if self.offset_file is not None:
             return [sys.executable, "-m", "bench.stepped_node", "--data-dir", str(self.data_dir),
                     "--offset-file", str(self.offset_file)]
-        return [sys.executable, "-m", "node.main.cli", "run", "--data-dir", str(self.data_dir)]
+        return [sys.executable, "-m", cli_module(self.code_root), "run", "--data-dir", str(self.data_dir)]
 
     async def kill(self) -> None:
         """SIGKILL: a crash, nothing cleaned up in the node."""
@@ -290,7 +298,7 @@ class BenchNode:
 class BenchCluster:
     """Nodes of one backend that trust each other's certificates; `close()` ends them all
     (and drops their PostgreSQL databases). `code_root` runs the nodes from another checkout
-    (`python -m node.main.cli` imports from its working directory first), to compare versions."""
+    (`python -m` imports from its working directory first), to compare versions."""
 
     def __init__(self, root: Path, backend: str, *, code_root: Path = REPO_ROOT, federation_limits: bool = False) -> None:
         if backend not in ("sqlite", "postgresql"):
@@ -333,7 +341,7 @@ class BenchCluster:
     async def _init(self, server: str) -> BenchNode:
         data_dir = self.root / server
         ports = {name: free_port() for name in ("admin", "client", "federation")}
-        argv = [sys.executable, "-m", "node.main.cli", "init", "--server-name", server, "--data-dir", str(data_dir),
+        argv = [sys.executable, "-m", cli_module(self.code_root), "init", "--server-name", server, "--data-dir", str(data_dir),
                 "--admin-port", str(ports["admin"]), "--client-port", str(ports["client"]),
                 "--federation-port", str(ports["federation"]),
                 "--public-endpoint", f"https://127.0.0.1:{ports['federation']}",
