@@ -18,6 +18,7 @@ from pathlib import Path
 from federation.errors import KeyFileError
 from node.basics.errors import ConfigError
 from node.ops import admin_commands, node_commands
+from node.ops.arguments import VersionAction, add_data_dir, data_dir, save_admin_token
 from storage.errors import StorageConfigError, StorageError
 
 __all__ = ["main"]
@@ -34,11 +35,18 @@ class CommandError(Exception):
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agentnet", description="Run an Agent Network node.",
                                      epilog=admin_commands.EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action=VersionAction)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    init = sub.add_parser("init", help="create a node: settings, signing key, database, admin token")
+    def command(name: str, summary: str, description: str | None = None) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=summary, description=description or summary[0].upper() + summary[1:] + ".")
+
+    init = command("init", "create a node: settings, signing key, TLS certificate, database, admin token",
+                   description="Create a node in its data dir: settings (agentnet.toml), a signing key, a "
+                               "self-signed TLS certificate, the database, and the first admin token, saved to "
+                               "DATA_DIR/admin.token (0600) where the operator commands find it.")
     init.add_argument("--server-name", required=True, help="public name of this node, e.g. acme.example")
-    init.add_argument("--data-dir", required=True, type=Path)
+    add_data_dir(init, help="where to create the node (default: $AGENTNET_DATA_DIR, else the current directory)")
     init.add_argument("--display-name", help="company name shown to partners (default: the server name)")
     init.add_argument("--database-url", help="postgresql://... (default: SQLite in the data dir)")
     init.add_argument("--admin-port", type=int, default=8701)
@@ -46,20 +54,28 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("--federation-port", type=int, default=8443)
     init.add_argument("--public-endpoint", help="https URL peers use to reach this node (default https://NAME)")
     init.add_argument("--tls-ca-file", help="CA bundle for verifying peers (default: the system trust store)")
+    init.add_argument("--no-save-token", action="store_true",
+                      help="print the admin token only, without saving it to DATA_DIR/admin.token")
 
-    run = sub.add_parser("run", help="serve the node's listeners until interrupted")
-    run.add_argument("--data-dir", required=True, type=Path)
+    run = command("run", "serve the node's listeners until interrupted",
+                  description="Serve the admin, client and federation listeners of the node in the data dir "
+                              "until SIGINT or SIGTERM; the schema is brought up to date first unless "
+                              "auto_migrate = false. Exit 1 if a port is taken or the database is unreachable.")
+    add_data_dir(run)
 
-    migrate = sub.add_parser("migrate", help="bring the database schema up to date")
-    migrate.add_argument("--data-dir", required=True, type=Path)
+    migrate = command("migrate", "bring the database schema up to date")
+    add_data_dir(migrate)
 
-    token = sub.add_parser("admin-token", help="revoke every admin token and print a new one")
-    token.add_argument("--data-dir", required=True, type=Path)
+    token = command("admin-token", "revoke every admin token and make a new one",
+                    description="Revoke every admin token, make a new one, save it to DATA_DIR/admin.token "
+                                "(0600) and print it.")
+    add_data_dir(token)
 
-    keys = sub.add_parser("keys", help="the node's signing keys")
+    keys = command("keys", "the node's signing keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
-    rotate = keys_sub.add_parser("rotate", help="switch to a new signing key, announced with the old one")
-    rotate.add_argument("--data-dir", required=True, type=Path)
+    rotate = keys_sub.add_parser("rotate", help="switch to a new signing key, announced with the old one",
+                                 description="Switch to a new signing key, announced to peers with the old one.")
+    add_data_dir(rotate)
     # More commands, each module adding its parsers with `set_defaults(handler=<async fn>)`.
     _register_demo(sub)
     for module in (admin_commands, node_commands):
@@ -145,7 +161,10 @@ async def _init(args: argparse.Namespace) -> None:
           f"client listener http://{settings.client_host}:{settings.client_port}, "
           f"federation listener https://{settings.federation_host}:{settings.federation_port} "
           f"(peers reach it at {settings.resolved_public_endpoint})")
-    print("Admin token (shown once; store it now):")
+    if args.no_save_token:
+        print("Admin token (shown once; store it now):")
+    else:
+        print(f"Admin token (saved to {save_admin_token(data_dir, token)}, mode 0600):")
     print(token)
 
 
@@ -181,7 +200,8 @@ async def _admin_token(args: argparse.Namespace) -> None:
         token = await reset_admin_token(storage, now=SystemClock().now_ms())
     finally:
         await storage.close()
-    print("Every earlier admin token is revoked. New admin token (shown once):")
+    print(f"Every earlier admin token is revoked. New admin token (saved to "
+          f"{save_admin_token(args.data_dir, token)}, mode 0600):")
     print(token)
 
 
@@ -222,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
+    if "data_dir" in vars(args) and args.data_dir is None:
+        args.data_dir = data_dir(args)  # one convention for every command
     import asyncio  # not before a command runs: `--help` and a usage error need none of it
 
     try:

@@ -33,6 +33,7 @@ from node.basics.errors import ConfigError
 if TYPE_CHECKING:
     import aiohttp
 from node.ops import output as out
+from node.ops.arguments import ADMIN_TOKEN_FILE, DATA_DIR_HELP, data_dir, read_token_file
 
 __all__ = ["EXIT_CODES", "register"]
 
@@ -122,7 +123,7 @@ class Api:
 
 
 def _data_dir(args: argparse.Namespace) -> Path:
-    return Path(args.data_dir or os.environ.get("AGENTNET_DATA_DIR") or ".")
+    return data_dir(args)
 
 
 def _listener_url(args: argparse.Namespace, listener: str) -> str:
@@ -142,9 +143,9 @@ def _listener_url(args: argparse.Namespace, listener: str) -> str:
 
 def _admin_token(args: argparse.Namespace) -> str:
     token = args.admin_token or os.environ.get("AGENTNET_ADMIN_TOKEN")
-    path = _data_dir(args) / "admin.token"
+    path = _data_dir(args) / ADMIN_TOKEN_FILE
     if not token and path.is_file():
-        token = path.read_text("utf-8").strip()
+        token = read_token_file(path)
     if not token:
         raise CliError(f"no admin token: pass --admin-token, set AGENTNET_ADMIN_TOKEN or write it to {path}",
                        EXIT_USAGE)
@@ -312,7 +313,7 @@ async def _read(args: argparse.Namespace, api: Api) -> None:
 
 def _common(listener: str) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--data-dir", help="the node's data dir, to find its ports (default: $AGENTNET_DATA_DIR or .)")
+    common.add_argument("--data-dir", type=Path, help=DATA_DIR_HELP)
     common.add_argument("--json", action="store_true", help="print the API's JSON as it came")
     if listener == "admin":
         common.add_argument("--admin-url", help="admin listener, e.g. http://127.0.0.1:8701 (default: from settings)")

@@ -16,6 +16,7 @@ from federation.errors import InvalidIdentifier
 from federation.identifiers import validate_server_name
 from node.basics.errors import ConfigError
 from node.federation.tls import SELF_SIGNED_DAYS
+from node.ops.arguments import add_data_dir
 from storage.errors import StorageError
 
 if TYPE_CHECKING:
@@ -30,7 +31,9 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    tls = sub.add_parser("tls", help="a private CA for federation TLS")
+    tls = sub.add_parser("tls", help="a private CA for federation TLS",
+                         description="Make a private CA and issue node certificates from it, for partners who "
+                                     "trust one CA for federation TLS (docs/operations.md shows the exchange).")
     tls_sub = tls.add_subparsers(dest="tls_command", required=True)
     make_ca = tls_sub.add_parser("make-ca", help="create a CA: OUT_DIR/ca.crt and OUT_DIR/ca.key (0600)")
     make_ca.add_argument("--out-dir", required=True, type=Path)
@@ -47,12 +50,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     issue.add_argument("--exist-ok", action="store_true", help="succeed, changing nothing, if the files exist")
     issue.set_defaults(handler=_issue)
 
-    save = sub.add_parser("backup", help="write a consistent backup of a node (database, settings, keys)")
-    save.add_argument("--data-dir", required=True, type=Path)
+    save = sub.add_parser("backup", help="write a consistent backup of a node (database, settings, keys)",
+                          description="Write a consistent backup of a node (database, settings, keys, "
+                                      "certificates) to one archive, mode 0600, while it runs or not.")
+    add_data_dir(save)
     save.add_argument("--output", required=True, type=Path, help="the archive to create (.tar.gz, mode 0600)")
     save.set_defaults(handler=_backup)
 
-    load = sub.add_parser("restore", help="restore a backup into a new data dir (and an empty database)")
+    load = sub.add_parser("restore", help="restore a backup into a new data dir (and an empty database)",
+                          description="Restore a backup made by `agentnet backup` into a new data dir, and "
+                                      "into an empty database (SQLite in the data dir, or --database-url).")
     load.add_argument("--input", required=True, type=Path, help="an archive written by `agentnet backup`")
     load.add_argument("--data-dir", required=True, type=Path, help="empty or absent")
     load.add_argument("--database-url", help="the empty database to restore into (default: the backup's "
