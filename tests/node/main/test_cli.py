@@ -80,6 +80,48 @@ def test_admin_token_reset_revokes_the_old_one(tmp_path, capsys):
             await storage.close()
 
     assert asyncio.run(check()) == (None, new[:10])
+    assert (tmp_path / "acme" / "admin.token").read_text().strip() == new  # the saved one is the new one
+
+
+def test_init_saves_the_admin_token_for_the_operator_commands_owner_only(tmp_path, capsys):
+    token = _init(tmp_path, capsys)
+    saved = tmp_path / "acme" / "admin.token"
+    assert saved.read_text().strip() == token
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+
+
+def test_init_can_leave_the_token_unsaved(tmp_path, capsys):
+    token = _init(tmp_path, capsys, "--no-save-token")
+    assert token.startswith("anadm_")
+    assert not (tmp_path / "acme" / "admin.token").exists()
+
+
+def test_a_token_file_others_can_read_is_used_with_a_warning(tmp_path, capsys):
+    _init(tmp_path, capsys)
+    saved = tmp_path / "acme" / "admin.token"
+    saved.chmod(0o644)
+    code = main(["status", "--data-dir", str(tmp_path / "acme"), "--admin-url", f"http://127.0.0.1:{_free_port()}"])
+    err = capsys.readouterr().err
+    assert code == 1 and "cannot reach the admin listener" in err  # the token was read and used
+    assert f"{saved} is readable by others (mode 0644)" in err and f"chmod 600 {saved}" in err
+    saved.chmod(0o600)
+    main(["status", "--data-dir", str(tmp_path / "acme"), "--admin-url", f"http://127.0.0.1:{_free_port()}"])
+    assert "readable by others" not in capsys.readouterr().err
+
+
+def test_the_data_dir_defaults_to_agentnet_data_dir(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("AGENTNET_DATA_DIR", str(tmp_path / "from-env"))
+    assert main(["init", "--server-name", "acme.example", "--admin-port", str(_free_port()),
+                 "--client-port", str(_free_port()), "--federation-port", str(_free_port())]) == 0
+    assert (tmp_path / "from-env" / "agentnet.toml").is_file()
+    assert f"created in {tmp_path / 'from-env'}" in capsys.readouterr().out
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == "agentnet 0.1.0"
 
 
 def test_run_refuses_a_readable_key_and_a_behind_schema(tmp_path, capsys, monkeypatch):
