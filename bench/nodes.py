@@ -18,19 +18,18 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
 import aiohttp
+
+from node.ops.launcher import LaunchFailed, NodeProcess, entry_module, free_ports
 
 __all__ = [
     "POSTGRES_ADMIN_URL",
@@ -91,32 +90,18 @@ class NodeFailed(RuntimeError):
     """A node would not init, start or answer; the message carries its log tail."""
 
 
-# Ports are drawn below Linux's ephemeral range (32768-60999): a port the kernel hands to an
-# outgoing connection between our check and the node's bind would make the node fail to start.
-_PORT_RANGE = (20000, 32000)
 _handed_out: set[int] = set()
 
 
-def cli_module(code_root: Path) -> str:
-    """The `agentnet` entry module of the checkout at `code_root`: `node.main.cli` since the
-    rooms (issue 13), `node.cli` before. (A module missing from an older checkout would be taken
-    from the installed one, so the name must match the checkout.)"""
-    return "node.main.cli" if (code_root / "node" / "main" / "cli.py").exists() else "node.cli"
+cli_module = entry_module  # the name the benches use
 
 
 def free_port() -> int:
     """A loopback port that binds now, never handed out twice in this run."""
-    while True:
-        port = random.randrange(*_PORT_RANGE)
-        if port in _handed_out:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        _handed_out.add(port)
-        return port
+    while (port := free_ports(1)[0]) in _handed_out:
+        pass
+    _handed_out.add(port)
+    return port
 
 
 def proc_cpu_seconds(pid: int) -> float:
@@ -142,36 +127,17 @@ def _child_env(*, federation_limits: bool = False) -> dict[str, str]:
     return env
 
 
-@dataclass
-class BenchNode:
-    server: str
-    data_dir: Path
-    ports: dict[str, int]
-    admin_token: str
+@dataclass(kw_only=True)
+class BenchNode(NodeProcess):
+    """A node process (`node.ops.launcher`, as the tests and the demo start them) with what the
+    benches add: lifted limits, a py-spy profile, a stepped clock, CPU and memory readings."""
+
     http: aiohttp.ClientSession
     database_url: str | None = None
-    code_root: Path = REPO_ROOT  # the checkout whose `node` package the process runs
     federation_limits: bool = False  # run with the node's default per-peer limits
-    proc: subprocess.Popen | None = None
     profiler: subprocess.Popen | None = None
     # Set: the node runs under `bench.stepped_node`, its wall clock offset by what this file says.
     offset_file: Path | None = None
-    log_path: Path = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
-
-    @property
-    def endpoint(self) -> str:
-        return f"https://127.0.0.1:{self.ports['federation']}"
-
-    @property
-    def admin_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports['admin']}"
-
-    @property
-    def client_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports['client']}"
 
     @property
     def pid(self) -> int:
@@ -186,57 +152,26 @@ class BenchNode:
         return proc_rss_bytes(self.pid)
 
     def log_tail(self, lines: int = 30) -> str:
+        return f"\n--- {self.log_path} ---\n" + super().log_tail(lines)
+
+    async def start(self, http: aiohttp.ClientSession | None = None, *,  # type: ignore[override]
+                    timeout: float = START_TIMEOUT_S) -> float:
+        """Spawn `agentnet run` (or the stepped node); returns the monotonic time of the spawn
+        once the admin listener answers."""
+        self.run_argv = None if self.offset_file is None else [
+            sys.executable, "-m", "bench.stepped_node", "--data-dir", str(self.data_dir),
+            "--offset-file", str(self.offset_file)]
         try:
-            text = self.log_path.read_text("utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
-        return f"\n--- {self.log_path} ---\n" + "\n".join(text.splitlines()[-lines:])
+            spawned = await super().start(http or self.http, timeout=timeout)
+        except LaunchFailed as e:
+            raise NodeFailed(str(e) + self.log_tail()) from None
+        self._start_profiler()
+        return spawned
 
-    async def start(self, *, timeout: float = START_TIMEOUT_S) -> float:
-        """Spawn `agentnet run`; returns the monotonic time of the spawn once the admin
-        listener answers."""
-        # Opening a local log file and forking do not block the loop for any time that matters.
-        with open(self.log_path, "ab") as log:
-            spawned = time.monotonic()
-            self.proc = subprocess.Popen(
-                self._run_argv(),
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.code_root,
-                env=_child_env(federation_limits=self.federation_limits),
-            )
-        deadline = spawned + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise NodeFailed(f"{self.server} exited with {self.proc.returncode} while starting" + self.log_tail())
-            try:
-                status = await self.admin("GET", "/v1/status")
-                if status.get("server_name") == self.server:
-                    self._start_profiler()
-                    return spawned
-            except (aiohttp.ClientError, NodeFailed):
-                pass
-            if time.monotonic() > deadline:
-                raise NodeFailed(f"{self.server} did not answer within {timeout}s" + self.log_tail())
-            await asyncio.sleep(0.02)
-
-    def _run_argv(self) -> list[str]:
-        if self.offset_file is not None:
-            return [sys.executable, "-m", "bench.stepped_node", "--data-dir", str(self.data_dir),
-                    "--offset-file", str(self.offset_file)]
-        return [sys.executable, "-m", cli_module(self.code_root), "run", "--data-dir", str(self.data_dir)]
-
-    async def kill(self) -> None:
+    async def kill(self) -> int:
         """SIGKILL: a crash, nothing cleaned up in the node."""
         await asyncio.to_thread(self._stop_profiler)
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            await asyncio.to_thread(self.proc.wait)
-
-    def pause(self) -> None:
-        """SIGSTOP: the process holds its sockets and does nothing until `resume`."""
-        os.kill(self.pid, signal.SIGSTOP)
-
-    def resume(self) -> None:
-        os.kill(self.pid, signal.SIGCONT)
+        return await super().kill()
 
     def _start_profiler(self) -> None:
         if _profile_dir is None or self.proc is None:
@@ -258,29 +193,18 @@ class BenchNode:
                 self.profiler.kill()
         self.profiler = None
 
-    async def stop(self) -> None:
+    async def stop(self, *, timeout: float = STOP_TIMEOUT_S) -> int:
         await asyncio.to_thread(self._stop_profiler)
         if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGCONT)  # a paused node could not act on SIGTERM
-        self.proc.send_signal(signal.SIGTERM)
+            return self.proc.returncode if self.proc is not None else 0
         try:
-            await asyncio.to_thread(self.proc.wait, STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            await asyncio.to_thread(self.proc.wait)
+            return await super().stop(timeout=timeout)
+        except LaunchFailed:  # it was killed: the bench goes on
+            return -9
 
-    def terminate(self) -> None:
+    def terminate(self, timeout: float = 10.0) -> int | None:
         self._stop_profiler()
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGCONT)
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        return super().terminate(timeout)
 
     async def admin(self, method: str, path: str, body: Any = None) -> Any:
         async with self.http.request(method, self.admin_url + path, json=body,
@@ -340,27 +264,21 @@ class BenchCluster:
 
     async def _init(self, server: str) -> BenchNode:
         data_dir = self.root / server
-        ports = {name: free_port() for name in ("admin", "client", "federation")}
-        argv = [sys.executable, "-m", cli_module(self.code_root), "init", "--server-name", server, "--data-dir", str(data_dir),
-                "--admin-port", str(ports["admin"]), "--client-port", str(ports["client"]),
-                "--federation-port", str(ports["federation"]),
-                "--public-endpoint", f"https://127.0.0.1:{ports['federation']}",
-                "--tls-ca-file", str(self.bundle)]
         database_url = None
         if self.backend == "postgresql":
             name = f"agentnet_bench_{uuid.uuid4().hex[:10]}"
             await _postgres(f'CREATE DATABASE "{name}"')
             self._databases.append(name)
             database_url = f"{POSTGRES_ADMIN_URL.rpartition('/')[0]}/{name}"
-            argv += ["--database-url", database_url]
-        done = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, cwd=self.code_root,
-                                       env=_child_env(), timeout=120, stdin=subprocess.DEVNULL)
-        token = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
-        if done.returncode != 0 or not token.startswith("anadm_"):
-            raise NodeFailed(f"agentnet init {server} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
         assert self.http is not None
-        node = BenchNode(server, data_dir, ports, token, self.http, database_url, self.code_root,
-                         federation_limits=self.federation_limits)
+        node = BenchNode(server=server, data_dir=data_dir, log_path=data_dir.parent / f"{data_dir.name}.log",
+                         ports={name: free_port() for name in ("admin", "client", "federation")},
+                         code_root=self.code_root, env=_child_env(federation_limits=self.federation_limits),
+                         http=self.http, database_url=database_url, federation_limits=self.federation_limits)
+        try:
+            await node.init(tls_ca_file=self.bundle, database_url=database_url)
+        except LaunchFailed as e:
+            raise NodeFailed(str(e)) from None
         self.nodes[server] = node
         return node
 

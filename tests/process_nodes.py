@@ -1,5 +1,6 @@
 """Nodes as separate OS processes, the way an operator runs them: `agentnet init`, then
-`agentnet run` in its own process, talking to the other nodes over real HTTPS.
+`agentnet run` in its own process (`node.ops.launcher`, as the demo and the bench start
+them), talking to the other nodes over real HTTPS.
 
 Plain helpers, no pytest: a fixture wraps `ProcessCluster` and calls `close()` in its
 teardown, which ends every process it started (SIGTERM, then SIGKILL) whatever happened.
@@ -17,12 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,147 +25,51 @@ from typing import Any
 
 import aiohttp
 
+from node.ops.launcher import SOURCE_ROOT, LaunchFailed, NodeProcess, free_ports
 from tests.cluster import eventually
 from tests.tls_fixtures import TestCertificateAuthority
 
-__all__ = ["NodeDown", "ProcessCluster", "ProcessNode", "free_port"]
+__all__ = ["REPO_ROOT", "NodeDown", "ProcessCluster", "ProcessNode", "free_port"]
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = SOURCE_ROOT
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 20.0
 LOG_TAIL_LINES = 40
 
 
-# Below Linux's ephemeral range (32768-60999): a port the kernel hands to an outgoing
-# connection between this check and the node's own bind would make the node fail to start.
-_PORT_RANGE = (20000, 32000)
-
-
 def free_port() -> int:
     """A loopback port that binds now (the node binds it later, in its own process)."""
-    while True:
-        port = random.randrange(*_PORT_RANGE)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
-
-
-def _child_env() -> dict[str, str]:
-    """The test's environment without any AGENTNET_* setting (the node's TOML file decides),
-    plus the federation listener on loopback only."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTNET_")}
-    env["AGENTNET_FEDERATION_HOST"] = "127.0.0.1"
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+    return free_ports(1)[0]
 
 
 class NodeDown(AssertionError):
     """A node process is not running (or never answered) when the test needed it."""
 
 
-@dataclass
-class ProcessNode:
-    server: str
-    data_dir: Path
-    log_path: Path
-    ports: dict[str, int]
-    admin_token: str
-    init_output: str
+@dataclass(kw_only=True)
+class ProcessNode(NodeProcess):
     http: aiohttp.ClientSession
     cluster: ProcessCluster
-    proc: subprocess.Popen | None = None
-    runs: int = 0
 
-    @property
-    def endpoint(self) -> str:
-        return f"https://127.0.0.1:{self.ports['federation']}"
+    # --- process control: the launcher's, failing with every node's log -------------------
 
-    @property
-    def admin_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports['admin']}"
-
-    @property
-    def client_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports['client']}"
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    # --- process control -------------------------------------------------------------------
-
-    async def start(self, *, timeout: float = START_TIMEOUT_S) -> None:
+    async def start(self, http: aiohttp.ClientSession | None = None, *,  # type: ignore[override]
+                    timeout: float = START_TIMEOUT_S) -> float:
         """`agentnet run` as a child process; returns once the admin `/v1/status` answers."""
-        if self.running:
-            raise RuntimeError(f"{self.server} is already running (pid {self.proc.pid})")
-        self.runs += 1
-        with open(self.log_path, "ab") as log:
-            log.write(f"=== run {self.runs} of {self.server} ===\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "node.main.cli", "run", "--data-dir", str(self.data_dir)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                cwd=REPO_ROOT, env=_child_env(),
-            )
-        deadline = time.monotonic() + timeout
-        last: Exception | None = None
-        while True:
-            if self.proc.poll() is not None:
-                raise NodeDown(f"{self.server} exited with {self.proc.returncode} while starting"
-                               + self.cluster.logs())
-            try:
-                status = await self.admin("GET", "/v1/status")
-                if status.get("server_name") == self.server:
-                    return
-                last = AssertionError(f"unexpected status {status}")
-            except (aiohttp.ClientError, AssertionError) as e:
-                last = e
-            if time.monotonic() > deadline:
-                raise NodeDown(f"{self.server} did not answer /v1/status within {timeout}s: {last!r}"
-                               + self.cluster.logs())
-            await asyncio.sleep(0.05)
+        try:
+            return await super().start(http or self.http, timeout=timeout)
+        except LaunchFailed as e:
+            raise NodeDown(str(e) + self.cluster.logs()) from None
 
     async def stop(self, *, timeout: float = STOP_TIMEOUT_S) -> int:
         """SIGTERM and wait; returns the exit code (0 for a clean stop)."""
-        if self.proc is None:
-            raise RuntimeError(f"{self.server} was never started")
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
         try:
-            return await asyncio.to_thread(self.proc.wait, timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            await asyncio.to_thread(self.proc.wait)
-            raise NodeDown(f"{self.server} ignored SIGTERM for {timeout}s (killed)" + self.cluster.logs()) from None
-
-    async def kill(self) -> int:
-        """SIGKILL: a crash, no clean-up in the node. Returns the exit code (-9)."""
-        if self.proc is None:
-            raise RuntimeError(f"{self.server} was never started")
-        if self.proc.poll() is None:
-            self.proc.kill()
-        return await asyncio.to_thread(self.proc.wait)
-
-    def terminate(self) -> None:
-        """For teardown: end the process whatever state it is in (SIGTERM, then SIGKILL)."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            return await super().stop(timeout=timeout)
+        except LaunchFailed as e:
+            raise NodeDown(str(e) + self.cluster.logs()) from None
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        try:
-            text = self.log_path.read_text("utf-8", errors="replace")
-        except FileNotFoundError:
-            text = ""
-        return "\n".join(text.splitlines()[-lines:])
+        return super().log_tail(lines)
 
     # --- HTTP ------------------------------------------------------------------------------
 
@@ -223,6 +122,14 @@ class ProcessCluster:
         self._ports.add(port)
         return port
 
+    def node(self, server: str, data_dir: Path, ports: dict[str, int], **extra: Any) -> ProcessNode:
+        """A node of this cluster (its process not started), logging to ROOT/<data dir name>.log."""
+        assert self.http is not None, "open() the cluster first"
+        node = ProcessNode(server=server, data_dir=data_dir, ports=ports, log_path=self.root / f"{data_dir.name}.log",
+                           http=self.http, cluster=self, **extra)
+        self.nodes[server] = node
+        return node
+
     async def open(self) -> ProcessCluster:
         # No keep-alive: a killed node must not leave dead pooled connections behind.
         self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True),
@@ -241,28 +148,14 @@ class ProcessCluster:
         """`agentnet init` in a child process, then swap in a certificate from the test CA."""
         data_dir = self.root / server.replace(":", "_")
         ports = {name: self._new_port() for name in ("admin", "client", "federation")}
-        argv = [sys.executable, "-m", "node.main.cli", "init", "--server-name", server, "--data-dir", str(data_dir),
-                "--admin-port", str(ports["admin"]), "--client-port", str(ports["client"]),
-                "--federation-port", str(ports["federation"]),
-                "--public-endpoint", f"https://127.0.0.1:{ports['federation']}",
-                "--tls-ca-file", str(self.ca_bundle)]
-        if database_url:
-            argv += ["--database-url", database_url]
-        if display_name:
-            argv += ["--display-name", display_name]
-        done = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, cwd=REPO_ROOT,
-                                       env=_child_env(), timeout=120, stdin=subprocess.DEVNULL)
-        if done.returncode != 0:
-            raise AssertionError(f"agentnet init {server} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
-        token = done.stdout.strip().splitlines()[-1]
-        if not token.startswith("anadm_"):
-            raise AssertionError(f"no admin token on init's last line:\n{done.stdout}")
+        node = self.node(server, data_dir, ports)
+        try:
+            await node.init(tls_ca_file=self.ca_bundle, database_url=database_url, display_name=display_name)
+        except LaunchFailed as e:
+            raise AssertionError(str(e)) from None
         cert, key = self.ca.issue(server, self.certs_dir)
         os.replace(cert, data_dir / "tls.crt")
         os.replace(key, data_dir / "tls.key")
-        node = ProcessNode(server=server, data_dir=data_dir, log_path=self.root / f"{data_dir.name}.log",
-                           ports=ports, admin_token=token, init_output=done.stdout, http=self.http, cluster=self)
-        self.nodes[server] = node
         return node
 
     async def start_node(self, server: str, **init: Any) -> ProcessNode:

@@ -24,7 +24,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,8 +37,8 @@ from typing import Any
 
 import aiohttp
 
-import node as node_package
 from node.client.agent_client import AgentClient, AgentNetError
+from node.ops.launcher import LaunchFailed, NodeProcess, free_ports
 
 __all__ = ["run_demo"]
 
@@ -101,42 +100,16 @@ class DemoFailed(Exception):
     """The demo could not finish, or a check failed; the message says which."""
 
 
-@dataclass
-class DemoNode:
+@dataclass(kw_only=True)
+class DemoNode(NodeProcess):
+    """One company's node process (`node.ops.launcher`, as the tests and the bench start them)."""
+
     company: Company
-    data_dir: Path
-    ports: dict[str, int]
-    admin_token: str = ""
     key_fingerprint: str = ""
-    proc: subprocess.Popen | None = None
     tokens: dict[str, str] = field(default_factory=dict)
 
-    @property
-    def server(self) -> str:
-        return self.company.server
-
-    @property
-    def admin_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports['admin']}"
-
-    @property
-    def client_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports['client']}"
-
-    @property
-    def endpoint(self) -> str:
-        return f"https://127.0.0.1:{self.ports['federation']}"
-
-    @property
-    def log_path(self) -> Path:
-        return self.data_dir / "node.log"
-
-    def log_tail(self) -> str:
-        try:
-            lines = self.log_path.read_text("utf-8", errors="replace").splitlines()
-        except FileNotFoundError:
-            lines = []
-        tail = "\n".join("    " + line for line in lines[-LOG_TAIL_LINES:])
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        tail = "\n".join("    " + line for line in super().log_tail(lines).splitlines())
         return f"  last lines of {self.log_path}:\n{tail or '    (empty)'}"
 
 
@@ -195,44 +168,31 @@ class _Demo:
         now = datetime.now(UTC)
         ca = tls_ca.make_ca(root / "ca", name="Agent Network demo CA (throwaway)", now=now)
         self.say(f"  throwaway CA {ca.paths[0]} (SHA-256 {ca.fingerprint[:23]}...)")
-        ports = _free_ports(3 * len(companies))
-        nodes += [DemoNode(c, root / c.server, dict(zip(("admin", "client", "federation"), ports[3 * i:3 * i + 3], strict=True)))
+        ports = free_ports(3 * len(companies))
+        nodes += [DemoNode(server=c.server, company=c, data_dir=root / c.server, log_path=root / c.server / "node.log",
+                           ports=dict(zip(("admin", "client", "federation"), ports[3 * i:3 * i + 3], strict=True)))
                   for i, c in enumerate(companies)]
         await asyncio.gather(*(self._init(n, root, now) for n in nodes))
         for n in nodes:
             self.say(f"  {n.company.name:8} {n.server:16} admin {n.admin_url}  client {n.client_url}  "
                      f"federation {n.endpoint}")
         for n in nodes:
-            # The log may quote what the node was told (at DEBUG); owner-only, like the rest.
-            with os.fdopen(os.open(n.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
-                n.proc = subprocess.Popen([sys.executable, "-m", "node.main.cli", "run", "--data-dir", str(n.data_dir)],
-                                          stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                          env=_child_env())
+            n.spawn()  # its log may quote what the node was told (at DEBUG): owner-only, like the rest
         for n in nodes:
-            await self._wait_ready(n)
+            try:
+                await n.wait_ready(self.http, timeout=START_TIMEOUT_S)
+            except LaunchFailed as e:
+                raise DemoFailed(f"{e}\n{n.log_tail()}") from None
             self.say(f"  {n.server} is running (pid {n.proc.pid if n.proc else '?'}, SQLite {n.data_dir / 'node.db'})")
 
     async def _init(self, n: DemoNode, root: Path, now: datetime) -> None:
         from node.ops import tls_ca
 
-        argv = [sys.executable, "-m", "node.main.cli", "init", "--server-name", n.server, "--data-dir", str(n.data_dir),
-                "--display-name", n.company.name,
-                "--admin-port", str(n.ports["admin"]), "--client-port", str(n.ports["client"]),
-                "--federation-port", str(n.ports["federation"]), "--public-endpoint", n.endpoint,
-                "--tls-ca-file", str(root / "ca" / tls_ca.CA_CERT)]
-        proc = await asyncio.create_subprocess_exec(*argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                                    stdin=subprocess.DEVNULL, env=_child_env())
         try:
-            output = (await proc.communicate())[0].decode("utf-8", errors="replace")
-        except BaseException:  # cancelled (Ctrl-C): leave no half-made node running
-            if proc.returncode is None:
-                proc.kill()
-                await asyncio.shield(proc.wait())
-            raise
-        if proc.returncode != 0:
-            raise DemoFailed(f"agentnet init {n.server} exited {proc.returncode}:\n{output}")
+            output = await n.init(tls_ca_file=root / "ca" / tls_ca.CA_CERT, display_name=n.company.name)
+        except LaunchFailed as e:
+            raise DemoFailed(str(e)) from None
         lines = output.strip().splitlines()
-        n.admin_token = lines[-1]
         n.key_fingerprint = next((m.group(1) for line in lines
                                   if (m := re.match(r"Signing key \S+, fingerprint (.+)$", line))), "")
         # Replace init's self-signed certificate by one from the demo CA, which every node trusts.
@@ -244,22 +204,6 @@ class _Demo:
             (root / "certs").rmdir()
         with open(n.data_dir / "agentnet.toml", "a", encoding="utf-8") as f:
             f.write('federation_host = "127.0.0.1"  # the demo serves federation on loopback only\n')
-
-    async def _wait_ready(self, n: DemoNode) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            assert n.proc is not None
-            if n.proc.poll() is not None:
-                raise DemoFailed(f"{n.server} exited with {n.proc.returncode} while starting\n{n.log_tail()}")
-            try:
-                async with asyncio.timeout(1):  # something else may hold the port and never answer
-                    if (await self.admin(n, "GET", "/v1/status")).get("server_name") == n.server:
-                        return
-            except (aiohttp.ClientError, DemoFailed, TimeoutError):
-                pass
-            if time.monotonic() > deadline:
-                raise DemoFailed(f"{n.server} did not answer within {START_TIMEOUT_S:.0f} s\n{n.log_tail()}")
-            await asyncio.sleep(0.05)
 
     async def admin(self, n: DemoNode, method: str, path: str, body: Any = None) -> Any:
         async with self.http.request(method, n.admin_url + path, json=body,
@@ -460,28 +404,6 @@ def _story(nodes: list[DemoNode]) -> tuple:
 
 async def _has_items(listing: Awaitable[Any]) -> bool:
     return bool((await listing).items)
-
-
-def _free_ports(count: int) -> list[int]:
-    """Distinct free loopback ports (held open together so none is handed out twice)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
-def _child_env() -> dict[str, str]:
-    """The caller's environment without AGENTNET_* settings (the nodes' TOML files decide), and
-    with this copy of the code importable whatever the working directory."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTNET_")}
-    source_root = str(Path(node_package.__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [source_root, env.get("PYTHONPATH")]))
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
 
 
 def _stop_all(nodes: list[DemoNode], say: Callable[..., None]) -> None:

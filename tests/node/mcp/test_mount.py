@@ -66,7 +66,7 @@ def test_a_serving_node_loads_mcp_at_its_first_mcp_request_and_never_alembic(tmp
          "--admin-port", str(free_port()), "--client-port", str(free_port()), "--federation-port", str(free_port())],
         capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
     assert init.returncode == 0, init.stderr
-    admin_token = init.stdout.strip().splitlines()[-1]
+    admin_token = (data_dir / "admin.token").read_text().strip()
     served = subprocess.run([sys.executable, "-c", _SERVE_AND_REPORT, str(data_dir), admin_token, ",".join(LAZY)],
                             capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
     assert served.returncode == 0, served.stderr

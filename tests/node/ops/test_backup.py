@@ -136,10 +136,7 @@ async def test_backup_of_a_running_node_loses_no_event_and_no_pending_delivery(m
         assert (restored_dir / "signing.key").stat().st_mode & 0o777 == 0o600
         assert (restored_dir / "signing.key").read_bytes() == (globex.data_dir / "signing.key").read_bytes()
         shutil.rmtree(globex.data_dir)  # nothing can come from the original any more
-        restored = ProcessNode(server=GLOBEX, data_dir=restored_dir, log_path=tmp_path / "globex-restored.log",
-                               ports=globex.ports, admin_token=globex.admin_token, init_output="",
-                               http=cluster.http, cluster=cluster)
-        cluster.nodes[GLOBEX] = restored
+        restored = cluster.node(GLOBEX, restored_dir, globex.ports)  # its admin token came back with it
         await restored.start()
         assert await _rows(restored, tokens["delivery"]) == before
         assert await _queue_to(restored, ACME) >= 1

@@ -323,9 +323,8 @@ async def _compose_node(cluster: ProcessCluster, compose: dict, company: str, da
     values = tomllib.loads((data_dir / CONFIG_FILE).read_text("utf-8"))
     values.update({k.removeprefix("AGENTNET_").lower(): v for k, v in env.items()})
     write_config(data_dir, values)
-    node = ProcessNode(server=server, data_dir=data_dir, log_path=cluster.root / f"{company}.log", ports=ports,
-                       admin_token=token, init_output=done.stdout, http=cluster.http, cluster=cluster)
-    cluster.nodes[server] = node
+    node = cluster.node(server, data_dir, ports, init_output=done.stdout)
+    assert node.admin_token == token  # saved where the operator commands look
     await node.start()
     return node
 

@@ -148,8 +148,8 @@ async def test_a_node_that_cannot_start_fails_the_demo_with_its_log(tmp_path, mo
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen()
-    real_free_ports = demo._free_ports
-    monkeypatch.setattr(demo, "_free_ports", lambda count: [taken.getsockname()[1], *real_free_ports(count - 1)])
+    real_free_ports = demo.free_ports
+    monkeypatch.setattr(demo, "free_ports", lambda count: [taken.getsockname()[1], *real_free_ports(count - 1)])
     try:
         code = await demo.run_demo(argparse.Namespace(keep=tmp_path / "kept", nodes=2, quiet=False))
     finally:
