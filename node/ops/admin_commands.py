@@ -33,7 +33,7 @@ from node.basics.errors import ConfigError
 if TYPE_CHECKING:
     import aiohttp
 from node.ops import output as out
-from node.ops.arguments import ADMIN_TOKEN_FILE, DATA_DIR_HELP, data_dir, read_token_file
+from node.ops.arguments import ADMIN_TOKEN_FILE, DATA_DIR_HELP, data_dir, read_token_file, save_token
 
 __all__ = ["EXIT_CODES", "register"]
 
@@ -154,8 +154,14 @@ def _admin_token(args: argparse.Namespace) -> str:
 
 def _client_token(args: argparse.Namespace) -> str:
     token = args.token or os.environ.get("AGENTNET_TOKEN")
+    if not token and args.token_file is not None:
+        try:
+            token = read_token_file(args.token_file)
+        except OSError as e:
+            raise CliError(f"cannot read --token-file {args.token_file}: {e.strerror}", EXIT_USAGE) from None
     if not token:
-        raise CliError("no token: pass --token or set AGENTNET_TOKEN (the agent's or person's token)", EXIT_USAGE)
+        raise CliError("no token: pass --token or --token-file, or set AGENTNET_TOKEN (the agent's or person's "
+                       "token)", EXIT_USAGE)
     return token
 
 
@@ -180,6 +186,9 @@ Render = Callable[[Any, argparse.Namespace], str]
 
 
 def _show(args: argparse.Namespace, data: Any, render: Render) -> None:
+    if getattr(args, "kind", None) and getattr(args, "token_file", None) is not None and isinstance(data, dict) \
+            and "token" in data:
+        data = _saved_token(args, data)
     if args.json:
         out.print_json(data)
     else:
@@ -209,7 +218,22 @@ def _items(columns: list[out.Column], empty: str) -> Render:
 
 
 def _token_made(what: str) -> Render:
-    return lambda data, args: out.token_made(what, data)
+    def render(data: Any, args: argparse.Namespace) -> str:
+        if getattr(args, "token_file", None) is None:
+            return out.token_made(what, data)
+        return out.token_made(what, data).replace("Token (shown once; store it now):\n", "Token: ")
+
+    return render
+
+
+def _saved_token(args: argparse.Namespace, data: dict) -> dict:
+    """With --token-file: the new token saved there (0600), and the answer without it."""
+    try:
+        path = save_token(args.token_file, data["token"])
+    except OSError as e:
+        raise CliError(f"the token was made but not saved: {args.token_file}: {e.strerror}; run "
+                       f"`agentnet {args.kind} token rotate {args.handle}` for another", EXIT_FAILED) from None
+    return {**data, "token": f"(saved to {path}, mode 0600)"}
 
 
 def _said(line: str) -> Render:
@@ -304,6 +328,23 @@ async def _post_message(args: argparse.Namespace, api: Api) -> None:
           + (f" (seq {m['seq']})" if m.get("seq") is not None else f" ({m['status']})" if m.get("status") else ""))
 
 
+async def _accept_invite(args: argparse.Namespace, api: Api) -> None:
+    invite_id = args.id
+    if (invite_id is None) == (args.network is None):
+        raise CliError("name the invite: its id, or --network NAME for the pending invite to that network",
+                       EXIT_USAGE)
+    if invite_id is None:
+        invites = (await api.call("GET", "/v1/invites"))["items"]
+        pending = [i for i in invites if i["direction"] == "incoming" and i["status"] == "pending"
+                   and i["network"] == args.network]
+        if not pending:
+            raise CliError(f"no pending invite to {args.network} here (`agentnet invites` lists them; an invite "
+                           f"arrives when the host sends it)")
+        invite_id = pending[0]["id"]
+    accepted = await api.call("POST", f"/v1/invites/{_seg(invite_id)}/accept")
+    _show(args, accepted, _said("Accepted invite {id}: joined {network} hosted by {host} (key {fingerprint})"))
+
+
 async def _read(args: argparse.Namespace, api: Api) -> None:
     await _paged(_messages_path(args), "messages", "after", "messages",
                  lambda d, a: out.message_log(d["messages"]))(args, api)
@@ -322,6 +363,8 @@ def _common(listener: str) -> argparse.ArgumentParser:
     else:
         common.add_argument("--client-url", help="client listener, e.g. http://127.0.0.1:8702 (default: from settings)")
         common.add_argument("--token", help="the agent's or person's token (default: $AGENTNET_TOKEN)")
+        common.add_argument("--token-file", type=Path, metavar="FILE",
+                            help="read the token from FILE (as `agent create --token-file` saved it)")
     return common
 
 
@@ -342,9 +385,13 @@ def _group(sub, name: str, help_: str):
     return parser.add_subparsers(dest=f"{name.replace('-', '_')}_command", required=True, metavar="COMMAND")
 
 
-def _token_options(parser: argparse.ArgumentParser) -> None:
+def _token_options(parser: argparse.ArgumentParser, kind: str) -> None:
     parser.add_argument("--scope", action="append", choices=SCOPES, help="repeat for several (default: all)")
     parser.add_argument("--expires-in", type=int, metavar="SECONDS", help="default: never")
+    parser.add_argument("--token-file", type=Path, metavar="FILE",
+                        help="save the token to FILE (mode 0600) instead of printing it; `post` and `read` take "
+                             "the same --token-file")
+    parser.set_defaults(kind=kind)
 
 
 def _register_principals(sub, b: _Builder, kind: str, plural: str) -> None:
@@ -355,7 +402,7 @@ def _register_principals(sub, b: _Builder, kind: str, plural: str) -> None:
     p.add_argument("handle")
     p.add_argument("--display-name", help="default: the handle")
     p.add_argument("--profile", default="", help="a few lines about the principal")
-    _token_options(p)
+    _token_options(p, kind)
     b.leaf(group, "list", f"list {plural}", _get(lambda a: base, _items(out.PRINCIPAL_COLUMNS, f"(no {plural})")),
            path=f"{kind} list")
     for verb in ("disable", "enable"):
@@ -368,12 +415,12 @@ def _register_principals(sub, b: _Builder, kind: str, plural: str) -> None:
                _post(lambda a: f"{base}/{_seg(a.handle)}/token", _token_made("Every earlier token revoked for"),
                      _token_body), path=f"{kind} token rotate")
     p.add_argument("handle")
-    _token_options(p)
+    _token_options(p, kind)
     p = b.leaf(tokens, "issue", "issue one more token and print it",
                _post(lambda a: f"{base}/{_seg(a.handle)}/tokens", _token_made("New token for"), _token_body),
                path=f"{kind} token issue")
     p.add_argument("handle")
-    _token_options(p)
+    _token_options(p, kind)
     p = b.leaf(tokens, "list", "list tokens (never the secrets)",
                _get(lambda a: f"{base}/{_seg(a.handle)}/tokens", _items(out.TOKEN_COLUMNS, "(no tokens)")),
                path=f"{kind} token list")
@@ -423,10 +470,10 @@ def _register_networks(sub, b: _Builder) -> None:
     b.leaf(sub, "invites", "invites sent and received, with key fingerprints",
            _get(lambda a: "/v1/invites", _items(out.INVITE_COLUMNS, "(no invites)")), path="invites")
     inv = _group(sub, "invite", "answer an invite (compare its fingerprint out of band first)")
-    b.leaf(inv, "accept", "accept: pins the host's key and joins the network",
-           _post(lambda a: f"/v1/invites/{_seg(a.id)}/accept",
-                 _said("Accepted invite {id}: joined {network} hosted by {host} (key {fingerprint})")),
-           path="invite accept").add_argument("id")
+    accept = b.leaf(inv, "accept", "accept: pins the host's key and joins the network", _accept_invite,
+                    path="invite accept")
+    accept.add_argument("id", nargs="?", help="the invite's id (`agentnet invites` lists them)")
+    accept.add_argument("--network", help="instead of an id: the pending invite to this network")
     b.leaf(inv, "decline", "decline an invite",
            _post(lambda a: f"/v1/invites/{_seg(a.id)}/decline", _said("Declined invite {id} to {network}")),
            path="invite decline").add_argument("id")

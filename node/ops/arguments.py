@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 __all__ = ["ADMIN_TOKEN_FILE", "DATA_DIR_HELP", "VersionAction", "add_data_dir", "data_dir", "read_token_file",
-           "save_admin_token"]
+           "save_admin_token", "save_token"]
 
 DATA_DIR_HELP = "the node's data dir (default: $AGENTNET_DATA_DIR, else the current directory)"
 # The admin token as `agentnet init` and `agentnet admin-token` save it (0600), and where the
@@ -30,8 +30,12 @@ def data_dir(args: argparse.Namespace) -> Path:
 def save_admin_token(directory: Path, token: str) -> Path:
     """Write the token to DATA_DIR/admin.token, readable by its owner only; an existing file
     is replaced (the token it held was revoked)."""
-    path = directory / ADMIN_TOKEN_FILE
-    partial = directory / f".{ADMIN_TOKEN_FILE}.partial"
+    return save_token(directory / ADMIN_TOKEN_FILE, token)
+
+
+def save_token(path: Path, token: str) -> Path:
+    """Write a token to `path`, readable by its owner only, replacing the file whole."""
+    partial = path.with_name(f".{path.name}.partial")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(token + "\n")
