@@ -256,3 +256,30 @@ def test_progress_only_on_a_terminal():
         progress.done()
     assert quiet.getvalue() == ""
     assert "messages: 200" in tty.getvalue()
+
+
+async def test_a_token_file_holds_the_new_token_and_the_screen_never_does(cli, acme, tmp_path):
+    out = await cli.admin(acme, "agent", "create", "ops", "--token-file", str(tmp_path / "ops.token"))
+    token = (tmp_path / "ops.token").read_text().strip()
+    assert token.startswith("anagt_") and token not in out and f"saved to {tmp_path / 'ops.token'}" in out
+    assert (tmp_path / "ops.token").stat().st_mode & 0o777 == 0o600
+    listed = await cli.admin(acme, "agent", "token", "rotate", "ops", "--json", "--token-file",
+                             str(tmp_path / "ops.token"))
+    assert "anagt_" not in listed  # --json too
+    rotated = (tmp_path / "ops.token").read_text().strip()
+    assert rotated != token
+    code, out, _ = await cli("read", "--client-url", f"http://127.0.0.1:{acme.ports['client']}", "--token-file",
+                             str(tmp_path / "ops.token"), "nope")
+    assert code == 1 and "nope" in _  # the token was read and accepted; the thread does not exist
+    code, _, err = await cli("read", "--client-url", f"http://127.0.0.1:{acme.ports['client']}", "--token-file",
+                             str(tmp_path / "missing.token"), "nope")
+    assert code == 2 and "cannot read --token-file" in err
+
+
+async def test_accepting_an_invite_by_network_names_what_is_missing(cli, acme):
+    code, _, err = await cli("invite", "accept", "--admin-url", f"http://127.0.0.1:{acme.ports['admin']}",
+                             "--admin-token", acme.admin_token)
+    assert code == 2 and "its id, or --network NAME" in err
+    code, _, err = await cli("invite", "accept", "--network", "acme-rollout", "--admin-url",
+                             f"http://127.0.0.1:{acme.ports['admin']}", "--admin-token", acme.admin_token)
+    assert code == 1 and "no pending invite to acme-rollout here" in err
