@@ -82,7 +82,7 @@ class Storage:
             await ensure_schema(engine, auto_migrate=auto_migrate)
         except (OperationalError, DBAPIError, OSError) as e:
             await engine.dispose()
-            raise DatabaseUnavailable(f"cannot open the database: {e}") from e
+            raise DatabaseUnavailable(f"cannot open the database: {_reason(e)}; check database_url") from e
         except BaseException:
             await engine.dispose()
             raise
@@ -155,3 +155,9 @@ def _sqlite_file(engine: AsyncEngine) -> str:
 def _writer_turn(sqlite_file: str) -> asyncio.Lock:
     per_loop = _turns.setdefault(asyncio.get_running_loop(), {})
     return per_loop.setdefault(sqlite_file, asyncio.Lock())
+
+
+def _reason(error: BaseException) -> str:
+    """The driver's own words, on one line (SQLAlchemy's text adds the statement and a link)."""
+    cause = getattr(error, "orig", None) or error
+    return (str(cause).strip().splitlines() or [type(cause).__name__])[0]

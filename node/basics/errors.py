@@ -36,6 +36,7 @@ from __future__ import annotations
 __all__ = [
     "BadRequest",
     "Blocked",
+    "CannotListen",
     "ConfigError",
     "Conflict",
     "Forbidden",
@@ -57,6 +58,7 @@ __all__ = [
     "TooManyRequests",
     "Unauthorized",
     "UnknownNetwork",
+    "WrongTokenKind",
 ]
 
 
@@ -91,6 +93,12 @@ class InvalidRequest(NodeError):
 class Unauthorized(NodeError):
     status = 401
     code = "unauthorized"
+
+
+class WrongTokenKind(Unauthorized):
+    """A token of another kind than this listener takes (told apart by its prefix)."""
+
+    code = "wrong_token_kind"
 
 
 class NotFoundError(NodeError):
@@ -196,3 +204,8 @@ class TooManyRequests(NodeError):
         super().__init__(message)
         self.retry_after_s = retry_after_s
         self.headers["Retry-After"] = str(retry_after_s)
+
+
+class CannotListen(Exception):
+    """A listener's port is taken (or not ours to bind): the node cannot do its job here
+    (`agentnet run` exits 1), though nothing in its settings is malformed."""

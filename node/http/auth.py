@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from node.basics.clock import Clock
-from node.basics.errors import InsufficientScope, Unauthorized
+from node.basics.errors import InsufficientScope, Unauthorized, WrongTokenKind
 from node.workspace.tokens import hash_token
 from storage.private.principals import Principal
 from storage.storage import Storage
@@ -57,13 +57,27 @@ def _bearer(request: web.Request) -> str:
     return token
 
 
-def auth_middleware(authenticate: Authenticator, public_paths: Collection[str]):
+# Token prefixes (`node.workspace.tokens`), and what the listeners take.
+_KINDS = {"anadm_": "the admin token", "anagt_": "an agent's token", "anper_": "a person's token"}
+_TAKES = {"admin": ("anadm_",), "client": ("anagt_", "anper_")}
+_WHERE = {"admin": "the admin token (anadm_..., in DATA_DIR/admin.token)",
+          "client": "an agent's or person's token (anagt_... or anper_...)"}
+
+
+def auth_middleware(authenticate: Authenticator, public_paths: Collection[str], *, listener: str):
+    """`listener` ("admin" or "client") names the kind of token it takes, so a token of the other
+    kind is refused as that, not as merely invalid."""
+
     @web.middleware
     async def middleware(request: web.Request, handler) -> web.StreamResponse:
         if request.path not in public_paths:
-            identity = await authenticate(_bearer(request))
+            token = _bearer(request)
+            kind = next((k for k in _KINDS if token.startswith(k)), None)
+            if kind is not None and kind not in _TAKES[listener]:
+                raise WrongTokenKind(f"this is {_KINDS[kind]}; the {listener} listener takes {_WHERE[listener]}")
+            identity = await authenticate(token)
             if identity is None:
-                raise Unauthorized("the bearer token is not valid")
+                raise Unauthorized("the bearer token is not valid (revoked, expired, or never issued)")
             request[_IDENTITY] = identity
         return await handler(request)
 

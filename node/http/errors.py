@@ -9,12 +9,15 @@ it is logged with its traceback and the caller gets a generic 500 that reveals n
 from __future__ import annotations
 
 import logging
+import re
 
 from aiohttp import web
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from federation.errors import InvalidSignature, ProtocolError, RuleViolation
 from node.basics.errors import InvalidRequest, NodeError, TooManyRequests
+from node.http.fields import form_of
 from storage.errors import AlreadyExists, DatabaseUnavailable, NotFound
 
 __all__ = ["describe", "error_middleware", "error_response", "validation_fields"]
@@ -42,8 +45,19 @@ def validation_fields(error: ValidationError, location: str) -> list[dict[str, s
     fields = []
     for item in error.errors(include_url=False, include_input=False):
         path = ".".join(str(p) for p in item["loc"]) or location
-        fields.append({"field": path, "location": location, "message": item["msg"]})
+        fields.append({"field": path, "location": location, "message": _in_words(item)})
     return fields
+
+
+def _in_words(item: ErrorDetails) -> str:
+    """Pydantic's message, except where it would show a regular expression or a class name."""
+    kind, context = item["type"], item.get("ctx") or {}
+    if kind == "string_pattern_mismatch":
+        meaning = form_of(context.get("pattern"))
+        return f"must be {meaning}" if meaning else "does not have the expected form (see /openapi.json)"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return "must be a JSON object"
+    return item["msg"]
 
 
 def describe(exc: BaseException) -> tuple[int, str, str, dict] | None:
@@ -70,13 +84,26 @@ def describe(exc: BaseException) -> tuple[int, str, str, dict] | None:
 
 def _render(exc: BaseException) -> web.Response:
     if isinstance(exc, web.HTTPException):
-        return error_response(exc.status, _AIOHTTP_CODES.get(exc.status, "http_error"), exc.reason)
+        return error_response(exc.status, _AIOHTTP_CODES.get(exc.status, "http_error"), _aiohttp_message(exc))
     described = describe(exc)
     if described is None:
         raise exc
     status, code, message, extra = described
     headers = exc.headers if isinstance(exc, NodeError) else None
     return error_response(status, code, message, headers=headers, **extra)
+
+
+def _aiohttp_message(exc: web.HTTPException) -> str:
+    """aiohttp's reason, with the limit and what to do where it has them."""
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        limit = re.search(r"size (\d+)", exc.text or "")
+        over = f"its limit of {int(limit.group(1)):,} bytes" if limit else "its limit"
+        return f"the request body is larger than this listener accepts ({over}); send a smaller one"
+    if isinstance(exc, web.HTTPNotFound):
+        return "no such path on this listener; /openapi.json lists them"
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        return f"{exc.method} is not allowed here; allowed: {', '.join(sorted(exc.allowed_methods))}"
+    return exc.reason
 
 
 @web.middleware

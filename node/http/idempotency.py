@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from node.basics.clock import Clock
 from node.basics.errors import InvalidRequest
+from node.http.fields import form
 from storage.errors import AlreadyExists
 from storage.group_commit import GroupCommit
 from storage.storage import Storage, Transaction
@@ -29,7 +30,7 @@ __all__ = ["KEY_PATTERN", "IdempotencyKey", "Posted", "bind_key", "idempotency_k
 M = TypeVar("M", bound=BaseModel)
 HEADER = "Idempotency-Key"
 # Printable ASCII, as the IETF draft for this header expects; 255 fits any UUID or ULID scheme.
-KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
+KEY_PATTERN = form(r"^[\x21-\x7e]{1,255}$", "1-255 printable ASCII characters without spaces")
 _KEY = re.compile(KEY_PATTERN)
 # How long a key is remembered: a client retries within minutes; a day covers a long outage.
 KEY_MEMORY_MS = 24 * 3600 * 1000

@@ -43,7 +43,8 @@ def parse_json_body(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_value
         # more values than the caller expects.
         return parse_json(raw, max_bytes=max_bytes, max_values=max_values)
     except CanonicalJsonError as e:
-        raise MalformedJson(f"request body is not valid JSON: {e.message}") from None
+        detail = e.message.removeprefix("malformed JSON: ")
+        raise MalformedJson(f"the request body is not valid JSON: {detail}; send a JSON object") from None
 
 
 def validate_body(data: object, model: type[M]) -> M:

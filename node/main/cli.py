@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from federation.errors import KeyFileError
-from node.basics.errors import ConfigError
+from node.basics.errors import CannotListen, ConfigError
 from node.ops import admin_commands, node_commands
 from node.ops.arguments import VersionAction, add_data_dir, data_dir, save_admin_token
 from storage.errors import StorageConfigError, StorageError
@@ -254,6 +254,9 @@ def _main(argv: list[str] | None) -> int:
     except CommandError as e:
         print(f"agentnet {args.command}: {e}", file=sys.stderr)
         return e.exit_code
+    except CannotListen as e:
+        print(f"agentnet {args.command}: {e}", file=sys.stderr)
+        return EXIT_FAILED
     except (ConfigError, KeyFileError) as e:
         print(f"agentnet {args.command}: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -30,11 +30,13 @@ DEFAULT_MAX_BODY_BYTES = 256 * 1024
 _OPENAPI_PATH = "/openapi.json"
 
 
-def _app(title: str, endpoints: Sequence[Endpoint], authenticate, max_body_bytes: int) -> web.Application:
+def _app(title: str, endpoints: Sequence[Endpoint], authenticate, max_body_bytes: int, *,
+         listener: str) -> web.Application:
     app = web.Application(
         client_max_size=max_body_bytes,
         middlewares=[error_middleware,
-                     auth_middleware(authenticate, {_OPENAPI_PATH, *(e.path for e in endpoints if e.public)})],
+                     auth_middleware(authenticate, {_OPENAPI_PATH, *(e.path for e in endpoints if e.public)},
+                                     listener=listener)],
     )
     add_endpoints(app, endpoints, guard=_scoped)
     document: list[dict] = []  # built at the first request: few nodes are ever asked, and it is large
@@ -66,7 +68,7 @@ def build_admin_app(storage, clock: Clock, directory: Directory, *, extra: Seque
                     on_tokens_changed: Callable[[], None] = lambda: None) -> web.Application:
     service = AdminService(storage, clock, directory, on_tokens_changed=on_tokens_changed)
     endpoints = [*admin_endpoints(service), *extra]
-    return _app("Agent Network admin API", endpoints, admin_authenticator(storage), max_body_bytes)
+    return _app("Agent Network admin API", endpoints, admin_authenticator(storage), max_body_bytes, listener="admin")
 
 
 def build_client_app(storage, clock: Clock, directory: Directory, *, service: ClientService,
@@ -76,4 +78,4 @@ def build_client_app(storage, clock: Clock, directory: Directory, *, service: Cl
     """`tokens_version` turns on the token cache (`node.http.auth.principal_authenticator`)."""
     endpoints = [*client_endpoints(service, directory, limiter), *extra]
     authenticate = principal_authenticator(storage, clock, tokens_version=tokens_version)
-    return _app("Agent Network client API", endpoints, authenticate, max_body_bytes)
+    return _app("Agent Network client API", endpoints, authenticate, max_body_bytes, listener="client")

@@ -21,7 +21,7 @@ from federation.errors import KeyFileError
 from federation.keys import SigningKey
 from node.basics.clock import Clock, SystemClock
 from node.basics.config import NodeSettings
-from node.basics.errors import ConfigError
+from node.basics.errors import CannotListen, ConfigError
 from node.basics.file_modes import narrow_modes
 from node.federation.tls import client_ssl_context, server_ssl_context
 from node.http.connection_guard import FD_RESERVE, ConnectionGuard, GuardedSite, ensure_file_limit
@@ -90,7 +90,8 @@ async def serve(settings: NodeSettings, *, clock: Clock | None = None, stop: asy
             try:
                 await site.start()
             except OSError as e:
-                raise ConfigError(f"cannot listen for the {name} API on {host}:{port}: {e.strerror}") from None
+                raise CannotListen(f"cannot listen for the {name} API on {host}:{port}: {e.strerror}; stop what "
+                                   f"holds the port or set {name}_port in agentnet.toml") from None
             scheme = "https" if guard is not None and guard.ssl_context is not None else "http"
             log.info("%s API listening on %s://%s:%d", name, scheme, host, port)
         key_id = signing_key.key_id  # public: the id of the key, never the key

@@ -111,10 +111,10 @@ class Api:
         if not isinstance(error, dict):
             return CliError(f"the {self.listener} listener answered HTTP {status}",
                             EXIT_USAGE if status in _USAGE_STATUSES else EXIT_FAILED)
-        message = f"{error.get('message', 'refused')} ({error.get('code', status)})"
         fields = error.get("fields") or []
-        if fields:
-            message += ": " + "; ".join(f"{f.get('field')}: {f.get('message')}" for f in fields)
+        said = ("; ".join(f"{f.get('field')}: {f.get('message')}" for f in fields) if fields  # each field once
+                else error.get("message", "refused"))
+        message = f"{said} ({error.get('code', status)})"
         if status == 401:
             where = ("check --admin-token, AGENTNET_ADMIN_TOKEN or DATA_DIR/admin.token"
                      if self.listener == "admin" else "check --token or AGENTNET_TOKEN")
@@ -124,6 +124,18 @@ class Api:
 
 def _data_dir(args: argparse.Namespace) -> Path:
     return data_dir(args)
+
+
+def _check_data_dir(args: argparse.Namespace, listener: str) -> None:
+    """When the listener's address must come from the data dir's settings, say so if there is
+    no node there, before anything else goes wrong for that reason (a missing token, say)."""
+    if getattr(args, f"{listener}_url", None):
+        return  # only a token may come from the data dir: its own check names the file
+    found = _data_dir(args)
+    if not (found / "agentnet.toml").is_file():
+        where = "does not exist" if not found.exists() else "holds no node (no agentnet.toml)"
+        raise CliError(f"the data dir {found} {where}: pass --data-dir DIR or set AGENTNET_DATA_DIR "
+                       f"(or --{listener}-url with a token)", EXIT_USAGE)
 
 
 def _listener_url(args: argparse.Namespace, listener: str) -> str:
@@ -171,6 +183,7 @@ Action = Callable[[argparse.Namespace, Api], Awaitable[None]]
 def _handler(name: str, listener: str, action: Action) -> Callable[[argparse.Namespace], Awaitable[int]]:
     async def handler(args: argparse.Namespace) -> int:
         try:
+            _check_data_dir(args, listener)
             token = _admin_token(args) if listener == "admin" else _client_token(args)
             async with Api(listener, _listener_url(args, listener), token) as api:
                 await action(args, api)
@@ -320,10 +333,24 @@ def _messages_path(args: argparse.Namespace) -> str:
     return f"/v1/threads/{_seg(args.thread)}/messages"
 
 
+def _or_shared(args: argparse.Namespace, error: CliError) -> CliError:
+    """A private thread that is not there may be a shared one named without its network."""
+    if args.network is None and "(not_found)" in str(error):
+        return CliError(f"{error}; a shared thread needs --network NETWORK", error.exit_code)
+    return error
+
+
+async def _thread_call(args: argparse.Namespace, api: Api, method: str, path: str, **kwargs: Any) -> Any:
+    try:
+        return await api.call(method, path, **kwargs)
+    except CliError as e:
+        raise _or_shared(args, e) from None
+
+
 async def _post_message(args: argparse.Namespace, api: Api) -> None:
     body = sys.stdin.read() if args.body == "-" else args.body
     headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else None
-    posted = await api.call("POST", _messages_path(args), {"body": body}, headers=headers)
+    posted = await _thread_call(args, api, "POST", _messages_path(args), body={"body": body}, headers=headers)
     _show(args, posted, lambda m, a: f"Posted {m['id']} in {a.thread}"
           + (f" (seq {m['seq']})" if m.get("seq") is not None else f" ({m['status']})" if m.get("status") else ""))
 
@@ -346,8 +373,11 @@ async def _accept_invite(args: argparse.Namespace, api: Api) -> None:
 
 
 async def _read(args: argparse.Namespace, api: Api) -> None:
-    await _paged(_messages_path(args), "messages", "after", "messages",
-                 lambda d, a: out.message_log(d["messages"]))(args, api)
+    try:
+        await _paged(_messages_path(args), "messages", "after", "messages",
+                     lambda d, a: out.message_log(d["messages"]))(args, api)
+    except CliError as e:
+        raise _or_shared(args, e) from None
 
 
 # --- parsers -------------------------------------------------------------------------------

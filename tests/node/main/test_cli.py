@@ -60,7 +60,9 @@ def test_failed_init_leaves_nothing_behind(tmp_path, capsys):
     code = main(["init", "--server-name", "acme.example", "--data-dir", str(tmp_path / "acme"),
                  "--database-url", "postgresql://nobody@127.0.0.1:1/none"])
     assert code == 1
-    assert "cannot open the database" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "cannot open the database" in err and "check database_url" in err
+    assert err.count("\n") == 1 and "sqlalche.me" not in err  # one line, in the driver's words
     assert sorted(os.listdir(tmp_path / "acme")) == []
 
 
@@ -195,3 +197,15 @@ def test_keys_rotate_swaps_the_key_file_and_records_the_handover(tmp_path, capsy
             await storage.close()
 
     assert asyncio.run(history()) == {old.key_id: (True, False), new.key_id: (False, True)}
+
+
+def test_a_taken_port_is_exit_1_and_says_what_to_do(tmp_path, capsys):
+    _init(tmp_path, capsys)
+    settings = load_settings(tmp_path / "acme")
+    with socket.socket() as taken:
+        taken.bind((settings.admin_host, settings.admin_port))
+        taken.listen()
+        code = main(["run", "--data-dir", str(tmp_path / "acme")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"cannot listen for the admin API on 127.0.0.1:{settings.admin_port}" in err and "admin_port" in err

@@ -190,6 +190,16 @@ async def test_exit_codes_and_one_line_errors(cli, acme):
     code, _, err = await cli("agent", "create", "Not A Handle", "--admin-url",
                              f"http://127.0.0.1:{acme.ports['admin']}", "--admin-token", acme.admin_token)
     assert code == 2 and "handle" in err and err.count("\n") == 1
+    assert "must be a handle" in err and "^" not in err and err.count("must be") == 1  # in words, once
+
+    # A shared thread named without its network: the hint says what is missing.
+    code, _, err = await cli("read", "rollout-status", "--client-url", f"http://127.0.0.1:{acme.ports['client']}",
+                             "--token", await _agent_token(cli, acme))
+    assert code == 1 and "a shared thread needs --network NETWORK" in err
+
+    # No node where the data dir points: said first, not as a missing token.
+    code, _, err = await cli("status", "--data-dir", "/nonexistent-agentnet")
+    assert code == 2 and "the data dir /nonexistent-agentnet does not exist" in err
 
     await cli.admin(acme, "network", "create", NETWORK, "--title", "Rollout")
     await cli.admin(acme, "network", "create", NETWORK, "--title", "Again", expect=1)  # 409
@@ -203,7 +213,10 @@ async def test_settings_and_token_file_in_the_data_dir(cli, acme, monkeypatch):
     monkeypatch.delenv("AGENTNET_ADMIN_TOKEN", raising=False)
     data_dir = acme.data_dir
     code, _, err = await cli("status", "--data-dir", str(data_dir))
-    assert code == 2 and "admin.token" in err
+    assert code == 2 and f"the data dir {data_dir} holds no node (no agentnet.toml)" in err
+    code, _, err = await cli("status", "--data-dir", str(data_dir), "--admin-url",
+                             f"http://127.0.0.1:{acme.ports['admin']}")
+    assert code == 2 and "admin.token" in err  # the node is named; its token is what is missing
     (data_dir / "admin.token").write_text(acme.admin_token + "\n")
     code, _, err = await cli("status", "--data-dir", str(data_dir))
     assert code == 2 and "agentnet.toml" in err and "--admin-url" in err
@@ -283,3 +296,8 @@ async def test_accepting_an_invite_by_network_names_what_is_missing(cli, acme):
     code, _, err = await cli("invite", "accept", "--network", "acme-rollout", "--admin-url",
                              f"http://127.0.0.1:{acme.ports['admin']}", "--admin-token", acme.admin_token)
     assert code == 1 and "no pending invite to acme-rollout here" in err
+
+
+async def _agent_token(cli: Cli, node: ClusterNode) -> str:
+    made = await cli.admin_json(node, "agent", "create", "reader")
+    return made["token"]
