@@ -22,7 +22,7 @@ from aiohttp import web
 from federation.keys import SigningKey
 from node.basics.clock import SystemClock
 from node.basics.limits import FederationLimits, WebhookLimits
-from node.federation.tls import client_ssl_context, server_ssl_context
+from node.federation.tls import PeerTrust, server_ssl_context
 from node.http.connection_guard import ConnectionGuard, ConnectionLimits, GuardedSite
 from node.main.assembly import NodeParts, assemble, record_own_key
 from node.workspace.bootstrap import bootstrap_company
@@ -128,7 +128,7 @@ class ClusterNode:
         self.http = await stack.enter_async_context(aiohttp.ClientSession())
         self.parts = assemble(server_name=self.server, endpoint=self.endpoint, signing_key=self.key,
                               storage=self.storage, clock=SystemClock(), session=session,
-                              client_ssl=client_ssl_context(bundle),
+                              trust=PeerTrust(bundle),
                               webhook_limits=replace(self.webhook_limits, own_listeners=tuple(self.ports.items())),
                               federation_limits=self.federation_limits)
 

@@ -54,7 +54,8 @@ class NodeSettings(BaseSettings):
     tls_cert_file: str = "tls.crt"
     tls_key_file: str = "tls.key"
     tls_ca_file: str | None = Field(
-        None, description="CA bundle for verifying peers; default: the system trust store"
+        None, description="PEM file of the partners' certificates or CAs to trust (a relative path is from the data "
+                          "dir); read again when it changes; default: the system's public CAs"
     )
     auto_migrate: bool = True
     max_body_bytes: int = Field(256 * 1024, ge=4 * 1024, le=16 * 1024 * 1024)

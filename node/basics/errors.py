@@ -53,6 +53,7 @@ __all__ = [
     "PayloadTooLarge",
     "PeerRefused",
     "PeerUnreachable",
+    "PeerUntrusted",
     "Replayed",
     "RequestTimeout",
     "TooManyRequests",
@@ -176,6 +177,12 @@ class Gone(NodeError):
 class PeerUnreachable(NodeError):
     status = 502
     code = "peer_unreachable"
+
+
+class PeerUntrusted(PeerUnreachable):
+    """The peer's TLS certificate is not trusted here: no retry helps until an operator adds it."""
+
+    code = "peer_untrusted"
 
 
 class PeerRefused(NodeError):

@@ -22,8 +22,8 @@ from federation.errors import CanonicalJsonError
 from federation.keys import SigningKey
 from federation.request_signing import sign_request
 from node.basics.clock import Clock
-from node.basics.errors import PeerRefused, PeerUnreachable
-from node.federation.tls import host_of
+from node.basics.errors import PeerRefused, PeerUnreachable, PeerUntrusted
+from node.federation.tls import PeerTrust, host_of
 
 __all__ = ["FEDERATION_PREFIX", "PeerClient"]
 
@@ -37,10 +37,10 @@ _DEFAULT_TIMEOUT_S = 30
 
 
 class PeerClient:
-    def __init__(self, session: aiohttp.ClientSession, ssl_context: ssl.SSLContext, *, server_name: str,
+    def __init__(self, session: aiohttp.ClientSession, trust: PeerTrust, *, server_name: str,
                  signing_key: SigningKey, clock: Clock) -> None:
         self._session = session
-        self._ssl = ssl_context
+        self._trust = trust
         self._server = server_name
         self._key = signing_key
         self._clock = clock
@@ -68,12 +68,16 @@ class PeerClient:
             # Large bodies go as a stream, so writing them never blocks the event loop.
             streamed = io.BytesIO(body) if len(body) > _STREAM_ABOVE_BYTES else body
             async with self._session.request(
-                method, url, data=streamed, headers=headers, ssl=self._ssl, server_hostname=host_of(destination),
+                method, url, data=streamed, headers=headers, ssl=self._trust.context(),
+                server_hostname=host_of(destination),
                 timeout=aiohttp.ClientTimeout(total=timeout_s), allow_redirects=False,
             ) as response:
                 raw = await _read_capped(response)
                 status = response.status
                 retry_after = _retry_after_s(response.headers.get("Retry-After"))
+        except aiohttp.ClientConnectorCertificateError as e:
+            raise PeerUntrusted(f"{destination} showed a TLS certificate this node does not trust "
+                                f"({_verify_reason(e)}): {self._trust.describe()}") from e
         except (TimeoutError, aiohttp.ClientError, ssl.SSLError, OSError) as e:
             # A connector error's text embeds the SSL context's repr; its OS error says it all.
             detail = e.os_error if isinstance(e, aiohttp.ClientConnectorError) else e
@@ -113,3 +117,9 @@ async def _read_capped(response: aiohttp.ClientResponse) -> bytes | None:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _verify_reason(error: aiohttp.ClientConnectorCertificateError) -> str:
+    """OpenSSL's reason, e.g. "self-signed certificate" or "Hostname mismatch"."""
+    cause = error.certificate_error
+    return getattr(cause, "verify_message", None) or getattr(cause, "reason", None) or type(cause).__name__

@@ -15,6 +15,10 @@ name. Three things shape this module:
 * ``agentnet init`` must give a node something to serve before anyone has set up a CA, so
   ``node.ops.tls_ca.write_self_signed`` makes a certificate whose fingerprint the operator can
   read out to the peers that will trust it.
+* Partners come and go while a node runs: ``PeerTrust`` re-reads the ``tls_ca_file`` when it
+  changes (checked at most once a second), so adding a partner's certificate needs no
+  restart, and a certificate a peer shows that is not trusted is reported as exactly that,
+  naming the file to add it to.
 
 Every failure to read the operator's files is a one-line ``ConfigError`` naming the file;
 key material never appears in a message.
@@ -22,9 +26,12 @@ key material never appears in a message.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import ssl
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from node.basics.errors import ConfigError
@@ -33,11 +40,14 @@ __all__ = [
     "AEAD_CIPHERS",
     "MIN_TLS_VERSION",
     "SELF_SIGNED_DAYS",
+    "PeerTrust",
     "client_ssl_context",
     "host_of",
     "server_ssl_context",
     "write_new",
 ]
+
+log = logging.getLogger(__name__)
 
 # TLS 1.0 and 1.1 are deprecated by RFC 8996; every supported OpenSSL speaks 1.2.
 MIN_TLS_VERSION = ssl.TLSVersion.TLSv1_2
@@ -115,6 +125,51 @@ def client_ssl_context(ca_file: Path | None) -> ssl.SSLContext:
     context.check_hostname = True
     context.verify_mode = ssl.CERT_REQUIRED
     return context
+
+
+class PeerTrust:
+    """The client context for calling peers, rebuilt when the CA file changes. A file that
+    turns out unusable is logged and the trust in force is kept, so a half-written bundle
+    never cuts a node off from its partners."""
+
+    def __init__(self, ca_file: Path | None, *, check_every_s: float = 1.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.ca_file = ca_file
+        self._context = client_ssl_context(ca_file)
+        self._stamp = _stamp(ca_file)
+        self._every = check_every_s
+        self._now = monotonic
+        self._checked = monotonic()
+
+    def context(self) -> ssl.SSLContext:
+        if self.ca_file is None or self._now() - self._checked < self._every:
+            return self._context
+        self._checked = self._now()
+        stamp = _stamp(self.ca_file)
+        if stamp != self._stamp:
+            self._stamp = stamp
+            try:
+                self._context = client_ssl_context(self.ca_file)
+            except ConfigError as e:
+                log.warning("keeping the TLS trust in force: %s", e)
+            else:
+                log.info("TLS trust reloaded from %s", self.ca_file)
+        return self._context
+
+    def describe(self) -> str:
+        """Where a partner's certificate (or its CA's) goes to be trusted."""
+        if self.ca_file is None:
+            return ("this node trusts the system's public CAs only: put the partner's certificate, or its CA's, "
+                    "in a file and name it in tls_ca_file (then restart the node)")
+        return f"add the partner's certificate, or its CA's, to {self.ca_file} (tls_ca_file; read again within a second)"
+
+
+def _stamp(path: Path | None) -> tuple[int, int, int] | None:
+    try:
+        info = path.stat() if path is not None else None
+    except OSError:
+        return None
+    return None if info is None else (info.st_mtime_ns, info.st_size, info.st_ino)
 
 
 def host_of(server_name: str) -> str:

@@ -4,7 +4,6 @@ several nodes in one process the same way."""
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +25,7 @@ from node.federation.key_refresh import KeyRefresher
 from node.federation.key_ring import KeyRing
 from node.federation.peer_client import PeerClient
 from node.federation.peering import PeeringReceiver
+from node.federation.tls import PeerTrust
 from node.feed.api import feed_endpoints
 from node.feed.hub import FeedHub
 from node.feed.service import FeedService
@@ -72,12 +72,12 @@ class NodeParts:
 
 
 def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storage: Storage, clock: Clock,
-             session: aiohttp.ClientSession, client_ssl: ssl.SSLContext,
+             session: aiohttp.ClientSession, trust: PeerTrust,
              max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, limits: ClientLimits = ClientLimits(),
              webhook_limits: WebhookLimits = WebhookLimits(),
              federation_limits: FederationLimits = FederationLimits()) -> NodeParts:
     directory = Directory(server_name)
-    client = PeerClient(session, client_ssl, server_name=server_name, signing_key=signing_key, clock=clock)
+    client = PeerClient(session, trust, server_name=server_name, signing_key=signing_key, clock=clock)
     delivery = DeliveryWorker(storage, client, clock)
     client.on_reachable = delivery.wake
     engine = FederationEngine(KeyRing(server_name, signing_key), clock, StateCache(), on_enqueue=delivery.queued)

@@ -53,7 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("--client-port", type=int, default=8702)
     init.add_argument("--federation-port", type=int, default=8443)
     init.add_argument("--public-endpoint", help="https URL peers use to reach this node (default https://NAME)")
-    init.add_argument("--tls-ca-file", help="CA bundle for verifying peers (default: the system trust store)")
+    init.add_argument("--tls-ca-file", help="the certificates (or CAs) of the partners this node trusts, one PEM file "
+                                            "(default: the system's public CAs); it may be made later, and is read "
+                                            "again when it changes")
     init.add_argument("--no-save-token", action="store_true",
                       help="print the admin token only, without saving it to DATA_DIR/admin.token")
 
@@ -124,9 +126,11 @@ async def _init(args: argparse.Namespace) -> None:
     values: dict = {"server_name": server_name, "display_name": args.display_name or server_name,
                     "admin_port": args.admin_port, "client_port": args.client_port,
                     "federation_port": args.federation_port}
-    for option in ("database_url", "public_endpoint", "tls_ca_file"):
+    for option in ("database_url", "public_endpoint"):
         if getattr(args, option):
             values[option] = getattr(args, option)
+    if args.tls_ca_file:  # a path on the command line is from here, not from the data dir
+        values["tls_ca_file"] = str(Path(args.tls_ca_file).expanduser().resolve())
     config_path = write_config(data_dir, values)
     try:
         settings = load_settings(data_dir)
@@ -161,6 +165,9 @@ async def _init(args: argparse.Namespace) -> None:
           f"client listener http://{settings.client_host}:{settings.client_port}, "
           f"federation listener https://{settings.federation_host}:{settings.federation_port} "
           f"(peers reach it at {settings.resolved_public_endpoint})")
+    if settings.tls_ca_path is not None and not settings.tls_ca_path.exists():
+        print(f"Peers are trusted from {settings.tls_ca_path}, which does not exist yet: put your partners' "
+              "certificates (or their CA's) there before `agentnet run`; the node reads it again when it changes")
     if args.no_save_token:
         print("Admin token (shown once; store it now):")
     else:

@@ -23,7 +23,7 @@ from node.basics.clock import Clock, SystemClock
 from node.basics.config import NodeSettings
 from node.basics.errors import CannotListen, ConfigError
 from node.basics.file_modes import narrow_modes
-from node.federation.tls import client_ssl_context, server_ssl_context
+from node.federation.tls import PeerTrust, server_ssl_context
 from node.http.connection_guard import FD_RESERVE, ConnectionGuard, GuardedSite, ensure_file_limit
 from node.main.assembly import assemble, record_own_key
 from storage.storage import Storage
@@ -43,7 +43,7 @@ async def serve(settings: NodeSettings, *, clock: Clock | None = None, stop: asy
         raise ConfigError(str(e)) from None
     _narrow_data_dir(settings)
     server_tls = server_ssl_context(settings.tls_cert_path, settings.tls_key_path)
-    client_tls = client_ssl_context(settings.tls_ca_path)
+    trust = PeerTrust(settings.tls_ca_path)
     ensure_file_limit(settings.federation_max_connections + settings.client_max_connections + FD_RESERVE)
     async with AsyncExitStack() as stack:
         storage = await Storage.open(settings.resolved_database_url, auto_migrate=settings.auto_migrate)
@@ -61,7 +61,7 @@ async def serve(settings: NodeSettings, *, clock: Clock | None = None, stop: asy
         session = await stack.enter_async_context(aiohttp.ClientSession())
         parts = assemble(
             server_name=settings.server_name, endpoint=settings.resolved_public_endpoint, signing_key=signing_key,
-            storage=storage, clock=clock, session=session, client_ssl=client_tls,
+            storage=storage, clock=clock, session=session, trust=trust,
             max_body_bytes=settings.max_body_bytes, limits=settings.client_limits,
             webhook_limits=settings.webhook_limits, federation_limits=settings.federation_limits,
         )

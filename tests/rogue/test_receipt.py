@@ -48,7 +48,7 @@ from node.basics.clock import SystemClock
 from node.basics.errors import PeerRefused
 from node.federation.api import MAX_FEDERATION_BODY_BYTES
 from node.federation.peer_client import FEDERATION_PREFIX, PeerClient
-from node.federation.tls import client_ssl_context, host_of
+from node.federation.tls import PeerTrust, host_of
 from storage.network.tables import inbound_transactions, network_events, outbox, request_nonces
 from tests.cluster import ClusterNode, eventually, start_node
 from tests.node.networks.test_seed_scenario import ACME, GLOBEX, NETWORK, THREAD, open_rollout
@@ -127,7 +127,7 @@ class Peer:
     server: str
     key: SigningKey
     http: aiohttp.ClientSession
-    ssl: Any
+    trust: PeerTrust
     sent_nonces: list[str] = field(default_factory=list)
 
     def authorization(self, method: str, path: str, body: bytes, *, destination: str,
@@ -150,14 +150,14 @@ class Peer:
             headers["Authorization"] = self.authorization(
                 method, full, body if sign_body is None else sign_body,
                 destination=destination or node.server, now_ms=now_ms)
-        return await raw_request(self.http, self.ssl, node, method, full, body, headers)
+        return await raw_request(self.http, self.trust.context(), node, method, full, body, headers)
 
     async def put_transaction(self, node: ClusterNode, body: bytes, txn_id: str | None = None, **kw) -> Answer:
         return await self.send(node, "PUT", f"/transactions/{txn_id or new_txn_id()}", body, **kw)
 
     def peer_client(self) -> PeerClient:
         """The product's own client, for this identity."""
-        return PeerClient(self.http, self.ssl, server_name=self.server, signing_key=self.key, clock=SystemClock())
+        return PeerClient(self.http, self.trust, server_name=self.server, signing_key=self.key, clock=SystemClock())
 
 
 async def raw_request(http: aiohttp.ClientSession, ssl_context: Any, node: ClusterNode, method: str, path: str,
@@ -251,10 +251,10 @@ class Rollout:
     ca: TestCertificateAuthority
     tmp_path: Any
     http: aiohttp.ClientSession
-    ssl: Any
+    trust: PeerTrust
 
     def peer(self, server: str, key: SigningKey) -> Peer:
-        return Peer(server, key, self.http, self.ssl)
+        return Peer(server, key, self.http, self.trust)
 
     @property
     def as_globex(self) -> Peer:
@@ -290,7 +290,7 @@ async def rollout(tmp_path):
         await quiet(acme, globex)
         bundle = ca.write_ca_bundle(tmp_path / "rogue-ca.pem")
         async with aiohttp.ClientSession() as http:
-            yield Rollout(acme, globex, tokens, ca, tmp_path, http, client_ssl_context(bundle))
+            yield Rollout(acme, globex, tokens, ca, tmp_path, http, PeerTrust(bundle))
     finally:
         await globex.stop()
         await acme.stop()
@@ -403,13 +403,13 @@ async def test_a_replayed_request_is_refused_and_stores_nothing_twice(rollout):
     headers = {"Content-Type": "application/json",
                "Authorization": peer.authorization("PUT", path, body, destination=ACME)}
     before = await holdings(rollout.acme)
-    first = await raw_request(rollout.http, rollout.ssl, rollout.acme, "PUT", path, body, headers)
+    first = await raw_request(rollout.http, rollout.trust.context(), rollout.acme, "PUT", path, body, headers)
     (result,) = first.results()
     assert (result["status"], result["event_id"], result["seq"]) == (200, event_id, before.head_seq + 1)
     after_first = await holdings(rollout.acme)
     assert (after_first.head_seq, after_first.events) == (before.head_seq + 1, before.events + 1)
 
-    second = await raw_request(rollout.http, rollout.ssl, rollout.acme, "PUT", path, body, headers)
+    second = await raw_request(rollout.http, rollout.trust.context(), rollout.acme, "PUT", path, body, headers)
     assert (second.status, second.code) == (401, "replayed")
     after_second = await holdings(rollout.acme)
     # The delivery of the first to Globex may have finished meanwhile: compare what is stored.

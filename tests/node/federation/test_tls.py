@@ -18,9 +18,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from node.basics.errors import ConfigError
-from node.federation.tls import client_ssl_context, host_of, server_ssl_context
+from federation.keys import SigningKey
+from node.basics.errors import ConfigError, PeerUnreachable, PeerUntrusted
+from node.federation.peer_client import PeerClient
+from node.federation.tls import PeerTrust, client_ssl_context, host_of, server_ssl_context
 from node.ops.tls_ca import write_self_signed
+from tests.node.conftest import FakeClock
 from tests.tls_fixtures import TestCertificateAuthority
 
 NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
@@ -98,6 +101,58 @@ def test_contexts_never_go_below_tls_1_2_and_clients_always_verify(tmp_path, ca)
     assert (client.verify_mode, client.check_hostname) == (ssl.CERT_REQUIRED, True)
     assert client.minimum_version == ssl.TLSVersion.TLSv1_2
     assert server_ssl_context(*ca.issue("acme.example", tmp_path)).minimum_version == ssl.TLSVersion.TLSv1_2
+
+
+# --- trust that changes while the node runs ---------------------------------------------------
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_an_untrusted_peer_is_named_as_such_and_trusted_once_its_certificate_is_added(ca, serve, tmp_path):
+    url = await serve(*ca.issue("acme.example", tmp_path))
+    bundle = tmp_path / "partners.pem"
+    other = TestCertificateAuthority()
+    other.write_ca_bundle(bundle)  # some other partner's CA, not Acme's
+    clock = _Clock()
+    trust = PeerTrust(bundle, monotonic=clock)
+    async with aiohttp.ClientSession() as session:
+        client = PeerClient(session, trust, server_name="globex.example", signing_key=SigningKey.generate(),
+                            clock=FakeClock())
+        endpoint = url.rstrip("/")
+        with pytest.raises(PeerUntrusted) as refused:
+            await client.call("GET", endpoint, "acme.example", "/keys")
+        assert refused.value.code == "peer_untrusted"
+        assert "acme.example showed a TLS certificate this node does not trust" in refused.value.message
+        assert f"add the partner's certificate, or its CA's, to {bundle}" in refused.value.message
+
+        bundle.write_bytes(bundle.read_bytes() + ca.write_ca_bundle(tmp_path / "acme-ca.pem").read_bytes())
+        with pytest.raises(PeerUntrusted):  # not looked at again within the second
+            await client.call("GET", endpoint, "acme.example", "/keys")
+        clock.now += 1.5
+        with pytest.raises(PeerUnreachable) as answered:  # TLS passed: the test server answered, in plain text
+            await client.call("GET", endpoint, "acme.example", "/keys")
+        assert not isinstance(answered.value, PeerUntrusted) and "sent an answer" in answered.value.message
+
+
+def test_a_broken_trust_file_keeps_the_trust_in_force(ca, tmp_path, caplog):
+    bundle = ca.write_ca_bundle(tmp_path / "partners.pem")
+    clock = _Clock()
+    trust = PeerTrust(bundle, monotonic=clock)
+    before = trust.context()
+    bundle.write_text("not a certificate\n")
+    clock.now += 1.5
+    assert trust.context() is before
+    assert "keeping the TLS trust in force" in caplog.text and str(bundle) in caplog.text
+
+
+def test_without_a_trust_file_the_advice_is_to_make_one():
+    assert "name it in tls_ca_file (then restart the node)" in PeerTrust(None).describe()
 
 
 # --- self-signed certificates -----------------------------------------------------------------

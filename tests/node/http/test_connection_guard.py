@@ -30,7 +30,7 @@ from federation.canonical_json import encode_canonical
 from federation.request_signing import parse_authorization, sign_request
 from node.basics.clock import SystemClock
 from node.federation.peer_client import FEDERATION_PREFIX, PeerClient
-from node.federation.tls import client_ssl_context
+from node.federation.tls import PeerTrust
 from node.http.connection_guard import Admission, ConnectionLimits, ShedLog, address_key
 from storage.network.tables import inbound_transactions, request_nonces
 from tests.cluster import ClusterNode, eventually, start_node
@@ -103,7 +103,7 @@ def test_shed_log_remembers_a_bounded_number_of_addresses():
 
 class Rollout:
     def __init__(self, acme: ClusterNode, globex: ClusterNode, tokens: dict[str, str], http: aiohttp.ClientSession,
-                 tls: ssl.SSLContext) -> None:
+                 tls: PeerTrust) -> None:
         self.acme, self.globex, self.tokens, self.http, self.tls = acme, globex, tokens, http, tls
         self.sent = 0
 
@@ -158,7 +158,7 @@ async def rollout(tmp_path):
     try:
         tokens = await open_rollout(acme, globex)
         async with aiohttp.ClientSession() as http:
-            yield Rollout(acme, globex, tokens, http, client_ssl_context(ca.write_ca_bundle(tmp_path / "ca.pem")))
+            yield Rollout(acme, globex, tokens, http, PeerTrust(ca.write_ca_bundle(tmp_path / "ca.pem")))
     finally:
         await globex.stop()
         await acme.stop()
@@ -377,7 +377,7 @@ async def test_idle_keep_alive_connections_are_closed_and_the_peer_reconnects(tm
         shed = globex.parts.metrics.registry.get_sample_value(
             "agentnet_connections_shed_total", {"listener": "federation", "reason": "idle_timeout"})
         assert shed >= 1
-        rollout = Rollout(acme, globex, tokens, None, client_ssl_context(ca.write_ca_bundle(tmp_path / "ca.pem")))
+        rollout = Rollout(acme, globex, tokens, None, PeerTrust(ca.write_ca_bundle(tmp_path / "ca.pem")))
         await rollout.message_reaches_globex()
         await rollout.ping_as_acme(fresh=True)
     finally:
