@@ -128,7 +128,7 @@ class ClusterNode:
         self.http = await stack.enter_async_context(aiohttp.ClientSession())
         self.parts = assemble(server_name=self.server, endpoint=self.endpoint, signing_key=self.key,
                               storage=self.storage, clock=SystemClock(), session=session,
-                              trust=PeerTrust(bundle),
+                              trust=PeerTrust(bundle), certificate_file=cert,
                               webhook_limits=replace(self.webhook_limits, own_listeners=tuple(self.ports.items())),
                               federation_limits=self.federation_limits)
 

@@ -202,6 +202,7 @@ class DeliveryWorker:
                     for item, error in refused:
                         log.warning("%s refused event %s: %s", server, item.event_id, error)
                     delivered = [i.created_at for i, r in zip(items, results, strict=True) if r.get("status") == 200]
+                    log.info("delivered %d event(s) to %s (%d refused)", len(delivered), server, len(refused))
                     await self.on_settled(server, delivered, len(refused), now)
                 if server not in self._again:
                     return

@@ -15,6 +15,7 @@ A pinned key of a known peer always wins over a key offered in a body: an invite
 
 from __future__ import annotations
 
+import logging
 import secrets
 
 from federation.errors import RuleViolation
@@ -31,6 +32,8 @@ from storage.network.peers import Invite
 from storage.network.transaction import NetworkStore, NetworkTransaction
 
 __all__ = ["INVITE_TTL_MS", "PeeringReceiver", "has_expired", "new_invite_id", "offered_key", "operator_of", "pin_peer"]
+
+log = logging.getLogger(__name__)
 
 # Three days: long enough for the invitee's operator to check the fingerprint with the host's.
 INVITE_TTL_MS = 3 * 24 * 3600 * 1000
@@ -80,6 +83,8 @@ class PeeringReceiver:
             elif invite.status != "accepted":
                 raise Gone(f"the invite was {invite.status}")
             network = await tx.networks.get(invite.network)
+        if invite.status == "pending":
+            log.info("%s accepted the invite to %s: admitted with key %s", origin, invite.network, key.fingerprint)
         self._delivery.wake()
         return {"network": network.name, "head": network.head_seq}
 
@@ -88,6 +93,7 @@ class PeeringReceiver:
             invite = await self._own_invite(tx, invite_id, origin)
             if invite.status == "pending":
                 await tx.peers.set_invite_status(invite_id, "declined", now=self._clock.now_ms())
+                log.info("%s declined the invite to %s", origin, invite.network)
                 return {"status": "declined"}
         return {"status": invite.status}  # an accepted invite stays accepted
 
@@ -128,6 +134,8 @@ class PeeringReceiver:
                 title=message.title, server=origin, endpoint=message.endpoint, key_id=key.key_id,
                 public_key=key.raw, status="pending", created_at=now, expires_at=message.expires_at, updated_at=now,
             ))
+        log.info("invite from %s to %s waits for an operator (host key %s; `agentnet invites`)", origin,
+                 message.network, key.fingerprint)
         return {"status": "pending"}
 
 

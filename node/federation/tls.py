@@ -41,6 +41,7 @@ __all__ = [
     "MIN_TLS_VERSION",
     "SELF_SIGNED_DAYS",
     "PeerTrust",
+    "certificate_not_after_ms",
     "client_ssl_context",
     "host_of",
     "server_ssl_context",
@@ -162,6 +163,18 @@ class PeerTrust:
             return ("this node trusts the system's public CAs only: put the partner's certificate, or its CA's, "
                     "in a file and name it in tls_ca_file (then restart the node)")
         return f"add the partner's certificate, or its CA's, to {self.ca_file} (tls_ca_file; read again within a second)"
+
+
+def certificate_not_after_ms(cert_file: Path) -> int | None:
+    """When the first certificate in `cert_file` expires, for the operator's overview; None if
+    it cannot be read (serving it has already been checked)."""
+    from cryptography import x509  # loaded once, at start
+
+    try:
+        cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return int(cert.not_valid_after_utc.timestamp() * 1000)
 
 
 def _stamp(path: Path | None) -> tuple[int, int, int] | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -39,9 +40,11 @@ from node.networks.thread_api import shared_thread_endpoints
 from node.networks.threads import SharedThreadService
 from node.ops.health import WorkerMonitor, health_endpoints
 from node.ops.metrics import NodeMetrics, metrics_endpoints
+from node.ops.overview import NodeIdentity, overview_endpoints
 from node.webhooks.api import WebhookService, webhook_admin_endpoints, webhook_client_endpoints
 from node.webhooks.resolver import Destinations
 from node.webhooks.worker import WebhookWorker
+from node.workspace.admin_service import AdminService
 from node.workspace.client_service import ClientService
 from node.workspace.directory import Directory
 from storage.storage import Storage
@@ -72,7 +75,7 @@ class NodeParts:
 
 
 def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storage: Storage, clock: Clock,
-             session: aiohttp.ClientSession, trust: PeerTrust,
+             session: aiohttp.ClientSession, trust: PeerTrust, certificate_file: Path | None = None,
              max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, limits: ClientLimits = ClientLimits(),
              webhook_limits: WebhookLimits = WebhookLimits(),
              federation_limits: FederationLimits = FederationLimits()) -> NodeParts:
@@ -89,6 +92,7 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
     catch_up = CatchUpWorker(storage, engine, client, clock, refresher, halts)
     peering = PeeringReceiver(storage, engine, clock, delivery)
     partners = PartnerService(storage, engine, client, clock, catch_up, endpoint=endpoint)
+    identity = NodeIdentity(signing_key.key_id, signing_key.verify_key.fingerprint, certificate_file)
     networks = NetworkService(storage, engine, delivery, directory, clock, catch_up)
     shared = SharedThreadService(storage, engine, directory, clock)
     hub = FeedHub()
@@ -114,6 +118,9 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
         housekeeping=HousekeepingWorker(storage, clock, feed_retention_ms=limits.feed_retention_ms,
                                         refresher=refresher),
         admin_app=build_admin_app(storage, clock, directory, extra=[*network_admin_endpoints(networks, partners),
+                                                                *overview_endpoints(
+                                                                    AdminService(storage, clock, directory).status,
+                                                                    networks, partners, identity, clock),
                                                                 *webhook_admin_endpoints(webhook_service),
                                                                 *health, *metrics_endpoints(metrics)],
                                   max_body_bytes=max_body_bytes, on_tokens_changed=hub.tokens_changed),

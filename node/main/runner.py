@@ -62,6 +62,7 @@ async def serve(settings: NodeSettings, *, clock: Clock | None = None, stop: asy
         parts = assemble(
             server_name=settings.server_name, endpoint=settings.resolved_public_endpoint, signing_key=signing_key,
             storage=storage, clock=clock, session=session, trust=trust,
+            certificate_file=settings.tls_cert_path,
             max_body_bytes=settings.max_body_bytes, limits=settings.client_limits,
             webhook_limits=settings.webhook_limits, federation_limits=settings.federation_limits,
         )

@@ -5,6 +5,7 @@ calls when another node answers is `node.federation.peering`, which says how pee
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 
 from federation.identifiers import validate_server_name
@@ -22,6 +23,8 @@ from storage.network.transaction import NetworkTransaction
 from storage.storage import Storage
 
 __all__ = ["PartnerService"]
+
+log = logging.getLogger(__name__)
 
 
 class PartnerService:
@@ -74,6 +77,7 @@ class PartnerService:
             await tx.peers.add_invite(invite)
             await tx.audit.record(actor=actor, action="network.invite", target=f"{network_name}:{server}", now=now,
                                   detail={"invite": invite.id[:6]})
+        log.info("invited %s to %s (invite %s..., by %s)", server, network_name, invite.id[:6], actor)
         return invite
 
     # As invitee
@@ -114,6 +118,8 @@ class PartnerService:
             await tx.audit.record(actor=actor, action="invite.accept", target=f"{invite.network}:{invite.host}",
                                   now=now, detail={"fingerprint": VerifyKey(invite.public_key).fingerprint})
         self._catch_up.request(invite.network)
+        log.info("accepted the invite of %s to %s and pinned its key %s (by %s)", invite.host, invite.network,
+                 host_key.fingerprint, actor)
         return await self._reload(invite_id)
 
     async def decline(self, invite_id: str, *, actor: str) -> Invite:
@@ -123,6 +129,7 @@ class PartnerService:
             await tx.peers.set_invite_status(invite_id, "declined", now=now)
             await tx.audit.record(actor=actor, action="invite.decline", target=f"{invite.network}:{invite.host}",
                                   now=now)
+        log.info("declined the invite of %s to %s (by %s)", invite.host, invite.network, actor)
         try:  # telling the host is a courtesy; the decline stands either way
             await self._client.call("POST", invite.endpoint, invite.server, f"/invites/{invite_id}/decline",
                                     DeclineMessage(key=self._own_key()).model_dump())
@@ -168,6 +175,7 @@ class PartnerService:
                 await tx.peers.upsert(server, status=status, endpoint=None, now=now)
             await tx.audit.record(actor=actor, action="peer.block" if blocked else "peer.unblock", target=server,
                                   now=now)
+        log.info("%s %s (by %s)", "blocked" if blocked else "unblocked", server, actor)
 
 
 def _with_expiry(invite: Invite, now: int) -> Invite:

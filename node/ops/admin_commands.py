@@ -544,8 +544,8 @@ def _register_networks(sub, b: _Builder) -> None:
 
 
 def _register_company(sub, b: _Builder) -> None:
-    b.leaf(sub, "status", "the node's name, version and counts",
-           _get(lambda a: "/v1/status", lambda d, a: out.status(d)),
+    b.leaf(sub, "status", "the node at a glance: identity, key, certificate, networks, peers, invites, alerts",
+           _get(lambda a: "/v1/overview", lambda d, a: out.overview(d)),
            path="status")
     pt = _group(sub, "private-thread", "the company's private threads")
     p = b.leaf(pt, "create", "create a private thread",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-__all__ = ["Column", "Progress", "clean", "key_values", "message_log", "network_detail", "print_json", "status",
+__all__ = ["Column", "Progress", "clean", "key_values", "message_log", "network_detail", "overview", "print_json",
            "table", "token_made", "when"]
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -123,7 +123,7 @@ TOKEN_COLUMNS = [C("ID", "id"), C("PREFIX", "prefix"), C("SCOPES", "scopes"),
                  C("CREATED", lambda t: when(t["created_at"])), C("EXPIRES", lambda t: when(t["expires_at"])),
                  C("REVOKED", lambda t: when(t["revoked_at"])), C("ACTIVE", "active")]
 PEER_COLUMNS = [C("SERVER", "server"), C("STATUS", "status"), C("ENDPOINT", "endpoint"), C("QUEUE", "queue_depth"),
-                C("LAST SUCCESS", lambda p: when(p["last_success_at"])), C("LAST ERROR", "last_error"),
+                C("LAST SUCCESS", lambda p: when(p["last_success_at"])), C("LAST ERROR", lambda p: _last_error(p)),
                 C("NEXT RETRY", lambda p: when(p["next_attempt_at"])), C("FINGERPRINTS", "fingerprints")]
 ALERT_COLUMNS = [C("KIND", "kind"), C("NETWORK", "network"), C("SERVER", "server"), C("SEEN", "count"),
                  C("LAST", lambda a: when(a["last_seen_at"])), C("WHAT", "message")]
@@ -171,9 +171,35 @@ def network_detail(n: dict) -> str:
     return "\n\n".join(parts)
 
 
-def status(s: dict) -> str:
-    return key_values([("server", s["server_name"]), ("display name", s["display_name"]), ("version", s["version"]),
-                       ("people", s["people"]), ("agents", s["agents"]), ("private threads", s["private_threads"])])
+def _last_error(p: dict) -> str:
+    """The last error with its time, and whether the peer answered since."""
+    if not p["last_error"]:
+        return "-"
+    recovered = p["last_success_at"] is not None and p["last_success_at"] > (p["last_error_at"] or 0)
+    return f"{when(p['last_error_at'])}{' (answered since)' if recovered else ''}: {p['last_error']}"
+
+
+NETWORK_SUMMARY_COLUMNS = [
+    C("NETWORK", "name"), C("HOST", "host"), C("MEMBERS", "members"), C("PENDING", "pending_events"),
+    C("STATE", lambda n: "HALTED (agentnet network show)" if n["halted"] else "closed" if n["closed"] else "open")]
+
+
+def overview(o: dict) -> str:
+    node, cert = o["node"], o["certificate"]
+    expiry = "-" if cert is None else f"{when(cert['not_after'])} ({cert['days_left']} days)" + (
+        "  RENEW SOON" if cert["days_left"] < 30 else "")
+    head = key_values([("server", f"{node['server_name']} ({node['display_name']})"), ("version", node["version"]),
+                       ("signing key", f"{o['key']['key_id']}  {o['key']['fingerprint']}"),
+                       ("TLS certificate until", expiry),
+                       ("people, agents", f"{node['people']}, {node['agents']}"),
+                       ("private threads", node["private_threads"]),
+                       ("pending invites", f"{o['pending_invites']}" + (" (agentnet invites)" if o["pending_invites"] else "")),
+                       ("alerts", f"{o['alerts']}" + (" (agentnet alerts)" if o["alerts"] else ""))])
+    peers = table(o["peers"], [C("PEER", "server"), C("STATUS", "status"), C("QUEUE", "queue_depth"),
+                               C("LAST SUCCESS", lambda p: when(p["last_success_at"])), C("LAST ERROR", _last_error),
+                               C("NEXT RETRY", lambda p: when(p["next_attempt_at"]))], empty="(no peers)")
+    networks = table(o["networks"], NETWORK_SUMMARY_COLUMNS, empty="(no networks)")
+    return f"{head}\n\nNetworks\n{networks}\n\nPeers\n{peers}"
 
 
 def token_made(what: str, d: dict) -> str:

@@ -13,6 +13,7 @@ import pytest
 from node.basics.config import write_config
 from node.main.cli import main
 from node.ops.output import Progress
+from node.ops.output import _last_error as out_last_error
 from tests.cluster import ClusterNode, eventually, start_node
 from tests.tls_fixtures import TestCertificateAuthority
 
@@ -93,7 +94,7 @@ async def test_tables_by_default_json_on_request(cli, acme):
 
     as_json = await cli.admin_json(acme, "agent", "list")
     assert [p["handle"] for p in as_json["items"]] == ["ops"]
-    assert (await cli.admin_json(acme, "status"))["agents"] == 1
+    assert (await cli.admin_json(acme, "status"))["node"]["agents"] == 1
     status = await cli.admin(acme, "status")
     assert "server:" in status and "acme.example" in status
 
@@ -301,3 +302,28 @@ async def test_accepting_an_invite_by_network_names_what_is_missing(cli, acme):
 async def _agent_token(cli: Cli, node: ClusterNode) -> str:
     made = await cli.admin_json(node, "agent", "create", "reader")
     return made["token"]
+
+
+async def test_status_shows_the_node_at_a_glance(cli, acme, globex):
+    await cli.admin(acme, "network", "create", NETWORK, "--title", "Rollout")
+    await cli.admin(acme, "network", "invite", NETWORK, globex.server, "--endpoint", globex.endpoint)
+    on_globex = await cli.admin(globex, "status")
+    assert "pending invites:       1 (agentnet invites)" in on_globex
+    as_json = await cli.admin_json(globex, "status")
+    assert as_json["pending_invites"] == 1 and as_json["certificate"]["days_left"] > 300
+    assert as_json["key"]["fingerprint"] == globex.key.verify_key.fingerprint
+
+    await cli.admin(globex, "invite", "accept", "--network", NETWORK)
+    on_acme = await cli.admin(acme, "status")
+    assert "acme.example (acme.example)" in on_acme and "version:" in on_acme
+    assert f"signing key:           {acme.key.key_id}  {acme.key.verify_key.fingerprint}" in on_acme
+    assert "days)" in on_acme  # the TLS certificate's expiry
+    assert "Networks\nNETWORK" in on_acme and f"{NETWORK}  acme.example  2" in on_acme
+    assert "Peers\nPEER" in on_acme and "globex.example  accepted" in on_acme
+
+
+def test_a_peers_last_error_has_its_time_and_says_when_it_answered_since():
+    peer = {"last_error": "timeout", "last_error_at": 1_700_000_000_000, "last_success_at": 1_700_000_060_000}
+    assert out_last_error(peer) == "2023-11-14 22:13Z (answered since): timeout"
+    assert out_last_error({**peer, "last_success_at": None}) == "2023-11-14 22:13Z: timeout"
+    assert out_last_error({**peer, "last_error": None}) == "-"

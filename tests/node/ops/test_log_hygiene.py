@@ -122,6 +122,14 @@ async def test_no_secret_in_any_log_and_no_body_at_info(acme_and_globex, echoing
         assert {"ts", "level", "logger", "message"} <= entry.keys()
         assert logging.getLevelName(entry["level"]) >= logging.INFO
         assert not any(s in line for s in secrets.values()) and not any(b in line for b in bodies), line
+    # What an operator follows at INFO: federation actions, named but without bodies or secrets.
+    messages = [json.loads(line)["message"] for line in lines]
+    for expected in ("invited globex.example to acme-rollout (invite ",
+                     "invite from acme.example to acme-rollout waits for an operator",
+                     "accepted the invite of acme.example to acme-rollout and pinned its key",
+                     "globex.example accepted the invite to acme-rollout: admitted with key",
+                     "event(s) to globex.example (0 refused)", "event(s) to acme.example (0 refused)"):
+        assert any(expected in m for m in messages), (expected, messages)
 
 
 async def _received(received: list[bytes], body: str, *, at_least: int) -> bool:
