@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 from federation.errors import KeyFileError
@@ -240,15 +241,22 @@ PRIVATE_UMASK = 0o077
 
 
 def main(argv: list[str] | None = None) -> int:
+    started = time.monotonic()
     previous = os.umask(PRIVATE_UMASK)
     try:
-        return _main(argv)
+        return _main(argv, started)
     finally:
         os.umask(previous)  # for callers in the same process (tests)
 
 
-def _main(argv: list[str] | None) -> int:
-    args = _parser().parse_args(argv)
+def _main(argv: list[str] | None, started: float) -> int:
+    parser = _parser()
+    if "_ARGCOMPLETE" in os.environ:  # a shell asking for completions (docs/cli.md): answer and exit
+        import argcomplete
+
+        argcomplete.autocomplete(parser)
+    args = parser.parse_args(argv)
+    args.started = started  # a command that reports its time counts its own start-up too
     if "data_dir" in vars(args) and args.data_dir is None:
         args.data_dir = data_dir(args)  # one convention for every command
     import asyncio  # not before a command runs: `--help` and a usage error need none of it

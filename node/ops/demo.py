@@ -122,7 +122,7 @@ async def run_demo(args: argparse.Namespace) -> int:
     root = args.keep.resolve() if args.keep else Path(tempfile.mkdtemp(prefix="agentnet-demo-"))
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
     nodes: list[DemoNode] = []
-    started = time.monotonic()
+    started = getattr(args, "started", None) or time.monotonic()  # the command's own start
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
             demo = _Demo(http, say)

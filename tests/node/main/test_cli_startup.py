@@ -4,6 +4,7 @@ stack nor anything else heavy (its CPU time is measured by `bench/cli_startup.py
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -44,3 +45,18 @@ def test_the_probe_sees_what_a_command_loads():
     """The check can fail: a command that runs loads the stacks it needs."""
     loaded = _loaded("status", "--data-dir", "/nonexistent-agentnet-dir")
     assert {"asyncio", "node.basics.config"} & loaded
+
+
+def test_the_shell_gets_completions(tmp_path):
+    """`eval "$(register-python-argcomplete agentnet)"` (docs/cli.md) asks the command itself."""
+    answers = {}
+    for line in ("agentnet net", "agentnet network inv", "agentnet invite accept --net"):
+        out = tmp_path / "completions.txt"
+        env = {**os.environ, "_ARGCOMPLETE": "1", "COMP_LINE": line, "COMP_POINT": str(len(line)),
+               "_ARGCOMPLETE_STDOUT_FILENAME": str(out)}
+        done = subprocess.run([sys.executable, "-m", "node.main.cli"], env=env, cwd=REPO_ROOT, capture_output=True,
+                              timeout=60)
+        assert done.returncode == 0, done.stderr
+        answers[line] = out.read_text().split()
+    assert answers == {"agentnet net": ["network"], "agentnet network inv": ["invite"],
+                       "agentnet invite accept --net": ["--network"]}
