@@ -29,6 +29,7 @@ from typing import Any, Self
 
 import aiohttp
 
+from node.client.http import NO_RETRIES, AgentNetError, NodeHttp
 from node.ops.launcher import LaunchFailed, NodeProcess, entry_module, free_ports
 
 __all__ = [
@@ -207,12 +208,11 @@ class BenchNode(NodeProcess):
         return super().terminate(timeout)
 
     async def admin(self, method: str, path: str, body: Any = None) -> Any:
-        async with self.http.request(method, self.admin_url + path, json=body,
-                                     headers={"Authorization": f"Bearer {self.admin_token}"}) as resp:
-            data = await resp.json(content_type=None)
-            if resp.status >= 400:
-                raise NodeFailed(f"{self.server}: {method} {path} -> {resp.status} {data}")
-            return data
+        api = NodeHttp(self.admin_url, self.admin_token, session=self.http, retry=NO_RETRIES)
+        try:
+            return await api.call(method, path, json_body=body)
+        except AgentNetError as e:
+            raise NodeFailed(f"{self.server}: {method} {path} -> {e}") from None
 
     async def create_agent(self, handle: str) -> str:
         made = await self.admin("POST", "/v1/agents", {"handle": handle, "display_name": f"Bench {handle}"})

@@ -25,6 +25,7 @@ from typing import Any
 
 import aiohttp
 
+from node.client.http import NO_RETRIES, AgentNetError, NodeHttp
 from node.ops.launcher import SOURCE_ROOT, LaunchFailed, NodeProcess, free_ports
 from tests.cluster import eventually
 from tests.tls_fixtures import TestCertificateAuthority
@@ -81,18 +82,13 @@ class ProcessNode(NodeProcess):
         return await self._call(self.client_url, token, method, path, body, expect)
 
     async def _call(self, base: str, token: str, method: str, path: str, body: Any, expect: int | None) -> Any:
-        async with self.http.request(method, base + path, json=body,
-                                     headers={"Authorization": f"Bearer {token}"}) as resp:
-            text = await resp.text()
-            try:
-                data = await resp.json(content_type=None)
-            except ValueError:
-                data = text
-            if expect is not None and resp.status != expect:
-                raise AssertionError(f"{self.server}: {method} {path} -> {resp.status} (expected {expect}) {data}")
-            if expect is None and resp.status >= 400:
-                raise AssertionError(f"{self.server}: {method} {path} -> {resp.status} {data}")
-            return data
+        status, data = await NodeHttp(base, token, session=self.http, retry=NO_RETRIES).answer(
+            method, path, json_body=body)
+        if expect is not None and status != expect:
+            raise AssertionError(f"{self.server}: {method} {path} -> {status} (expected {expect}) {data}")
+        if expect is None and status >= 400:
+            raise AssertionError(f"{self.server}: {method} {path} -> {status} {data}")
+        return data
 
     async def create(self, kind: str, handle: str, display_name: str, **extra: Any) -> str:
         """Create an agent or a person; returns its token."""
@@ -178,7 +174,7 @@ class ProcessCluster:
         """Poll `check` until it returns something truthy; fail with the nodes' logs."""
         try:
             return await eventually(check, timeout=timeout, interval=interval,
-                                    retry_on=(AssertionError, aiohttp.ClientError))
+                                    retry_on=(AssertionError, aiohttp.ClientError, AgentNetError))
         except AssertionError as e:
             raise AssertionError(f"{what}: {e}" + self.logs()) from None
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import uuid
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from urllib.parse import quote
 import aiohttp
 from pydantic import BaseModel, ValidationError
 
+from node.client.http import AgentNetError, NodeHttp, RetryPolicy, refusal
 from node.feed.models import EventOut, EventPage
 from node.networks.models import SharedMessageOut, SharedMessagePage, SharedThreadList
 from node.webhooks.models import WebhookCreated, WebhookList, WebhookOut
@@ -45,38 +45,8 @@ __all__ = ["AgentClient", "AgentNetError", "EventStream", "RetryPolicy", "SseFra
 
 M = TypeVar("M", bound=BaseModel)
 
-# Statuses a retry can change: the node or a proxy in front of it was briefly unavailable.
-_RETRY_STATUSES = frozenset({500, 502, 503, 504})
-
-
-class AgentNetError(Exception):
-    """Any failure talking to a node: an error answer, a broken connection (status 0) or an
-    answer this client cannot read. `retry_after` is the node's Retry-After, in seconds."""
-
-    def __init__(self, status: int, code: str, message: str, retry_after: float | None = None) -> None:
-        super().__init__(f"{status} {code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
-        self.retry_after = retry_after
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How hard to try. `attempts` bounds each request; the stream reconnects without bound,
-    waiting `base_delay_s` doubling up to `max_delay_s`. A Retry-After longer than
-    `max_retry_after_s` is raised instead of waited out."""
-
-    attempts: int = 4
-    base_delay_s: float = 0.25
-    max_delay_s: float = 15.0
-    max_retry_after_s: float = 30.0
-
-    def delay(self, attempt: int) -> float:
-        """Exponential backoff with jitter, so many clients do not come back in step."""
-        ceiling = min(self.max_delay_s, self.base_delay_s * 2 ** attempt)
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
-
+# A stream that failed with one of these reconnects: the node or a proxy was briefly away.
+STREAM_RETRY_STATUSES = frozenset({500, 502, 503, 504})
 
 @dataclass(frozen=True, slots=True)
 class SseFrame:
@@ -141,12 +111,7 @@ class AgentClient:
     def __init__(self, base_url: str, token: str, *, session: aiohttp.ClientSession | None = None,
                  timeout: float = 30.0, retry: RetryPolicy = RetryPolicy(),
                  stream_idle_timeout: float = 45.0) -> None:
-        self._base = base_url.rstrip("/")
-        self._headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-        self._session = session
-        self._owns_session = session is None
-        self._timeout = timeout
-        self.retry = retry
+        self.http = NodeHttp(base_url, token, session=session, timeout=timeout, retry=retry)
         # The node sends a keepalive every 15 s by default; three missed ones mean a dead link.
         self._idle_timeout = stream_idle_timeout
 
@@ -158,15 +123,11 @@ class AgentClient:
         await self.close()
 
     async def close(self) -> None:
-        if self._owns_session and self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self.http.close()
 
     @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-        return self._session
+    def retry(self) -> RetryPolicy:
+        return self.http.retry
 
     # --- who and where ---------------------------------------------------------------------
 
@@ -266,34 +227,8 @@ class AgentClient:
     async def _call_raw(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
                         json_body: Any = None, headers: Mapping[str, str] | None = None,
                         extra_time: float = 0, once: bool = False) -> Any:
-        """One request, retried (with the same headers, so the same Idempotency-Key) when a
-        retry can help; `once` for a request that a retry could repeat."""
-        timeout = aiohttp.ClientTimeout(total=self._timeout + extra_time)
-        last: AgentNetError | None = None
-        for attempt in range(1 if once else self.retry.attempts):
-            if last is not None:
-                await asyncio.sleep(last.retry_after if last.retry_after is not None else self.retry.delay(attempt))
-            try:
-                async with self.session.request(method, self._base + path, params=params, json=json_body,
-                                                headers={**self._headers, **(headers or {})},
-                                                timeout=timeout) as resp:
-                    if resp.status < 400:
-                        return await _json(resp)
-                    last = await _error(resp)
-            except (aiohttp.ClientError, TimeoutError) as e:
-                last = AgentNetError(0, "connection_failed", f"{method} {path}: {type(e).__name__}: {e}")
-                continue
-            if not self._retryable(last):
-                raise last
-        assert last is not None
-        raise last
-
-    def _retryable(self, error: AgentNetError) -> bool:
-        if error.retry_after is not None and error.retry_after > self.retry.max_retry_after_s:
-            return False  # the caller had better know now than wait that long unawares
-        if error.status == 429:
-            return error.retry_after is not None
-        return error.status in _RETRY_STATUSES
+        return await self.http.call(method, path, params=params, json_body=json_body, headers=headers,
+                                    extra_time=extra_time, once=once)
 
 
 class EventStream:
@@ -339,7 +274,7 @@ class EventStream:
                     yield event
                 failures = 0  # the node closed the stream cleanly (it is shutting down): come back
             except AgentNetError as e:
-                if e.status not in _RETRY_STATUSES:
+                if e.status not in STREAM_RETRY_STATUSES:
                     raise
             except (aiohttp.ClientError, TimeoutError):
                 pass
@@ -349,11 +284,12 @@ class EventStream:
 
     async def _connect(self) -> AsyncGenerator[EventOut, None]:
         client = self._client
-        headers = dict(client._headers, Accept="text/event-stream")
+        http = client.http
+        headers = dict(http.headers, Accept="text/event-stream")
         if self.cursor is not None:
             headers["Last-Event-ID"] = self.cursor
-        timeout = aiohttp.ClientTimeout(total=None, connect=client._timeout, sock_read=client._idle_timeout)
-        async with client.session.get(client._base + "/v1/events/stream", headers=headers,
+        timeout = aiohttp.ClientTimeout(total=None, connect=http.timeout, sock_read=client._idle_timeout)
+        async with http.session.get(http.base_url + "/v1/events/stream", headers=headers,
                                       timeout=timeout) as resp:
             if resp.status >= 400:
                 raise await _error(resp)
@@ -387,25 +323,14 @@ def _shared(network: str, thread: str) -> str:
     return f"/v1/networks/{quote(network, safe='')}/threads/{quote(thread, safe='')}/messages"
 
 
-async def _json(resp: aiohttp.ClientResponse) -> Any:
-    try:
-        return json.loads(await resp.read())
-    except ValueError:
-        raise AgentNetError(resp.status, "bad_response", "the answer is not JSON") from None
-
-
 async def _error(resp: aiohttp.ClientResponse) -> AgentNetError:
-    """The node's `{"error": {"code", "message"}}`, or what a proxy in between said."""
-    retry_after: float | None = None
+    """The node's refusal of a stream, or what a proxy in between said."""
     header = resp.headers.get("Retry-After", "")
-    if header.isdigit():
-        retry_after = float(header)
     try:
-        error = json.loads(await resp.read())["error"]
-        code, message = str(error["code"]), str(error["message"])
-    except (ValueError, KeyError, TypeError, aiohttp.ClientError):
-        code, message = f"http_{resp.status}", resp.reason or "error"
-    return AgentNetError(resp.status, code, message, retry_after)
+        data = json.loads(await resp.read())
+    except (ValueError, aiohttp.ClientError):
+        data = None
+    return refusal(resp.status, data, float(header) if header.isdigit() else None)
 
 
 def _frame_error(frame: SseFrame) -> AgentNetError:

@@ -31,9 +31,16 @@ from urllib.parse import quote
 from node.basics.errors import ConfigError
 
 if TYPE_CHECKING:
-    import aiohttp
+    from node.client.http import AgentNetError, NodeHttp
 from node.ops import output as out
-from node.ops.arguments import ADMIN_TOKEN_FILE, DATA_DIR_HELP, data_dir, read_token_file, save_token
+from node.ops.arguments import (
+    ADMIN_TOKEN_FILE,
+    DATA_DIR_HELP,
+    data_dir,
+    listener_url,
+    read_token_file,
+    save_token,
+)
 
 __all__ = ["EXIT_CODES", "register"]
 
@@ -61,65 +68,48 @@ def _seg(value: str) -> str:
     return quote(value, safe="")
 
 
-def _url(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
 class Api:
-    """One listener of one node, with one bearer token; errors become `CliError`."""
+    """One listener of one node, with one bearer token, through the one client for a node's own
+    APIs (`node.client.http`), tried once; its errors become `CliError`."""
 
     def __init__(self, listener: str, base_url: str, token: str) -> None:
         self.listener, self.base_url, self._token = listener, base_url.rstrip("/"), token
-        self._session: aiohttp.ClientSession | None = None
+        self._http: NodeHttp | None = None
 
     async def __aenter__(self) -> Self:
-        import aiohttp  # loaded by the commands that call a node, not by `--help`
+        from node.client.http import NO_RETRIES, NodeHttp  # aiohttp: for commands that call a node only
 
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=_TIMEOUT_S))
+        self._http = NodeHttp(self.base_url, self._token, timeout=_TIMEOUT_S, retry=NO_RETRIES)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._session is not None:
-            await self._session.close()
+        if self._http is not None:
+            await self._http.close()
 
     async def call(self, method: str, path: str, body: Any = None, query: dict | None = None,
                    headers: dict | None = None) -> Any:
-        import aiohttp
+        from node.client.http import AgentNetError
 
-        params = {k: str(v) for k, v in (query or {}).items() if v is not None}
-        assert self._session is not None, "an Api is used inside `async with`"
+        assert self._http is not None, "an Api is used inside `async with`"
         try:
-            async with self._session.request(
-                method, self.base_url + path, json=body, params=params,
-                headers={"Authorization": f"Bearer {self._token}", **(headers or {})},
-            ) as resp:
-                try:
-                    data = await resp.json(content_type=None)
-                except ValueError:
-                    data = None
-                if resp.status >= 400:
-                    raise self._refusal(resp.status, data)
-                return data
-        except aiohttp.InvalidURL:
-            raise CliError(f"{self.base_url} is not a valid URL", EXIT_USAGE) from None
-        except (TimeoutError, aiohttp.ClientConnectionError) as e:
-            raise CliError(f"cannot reach the {self.listener} listener at {self.base_url} "
-                           f"({type(e).__name__}): is `agentnet run` running?") from None
+            return await self._http.call(method, path, params=query, json_body=body, headers=headers, once=True)
+        except AgentNetError as e:
+            raise self._refusal(e) from None
 
-    def _refusal(self, status: int, data: Any) -> CliError:
-        error = data.get("error") if isinstance(data, dict) else None
-        if not isinstance(error, dict):
-            return CliError(f"the {self.listener} listener answered HTTP {status}",
-                            EXIT_USAGE if status in _USAGE_STATUSES else EXIT_FAILED)
-        fields = error.get("fields") or []
-        said = ("; ".join(f"{f.get('field')}: {f.get('message')}" for f in fields) if fields  # each field once
-                else error.get("message", "refused"))
-        message = f"{said} ({error.get('code', status)})"
-        if status == 401:
+    def _refusal(self, error: AgentNetError) -> CliError:
+        if error.code == "invalid_url":
+            return CliError(f"{self.base_url} is not a valid URL", EXIT_USAGE)
+        if error.status == 0:
+            return CliError(f"cannot reach the {self.listener} listener at {self.base_url}: is `agentnet run` "
+                            f"running? ({out.clean(error.message)})")
+        said = ("; ".join(f"{f.get('field')}: {f.get('message')}" for f in error.fields) if error.fields
+                else error.message)  # each refused field once
+        message = f"{said} ({error.code})"
+        if error.status == 401:
             where = ("check --admin-token, AGENTNET_ADMIN_TOKEN or DATA_DIR/admin.token"
                      if self.listener == "admin" else "check --token or AGENTNET_TOKEN")
             message = f"the token was refused: {message}; {where}"
-        return CliError(out.clean(message), EXIT_USAGE if status in _USAGE_STATUSES else EXIT_FAILED)
+        return CliError(out.clean(message), EXIT_USAGE if error.status in _USAGE_STATUSES else EXIT_FAILED)
 
 
 def _data_dir(args: argparse.Namespace) -> Path:
@@ -143,14 +133,9 @@ def _listener_url(args: argparse.Namespace, listener: str) -> str:
     if explicit:
         return explicit
     try:
-        from node.basics.config import load_settings
-
-        settings = load_settings(_data_dir(args))
+        return listener_url(_data_dir(args), listener)
     except ConfigError as e:
         raise CliError(f"{e} (or pass --{listener}-url)", EXIT_USAGE) from None
-    if listener == "admin":
-        return _url(settings.admin_host, settings.admin_port)
-    return _url(settings.client_host, settings.client_port)
 
 
 def _admin_token(args: argparse.Namespace) -> str:

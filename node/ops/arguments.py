@@ -8,10 +8,22 @@ import argparse
 import os
 import stat
 import sys
+import tomllib
 from pathlib import Path
 
-__all__ = ["ADMIN_TOKEN_FILE", "DATA_DIR_HELP", "VersionAction", "add_data_dir", "data_dir", "read_token_file",
-           "save_admin_token", "save_token"]
+from node.basics.errors import ConfigError
+
+__all__ = [
+    "ADMIN_TOKEN_FILE",
+    "DATA_DIR_HELP",
+    "VersionAction",
+    "add_data_dir",
+    "data_dir",
+    "listener_url",
+    "read_token_file",
+    "save_admin_token",
+    "save_token",
+]
 
 DATA_DIR_HELP = "the node's data dir (default: $AGENTNET_DATA_DIR, else the current directory)"
 # The admin token as `agentnet init` and `agentnet admin-token` save it (0600), and where the
@@ -64,3 +76,33 @@ class VersionAction(argparse.Action):
 
         print(f"agentnet {version('agent-network')}")
         parser.exit()
+
+
+# The listeners' defaults, as `node.basics.config.NodeSettings` declares them
+# (tests/node/ops/test_arguments.py holds the two to the same answers).
+_LISTENER_DEFAULTS = {"admin": ("127.0.0.1", 8701), "client": ("127.0.0.1", 8702)}
+
+
+def listener_url(directory: Path, listener: str) -> str:
+    """The admin or client listener's URL, from DATA_DIR/agentnet.toml and its AGENTNET_*
+    overrides, read without the full settings model: an operator's command needs two values,
+    and the model costs it about 0.3 s of start-up. The node validates the rest when it runs."""
+    path = directory / "agentnet.toml"
+    if not path.is_file():
+        raise ConfigError(f"{path} not found: run `agentnet init` first or pass the right --data-dir")
+    try:
+        values = tomllib.loads(path.read_text("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path} is not valid TOML: {e}") from None
+    default_host, default_port = _LISTENER_DEFAULTS[listener]
+    env = {k.upper(): v for k, v in os.environ.items()}
+    host = env.get(f"AGENTNET_{listener.upper()}_HOST") or values.get(f"{listener}_host") or default_host
+    port = env.get(f"AGENTNET_{listener.upper()}_PORT") or values.get(f"{listener}_port") or default_port
+    try:
+        number = int(port)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{listener}_port: {port!r} is not a port number") from None
+    if not 1 <= number <= 65535:
+        raise ConfigError(f"{listener}_port: {number} is not a port number (1-65535)")
+    host = str(host)
+    return f"http://[{host}]:{number}" if ":" in host else f"http://{host}:{number}"

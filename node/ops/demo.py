@@ -38,6 +38,7 @@ from typing import Any
 import aiohttp
 
 from node.client.agent_client import AgentClient, AgentNetError
+from node.client.http import NO_RETRIES, NodeHttp
 from node.ops.launcher import LaunchFailed, NodeProcess, free_ports
 
 __all__ = ["run_demo"]
@@ -206,12 +207,11 @@ class _Demo:
             f.write('federation_host = "127.0.0.1"  # the demo serves federation on loopback only\n')
 
     async def admin(self, n: DemoNode, method: str, path: str, body: Any = None) -> Any:
-        async with self.http.request(method, n.admin_url + path, json=body,
-                                     headers={"Authorization": f"Bearer {n.admin_token}"}) as resp:
-            data = await resp.json(content_type=None)
-            if resp.status >= 400:
-                raise DemoFailed(f"{n.server}: {method} {path} answered {resp.status}: {data}\n{n.log_tail()}")
-            return data
+        api = NodeHttp(n.admin_url, n.admin_token, session=self.http, retry=NO_RETRIES)
+        try:
+            return await api.call(method, path, json_body=body)
+        except AgentNetError as e:
+            raise DemoFailed(f"{n.server}: {method} {path} answered {e}\n{n.log_tail()}") from None
 
     def client(self, n: DemoNode, handle: str) -> AgentClient:
         return AgentClient(n.client_url, n.tokens[handle], session=self.http)

@@ -168,8 +168,10 @@ class NodeProcess:
 
     async def wait_ready(self, http: aiohttp.ClientSession, *, timeout: float = START_TIMEOUT_S) -> None:
         """Until the admin listener answers `/v1/status` with this node's name."""
-        import aiohttp
+        from node.client.http import NO_RETRIES, AgentNetError, NodeHttp
 
+        # Two seconds a try: something else may hold the port and never answer.
+        api = NodeHttp(self.admin_url, self.admin_token, session=http, timeout=2, retry=NO_RETRIES)
         deadline = time.monotonic() + timeout
         last: object = None
         while True:
@@ -177,14 +179,11 @@ class NodeProcess:
                 code = None if self.proc is None else self.proc.returncode
                 raise LaunchFailed(f"{self.server} exited with {code} while starting")
             try:
-                async with asyncio.timeout(2):  # something else may hold the port and never answer
-                    async with http.get(self.admin_url + "/v1/status",
-                                        headers={"Authorization": f"Bearer {self.admin_token}"}) as resp:
-                        status = await resp.json(content_type=None) if resp.status == 200 else None
-                if isinstance(status, dict) and status.get("server_name") == self.server:
+                answered, status = await api.answer("GET", "/v1/status")
+                if answered == 200 and isinstance(status, dict) and status.get("server_name") == self.server:
                     return
                 last = status
-            except (aiohttp.ClientError, ValueError, TimeoutError) as e:
+            except AgentNetError as e:
                 last = e
             if time.monotonic() > deadline:
                 raise LaunchFailed(f"{self.server} did not answer /v1/status within {timeout:.0f} s: {last!r}")

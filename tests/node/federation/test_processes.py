@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import time
 
-import aiohttp
 import pytest
 
+from node.client.http import AgentNetError
 from tests.conftest import _create_postgres_database, _drop_postgres_database
 from tests.process_nodes import ProcessCluster, ProcessNode
 
@@ -192,7 +192,7 @@ async def test_host_crash_loses_and_duplicates_nothing(cluster):
         assert healthy["queue_depth"] == 0 and healthy["last_success_at"], healthy
 
         assert await acme.kill() == -9
-        with pytest.raises(aiohttp.ClientConnectionError):
+        with pytest.raises(AgentNetError, match="connection_failed"):  # nothing listens
             await acme.admin("GET", "/v1/status")
 
         # Globex's people still read their copy while the host is gone.
@@ -213,7 +213,7 @@ async def test_host_crash_loses_and_duplicates_nothing(cluster):
 
         down = await cluster.eventually(host_marked_down, "globex reports acme unreachable")
         assert down["next_attempt_at"] is not None, down  # backing off, not hammering
-        with pytest.raises(aiohttp.ClientConnectionError):
+        with pytest.raises(AgentNetError, match="connection_failed"):  # nothing listens
             await acme.admin("GET", "/v1/status")
         # Still pending: nothing sequences it while the host is down.
         assert (await _messages(globex, tokens["delivery"]))[-1]["status"] == "pending"
