@@ -118,7 +118,7 @@ async def _attack(args: argparse.Namespace) -> dict:
         tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         tls.check_hostname = False
         tls.verify_mode = ssl.CERT_NONE
-    stats, live = _Stats(), set()
+    stats, live = _Stats(), set[_Conn]()
     started = time.monotonic()
     deadline = started + args.seconds
     ticker = None

@@ -5,6 +5,7 @@ side, every agent attached, and one thread whose participants are all of them.""
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -57,7 +58,7 @@ async def open_network(host: BenchNode, members: list[BenchNode], agents: dict[s
         return found[0] if found else None
 
     for member in members:
-        invite = await eventually(lambda m=member: invite_of(m), f"{member.server} received the invite")
+        invite = await eventually(functools.partial(invite_of, member), f"{member.server} received the invite")
         await member.admin("POST", f"/v1/invites/{invite}/accept")
 
     async def all_members() -> bool:
@@ -71,7 +72,7 @@ async def open_network(host: BenchNode, members: list[BenchNode], agents: dict[s
 
     await eventually(all_members, "every member admitted")
     for member in members:
-        await eventually(lambda m=member: holds_its_admission(m), f"{member.server} caught up to its admission")
+        await eventually(functools.partial(holds_its_admission, member), f"{member.server} caught up to its admission")
     for node in nodes:
         for handle in agents.get(node.server, []):
             await node.admin("POST", f"/v1/networks/{name}/participants", {"participant": f"agent:{handle}"})

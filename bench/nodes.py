@@ -155,7 +155,7 @@ class BenchNode(NodeProcess):
     def log_tail(self, lines: int = 30) -> str:
         return f"\n--- {self.log_path} ---\n" + super().log_tail(lines)
 
-    async def start(self, http: aiohttp.ClientSession | None = None, *,  # type: ignore[override]
+    async def start(self, http: aiohttp.ClientSession | None = None, *,
                     timeout: float = START_TIMEOUT_S) -> float:
         """Spawn `agentnet run` (or the stepped node); returns the monotonic time of the spawn
         once the admin listener answers."""

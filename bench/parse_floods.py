@@ -91,7 +91,11 @@ async def run_floods(root: Path, code_root: Path, floods: list[str], *, rounds: 
         results = {}
         for flood in floods:
             print(f"  {flood} ...", flush=True)
-            base_lat, base_hold, flood_lat, flood_hold, reports = [], [], [], [], []
+            base_lat: list[int] = []
+            base_hold: list[int] = []
+            flood_lat: list[int] = []
+            flood_hold: list[int] = []
+            reports = []
             for r in range(rounds):
                 lat, hold, _ = await _windows(pair, None, f"{flood}-b{r}", seconds)
                 base_lat, base_hold = base_lat + lat, base_hold + hold

@@ -147,8 +147,8 @@ async def _drain(posting: list[asyncio.Task], timeout: float) -> bool:
         task.cancel()
     await asyncio.gather(*posting, return_exceptions=True)
     for task in done:
-        if task.exception() is not None:
-            raise task.exception()
+        if (error := task.exception()) is not None:
+            raise error
     return not pending
 
 

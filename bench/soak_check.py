@@ -112,10 +112,10 @@ def check_history(acks: Iterable[Ack], copies: dict[str, NodeCopy], *, host: str
 
     failed_shown = 0
     for server, copy in copies.items():
-        for seen in copy.messages:
-            if seen.seq is not None and seen.delivery and "failed" in seen.delivery.values():
+        for shown in copy.messages:
+            if shown.seq is not None and shown.delivery and "failed" in shown.delivery.values():
                 failed_shown += 1
-                example("failed_shown", f"{seen.body} (seq {seen.seq}) on {server}: {seen.delivery}")
+                example("failed_shown", f"{shown.body} (seq {shown.seq}) on {server}: {shown.delivery}")
 
     acked = {a.body for a in acks} | set(unacknowledged_ok)
     strays = {body for bodies in held.values() for body in bodies if body not in acked}

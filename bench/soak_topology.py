@@ -12,6 +12,7 @@ certificate against the peer's server name, so the proxies stay out of TLS.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,7 +81,7 @@ async def soak_topology(root: Path, backend: str, *, agents_per_node: int = 2) -
         await cluster.start(*nodes.values())
         for (a, b), proxy in proxies.items():
             endpoint = f"https://127.0.0.1:{proxy.port}"
-            await eventually(lambda a=a, b=b, e=endpoint: _peer_endpoint_is(nodes[a], b, e),
+            await eventually(functools.partial(_peer_endpoint_is, nodes[a], b, endpoint),
                              f"{a} names its proxy as {b}'s endpoint", timeout=30)
 
             async def used(proxy: FaultProxy = proxy) -> bool:  # each node pings its peers as it starts
