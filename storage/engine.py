@@ -1,26 +1,28 @@
-"""One async engine per node, with the database URL normalised to an async driver.
+"""One engine per node: PostgreSQL through asyncpg, SQLite through the sync engine of
+`storage.sqlite` (its statements run on the loop's thread).
 
 SQLite gets WAL (readers never wait for the writer), enforced foreign keys and a busy
-timeout on every connection, and runs its statements on the loop's thread
-(`storage.sqlite_inline`); PostgreSQL is used as configured.
+timeout on every connection; PostgreSQL is used as configured.
 """
 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, event
-from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import QueuePool
 
 from storage.errors import StorageConfigError
 
-__all__ = ["async_url", "create_engine", "create_unit_engine", "is_sqlite", "sqlite_file"]
+if TYPE_CHECKING:
+    from storage.sqlite import SqliteEngine
 
-_ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+__all__ = ["async_url", "create_engine", "is_sqlite", "sqlite_file"]
+
+_DRIVERS = {"sqlite": "sqlite+pysqlite", "postgresql": "postgresql+asyncpg"}
 
 # How long a SQLite writer waits for the lock before failing: long enough to ride out a
 # checkpoint, short enough that a stuck writer shows up as an error rather than a hang.
@@ -28,39 +30,55 @@ _SQLITE_BUSY_TIMEOUT_MS = 5000
 
 
 def async_url(url: str) -> str:
-    """Map `sqlite:///x.db` and `postgresql://...` to their async drivers; refuse others."""
+    """Map `sqlite:///x.db` and `postgresql://...` to the drivers the node runs them with
+    (pysqlite, asyncpg); refuse others."""
     try:
         parsed = make_url(url)
     except ArgumentError as e:
         raise StorageConfigError(f"database URL is not valid: {e}") from None
     backend = parsed.get_backend_name()
-    if backend not in _ASYNC_DRIVERS:
+    if backend not in _DRIVERS:
         raise StorageConfigError(
             f"database URL must be sqlite or postgresql, not {backend!r}"
         )
-    return parsed.set(drivername=_ASYNC_DRIVERS[backend]).render_as_string(hide_password=False)
+    return parsed.set(drivername=_DRIVERS[backend]).render_as_string(hide_password=False)
 
 
-def is_sqlite(engine: AsyncEngine) -> bool:
+def is_sqlite(engine: AsyncEngine | SqliteEngine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+def create_engine(url: str, *, echo: bool = False) -> AsyncEngine | SqliteEngine:
     target = async_url(url)
     if target.startswith("sqlite"):
-        from storage.sqlite_inline import inline_dbapi  # sqlite3 and its dialect: not on a PostgreSQL node
+        return _create_sqlite(target, echo=echo)
+    # No pre-ping: it would cost a round trip on every unit of work. A connection the server
+    # dropped fails the one unit that meets it (DatabaseUnavailable, a 503), and SQLAlchemy
+    # then discards the pool, so the next unit reconnects.
+    return create_async_engine(target, echo=echo)
 
-        engine = create_async_engine(target, echo=echo, module=inline_dbapi())
+
+def _create_sqlite(url: str, *, echo: bool) -> SqliteEngine:
+    # sqlite3 and its dialect are imported here only: a PostgreSQL node has no use for them.
+    from sqlalchemy import create_engine as create_sync_engine
+    from sqlalchemy.pool import QueuePool, StaticPool
+
+    from storage.sqlite import SqliteEngine
+
+    parsed = make_url(url)
+    database = parsed.database
+    if not database or database == ":memory:":
+        # A database in memory lives in its one connection: every unit of work shares it.
+        engine = create_sync_engine(url, echo=echo, poolclass=StaticPool,
+                                    connect_args={"check_same_thread": False})
     else:
-        # No pre-ping: it would cost a round trip on every unit of work. A connection the
-        # server dropped fails the one unit that meets it (DatabaseUnavailable, a 503), and
-        # SQLAlchemy then discards the pool, so the next unit reconnects.
-        engine = create_async_engine(target, echo=echo)
-    if is_sqlite(engine):
-        event.listen(engine.sync_engine, "connect", _configure_sqlite)
-        if (path := sqlite_file(engine)) is not None:
-            _create_private(path)
-    return engine
+        # No limit on connections: a pool that ran out would block the loop's thread, and with
+        # it the unit of work that was to give a connection back.
+        engine = create_sync_engine(url, echo=echo, poolclass=QueuePool, pool_size=5, max_overflow=-1)
+        if not database.startswith("file:"):
+            _create_private(database)
+    event.listen(engine, "connect", _configure_sqlite)
+    return SqliteEngine(engine)
 
 
 def _create_private(path: str) -> None:
@@ -73,27 +91,13 @@ def _create_private(path: str) -> None:
         pass
 
 
-def sqlite_file(engine: AsyncEngine) -> str | None:
+def sqlite_file(engine: AsyncEngine | SqliteEngine) -> str | None:
     """The file a SQLite engine's database lives in; None for PostgreSQL and for a database
     that belongs to its connection (in memory, or a `file:` URI)."""
     database = engine.url.database
     if not is_sqlite(engine) or not database or database == ":memory:" or database.startswith("file:"):
         return None
     return database
-
-
-def create_unit_engine(engine: AsyncEngine) -> Engine | None:
-    """For a SQLite file, the sync engine its units of work run on (`storage.sqlite_units`);
-    None otherwise. An in-memory database belongs to its one connection, so it has none."""
-    if sqlite_file(engine) is None:
-        return None
-    url = engine.url
-    # No limit on connections: a sync pool that ran out would block the loop's thread, and
-    # with it the unit of work that was to give a connection back.
-    units = create_sync_engine(url.set(drivername="sqlite+pysqlite"), poolclass=QueuePool, pool_size=5,
-                               max_overflow=-1)
-    event.listen(units, "connect", _configure_sqlite)
-    return units
 
 
 def _configure_sqlite(dbapi_connection, _record) -> None:

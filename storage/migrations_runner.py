@@ -23,6 +23,8 @@ from storage.errors import StorageConfigError
 if TYPE_CHECKING:
     from alembic.config import Config
 
+    from storage.sqlite import SqliteEngine
+
 __all__ = ["HEAD_REVISION", "current_revision", "ensure_schema", "head_revision", "upgrade_to_head"]
 
 # The newest file in migrations/versions; a new migration changes it.
@@ -46,7 +48,7 @@ def head_revision() -> str:
     return head
 
 
-async def current_revision(engine: AsyncEngine) -> str | None:
+async def current_revision(engine: AsyncEngine | SqliteEngine) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
     def read(conn: Connection) -> str | None:
@@ -56,7 +58,7 @@ async def current_revision(engine: AsyncEngine) -> str | None:
         return await conn.run_sync(read)
 
 
-async def upgrade_to_head(engine: AsyncEngine) -> None:
+async def upgrade_to_head(engine: AsyncEngine | SqliteEngine) -> None:
     from alembic import command
 
     def upgrade(conn: Connection) -> None:
@@ -68,7 +70,7 @@ async def upgrade_to_head(engine: AsyncEngine) -> None:
         await conn.run_sync(upgrade)
 
 
-async def _at_head(engine: AsyncEngine) -> bool:
+async def _at_head(engine: AsyncEngine | SqliteEngine) -> bool:
     """True if the database records `HEAD_REVISION`, read without Alembic."""
     try:
         async with engine.connect() as conn:
@@ -78,7 +80,7 @@ async def _at_head(engine: AsyncEngine) -> bool:
     return versions == [HEAD_REVISION]
 
 
-async def ensure_schema(engine: AsyncEngine, *, auto_migrate: bool) -> None:
+async def ensure_schema(engine: AsyncEngine | SqliteEngine, *, auto_migrate: bool) -> None:
     if await _at_head(engine):
         return
     from alembic.script import ScriptDirectory

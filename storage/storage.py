@@ -21,7 +21,7 @@ from typing import TypeVar, cast
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from storage.engine import create_engine, create_unit_engine, is_sqlite, sqlite_file
+from storage.engine import create_engine, is_sqlite, sqlite_file
 from storage.errors import DatabaseUnavailable
 from storage.feed import FeedRepository
 from storage.migrations_runner import ensure_schema
@@ -33,7 +33,7 @@ from storage.private.knowledge import KnowledgeRepository
 from storage.private.principals import AdminTokenRepository, PrincipalRepository, TokenRepository
 from storage.private.threads import PrivateThreadRepository
 from storage.private.webhooks import WebhookRepository
-from storage.sqlite_units import SyncConnection
+from storage.sqlite import SqliteEngine
 
 __all__ = ["NetworkTransaction", "Storage", "Transaction"]
 
@@ -57,7 +57,7 @@ class Transaction(NetworkTransaction):
 
 
 class Storage:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine | SqliteEngine) -> None:
         self.engine = engine
         self._feed_listeners: list[Callable[[], None]] = []
         # SQLite has one writer, and Python's driver begins a transaction only at its first
@@ -65,11 +65,9 @@ class Storage:
         # "head is 7" and both write seq 8. On SQLite the units of work that may write take
         # turns in this process instead (PostgreSQL has row locks: `SELECT ... FOR UPDATE`).
         # The turn is per database file, not per engine: statements run on the loop's thread
-        # (storage.sqlite_inline), so a second engine on the same file that waited for the
-        # file's lock inside SQLite would stall the loop, and with it the writer it waits for.
+        # (storage.sqlite), so a second engine on the same file that waited for the file's
+        # lock inside SQLite would stall the loop, and with it the writer it waits for.
         self._sqlite_file = _sqlite_file(engine) if is_sqlite(engine) else None
-        # On a SQLite file, units of work run on a sync engine (storage.sqlite_units).
-        self._units = create_unit_engine(engine)
 
     def on_feed_commit(self, listener: Callable[[], None]) -> None:
         """Call `listener` after each commit that appended to the feed (live readers wake)."""
@@ -115,7 +113,7 @@ class Storage:
         try:
             # A SyncConnection has the part of AsyncConnection the repositories use; every
             # repository runs on it in the SQLite tests.
-            conn = (cast(AsyncConnection, SyncConnection(self._units.connect())) if self._units is not None
+            conn = (cast(AsyncConnection, self.engine.connection()) if isinstance(self.engine, SqliteEngine)
                     else await self.engine.connect())
         except DBAPIError as e:  # any failure to get a connection: the database is not there
             raise DatabaseUnavailable(f"cannot connect to the database: {type(e.orig).__name__}") from e
@@ -137,8 +135,6 @@ class Storage:
             await conn.close()
 
     async def close(self) -> None:
-        if self._units is not None:
-            self._units.dispose()
         await self.engine.dispose()
 
 
@@ -146,7 +142,7 @@ class Storage:
 _turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = weakref.WeakKeyDictionary()
 
 
-def _sqlite_file(engine: AsyncEngine) -> str:
+def _sqlite_file(engine: AsyncEngine | SqliteEngine) -> str:
     """What the writers' turn is keyed by: the real path, or the engine for a database of its own."""
     database = sqlite_file(engine)
     return f"engine:{id(engine)}" if database is None else os.path.realpath(database)
