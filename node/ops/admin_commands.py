@@ -252,6 +252,11 @@ def _get(path: Callable[[argparse.Namespace], str], render: Render) -> Action:
     return action
 
 
+def _path_to(head: Callable[[argparse.Namespace], str], tail: str) -> Callable[[argparse.Namespace], str]:
+    """A path built from the arguments, then a fixed `tail` (a loop's verb, bound here)."""
+    return lambda args: head(args) + tail
+
+
 def _post(path: Callable[[argparse.Namespace], str], render: Render,
           body: Callable[[argparse.Namespace], dict | None] = lambda a: None) -> Action:
     async def action(args: argparse.Namespace, api: Api) -> None:
@@ -422,7 +427,7 @@ def _register_principals(sub, b: _Builder, kind: str, plural: str) -> None:
            path=f"{kind} list")
     for verb in ("disable", "enable"):
         p = b.leaf(group, verb, f"{verb} a {kind}" + (": its tokens stop working at once" if verb == "disable" else ""),
-                   _post(lambda a, v=verb: f"{base}/{_seg(a.handle)}/{v}", _said(f"{{id}} {verb}d")),  # type: ignore[misc]  # a loop variable bound by default
+                   _post(_path_to(lambda a: f"{base}/{_seg(a.handle)}", f"/{verb}"), _said(f"{{id}} {verb}d")),
                    path=f"{kind} {verb}")
         p.add_argument("handle")
     tokens = _group(group, "token", f"a {kind}'s tokens")
@@ -474,7 +479,7 @@ def _register_networks(sub, b: _Builder) -> None:
     for verb, line, help_ in (("close", "Closed network {name}", "close the network (host only)"),
                               ("leave", "Left network {name}", "leave the network (members)"),
                               ("resume", "Trying {name} again now", "try a halted network again (after fixing why)")):
-        b.leaf(net, verb, help_, _post(lambda a, v=verb: f"{_n(a)}/{v}", _said(line)),  # type: ignore[misc]  # a loop variable bound by default
+        b.leaf(net, verb, help_, _post(_path_to(_n, f"/{verb}"), _said(line)),
                path=f"network {verb}").add_argument("network")
     p = b.leaf(net, "remove", "remove a company (host only)",
                _post(lambda a: f"{_n(a)}/members/{_seg(a.server)}/remove", _said("Removed {server} from {network}")),
@@ -496,7 +501,7 @@ def _register_networks(sub, b: _Builder) -> None:
     for verb, suffix in (("attach", "/participants"), ("detach", "/participants/detach")):
         direction = "to" if verb == "attach" else "from"
         p = b.leaf(sub, verb, f"{verb} one of this company's people or agents {direction} a network",
-                   _post(lambda a, s=suffix: _n(a) + s,  # type: ignore[misc]  # a loop variable bound by default
+                   _post(_path_to(_n, suffix),
                          _said(f"{verb.title()}ed {{participant}} {direction} {{network}}"),
                          lambda a: {"participant": a.participant}), path=verb)
         p.add_argument("network")
@@ -524,7 +529,7 @@ def _register_networks(sub, b: _Builder) -> None:
     b.leaf(sub, "peers", "peers: keys, queue depth, last success and error, next retry",
            _get(lambda a: "/v1/peers", _items(out.PEER_COLUMNS, "(no peers)")), path="peers")
     for verb, help_ in (("block", "block a server: nothing in, nothing out"), ("unblock", "unblock a server")):
-        b.leaf(sub, verb, help_, _post(lambda a, v=verb: f"/v1/peers/{_seg(a.server)}/{v}",  # type: ignore[misc]  # a loop variable bound by default
+        b.leaf(sub, verb, help_, _post(_path_to(lambda a: f"/v1/peers/{_seg(a.server)}", f"/{verb}"),
                                        _said(f"{verb.title()}ed {{server}}")), path=verb).add_argument("server")
 
 
@@ -565,7 +570,7 @@ def _register_company(sub, b: _Builder) -> None:
            _get(lambda a: "/v1/webhooks", _items(out.WEBHOOK_COLUMNS, "(no webhooks)")), path="webhooks list")
     for verb in ("disable", "enable"):
         b.leaf(wh, verb, f"{verb} deliveries to a webhook",
-               _post(lambda a, v=verb: f"/v1/webhooks/{_seg(a.webhook)}/{v}", _said(f"Webhook {{id}} {verb}d")),  # type: ignore[misc]  # a loop variable bound by default
+               _post(_path_to(lambda a: f"/v1/webhooks/{_seg(a.webhook)}", f"/{verb}"), _said(f"Webhook {{id}} {verb}d")),
                path=f"webhooks {verb}").add_argument("webhook")
 
 
