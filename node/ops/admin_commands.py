@@ -26,7 +26,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from node.basics.errors import ConfigError
 
@@ -259,8 +259,13 @@ def _path_to(head: Callable[[argparse.Namespace], str], tail: str) -> Callable[[
 
 def _post(path: Callable[[argparse.Namespace], str], render: Render,
           body: Callable[[argparse.Namespace], dict | None] = lambda a: None) -> Action:
+    return _send("POST", path, render, body)
+
+
+def _send(method: str, path: Callable[[argparse.Namespace], str], render: Render,
+          body: Callable[[argparse.Namespace], dict | None] = lambda a: None) -> Action:
     async def action(args: argparse.Namespace, api: Api) -> None:
-        _show(args, await api.call("POST", path(args), body(args)), render)
+        _show(args, await api.call(method, path(args), body(args)), render)
 
     return action
 
@@ -548,6 +553,15 @@ def _register_company(sub, b: _Builder) -> None:
     b.leaf(pt, "list", "list private threads",
            _get(lambda a: "/v1/threads", _items(out.PRIVATE_THREAD_COLUMNS, "(no private threads)")),
            path="private-thread list")
+    b.leaf(pt, "show", "a private thread and its members",
+           _get(lambda a: f"/v1/threads/{_seg(a.thread)}", lambda d, a: out.table([d], out.PRIVATE_THREAD_COLUMNS)),
+           path="private-thread show").add_argument("thread")
+    p = b.leaf(pt, "members", "set who is in a private thread (the list replaces the one before)",
+               _send("PUT", lambda a: f"/v1/threads/{_seg(a.thread)}/members",
+                     _said("Private thread {name} now has {members}"), lambda a: {"members": a.member or []}),
+               path="private-thread members")
+    p.add_argument("thread")
+    p.add_argument("--member", action="append", help="agent:HANDLE or person:HANDLE; repeat (none: empty it)")
 
     kn = _group(sub, "knowledge", "knowledge items")
     p = b.leaf(kn, "add", "add a knowledge item", _knowledge_add, path="knowledge add")
@@ -559,6 +573,11 @@ def _register_company(sub, b: _Builder) -> None:
                _paged("/v1/knowledge", "items", "after", "knowledge items",
                       _items(out.KNOWLEDGE_COLUMNS, "(no knowledge)")), path="knowledge list")
     _paging(p, "after")
+    p = b.leaf(kn, "search", "search knowledge (every word must match)",
+               _get(lambda a: "/v1/knowledge/search?" + urlencode({"q": a.query, "limit": a.limit}),
+                    _items(out.KNOWLEDGE_COLUMNS, "(nothing found)")), path="knowledge search")
+    p.add_argument("query")
+    p.add_argument("--limit", type=int, default=20, help="at most this many (default 20, at most 100)")
 
     p = b.leaf(sub, "audit", "the audit log, newest first",
                _paged("/v1/audit", "items", "before", "audit entries", _items(out.AUDIT_COLUMNS, "(no entries)")),

@@ -327,3 +327,70 @@ def test_a_peers_last_error_has_its_time_and_says_when_it_answered_since():
     assert out_last_error(peer) == "2023-11-14 22:13Z (answered since): timeout"
     assert out_last_error({**peer, "last_success_at": None}) == "2023-11-14 22:13Z: timeout"
     assert out_last_error({**peer, "last_error": None}) == "-"
+
+
+# Every operation of the admin API and the command that does it (docs/cli.md promises one
+# each). A new admin endpoint without a command fails the first test below.
+COMMANDS = {
+    "POST /v1/agents": "agent create ops", "GET /v1/agents": "agent list",
+    "POST /v1/agents/{handle}/disable": "agent disable ops", "POST /v1/agents/{handle}/enable": "agent enable ops",
+    "POST /v1/agents/{handle}/token": "agent token rotate ops", "POST /v1/agents/{handle}/tokens": "agent token issue ops",
+    "GET /v1/agents/{handle}/tokens": "agent token list ops",
+    "POST /v1/agents/{handle}/tokens/{token_id}/revoke": "agent token revoke ops 1",
+    "POST /v1/people": "person create sam", "GET /v1/people": "person list",
+    "POST /v1/people/{handle}/disable": "person disable sam", "POST /v1/people/{handle}/enable": "person enable sam",
+    "POST /v1/people/{handle}/token": "person token rotate sam", "POST /v1/people/{handle}/tokens": "person token issue sam",
+    "GET /v1/people/{handle}/tokens": "person token list sam",
+    "POST /v1/people/{handle}/tokens/{token_id}/revoke": "person token revoke sam 1",
+    "GET /v1/alerts": "alerts", "GET /v1/audit": "audit", "GET /v1/invites": "invites",
+    "POST /v1/invites/{invite}/accept": "invite accept X", "POST /v1/invites/{invite}/decline": "invite decline X",
+    "POST /v1/knowledge": "knowledge add --title T --body B", "GET /v1/knowledge": "knowledge list",
+    "GET /v1/knowledge/search": "knowledge search webhook",
+    "POST /v1/networks": "network create n --title T", "GET /v1/networks": "network list",
+    "GET /v1/networks/{network}": "network show n", "POST /v1/networks/{network}/close": "network close n",
+    "POST /v1/networks/{network}/invites": "network invite n globex.example",
+    "POST /v1/networks/{network}/leave": "network leave n",
+    "POST /v1/networks/{network}/members/{server}/remove": "network remove n globex.example",
+    "POST /v1/networks/{network}/participants": "attach n agent:ops",
+    "POST /v1/networks/{network}/participants/detach": "detach n agent:ops",
+    "POST /v1/networks/{network}/resume": "network resume n",
+    "POST /v1/networks/{network}/threads": "thread open n t --title T --participant agent:ops@acme.example",
+    "POST /v1/networks/{network}/threads/{thread}/close": "thread close n t",
+    "GET /v1/overview": "status", "GET /v1/status": "status --json",
+    "GET /v1/peers": "peers", "POST /v1/peers/{server}/block": "block globex.example",
+    "POST /v1/peers/{server}/unblock": "unblock globex.example",
+    "POST /v1/threads": "private-thread create t --title T", "GET /v1/threads": "private-thread list",
+    "GET /v1/threads/{name}": "private-thread show t", "PUT /v1/threads/{name}/members": "private-thread members t",
+    "GET /v1/webhooks": "webhooks list", "POST /v1/webhooks/{webhook}/disable": "webhooks disable 1",
+    "POST /v1/webhooks/{webhook}/enable": "webhooks enable 1",
+}
+NOT_COMMANDS = {"GET /healthz", "GET /readyz", "GET /metrics"}  # for probes and Prometheus
+
+
+async def test_every_admin_operation_has_a_command(acme):
+    from node.client.http import NodeHttp
+
+    async with NodeHttp(f"http://127.0.0.1:{acme.ports['admin']}", acme.admin_token) as http:
+        document = await http.call("GET", "/openapi.json")
+    operations = {f"{m.upper()} {path}" for path, ops in document["paths"].items() for m in ops}
+    assert operations - NOT_COMMANDS == set(COMMANDS)
+    from node.main.cli import _parser
+
+    parser = _parser()
+    for argv in COMMANDS.values():
+        parser.parse_args(argv.split())  # each exists (argparse exits 2 on an unknown command)
+
+
+async def test_private_thread_show_members_and_knowledge_search(cli, acme):
+    await cli.admin(acme, "agent", "create", "ops")
+    await cli.admin(acme, "person", "create", "sam")
+    await cli.admin(acme, "private-thread", "create", "billing", "--title", "Billing", "--member", "agent:ops")
+    out = await cli.admin(acme, "private-thread", "members", "billing", "--member", "agent:ops", "--member",
+                          "person:sam")
+    assert "Private thread billing now has" in out and "person:sam" in out
+    shown = await cli.admin(acme, "private-thread", "show", "billing")
+    assert "billing" in shown and "agent:ops@acme.example" in shown and "person:sam@acme.example" in shown
+    await cli.admin(acme, "knowledge", "add", "--title", "Runbook", "--body", "Validate webhook retries first.")
+    found = await cli.admin_json(acme, "knowledge", "search", "webhook retries")
+    assert [k["title"] for k in found["items"]] == ["Runbook"]
+    assert "(nothing found)" in await cli.admin(acme, "knowledge", "search", "nonexistentword")
