@@ -29,8 +29,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.attacks import _dirty, _export, finish
-from bench.nodes import REPO_ROOT, BenchCluster, cli_module
+from bench.nodes import REPO_ROOT, BenchCluster
 from bench.report import machine
+from node.ops.launcher import entry_module
 
 __all__ = ["main"]
 
@@ -43,7 +44,7 @@ def _timed(argv: list[str], code_root: Path, env: dict[str, str]) -> tuple[float
     """CPU and wall seconds of one run of `argv` (which must succeed)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", cli_module(code_root), *argv], cwd=code_root, env=env,
+    done = subprocess.run([sys.executable, "-m", entry_module(code_root), *argv], cwd=code_root, env=env,
                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -30,14 +30,13 @@ from typing import Any, Self
 import aiohttp
 
 from node.client.http import NO_RETRIES, AgentNetError, NodeHttp
-from node.ops.launcher import LaunchFailed, NodeProcess, entry_module, free_ports
+from node.ops.launcher import LaunchFailed, NodeProcess, free_ports
 
 __all__ = [
     "POSTGRES_ADMIN_URL",
     "BenchCluster",
     "BenchNode",
     "NodeFailed",
-    "cli_module",
     "free_port",
     "proc_cpu_seconds",
     "proc_rss_bytes",
@@ -92,9 +91,6 @@ class NodeFailed(RuntimeError):
 
 
 _handed_out: set[int] = set()
-
-
-cli_module = entry_module  # the name the benches use
 
 
 def free_port() -> int:

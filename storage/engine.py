@@ -20,7 +20,7 @@ from storage.errors import StorageConfigError
 if TYPE_CHECKING:
     from storage.sqlite import SqliteEngine
 
-__all__ = ["async_url", "create_engine", "is_sqlite", "sqlite_file"]
+__all__ = ["create_engine", "driver_url", "is_sqlite", "sqlite_file"]
 
 _DRIVERS = {"sqlite": "sqlite+pysqlite", "postgresql": "postgresql+asyncpg"}
 
@@ -29,7 +29,7 @@ _DRIVERS = {"sqlite": "sqlite+pysqlite", "postgresql": "postgresql+asyncpg"}
 _SQLITE_BUSY_TIMEOUT_MS = 5000
 
 
-def async_url(url: str) -> str:
+def driver_url(url: str) -> str:
     """Map `sqlite:///x.db` and `postgresql://...` to the drivers the node runs them with
     (pysqlite, asyncpg); refuse others."""
     try:
@@ -49,7 +49,7 @@ def is_sqlite(engine: AsyncEngine | SqliteEngine) -> bool:
 
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine | SqliteEngine:
-    target = async_url(url)
+    target = driver_url(url)
     if target.startswith("sqlite"):
         return _create_sqlite(target, echo=echo)
     # No pre-ping: it would cost a round trip on every unit of work. A connection the server

@@ -112,16 +112,12 @@ class Api:
         return CliError(out.clean(message), EXIT_USAGE if error.status in _USAGE_STATUSES else EXIT_FAILED)
 
 
-def _data_dir(args: argparse.Namespace) -> Path:
-    return data_dir(args)
-
-
 def _check_data_dir(args: argparse.Namespace, listener: str) -> None:
     """When the listener's address must come from the data dir's settings, say so if there is
     no node there, before anything else goes wrong for that reason (a missing token, say)."""
     if getattr(args, f"{listener}_url", None):
         return  # only a token may come from the data dir: its own check names the file
-    found = _data_dir(args)
+    found = data_dir(args)
     if not (found / "agentnet.toml").is_file():
         where = "does not exist" if not found.exists() else "holds no node (no agentnet.toml)"
         raise CliError(f"the data dir {found} {where}: pass --data-dir DIR or set AGENTNET_DATA_DIR "
@@ -133,14 +129,14 @@ def _listener_url(args: argparse.Namespace, listener: str) -> str:
     if explicit:
         return explicit
     try:
-        return listener_url(_data_dir(args), listener)
+        return listener_url(data_dir(args), listener)
     except ConfigError as e:
         raise CliError(f"{e} (or pass --{listener}-url)", EXIT_USAGE) from None
 
 
 def _admin_token(args: argparse.Namespace) -> str:
     token = args.admin_token or os.environ.get("AGENTNET_ADMIN_TOKEN")
-    path = _data_dir(args) / ADMIN_TOKEN_FILE
+    path = data_dir(args) / ADMIN_TOKEN_FILE
     if not token and path.is_file():
         token = read_token_file(path)
     if not token:

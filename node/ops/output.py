@@ -15,8 +15,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-__all__ = ["Column", "Progress", "clean", "key_values", "message_log", "network_detail", "overview", "print_json",
-           "table", "token_made", "when"]
+__all__ = [
+    "Column",
+    "Progress",
+    "clean",
+    "key_values",
+    "last_error",
+    "message_log",
+    "network_detail",
+    "overview",
+    "print_json",
+    "table",
+    "token_made",
+    "when",
+]
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -123,7 +135,7 @@ TOKEN_COLUMNS = [C("ID", "id"), C("PREFIX", "prefix"), C("SCOPES", "scopes"),
                  C("CREATED", lambda t: when(t["created_at"])), C("EXPIRES", lambda t: when(t["expires_at"])),
                  C("REVOKED", lambda t: when(t["revoked_at"])), C("ACTIVE", "active")]
 PEER_COLUMNS = [C("SERVER", "server"), C("STATUS", "status"), C("ENDPOINT", "endpoint"), C("QUEUE", "queue_depth"),
-                C("LAST SUCCESS", lambda p: when(p["last_success_at"])), C("LAST ERROR", lambda p: _last_error(p)),
+                C("LAST SUCCESS", lambda p: when(p["last_success_at"])), C("LAST ERROR", lambda p: last_error(p)),
                 C("NEXT RETRY", lambda p: when(p["next_attempt_at"])), C("FINGERPRINTS", "fingerprints")]
 ALERT_COLUMNS = [C("KIND", "kind"), C("NETWORK", "network"), C("SERVER", "server"), C("SEEN", "count"),
                  C("LAST", lambda a: when(a["last_seen_at"])), C("WHAT", "message")]
@@ -171,7 +183,7 @@ def network_detail(n: dict) -> str:
     return "\n\n".join(parts)
 
 
-def _last_error(p: dict) -> str:
+def last_error(p: dict) -> str:
     """The last error with its time, and whether the peer answered since."""
     if not p["last_error"]:
         return "-"
@@ -196,7 +208,7 @@ def overview(o: dict) -> str:
                        ("pending invites", f"{o['pending_invites']}" + (" (agentnet invites)" if o["pending_invites"] else "")),
                        ("alerts", f"{o['alerts']}" + (" (agentnet alerts)" if o["alerts"] else ""))])
     peers = table(o["peers"], [C("PEER", "server"), C("STATUS", "status"), C("QUEUE", "queue_depth"),
-                               C("LAST SUCCESS", lambda p: when(p["last_success_at"])), C("LAST ERROR", _last_error),
+                               C("LAST SUCCESS", lambda p: when(p["last_success_at"])), C("LAST ERROR", last_error),
                                C("NEXT RETRY", lambda p: when(p["next_attempt_at"]))], empty="(no peers)")
     networks = table(o["networks"], NETWORK_SUMMARY_COLUMNS, empty="(no networks)")
     return f"{head}\n\nNetworks\n{networks}\n\nPeers\n{peers}"

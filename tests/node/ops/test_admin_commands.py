@@ -13,7 +13,7 @@ import pytest
 from node.basics.config import write_config
 from node.main.cli import main
 from node.ops.output import Progress
-from node.ops.output import _last_error as out_last_error
+from node.ops.output import last_error as out_last_error
 from tests.cluster import ClusterNode, eventually, start_node
 from tests.tls_fixtures import TestCertificateAuthority
 
