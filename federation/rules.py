@@ -21,6 +21,8 @@ Choices worth knowing:
   admitted again does not re-attach them.
 - A thread's participants are fixed when it opens. Detaching keeps a participant in the set
   (history still shows who took part) but stops them posting.
+- A thread is closed by whoever opened it, by its company's operators, or by the host's
+  operators; no one else, so a member cannot end a conversation another company started.
 - Edits and deletes belong to the author's company: any attached thread participant of the
   original message's origin may make them.
 - Messages are not kept in the state (it would grow with every post and make replay
@@ -70,6 +72,7 @@ MemberStatus = Literal["member", "left", "removed"]
 class ThreadState:
     open: bool
     participants: frozenset[ParticipantId]
+    opened_by: ParticipantId  # the sender of thread.opened: it, and its company's operators, may close it
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,12 +281,16 @@ def _require_poster(state: NetworkState, event: Event) -> None:
 
 def _check_close_thread(state: NetworkState, event: Event, _: MessageLookup) -> None:
     thread = state.threads.get(cast(str, event.thread))
-    if thread is not None and thread.open:
-        if event.origin == state.host:
-            return  # the host may close any open thread
-        if event.sender.is_operator and any(p.server == event.origin for p in thread.participants):
-            return  # so may the operators of a company that takes part in it
-    _require_poster(state, event)
+    if thread is None:
+        raise RuleViolation("unknown_thread", f"no thread {event.thread}")
+    if not thread.open:
+        raise RuleViolation("thread_closed", f"thread {event.thread} is already closed")
+    if event.sender == thread.opened_by:
+        return  # whoever opened it
+    if event.sender.is_operator and event.origin in (state.host, thread.opened_by.server):
+        return  # the host's operators, and those of the company that opened it
+    raise RuleViolation("not_thread_owner", f"only the host ({state.host}) or the company that opened "
+                        f"{event.thread} ({thread.opened_by.server}) may close it")
 
 
 def _check_post(state: NetworkState, event: Event, messages: MessageLookup) -> None:
@@ -309,7 +316,7 @@ def _check_change_message(state: NetworkState, event: Event, messages: MessageLo
 
 def _open_thread(state: NetworkState, event: Event) -> NetworkState:
     participants = frozenset(cast(ThreadOpened, event.content).participants)
-    thread = ThreadState(open=True, participants=participants)
+    thread = ThreadState(open=True, participants=participants, opened_by=event.sender)
     return replace(state, threads={**state.threads, cast(str, event.thread): thread})
 
 

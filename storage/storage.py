@@ -50,7 +50,7 @@ class Transaction(NetworkTransaction):
         self.admin_tokens = AdminTokenRepository(conn)
         self.private_threads = PrivateThreadRepository(conn)
         self.knowledge = KnowledgeRepository(conn)
-        self.audit = AuditRepository(conn)
+        self.audit: AuditRepository = AuditRepository(conn)  # the network side's writer, able to read
         self.feed = FeedRepository(conn)
         self.idempotency = IdempotencyRepository(conn)
         self.webhooks = WebhookRepository(conn)

@@ -17,9 +17,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("node", "storage", "federation")
-# The one bridge from the network side into a private table: a network transaction appends
-# pointer rows to the local clients' feed, and can read nothing through it.
+# The two bridges from the network side into a private table: a network transaction appends
+# pointer rows to the local clients' feed, and entries to the audit log, and can read nothing
+# through either.
 FEED_BRIDGE = "storage.feed_writer"
+AUDIT_BRIDGE = "storage.audit_writer"
+BRIDGES = frozenset({FEED_BRIDGE, AUDIT_BRIDGE})
 
 
 def _module_name(path: Path) -> str:
@@ -87,13 +90,15 @@ def test_every_room_holds_modules():
 def test_network_tables_reach_nothing_private(module):
     """The network side of storage names no private table, and nothing of the node."""
     assert _first_path(module, ("storage.private", "storage.storage", "storage.feed", "node"),
-                       through=frozenset({FEED_BRIDGE})) is None
+                       through=BRIDGES) is None
 
 
-def test_only_the_network_transaction_crosses_the_feed_bridge():
-    crossing = sorted(m for m in GRAPH if FEED_BRIDGE in GRAPH[m])
+@pytest.mark.parametrize("bridge", sorted(BRIDGES))
+def test_only_the_network_transaction_crosses_a_bridge(bridge):
+    """The audit bridge is also extended by the private side's reader (storage.private.audit)."""
+    crossing = sorted(m for m in GRAPH if bridge in GRAPH[m] and not m.startswith("storage.private"))
     assert crossing == ["storage.network.transaction"]
-    assert {d for d in GRAPH[FEED_BRIDGE] if d.startswith("storage.")} <= {"storage.private.tables"}
+    assert {d for d in GRAPH[bridge] if d.startswith("storage.")} <= {"storage.private.tables"}
 
 
 @pytest.mark.parametrize("module", _room("node.federation"))
@@ -102,7 +107,7 @@ def test_the_federation_path_reaches_nothing_private(module):
     repository, the workspace, or the rooms that serve local clients."""
     forbidden = ("storage.private", "storage.storage", "storage.feed", "node.workspace", "node.networks",
                  "node.feed", "node.webhooks", "node.mcp", "node.ops", "node.http.auth", "node.main")
-    assert _first_path(module, forbidden, through=frozenset({FEED_BRIDGE})) is None
+    assert _first_path(module, forbidden, through=BRIDGES) is None
 
 
 @pytest.mark.parametrize("module", _room("node.workspace"))
@@ -125,4 +130,4 @@ def test_the_rules_can_fail():
     """A check that cannot fail checks nothing: the walk finds a known chain."""
     assert _first_path("node.main.assembly", ("storage.private",)) is not None
     assert _first_path("storage.network.transaction", ("storage.private",)) == \
-        "storage.private.tables <- storage.feed_writer <- storage.network.transaction"
+        "storage.private.tables <- storage.audit_writer <- storage.network.transaction"

@@ -239,6 +239,9 @@ class DeliveryWorker:
             delay = max(retry_delay_ms(failures, rng=self._rng), at_least_ms)
             await tx.peers.record_failure(server, error=error, next_attempt_at=now + delay, now=now)
             await tx.outbox.retry([i.id for i in items], error=error)
+            if failures == 1:  # the start of an outage; the peers list shows its course
+                await tx.audit.record(actor="node", action="delivery.failing", target=server, partner=server,
+                                      now=now, detail={"error": error[:300], "events": len(items)})
         self._backoff[server] = self._monotonic() + delay / 1000
         log.warning("delivery to %s failed (%d in a row), next try in %d ms: %s", server, failures, delay, error)
 
@@ -254,11 +257,14 @@ class DeliveryWorker:
             elif result.get("code") in _TRANSIENT or (isinstance(status, int) and status >= 500):
                 later.append(item.id)
             else:
-                refused.append((item, f"{status} {result.get('code')}: {result.get('message', '')}"))
+                reason = f" ({result['reason']})" if isinstance(result.get("reason"), str) else ""
+                refused.append((item, f"{status} {result.get('code')}{reason}: {result.get('message', '')}"))
         await tx.outbox.delivered(done, now=now)
         await tx.outbox.retry(later, error="refused for now")
         for item, error in refused:
             await tx.outbox.reject([item.id], error=error, now=now)
+            await tx.audit.record(actor="node", action="delivery.refused", target=server, partner=server, now=now,
+                                  detail={"event": item.event_id, "error": error[:300]})
         if not later:
             self._transient_streak.pop(server, None)
             await tx.peers.record_success(server, now=now)

@@ -50,6 +50,7 @@ from node.basics.clock import Clock
 from node.basics.errors import Forbidden, KeyConflict, OutOfOrder, UnknownNetwork
 from node.federation.chain_state import StateCache, message_lookup
 from node.federation.key_ring import KeyRing
+from node.federation.policy import check_partner_event, partner_policy
 from node.federation.projection import project
 from storage.network.networks import NetworkRecord
 from storage.network.transaction import NetworkTransaction
@@ -147,6 +148,9 @@ class FederationEngine:
         check_origin_ts(signed.event, self._host_ts(network))
         state = await self._states.created(tx, network)
         authorize(state, signed.event, via=via, messages=await message_lookup(tx, network.id, signed.event))
+        if signed.event.origin != self.server:  # this company's own rules for what partners send
+            policy, _ = await partner_policy(tx, signed.event.origin)
+            check_partner_event(policy, signed.event)
         return await self._sequence(tx, network, state, signed)
 
     async def accept_sequenced(self, tx: NetworkTransaction, seqd: SequencedEvent, *, via: str,
@@ -250,6 +254,12 @@ class FederationEngine:
         await project(tx, network.id, seqd.event, after, now=now)
         await tx.feed_writer.append_network_event(network_id=network.id, thread=seqd.event.thread, event_row=row,
                                                   now=now)
+        if seqd.event.origin != self.server and not seqd.event.type.startswith("message."):
+            # What another company did to a network this company is in; its own actions are
+            # audited where its operators take them, and messages are the chain's to keep.
+            await tx.audit.record(actor=str(seqd.event.sender), action=seqd.event.type, now=now,
+                                  target=_audit_target(seqd.event), network=network.name, partner=seqd.event.origin,
+                                  detail={"event": seqd.event_id, "seq": seqd.seq})
         self._states.remember(tx, network.name, seqd.seq, after)
 
     async def _vouched(self, tx: NetworkTransaction, network: NetworkRecord, content: MemberAdmitted) -> None:
@@ -288,3 +298,12 @@ class FederationEngine:
         if wanted:
             await tx.outbox.enqueue(row, wanted, now=self._clock.now_ms())
             tx.after_commit(lambda: self._on_enqueue(wanted))  # once the rows are there to see
+
+
+def _audit_target(event: Event) -> str:
+    """What a lifecycle event is about, for its audit row: a company, a participant or a thread."""
+    content = event.content
+    for field in ("server", "participant"):
+        if hasattr(content, field):
+            return f"{event.network}:{getattr(content, field)}"
+    return f"{event.network}:{event.thread}" if event.thread else event.network

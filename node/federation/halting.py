@@ -74,6 +74,9 @@ class HaltKeeper:
                         "It is retried by itself; `agentnet network resume` retries at once, "
                         "`agentnet network leave` gives up",
                 detail={"seq": seq, "event_id": event_id, "code": error.code})
+            if previous is None:
+                await tx.audit.record(actor="node", action="network.halted", target=name, now=now, network=name,
+                                      partner=via, detail={"seq": seq, "event": event_id, "code": error.code})
         if previous is None:
             log.error("network %s halted at seq %d: event %s from its host %s refused: %s", name, seq, event_id,
                       via, reason)
@@ -82,6 +85,9 @@ class HaltKeeper:
     async def lifted(self, network_id: int, name: str) -> None:
         async with self._storage.network_transaction() as tx:
             lifted = await tx.halts.clear(network_id)
+            if lifted:
+                await tx.audit.record(actor="node", action="network.resumed", target=name, network=name,
+                                      now=self._clock.now_ms())
         if lifted:
             log.warning("network %s resumed: the event it was halted at is accepted now", name)
 
@@ -94,5 +100,8 @@ class HaltKeeper:
                         f"itself does not publish: {error.vouched} (vouched) against "
                         f"{', '.join(error.published) or 'none'} (published by {error.server}); the event is refused",
                 detail={"vouched": error.vouched, "published": error.published, "host": via})
+            await tx.audit.record(actor="node", action="key.disputed", target=error.server, network=network,
+                                  partner=error.server, now=now,
+                                  detail={"vouched": error.vouched, "published": error.published, "host": via})
         log.warning("refused a key %s vouched for %s by %s: %s publishes %s", error.vouched, error.server, via,
                     error.server, ", ".join(error.published))

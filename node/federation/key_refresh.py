@@ -169,7 +169,14 @@ class KeyRefresher:
         await tx.peers.revoke_keys(server, verified.revoked_key_ids, now=now)
         await tx.vouched_keys.revoke(server, verified.revoked_key_ids, now=now)
         self._keys.forget(tx, server)
-        return any(not info.revoked and info.key_id not in pinned for info in verified.keys)
+        learned = [info.verify_key.fingerprint for info in verified.keys
+                   if not info.revoked and info.key_id not in pinned]
+        revoked = sorted(set(verified.revoked_key_ids) & set(pinned))
+        if learned or revoked:
+            await tx.audit.record(actor=server, action="key.rotated" if pinned else "key.learned", target=server,
+                                  partner=server, now=now,
+                                  detail={"learned": learned, "revoked": revoked})
+        return bool(learned)
 
     async def _check_vouched(self, tx: NetworkTransaction, verified: VerifiedKeys) -> None:
         """Every key hosts vouched for this company is now checked against its own word."""
@@ -191,6 +198,9 @@ class KeyRefresher:
             published = [info.verify_key.fingerprint for info in verified.keys if not info.revoked]
             log.warning("the host of %s vouched for a key of %s (%s) that %s does not publish (%s)",
                         network, server, vouched_fp, server, ", ".join(published))
+            if vouched.status != "disputed":
+                await tx.audit.record(actor="node", action="key.disputed", target=server, network=network,
+                                      partner=server, now=now, detail={"vouched": vouched_fp, "published": published})
             await tx.alerts.raise_alert(
                 "key_conflict", network=network, server=server, now=now,
                 message=f"the host of {network} vouched for a key of {server} that {server} itself does not "

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 
 from federation.errors import RuleViolation
 from federation.event_content import MemberAdmitted
@@ -27,6 +28,7 @@ from node.basics.clock import Clock
 from node.basics.errors import Conflict, Forbidden, Gone, InvalidRequest, NotFoundError, TooManyRequests
 from node.federation.delivery import DeliveryWorker
 from node.federation.engine import FederationEngine
+from node.federation.policy import PolicyRefused, node_policy
 from storage.errors import NotFound
 from storage.network.peers import Invite
 from storage.network.transaction import NetworkStore, NetworkTransaction
@@ -58,6 +60,9 @@ class PeeringReceiver:
         self._engine = engine
         self._clock = clock
         self._delivery = delivery
+        # Set by the node's assembly: accept an invite now, as the operator would (the operator's
+        # half lives in node.networks, which this path does not import).
+        self.on_auto_accept: Callable[[str], None] = lambda invite_id: None
 
     @property
     def _server(self) -> str:
@@ -80,6 +85,9 @@ class PeeringReceiver:
                                           content=MemberAdmitted(server=origin, key_id=key.key_id,
                                                                  public_key=key.to_base64(),
                                                                  endpoint=message.endpoint))
+                await tx.audit.record(actor=origin, action="invite.accepted", target=f"{invite.network}:{origin}",
+                                      now=now, network=invite.network, partner=origin,
+                                      detail={"invite": invite_id[:6], "fingerprint": key.fingerprint})
             elif invite.status != "accepted":
                 raise Gone(f"the invite was {invite.status}")
             network = await tx.networks.get(invite.network)
@@ -93,6 +101,9 @@ class PeeringReceiver:
             invite = await self._own_invite(tx, invite_id, origin)
             if invite.status == "pending":
                 await tx.peers.set_invite_status(invite_id, "declined", now=self._clock.now_ms())
+                await tx.audit.record(actor=origin, action="invite.declined", target=f"{invite.network}:{origin}",
+                                      now=self._clock.now_ms(), network=invite.network, partner=origin,
+                                      detail={"invite": invite_id[:6]})
                 log.info("%s declined the invite to %s", origin, invite.network)
                 return {"status": "declined"}
         return {"status": invite.status}  # an accepted invite stays accepted
@@ -129,13 +140,31 @@ class PeeringReceiver:
                                       retry_after_s=3600)
             if await tx.networks.find(message.network) is not None:
                 raise Conflict(f"this node already holds a network named {message.network}")
-            await tx.peers.add_invite(Invite(
-                id=message.invite_id, direction="incoming", network=message.network, host=origin,
-                title=message.title, server=origin, endpoint=message.endpoint, key_id=key.key_id,
-                public_key=key.raw, status="pending", created_at=now, expires_at=message.expires_at, updated_at=now,
-            ))
-        log.info("invite from %s to %s waits for an operator (host key %s; `agentnet invites`)", origin,
-                 message.network, key.fingerprint)
+            policy = await node_policy(tx)
+            automatic = origin in policy.auto_accept
+            wanted = automatic or policy.accept_invites
+            if wanted:
+                await tx.peers.add_invite(Invite(
+                    id=message.invite_id, direction="incoming", network=message.network, host=origin,
+                    title=message.title, server=origin, endpoint=message.endpoint, key_id=key.key_id,
+                    public_key=key.raw, status="pending", created_at=now, expires_at=message.expires_at,
+                    updated_at=now,
+                ))
+            await tx.audit.record(actor=origin, action="invite.received" if wanted else "invite.refused",
+                                  target=f"{message.network}:{origin}", now=now, network=message.network,
+                                  partner=origin, detail={"invite": message.invite_id[:6],
+                                                          "fingerprint": key.fingerprint})
+        if not wanted:
+            log.info("refused an invite from %s to %s: this node accepts no invites", origin, message.network)
+            raise PolicyRefused("invites_refused", f"{self._server} does not accept invites; its operator can "
+                                "allow them, or list your server to be accepted automatically")
+        if automatic:
+            log.info("invite from %s to %s is accepted by policy (host key %s)", origin, message.network,
+                     key.fingerprint)
+            self.on_auto_accept(message.invite_id)
+        else:
+            log.info("invite from %s to %s waits for an operator (host key %s; `agentnet invites`)", origin,
+                     message.network, key.fingerprint)
         return {"status": "pending"}
 
 

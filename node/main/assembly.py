@@ -35,6 +35,8 @@ from node.main.listeners import DEFAULT_MAX_BODY_BYTES, build_admin_app, build_c
 from node.mcp.mount import mount_mcp
 from node.networks.admin_api import network_admin_endpoints
 from node.networks.partners import PartnerService
+from node.networks.policy import PolicyService
+from node.networks.policy_api import policy_admin_endpoints
 from node.networks.service import NetworkService
 from node.networks.thread_api import shared_thread_endpoints
 from node.networks.threads import SharedThreadService
@@ -92,6 +94,7 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
     catch_up = CatchUpWorker(storage, engine, client, clock, refresher, halts)
     peering = PeeringReceiver(storage, engine, clock, delivery)
     partners = PartnerService(storage, engine, client, clock, catch_up, endpoint=endpoint)
+    peering.on_auto_accept = partners.accept_later
     identity = NodeIdentity(signing_key.key_id, signing_key.verify_key.fingerprint, certificate_file)
     networks = NetworkService(storage, engine, delivery, directory, clock, catch_up)
     shared = SharedThreadService(storage, engine, directory, clock)
@@ -118,6 +121,7 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
         housekeeping=HousekeepingWorker(storage, clock, feed_retention_ms=limits.feed_retention_ms,
                                         refresher=refresher),
         admin_app=build_admin_app(storage, clock, directory, extra=[*network_admin_endpoints(networks, partners),
+                                                                *policy_admin_endpoints(PolicyService(storage, clock)),
                                                                 *overview_endpoints(
                                                                     AdminService(storage, clock, directory).status,
                                                                     networks, partners, identity, clock),

@@ -5,6 +5,7 @@ calls when another node answers is `node.federation.peering`, which says how pee
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import replace
 
@@ -22,9 +23,11 @@ from storage.network.peers import Invite
 from storage.network.transaction import NetworkTransaction
 from storage.storage import Storage
 
-__all__ = ["PartnerService"]
+__all__ = ["AUTO_ACCEPT_ACTOR", "PartnerService"]
 
 log = logging.getLogger(__name__)
+
+AUTO_ACCEPT_ACTOR = "policy:auto_accept"
 
 
 class PartnerService:
@@ -36,6 +39,7 @@ class PartnerService:
         self._clock = clock
         self._catch_up = catch_up
         self._endpoint = endpoint
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def _server(self) -> str:
@@ -72,11 +76,18 @@ class PartnerService:
         )
         message = InviteMessage(invite_id=invite.id, network=network_name, title=network.title, host=self._server,
                                 endpoint=self._endpoint, key=self._own_key(), expires_at=invite.expires_at)
-        await self._client.call("POST", endpoint, server, "/invites", message.model_dump())
-        async with self._storage.transaction() as tx:
+        # Kept before it is sent: a partner that accepts at once (its policy) finds it here.
+        async with self._storage.network_transaction() as tx:
             await tx.peers.add_invite(invite)
+        try:
+            await self._client.call("POST", endpoint, server, "/invites", message.model_dump())
+        except BaseException:
+            async with self._storage.network_transaction() as tx:
+                await tx.peers.delete_invite(invite.id)
+            raise
+        async with self._storage.transaction() as tx:
             await tx.audit.record(actor=actor, action="network.invite", target=f"{network_name}:{server}", now=now,
-                                  detail={"invite": invite.id[:6]})
+                                  network=network_name, partner=server, detail={"invite": invite.id[:6]})
         log.info("invited %s to %s (invite %s..., by %s)", server, network_name, invite.id[:6], actor)
         return invite
 
@@ -116,11 +127,29 @@ class PartnerService:
         async with self._storage.transaction() as tx:
             await tx.peers.set_invite_status(invite_id, "accepted", now=now)
             await tx.audit.record(actor=actor, action="invite.accept", target=f"{invite.network}:{invite.host}",
-                                  now=now, detail={"fingerprint": VerifyKey(invite.public_key).fingerprint})
+                                  now=now, network=invite.network, partner=invite.host, detail={"fingerprint": VerifyKey(invite.public_key).fingerprint})
         self._catch_up.request(invite.network)
         log.info("accepted the invite of %s to %s and pinned its key %s (by %s)", invite.host, invite.network,
                  host_key.fingerprint, actor)
         return await self._reload(invite_id)
+
+    def accept_later(self, invite_id: str) -> None:
+        """Accept an invite the node's policy accepts without an operator, once the host has
+        had its answer (the accept calls the host back). A failure is logged and audited, and
+        the invite stays pending for an operator."""
+        task = asyncio.get_running_loop().create_task(self._accept_by_policy(invite_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _accept_by_policy(self, invite_id: str) -> None:
+        await asyncio.sleep(0)
+        try:
+            await self.accept(invite_id, actor=AUTO_ACCEPT_ACTOR)
+        except Exception as e:
+            log.warning("could not accept invite %s... by policy: %s; it waits for an operator", invite_id[:6], e)
+            async with self._storage.transaction() as tx:
+                await tx.audit.record(actor=AUTO_ACCEPT_ACTOR, action="invite.accept_failed", target=invite_id[:6],
+                                      now=self._clock.now_ms(), detail={"error": str(e)[:300]})
 
     async def decline(self, invite_id: str, *, actor: str) -> Invite:
         now = self._clock.now_ms()
@@ -128,7 +157,7 @@ class PartnerService:
             invite = await self._incoming(tx, invite_id)
             await tx.peers.set_invite_status(invite_id, "declined", now=now)
             await tx.audit.record(actor=actor, action="invite.decline", target=f"{invite.network}:{invite.host}",
-                                  now=now)
+                                  now=now, network=invite.network, partner=invite.host)
         log.info("declined the invite of %s to %s (by %s)", invite.host, invite.network, actor)
         try:  # telling the host is a courtesy; the decline stands either way
             await self._client.call("POST", invite.endpoint, invite.server, f"/invites/{invite_id}/decline",
@@ -174,7 +203,7 @@ class PartnerService:
                 status = "accepted" if peer.endpoint else "unknown"
                 await tx.peers.upsert(server, status=status, endpoint=None, now=now)
             await tx.audit.record(actor=actor, action="peer.block" if blocked else "peer.unblock", target=server,
-                                  now=now)
+                                  now=now, partner=server)
         log.info("%s %s (by %s)", "blocked" if blocked else "unblocked", server, actor)
 
 

@@ -71,7 +71,8 @@ class NetworkService:
         async with self._storage.transaction() as tx:
             network = await self._engine.create_network(tx, name=req.name, title=req.title,
                                                         history_visible=req.history_visible, sender=self._operator)
-            await tx.audit.record(actor=actor, action="network.create", target=req.name, now=self._clock.now_ms())
+            await tx.audit.record(actor=actor, action="network.create", target=req.name, now=self._clock.now_ms(),
+                                  network=req.name)
             return await network_out(tx, network, self._engine.server)
 
     async def list(self) -> NetworkList:
@@ -118,13 +119,14 @@ class NetworkService:
 
     async def remove_member(self, name: str, server: str, *, actor: str) -> NetworkOut:
         async with self._acting() as tx:
-            return await self._act(tx, name, None, MemberRemoved(server=server), actor, "network.remove", server)
+            return await self._act(tx, name, None, MemberRemoved(server=server), actor, "network.remove", server,
+                                   partner=server)
 
     async def _act(self, tx, name: str, thread: str | None, content: Content, actor: str, action: str,
-                   target: str) -> NetworkOut:
+                   target: str, partner: str | None = None) -> NetworkOut:
         accepted = await self._engine.author(tx, name, thread=thread, sender=self._operator, content=content)
         await tx.audit.record(actor=actor, action=action, target=f"{name}:{target}", now=self._clock.now_ms(),
-                              detail={"event": accepted.event_id, "pending": accepted.seq is None})
+                              network=name, partner=partner, detail={"event": accepted.event_id, "pending": accepted.seq is None})
         return await network_out(tx, await tx.networks.get(name), self._engine.server)
 
     @asynccontextmanager
@@ -141,7 +143,7 @@ class NetworkService:
             network = await tx.networks.get(name)
             if not await tx.halts.retry_now(network.id, now=now):
                 raise Conflict(f"{name} is not halted: nothing to resume")
-            await tx.audit.record(actor=actor, action="network.resume", target=name, now=now)
+            await tx.audit.record(actor=actor, action="network.resume", target=name, now=now, network=name)
             out = await network_out(tx, network, self._engine.server)
         self._catch_up.request(name)
         return out

@@ -38,6 +38,7 @@ from node.ops.arguments import (
     DATA_DIR_HELP,
     data_dir,
     listener_url,
+    parse_time,
     read_token_file,
     save_token,
 )
@@ -304,9 +305,10 @@ async def _knowledge_add(args: argparse.Namespace, api: Api) -> None:
     _show(args, made, _said("Added knowledge item {id}: {title}"))
 
 
-def _paged(path: str, key: str, cursor: str, label: str, render: Render) -> Action:
+def _paged(path: str, key: str, cursor: str, label: str, render: Render,
+           filters: Callable[[argparse.Namespace], dict] = lambda a: {}) -> Action:
     async def action(args: argparse.Namespace, api: Api) -> None:
-        query = {"limit": args.limit, cursor: getattr(args, cursor)}
+        query = {"limit": args.limit, cursor: getattr(args, cursor), **filters(args)}
         if args.all:
             data = await _pages(api, path, key, cursor, query, label)
         else:
@@ -316,6 +318,61 @@ def _paged(path: str, key: str, cursor: str, label: str, render: Render) -> Acti
             print(f"(more: --{cursor} {data['next_cursor']}, or --all)", file=sys.stderr)
 
     return action
+
+
+def _audit_filters(args: argparse.Namespace) -> dict:
+    names = ("actor", "action", "network", "partner", "since", "until")
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
+async def _verify_audit(args: argparse.Namespace, api: Api) -> None:
+    check = await api.call("GET", "/v1/audit/verify", query={"anchor": args.anchor} if args.anchor else None)
+    _show(args, check, lambda c, a: (
+        f"The audit log holds: {c['entries']} entries, head {c['head']}" if c["ok"] else
+        f"The audit log is broken at entry {c['broken_at']}: {c['problem']}"))
+    if not check["ok"]:
+        raise CliError(f"the audit log does not verify at entry {check['broken_at']}", EXIT_FAILED)
+
+
+def _yes_no(text: str) -> bool:
+    if text.lower() in ("yes", "true", "on"):
+        return True
+    if text.lower() in ("no", "false", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"say yes or no, not {text!r}")
+
+
+async def _policy_node(args: argparse.Namespace, api: Api) -> None:
+    current = (await api.call("GET", "/v1/policy"))["node"]
+    if args.accept_invites is not None:
+        current["accept_invites"] = args.accept_invites
+    if args.clear_auto_accept:
+        current["auto_accept"] = []
+    current["auto_accept"] = sorted({*current["auto_accept"], *(args.auto_accept or [])})
+    changed = await api.call("PUT", "/v1/policy/node", current)
+    _show(args, changed, lambda d, a: out.policy(d))
+
+
+def _partner_changes(args: argparse.Namespace, current: dict) -> dict:
+    if args.agents is not None:
+        current["agents"] = args.agents
+    if args.max_message_chars is not None:
+        current["max_message_chars"] = args.max_message_chars
+    return current
+
+
+async def _policy_partner(args: argparse.Namespace, api: Api) -> None:
+    path = f"/v1/policy/partners/{_seg(args.server)}"
+    current = await api.call("GET", path)
+    if args.agents is not None or args.max_message_chars is not None:
+        current = await api.call("PUT", path, _partner_changes(args, current["policy"]))
+    _show(args, current, lambda d, a: out.partner_policy(d))
+
+
+async def _policy_default(args: argparse.Namespace, api: Api) -> None:
+    current = (await api.call("GET", "/v1/policy"))["default_partner"]
+    changed = await api.call("PUT", "/v1/policy/partners", _partner_changes(args, current))
+    _show(args, changed, lambda d, a: out.policy(d))
 
 
 def _messages_path(args: argparse.Namespace) -> str:
@@ -517,7 +574,7 @@ def _register_networks(sub, b: _Builder) -> None:
     p.add_argument("thread")
     p.add_argument("--title", required=True)
     p.add_argument("--participant", action="append", required=True, help="kind:handle@server; repeat")
-    p = b.leaf(th, "close", "close a shared thread (read-only afterwards)",
+    p = b.leaf(th, "close", "close a shared thread (host, or the company that opened it; read-only afterwards)",
                _post(lambda a: f"{_n(a)}/threads/{_seg(a.thread)}/close", _said("Closed thread {thread} in {network}")),
                path="thread close")
     p.add_argument("network")
@@ -532,6 +589,35 @@ def _register_networks(sub, b: _Builder) -> None:
     for verb, help_ in (("block", "block a server: nothing in, nothing out"), ("unblock", "unblock a server")):
         b.leaf(sub, verb, help_, _post(_path_to(lambda a: f"/v1/peers/{_seg(a.server)}", f"/{verb}"),
                                        _said(f"{verb.title()}ed {{server}}")), path=verb).add_argument("server")
+
+
+def _partner_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--agents", type=_yes_no, metavar="yes|no",
+                        help="may its participants be agents (in networks hosted here)")
+    parser.add_argument("--max-message-chars", type=int, metavar="N", help="the longest message it may send")
+
+
+def _register_policy(sub, b: _Builder) -> None:
+    po = _group(sub, "policy", "what this node accepts from other companies; changes apply at once and are audited")
+    b.leaf(po, "show", "the whole policy: node-wide, the partners default, each partner's",
+           _get(lambda a: "/v1/policy", lambda d, a: out.policy(d)), path="policy show")
+    p = b.leaf(po, "node", "node-wide: invites (options not given stay as they are)", _policy_node,
+               path="policy node")
+    p.add_argument("--accept-invites", type=_yes_no, metavar="yes|no",
+                   help="no: every invite is refused, except from --auto-accept servers")
+    p.add_argument("--auto-accept", action="append", metavar="SERVER",
+                   help="accept this server's invites without an operator; repeat")
+    p.add_argument("--clear-auto-accept", action="store_true", help="empty the auto-accept list first")
+    p = b.leaf(po, "default", "the policy of every partner without one of its own", _policy_default,
+               path="policy default")
+    _partner_options(p)
+    p = b.leaf(po, "partner", "one partner's policy: shown, or changed by the options given", _policy_partner,
+               path="policy partner")
+    p.add_argument("server")
+    _partner_options(p)
+    b.leaf(po, "reset", "drop one partner's own policy (the default applies again)",
+           _send("DELETE", lambda a: f"/v1/policy/partners/{_seg(a.server)}", lambda d, a: out.partner_policy(d)),
+           path="policy reset").add_argument("server")
 
 
 def _register_company(sub, b: _Builder) -> None:
@@ -575,10 +661,20 @@ def _register_company(sub, b: _Builder) -> None:
     p.add_argument("query")
     p.add_argument("--limit", type=int, default=20, help="at most this many (default 20, at most 100)")
 
-    p = b.leaf(sub, "audit", "the audit log, newest first",
-               _paged("/v1/audit", "items", "before", "audit entries", _items(out.AUDIT_COLUMNS, "(no entries)")),
-               path="audit")
+    p = b.leaf(sub, "audit", "the audit log, newest first; the options narrow it",
+               _paged("/v1/audit", "items", "before", "audit entries", _items(out.AUDIT_COLUMNS, "(no entries)"),
+                      _audit_filters), path="audit")
     _paging(p, "before")
+    p.add_argument("--actor", help="who did it, e.g. admin:anadm_1a2b or agent:ops@acme.example")
+    p.add_argument("--action", help='an action, or a prefix ending in "." (e.g. invite.)')
+    p.add_argument("--network")
+    p.add_argument("--partner", metavar="SERVER", help="another company's server name")
+    p.add_argument("--since", type=parse_time, metavar="TIME", help="ISO 8601 time (UTC unless it says)")
+    p.add_argument("--until", type=parse_time, metavar="TIME", help="ISO 8601 time, exclusive")
+    p = b.leaf(sub, "audit-verify", "check the audit log's hash chain from its first entry; exit 1 if broken",
+               _verify_audit, path="audit-verify")
+    p.add_argument("--anchor", metavar="SEQ:HASH",
+                   help="a head printed earlier (kept somewhere else): it must still be in the chain")
 
     wh = _group(sub, "webhooks", "every principal's webhooks")
     b.leaf(wh, "list", "webhooks with owner, delivery state and problems",
@@ -616,4 +712,5 @@ def register(sub) -> None:
     _register_principals(sub, b, "agent", "agents")
     _register_principals(sub, b, "person", "people")
     _register_networks(sub, b)
+    _register_policy(sub, b)
     _register_client(sub, b)

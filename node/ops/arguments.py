@@ -9,6 +9,7 @@ import os
 import stat
 import sys
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 
 from node.basics.errors import ConfigError
@@ -20,6 +21,7 @@ __all__ = [
     "add_data_dir",
     "data_dir",
     "listener_url",
+    "parse_time",
     "read_token_file",
     "save_admin_token",
     "save_token",
@@ -106,3 +108,16 @@ def listener_url(directory: Path, listener: str) -> str:
         raise ConfigError(f"{listener}_port: {number} is not a port number (1-65535)")
     host = str(host)
     return f"http://[{host}]:{number}" if ":" in host else f"http://{host}:{number}"
+
+
+def parse_time(text: str) -> int:
+    """An ISO 8601 date or time from the command line, as ms since the epoch (UTC unless it
+    names its zone)."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO 8601 time: {text!r} (e.g. 2026-12-01 or 2026-12-01T09:30Z)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)

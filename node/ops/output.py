@@ -147,8 +147,8 @@ PRIVATE_THREAD_COLUMNS = [C("THREAD", "name"), C("TITLE", "title"), C("MEMBERS",
                           C("CREATED", lambda t: when(t["created_at"]))]
 KNOWLEDGE_COLUMNS = [C("ID", "id"), C("TITLE", "title"), C("READERS", lambda k: k["readers"] or "everyone"),
                      C("CREATED", lambda k: when(k["created_at"])), C("BODY", lambda k: _preview(k["body"]))]
-AUDIT_COLUMNS = [C("ID", "id"), C("AT", lambda a: when(a["at"])), C("ACTOR", "actor"), C("ACTION", "action"),
-                 C("TARGET", "target"), C("DETAIL", "detail")]
+AUDIT_COLUMNS = [C("SEQ", "id"), C("AT", lambda a: when(a["at"])), C("ACTOR", "actor"), C("ACTION", "action"),
+                 C("TARGET", "target"), C("NETWORK", "network"), C("PARTNER", "partner"), C("DETAIL", "detail")]
 WEBHOOK_COLUMNS = [C("ID", "id"), C("OWNER", "owner"), C("URL", "url"), C("STATUS", "status"),
                    C("FAILURES", "failures"), C("LAST ANSWER", "last_status"),
                    C("LAST SUCCESS", lambda w: when(w["last_success_at"])),
@@ -220,3 +220,27 @@ def token_made(what: str, d: dict) -> str:
     expires = d.get("token_expires_at", d.get("expires_at"))
     return (f"{what} {clean(d.get('principal', d.get('id')))}: token {clean(token_id)}, scopes {clean(d['scopes'])}, "
             f"expires {when(expires) if expires else 'never'}\nToken (shown once; store it now):\n{clean(d['token'])}")
+
+
+def _partner_lines(policy: dict) -> list[str]:
+    return [f"  agents allowed:     {'yes' if policy['agents'] else 'no'}",
+            f"  longest message:    {policy['max_message_chars']} characters"]
+
+
+def partner_policy(data: dict) -> str:
+    """One partner's policy, as `agentnet policy partner` shows it."""
+    source = {"own": "its own", "default": "the partners default", "built-in": "built in"}[data["source"]]
+    return "\n".join([f"{clean(data['server'])} ({source}):", *_partner_lines(data["policy"])])
+
+
+def policy(data: dict) -> str:
+    """The whole policy, as `agentnet policy show` prints it."""
+    node = data["node"]
+    lines = ["Node:",
+             f"  accepts invites:    {'yes' if node['accept_invites'] else 'no'}",
+             f"  auto-accepted from: {', '.join(clean(s) for s in node['auto_accept']) or '-'}",
+             f"  blocked:            {', '.join(clean(s) for s in data['blocked']) or '-'}",
+             "Partners (default):", *_partner_lines(data["default_partner"])]
+    for partner in data["partners"]:
+        lines += [f"Partner {clean(partner['server'])}:", *_partner_lines(partner["policy"])]
+    return "\n".join(lines)

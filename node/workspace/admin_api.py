@@ -11,8 +11,10 @@ from node.http.openapi import Endpoint
 from node.workspace.admin_service import AdminService
 from node.workspace.models import (
     AddKnowledge,
+    AuditCheckOut,
     AuditPage,
     AuditQuery,
+    AuditVerifyQuery,
     CreatePrincipal,
     CreateThread,
     IssuedToken,
@@ -33,6 +35,7 @@ from node.workspace.models import (
     TokenList,
     TokenOut,
 )
+from storage.private.audit import AuditFilter
 
 __all__ = ["admin_endpoints"]
 
@@ -131,7 +134,17 @@ def admin_endpoints(service: AdminService) -> list[Endpoint]:
     async def audit(request: web.Request) -> web.Response:
         query = read_query(request, AuditQuery)
         before = int(query.before) if query.before is not None else None
-        return respond(await service.audit(before=before, limit=query.limit))
+        where = AuditFilter(actor=query.actor, action=query.action, network=query.network, partner=query.partner,
+                            since=query.since, until=query.until)
+        return respond(await service.audit(before=before, limit=query.limit, where=where))
+
+    async def verify_audit(request: web.Request) -> web.Response:
+        query = read_query(request, AuditVerifyQuery)
+        anchor = None
+        if query.anchor is not None:
+            seq, digest = query.anchor.split(":")
+            anchor = (int(seq), digest)
+        return respond(await service.verify_audit(anchor=anchor))
 
     return [
         Endpoint("GET", "/v1/status", status, "Node status", response=StatusOut),
@@ -149,5 +162,9 @@ def admin_endpoints(service: AdminService) -> list[Endpoint]:
                  query=PageQuery, response=KnowledgePage),
         Endpoint("GET", "/v1/knowledge/search", search_knowledge, "Full-text search of knowledge",
                  query=SearchQuery, response=KnowledgeResults),
-        Endpoint("GET", "/v1/audit", audit, "Audit log, newest first", query=AuditQuery, response=AuditPage),
+        Endpoint("GET", "/v1/audit", audit, "Audit log, newest first, filtered by actor, action, network, "
+                 "partner and time", query=AuditQuery, response=AuditPage),
+        Endpoint("GET", "/v1/audit/verify", verify_audit, "Check the audit log's hash chain from its first entry "
+                 "(ok false names the first entry that does not hold)", query=AuditVerifyQuery,
+                 response=AuditCheckOut),
     ]

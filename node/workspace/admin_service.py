@@ -3,6 +3,7 @@ the same transaction, so the log cannot miss a change nor record one that did no
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from importlib.metadata import version
 
@@ -11,6 +12,7 @@ from node.http.auth import SCOPES
 from node.workspace.directory import Directory
 from node.workspace.models import (
     AddKnowledge,
+    AuditCheckOut,
     AuditEntryOut,
     AuditPage,
     CreatePrincipal,
@@ -31,12 +33,15 @@ from node.workspace.models import (
     TokenOut,
 )
 from node.workspace.tokens import issue_token
+from storage.private.audit import AuditFilter
 from storage.private.knowledge import KnowledgeItem
 from storage.private.principals import Principal, TokenRecord
 from storage.private.threads import PrivateThread
 from storage.storage import Storage, Transaction
 
 __all__ = ["TOKEN_TAGS", "AdminService", "knowledge_out", "threads_out"]
+
+log = logging.getLogger(__name__)
 
 TOKEN_TAGS = {"agent": "agt", "person": "per"}
 
@@ -221,14 +226,23 @@ class AdminService:
 
     # Audit
 
-    async def audit(self, *, before: int | None, limit: int) -> AuditPage:
-        async with self._storage.transaction() as tx:
-            entries = await tx.audit.page(before_id=before, limit=limit)
+    async def audit(self, *, before: int | None, limit: int, where: AuditFilter) -> AuditPage:
+        async with self._storage.read_transaction() as tx:
+            entries = await tx.audit.page(before=before, limit=limit, where=where)
         items = [
-            AuditEntryOut(id=str(e.id), at=e.at, actor=e.actor, action=e.action, target=e.target, detail=e.detail)
+            AuditEntryOut(id=str(e.seq), at=e.at, actor=e.actor, action=e.action, target=e.target,
+                          network=e.network, partner=e.partner, detail=e.detail, hash=e.hash)
             for e in entries
         ]
         return AuditPage(items=items, next_cursor=items[-1].id if len(items) == limit else None)
+
+    async def verify_audit(self, *, anchor: tuple[int, str] | None) -> AuditCheckOut:
+        async with self._storage.read_transaction() as tx:
+            check = await tx.audit.verify(anchor=anchor)
+        if not check.ok:
+            log.error("the audit log does not verify at entry %s: %s", check.broken_at, check.problem)
+        return AuditCheckOut(ok=check.ok, entries=check.entries, head=f"{check.head_seq}:{check.head_hash}",
+                             broken_at=check.broken_at, problem=check.problem)
 
 
 def _token_info(record: TokenRecord, now: int) -> TokenInfo:

@@ -10,13 +10,27 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from node.http.fields import MAX_PAGE, Cursor, Handle, MessageBody, PrincipalRef, QueryModel, Request, Slug, Title
+from node.http.fields import (
+    MAX_PAGE,
+    Cursor,
+    Handle,
+    MessageBody,
+    PrincipalRef,
+    QueryModel,
+    Request,
+    ServerName,
+    Slug,
+    Title,
+    form,
+)
 
 __all__ = [
     "AddKnowledge",
+    "AuditCheckOut",
     "AuditEntryOut",
     "AuditPage",
     "AuditQuery",
+    "AuditVerifyQuery",
     "CreatePrincipal",
     "CreateThread",
     "IssueToken",
@@ -158,8 +172,22 @@ class PageQuery(QueryModel):
 
 
 class AuditQuery(QueryModel):
-    before: Cursor | None = None
+    before: Cursor | None = Field(None, description="a seq: entries before it (the next page)")
     limit: int = Field(50, ge=1, le=MAX_PAGE)
+    actor: str | None = Field(None, min_length=1, max_length=200, description="e.g. admin:anadm_1a2b")
+    action: str | None = Field(None, min_length=1, max_length=64,
+                               description='an action, or a prefix ending in "." (e.g. "invite.")')
+    network: Slug | None = None
+    partner: ServerName | None = Field(None, description="another company's server name")
+    since: int | None = Field(None, ge=0, description="ms since the epoch, inclusive")
+    until: int | None = Field(None, ge=0, description="ms since the epoch, exclusive")
+
+
+class AuditVerifyQuery(QueryModel):
+    anchor: str | None = Field(None, pattern=form(r"^[1-9][0-9]{0,17}:[0-9a-f]{64}$",
+                                                  "SEQ:HASH as `agentnet audit-verify` printed it (e.g. 12:3f9c…, "
+                                                  "64 hex digits)"),
+                               description="SEQ:HASH of a head written down earlier: it must still be there")
 
 
 class SearchQuery(QueryModel):
@@ -193,12 +221,23 @@ class KnowledgeResults(BaseModel):
 
 
 class AuditEntryOut(BaseModel):
-    id: str
+    id: str = Field(description="the entry's seq in the chain, as a string (a cursor)")
     at: int
     actor: str
     action: str
     target: str
+    network: str | None
+    partner: str | None
     detail: dict
+    hash: str
+
+
+class AuditCheckOut(BaseModel):
+    ok: bool
+    entries: int
+    head: str = Field(description="SEQ:HASH of the newest entry: keep it elsewhere, pass it as `anchor` later")
+    broken_at: int | None = Field(description="the first entry that does not hold")
+    problem: str | None
 
 
 class AuditPage(BaseModel):

@@ -172,6 +172,9 @@ class PeerRepository:
             expires_at=invite.expires_at, updated_at=invite.updated_at,
         ))
 
+    async def delete_invite(self, invite_id: str) -> None:
+        await self._conn.execute(delete(network_invites).where(network_invites.c.id == invite_id))
+
     async def invite(self, invite_id: str) -> Invite:
         row = (await self._conn.execute(select(network_invites).where(network_invites.c.id == invite_id))).first()
         if row is None:

@@ -40,6 +40,7 @@ __all__ = [
     "peer_key_documents",
     "peer_keys",
     "peers",
+    "policies",
     "request_nonces",
     "shared_thread_participants",
     "shared_threads",
@@ -303,4 +304,17 @@ node_alerts = Table(
     Column("count", Integer, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("last_seen_at", BigInteger, nullable=False),
+)
+
+# The operators' policy, one row per scope: `node` (this node as a whole) or `partner:SERVER`
+# (one other company; `partner:*` is every partner without a row of its own). `settings` is
+# JSON that `node.federation.policy` validates; the network side reads it to enforce it on
+# what partners send.
+policies = Table(
+    "policies",
+    NETWORK_METADATA,
+    Column("scope", String(300), primary_key=True),
+    Column("settings", Text, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("updated_by", String(200), nullable=False),
 )

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from storage.audit_writer import AuditWriter
 from storage.feed_writer import FeedWriter
 from storage.network.alerts import AlertRepository
 from storage.network.events import EventRepository
@@ -21,15 +22,17 @@ from storage.network.networks import NetworkRepository
 from storage.network.node_keys import NodeKeyRepository
 from storage.network.outbox import OutboxRepository
 from storage.network.peers import PeerRepository
+from storage.network.policies import PolicyRepository
 from storage.network.vouched_keys import VouchedKeyRepository
 
 __all__ = ["NetworkStore", "NetworkTransaction"]
 
 
 class NetworkTransaction:
-    """Only the network-side repositories (`storage.network.tables`), plus the append-only
-    feed writer that tells local clients an event arrived. The federation code path gets this
-    and nothing else, so it cannot read a private table even by mistake."""
+    """Only the network-side repositories (`storage.network.tables`), plus two append-only
+    writers: the feed's (local clients learn an event arrived) and the audit log's. The
+    federation code path gets this and nothing else, so it cannot read a private table even
+    by mistake."""
 
     def __init__(self, conn: AsyncConnection) -> None:
         # Scratch space for callers' per-transaction state (e.g. rule states not yet
@@ -37,6 +40,7 @@ class NetworkTransaction:
         self.memo: dict[object, object] = {}
         self._after_commit: list[Callable[[], None]] = []
         self.feed_writer = FeedWriter(conn)
+        self.audit = AuditWriter(conn)
         self.networks = NetworkRepository(conn)
         self.events = EventRepository(conn)
         self.outbox = OutboxRepository(conn)
@@ -46,11 +50,13 @@ class NetworkTransaction:
         self.vouched_keys = VouchedKeyRepository(conn)
         self.halts = HaltRepository(conn)
         self.alerts = AlertRepository(conn)
+        self.policies = PolicyRepository(conn)
 
     async def flush(self) -> None:
-        """Write what the repositories hold back until commit (heads, feed rows)."""
+        """Write what the repositories hold back until commit (heads, feed and audit rows)."""
         await self.networks.flush()
         await self.feed_writer.flush()
+        await self.audit.flush()
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run `callback` once this transaction has committed; never if it rolls back."""

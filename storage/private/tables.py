@@ -25,6 +25,7 @@ __all__ = [
     "DEFAULT_TOKEN_SCOPES",
     "PRIVATE_METADATA",
     "admin_tokens",
+    "audit_head",
     "audit_log",
     "client_feed",
     "company",
@@ -156,15 +157,34 @@ knowledge_readers = Table(
     Column("principal_id", _Id, ForeignKey("principals.id", ondelete="CASCADE"), primary_key=True),
 )
 
+# The audit log: append-only and hash-chained (storage.audit_writer). `seq` is the position in
+# the chain; `network` and `partner` (another company's server) are what it is filtered by.
 audit_log = Table(
     "audit_log",
     PRIVATE_METADATA,
     Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("seq", BigInteger, nullable=False, unique=True),
     Column("at", BigInteger, nullable=False),
     Column("actor", String(200), nullable=False),
     Column("action", String(64), nullable=False),
     Column("target", String(300), nullable=False),
+    Column("network", String(64), nullable=True),
+    Column("partner", String(255), nullable=True),
     Column("detail", Text, nullable=False, default="{}"),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_log_at", "at"),
+    Index("ix_audit_log_network", "network"),
+    Index("ix_audit_log_partner", "partner"),
+)
+
+# One row (id 1): the last seq of the audit chain and its hash.
+audit_head = Table(
+    "audit_head",
+    PRIVATE_METADATA,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
 )
 
 # The node's activity feed: one row per message or lifecycle event that a local client may be

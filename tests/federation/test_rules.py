@@ -218,18 +218,24 @@ def test_posting_needs_an_open_thread_the_sender_takes_part_in(state: NetworkSta
     refused(state, post(thread="nope"), "unknown_thread")
     with_third = run(state, attach(BOB, "agent:other@globex.example"))
     refused(with_third, post("agent:other@globex.example"), "not_a_participant")
-    closed = run(state, event("thread.closed", BOT, thread="t1"))
+    closed = run(state, event("thread.closed", ALICE, thread="t1"))
     refused(closed, post(), "thread_closed")
     refused(closed, event("thread.closed", ALICE, thread="t1"), "thread_closed")
 
 
 def test_who_may_close_a_thread(state: NetworkState) -> None:
-    outsider = run(state, attach(BOB, "agent:other@globex.example"))
-    refused(outsider, event("thread.closed", "agent:other@globex.example", thread="t1"),
-            "not_a_participant")
-    host_admin = event("thread.closed", "person:root@acme.example", thread="t1")
-    assert not run(outsider, host_admin).threads["t1"].open  # the host may close any thread
-    refused(state, event("thread.closed", ALICE, thread="t9"), "unknown_thread")
+    """t1 was opened by Alice of the host company; t2 by Globex's bot."""
+    state = run(state, open_thread(BOT, ALICE, BOT, thread="t2"))
+    assert state.threads["t2"].opened_by == pid(BOT)
+    # A participant that did not open it, of either company, may not.
+    refused(state, event("thread.closed", BOT, thread="t1"), "not_thread_owner")
+    refused(state, event("thread.closed", ALICE, thread="t2"), "not_thread_owner")
+    # Nor may a member company's operators close a thread the host's side opened.
+    refused(state, event("thread.closed", OPS_GLOBEX, thread="t1"), "not_thread_owner")
+    # The opener, its company's operators and the host's operators may.
+    for closer, thread in ((ALICE, "t1"), (OPS_ACME, "t1"), (BOT, "t2"), (OPS_GLOBEX, "t2"), (OPS_ACME, "t2")):
+        assert not run(state, event("thread.closed", closer, thread=thread)).threads[thread].open
+    refused(state, event("thread.closed", OPS_ACME, thread="t9"), "unknown_thread")
 
 
 def message_book(
@@ -285,8 +291,6 @@ def test_operators_are_never_attached_and_never_post(state: NetworkState) -> Non
     refused(state, post(OPS_ACME), "not_attached")
 
 
-def test_operators_close_threads_their_company_takes_part_in(state: NetworkState) -> None:
-    closed = run(state, event("thread.closed", OPS_GLOBEX, thread="t1"))
-    assert not closed.threads["t1"].open
+def test_a_third_company_cannot_close_a_thread_of_others(state: NetworkState) -> None:
     third = run(state, admit("initech.example"), attach("person:eve@initech.example", EVE))
-    refused(third, event("thread.closed", "operator:admin@initech.example", thread="t1"), "not_attached")
+    refused(third, event("thread.closed", "operator:admin@initech.example", thread="t1"), "not_thread_owner")

@@ -149,7 +149,7 @@ async def test_a_member_that_refuses_everything_is_shown_to_the_host_and_not_ham
         return [r for r in network["refusals"] if r["member"] == ROGUE]
 
     refusals = await eventually(shown, timeout=20)
-    assert all("403 forbidden: I refuse" in r["error"] and r["event_id"].startswith("$") for r in refusals)
+    assert all(r["error"].startswith("403 forbidden") and "I refuse" in r["error"] and r["event_id"].startswith("$") for r in refusals)
     assert {r["type"] for r in refusals} <= {"message.posted"}
     before = len([r for r in world.rogue.received if r[0] == "PUT"])
     await asyncio.sleep(2)
@@ -221,3 +221,20 @@ async def test_only_a_ping_or_a_good_answer_lifts_a_backoff(world: World):
 
 async def _is_none(value) -> bool:
     return (await value) is None
+
+
+async def test_a_member_cannot_close_a_thread_the_host_opened(world: World):
+    """Issue 14: a member closed a thread on the host's network, and the host's own close then
+    failed. Only the opener, its company's operators and the host's operators may close it."""
+    await rogue_joins_rollout(world)
+    before = (await event_count(world.acme), await head(world.acme, NETWORK))
+    close = world.rogue.submission(NETWORK, "thread.closed", {}, sender=f"operator:admin@{ROGUE}", thread=THREAD)
+    answer = await world.rogue.put_events(world.acme, [close])
+    (result,) = answer.json["results"]
+    assert (result["status"], result["code"], result["reason"]) == (403, "forbidden", "not_thread_owner")
+    assert not await stored(world.acme, event_id(close))
+    assert (await event_count(world.acme), await head(world.acme, NETWORK)) == before
+    closed = await world.acme.admin("POST", f"/v1/networks/{NETWORK}/threads/{THREAD}/close")
+    assert [t["closed"] for t in closed["threads"] if t["name"] == THREAD] == [True]
+    (entry,) = (await world.acme.admin("GET", f"/v1/audit?action=thread.close&network={NETWORK}"))["items"]
+    assert entry["actor"].startswith("admin:") and entry["target"] == f"{NETWORK}:{THREAD}"

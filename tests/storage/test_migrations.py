@@ -74,3 +74,39 @@ def test_unsupported_database_urls_are_refused(url):
 def test_the_head_revision_constant_is_alembics_head():
     """`ensure_schema` skips Alembic when the database is at HEAD_REVISION: it must be the head."""
     assert HEAD_REVISION == head_revision()
+
+
+async def test_the_audit_chain_migration_chains_the_rows_already_there(database_url):
+    """0006 gives the rows written before it seqs and hashes, so the chain verifies from row 1
+    and the next row written continues it."""
+    from alembic import command
+
+    from storage.migrations_runner import _alembic_config
+    from storage.storage import Storage
+
+    engine = create_engine(database_url)
+    try:
+        def to_0005(conn):
+            config = _alembic_config()
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0005")
+
+        async with engine.begin() as conn:
+            await conn.run_sync(to_0005)
+            for i in range(3):
+                await conn.execute(text(
+                    "INSERT INTO audit_log (at, actor, action, target, detail) VALUES (:at, 'admin', 'person.create', :t, '{}')"
+                ), {"at": 1000 + i, "t": f"person:p{i}"})
+        await ensure_schema(engine, auto_migrate=True)
+    finally:
+        await engine.dispose()
+    storage = await Storage.open(database_url)
+    try:
+        async with storage.transaction() as tx:
+            await tx.audit.record(actor="admin", action="agent.create", target="agent:a", now=2000)
+        async with storage.transaction() as tx:
+            check = await tx.audit.verify()
+            assert check.ok and check.entries == 4
+            assert [e.target for e in await tx.audit.page(limit=10)] == ["agent:a", "person:p2", "person:p1", "person:p0"]
+    finally:
+        await storage.close()

@@ -93,8 +93,19 @@ async def test_closed_thread_and_closed_network_are_read_only_everywhere(three):
     acme, globex, initech = three
     await post(globex, tokens[globex.server], "before close")
     await eventually(lambda: _has(acme, tokens[acme.server], "before close"))
-    await globex.admin("POST", f"/v1/networks/{NETWORK}/threads/{THREAD}/close")  # a participating company
+    # Only the host's side opened the thread: a participating company may not close it, the host may.
+    refused = await globex.admin("POST", f"/v1/networks/{NETWORK}/threads/{THREAD}/close", expect=403)
+    assert refused["error"]["reason"] == "not_thread_owner" and acme.server in refused["error"]["message"]
+    await acme.admin("POST", f"/v1/networks/{NETWORK}/threads/{THREAD}/close")
     await eventually(lambda: _thread_closed(initech, tokens[initech.server]))
+    again = await acme.admin("POST", f"/v1/networks/{NETWORK}/threads/{THREAD}/close", expect=403)
+    assert again["error"]["reason"] == "thread_closed"
+
+    async def audited_as_partner_action() -> bool:  # each member's log says who closed it
+        items = (await initech.admin("GET", f"/v1/audit?action=thread.closed&partner={acme.server}"))["items"]
+        return [(e["network"], e["target"]) for e in items] == [(NETWORK, f"{NETWORK}:{THREAD}")]
+
+    await eventually(audited_as_partner_action)
     refused = await post(initech, tokens[initech.server], "after close", expect=403)
     assert refused["error"]["code"] == "forbidden"
     await acme.admin("POST", f"/v1/networks/{NETWORK}/close")

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import update
 
 from storage.network.tables import network_invites
-from tests.cluster import start_node
+from tests.cluster import eventually, start_node
 from tests.tls_fixtures import TestCertificateAuthority
 
 NETWORK = "acme-rollout"
@@ -97,3 +97,23 @@ def test_invite_ids_never_look_like_a_command_line_option():
     ids = {new_invite_id() for _ in range(2000)}
     assert len(ids) == 2000
     assert all(len(i) == 32 and set(i) <= set("0123456789abcdef") for i in ids)
+
+
+async def test_both_sides_audit_the_invite_and_the_admission(pair):
+    acme, globex = pair
+    invite_id = await _invite(acme, globex)
+    await globex.admin("POST", f"/v1/invites/{invite_id}/accept")
+
+    async def audited(node, partner) -> list[str]:
+        items = (await node.admin("GET", f"/v1/audit?partner={partner}&network={NETWORK}"))["items"]
+        return [e["action"] for e in reversed(items)]
+
+    async def admitted() -> bool:
+        return "member.admitted" in await audited(globex, acme.server)
+
+    await eventually(admitted)
+    assert await audited(globex, acme.server) == ["invite.received", "invite.accept", "network.created",
+                                                      "member.admitted"]
+    assert await audited(acme, globex.server) == ["network.invite", "invite.accepted"]
+    for node in (acme, globex):
+        assert (await node.admin("GET", "/v1/audit/verify"))["ok"]

@@ -258,6 +258,59 @@ async def test_private_threads_knowledge_audit_and_paging(cli, acme):
     assert (await cli.admin(acme, "webhooks", "list")).strip() == "(no webhooks)"
 
 
+async def test_audit_filters_and_a_broken_chain_fails_audit_verify(cli, acme):
+    from sqlalchemy import text
+
+    await cli.admin(acme, "agent", "create", "ops")
+    await cli.admin(acme, "person", "create", "dana")
+    agents = await cli.admin_json(acme, "audit", "--action", "agent.")
+    assert {e["action"] for e in agents["items"]} == {"agent.create"}
+    assert (await cli.admin_json(acme, "audit", "--since", "2000-01-01", "--until", "2000-01-02"))["items"] == []
+    with pytest.raises(SystemExit) as refused:
+        await cli("audit", "--since", "yesterday")
+    assert refused.value.code == 2
+    assert "not an ISO 8601 time: 'yesterday'" in cli._capsys.readouterr().err
+
+    held = await cli.admin(acme, "audit-verify")
+    assert held.startswith("The audit log holds:")
+    head = (await cli.admin_json(acme, "audit-verify"))["head"]
+    assert (await cli.admin_json(acme, "audit-verify", "--anchor", head))["ok"]
+
+    async with acme.storage.engine.begin() as conn:  # someone with the database's file in hand
+        await conn.execute(text("DROP TRIGGER IF EXISTS audit_log_no_update"))
+        await conn.execute(text("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
+                           if acme.storage.engine.dialect.name == "postgresql" else text("SELECT 1"))
+        await conn.execute(text("UPDATE audit_log SET actor = 'someone else' WHERE action = 'agent.create'"))
+    broken = await cli.admin(acme, "audit-verify", expect=1)
+    assert "broken at entry" in broken and "changed" in broken
+
+
+async def test_policy_commands_change_only_what_they_name(cli, acme):
+    shown = await cli.admin(acme, "policy", "show")
+    assert "accepts invites:    yes" in shown and "agents allowed:     yes" in shown
+    await cli.admin(acme, "policy", "node", "--accept-invites", "no", "--auto-accept", "globex.example")
+    node = (await cli.admin_json(acme, "policy", "show"))["node"]
+    assert node == {"accept_invites": False, "auto_accept": ["globex.example"]}
+    await cli.admin(acme, "policy", "node", "--auto-accept", "initech.example")  # adds; the switch stays
+    node = (await cli.admin_json(acme, "policy", "show"))["node"]
+    assert node == {"accept_invites": False, "auto_accept": ["globex.example", "initech.example"]}
+
+    partner = await cli.admin(acme, "policy", "partner", "globex.example", "--agents", "no")
+    assert partner.startswith("globex.example (its own):") and "agents allowed:     no" in partner
+    await cli.admin(acme, "policy", "partner", "globex.example", "--max-message-chars", "500")
+    mine = await cli.admin_json(acme, "policy", "partner", "globex.example")
+    assert mine["policy"] == {"agents": False, "max_message_chars": 500}
+    await cli.admin(acme, "policy", "default", "--max-message-chars", "1000")
+    assert "(the partners default)" in await cli.admin(acme, "policy", "reset", "globex.example")
+    assert (await cli.admin_json(acme, "policy", "partner", "globex.example"))["policy"]["max_message_chars"] == 1000
+    code, _, err = await cli("policy", "partner", "globex.example", "--max-message-chars", "0",
+                             "--admin-url", f"http://127.0.0.1:{acme.ports['admin']}", "--admin-token", acme.admin_token)
+    assert code == 2 and "max_message_chars" in err
+    actions = [e["action"] for e in (await cli.admin_json(acme, "audit", "--action", "policy."))["items"]]
+    assert actions == ["policy.partner_reset", "policy.default_partner", "policy.partner", "policy.partner",
+                       "policy.node", "policy.node"]
+
+
 def test_progress_only_on_a_terminal():
     class Tty(io.StringIO):
         def isatty(self) -> bool:
@@ -342,7 +395,8 @@ COMMANDS = {
     "POST /v1/people/{handle}/token": "person token rotate sam", "POST /v1/people/{handle}/tokens": "person token issue sam",
     "GET /v1/people/{handle}/tokens": "person token list sam",
     "POST /v1/people/{handle}/tokens/{token_id}/revoke": "person token revoke sam 1",
-    "GET /v1/alerts": "alerts", "GET /v1/audit": "audit", "GET /v1/invites": "invites",
+    "GET /v1/alerts": "alerts", "GET /v1/audit": "audit", "GET /v1/policy": "policy show", "PUT /v1/policy/node": "policy node", "PUT /v1/policy/partners": "policy default", "GET /v1/policy/partners/{server}": "policy partner globex.example", "PUT /v1/policy/partners/{server}": "policy partner globex.example --agents no",
+    "DELETE /v1/policy/partners/{server}": "policy reset globex.example", "GET /v1/audit/verify": "audit-verify", "GET /v1/invites": "invites",
     "POST /v1/invites/{invite}/accept": "invite accept X", "POST /v1/invites/{invite}/decline": "invite decline X",
     "POST /v1/knowledge": "knowledge add --title T --body B", "GET /v1/knowledge": "knowledge list",
     "GET /v1/knowledge/search": "knowledge search webhook",

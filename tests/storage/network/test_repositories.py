@@ -2,6 +2,7 @@
 
 import pytest
 
+from storage.audit_writer import AuditWriter
 from storage.errors import AlreadyExists, NotFound
 from storage.network.outbox import MAX_BACKOFF_MS
 from storage.network.peers import Invite
@@ -173,5 +174,8 @@ async def test_nonces_and_transaction_answers(storage):
 
 async def test_network_transaction_has_no_private_repositories(storage):
     async with storage.network_transaction() as tx:
-        for private in ("principals", "tokens", "private_threads", "knowledge", "audit", "company"):
+        for private in ("principals", "tokens", "private_threads", "knowledge", "company"):
             assert not hasattr(tx, private)
+        # The audit log is written from both sides, and read from the private side only.
+        assert type(tx.audit) is AuditWriter
+        assert not hasattr(tx.audit, "page") and not hasattr(tx.audit, "verify")

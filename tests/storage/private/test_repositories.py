@@ -128,18 +128,6 @@ async def test_knowledge_search_never_interprets_query_syntax(storage, query):
         assert len(await tx.knowledge.page(limit=10)) == 1
 
 
-async def test_audit_is_newest_first_with_cursor(storage):
-    async with storage.transaction() as tx:
-        for i in range(5):
-            await tx.audit.record(actor="admin", action="person.create", target=f"p{i}", now=NOW + i, detail={"i": i})
-    async with storage.transaction() as tx:
-        page = await tx.audit.page(limit=3)
-        assert [e.target for e in page] == ["p4", "p3", "p2"]
-        page2 = await tx.audit.page(before_id=page[-1].id, limit=3)
-        assert [e.target for e in page2] == ["p1", "p0"]
-        assert page2[-1].detail == {"i": 0}
-
-
 async def test_company_is_a_single_row(storage):
     async with storage.transaction() as tx:
         assert await tx.company.find() is None

@@ -1,0 +1,109 @@
+"""The operators' policy, as this node enforces it on what other companies send.
+
+Node-wide: whether invites are accepted at all, and which servers' invites are accepted
+without asking. Per partner (a row for one server, else the `partner:*` row, else the
+defaults): whether its participants may be agents, and the longest message it may send.
+
+Where it runs: as host, on every event a partner submits, before the event is sequenced (the
+partner is refused with 403 `policy_refused` and a reason, and nothing is stored); and on
+every invite that arrives. It never runs on a host's sequenced copy of an event: a member
+that refused one would halt the network (`node.federation.halting`) over a rule the host never
+agreed to.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from federation.errors import RuleViolation
+from federation.event_content import (
+    MAX_BODY_CHARS,
+    MessageEdited,
+    MessagePosted,
+    ParticipantAttached,
+    ServerName,
+)
+from federation.events import Event
+from storage.network.transaction import NetworkTransaction
+
+__all__ = [
+    "DEFAULT_PARTNER_SCOPE",
+    "NODE_SCOPE",
+    "NodePolicy",
+    "PartnerPolicy",
+    "PolicyRefused",
+    "check_partner_event",
+    "node_policy",
+    "partner_policy",
+    "partner_scope",
+]
+
+NODE_SCOPE = "node"
+DEFAULT_PARTNER_SCOPE = "partner:*"
+# More servers than one company works with at once; each is checked on every invite.
+MAX_AUTO_ACCEPT = 200
+
+
+class PolicyRefused(RuleViolation):
+    """A rule of this company's own, not of the protocol: 403 `policy_refused` with a `reason`."""
+
+    code = "policy_refused"
+
+
+def partner_scope(server: str) -> str:
+    return f"partner:{server}"
+
+
+def _list_to_tuple(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+class NodePolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    accept_invites: bool = Field(True, description="false: every invite is refused, except from auto_accept")
+    auto_accept: Annotated[tuple[ServerName, ...], BeforeValidator(_list_to_tuple)] = Field(
+        (), max_length=MAX_AUTO_ACCEPT,
+        description="servers whose invites are accepted at once, without an operator (their key is pinned as "
+                    "the invite carries it: list only partners whose server name TLS already proves)")
+
+
+class PartnerPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    agents: bool = Field(True, description="false: the partner may not attach agents, nor may its agents open "
+                                           "threads or post, in networks this node hosts")
+    max_message_chars: int = Field(MAX_BODY_CHARS, ge=1, le=MAX_BODY_CHARS,
+                                   description="the longest message (or edit) the partner may send")
+
+
+async def node_policy(tx: NetworkTransaction) -> NodePolicy:
+    found = (await tx.policies.find(NODE_SCOPE)).get(NODE_SCOPE)
+    return NodePolicy.model_validate(found.settings) if found else NodePolicy()
+
+
+async def partner_policy(tx: NetworkTransaction, server: str) -> tuple[PartnerPolicy, str | None]:
+    """The policy that applies to `server`, and the scope it came from (None: the defaults)."""
+    scope = partner_scope(server)
+    found = await tx.policies.find(scope, DEFAULT_PARTNER_SCOPE)
+    for name in (scope, DEFAULT_PARTNER_SCOPE):
+        if name in found:
+            return PartnerPolicy.model_validate(found[name].settings), name
+    return PartnerPolicy(), None
+
+
+def check_partner_event(policy: PartnerPolicy, event: Event) -> None:
+    """Raise `PolicyRefused` if `policy` (the origin's) forbids `event`."""
+    content = event.content
+    if not policy.agents:
+        if event.sender.kind == "agent":
+            raise PolicyRefused("agents_not_allowed", f"{event.origin}'s agents may not act in networks hosted here")
+        if isinstance(content, ParticipantAttached) and content.participant.kind == "agent":
+            raise PolicyRefused("agents_not_allowed", f"{event.origin} may not attach agents to networks hosted here")
+    if isinstance(content, MessagePosted | MessageEdited):
+        length = len(content.body)
+        if length > policy.max_message_chars:
+            raise PolicyRefused("message_too_long", f"messages from {event.origin} may be at most "
+                                f"{policy.max_message_chars} characters here; this one has {length}")
