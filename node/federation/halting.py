@@ -94,14 +94,15 @@ class HaltKeeper:
     async def _key_conflict(self, placement: Any, error: KeyConflict, via: str, now: int) -> None:
         network = placement[0] if placement else None
         async with self._storage.network_transaction() as tx:
-            await tx.alerts.raise_alert(
+            new = await tx.alerts.raise_alert(
                 "key_conflict", network=network, server=error.server, now=now,
                 message=f"{via}, as host of {network}, vouched for a key of {error.server} that {error.server} "
                         f"itself does not publish: {error.vouched} (vouched) against "
                         f"{', '.join(error.published) or 'none'} (published by {error.server}); the event is refused",
                 detail={"vouched": error.vouched, "published": error.published, "host": via})
-            await tx.audit.record(actor="node", action="key.disputed", target=error.server, network=network,
-                                  partner=error.server, now=now,
-                                  detail={"vouched": error.vouched, "published": error.published, "host": via})
+            if new:  # a refused event is retried with the network halted: one entry, not one per try
+                await tx.audit.record(actor="node", action="key.disputed", target=error.server, network=network,
+                                      partner=error.server, now=now,
+                                      detail={"vouched": error.vouched, "published": error.published, "host": via})
         log.warning("refused a key %s vouched for %s by %s: %s publishes %s", error.vouched, error.server, via,
                     error.server, ", ".join(error.published))

@@ -13,9 +13,9 @@ agreed to.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import cast
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from federation.errors import RuleViolation
 from federation.event_content import (
@@ -56,16 +56,12 @@ def partner_scope(server: str) -> str:
     return f"partner:{server}"
 
 
-def _list_to_tuple(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
-
-
 class NodePolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     accept_invites: bool = Field(True, description="false: every invite is refused, except from auto_accept")
-    auto_accept: Annotated[tuple[ServerName, ...], BeforeValidator(_list_to_tuple)] = Field(
-        (), max_length=MAX_AUTO_ACCEPT,
+    auto_accept: list[ServerName] = Field(
+        default_factory=list, max_length=MAX_AUTO_ACCEPT,
         description="servers whose invites are accepted at once, without an operator (their key is pinned as "
                     "the invite carries it: list only partners whose server name TLS already proves)")
 
@@ -85,13 +81,17 @@ async def node_policy(tx: NetworkTransaction) -> NodePolicy:
 
 
 async def partner_policy(tx: NetworkTransaction, server: str) -> tuple[PartnerPolicy, str | None]:
-    """The policy that applies to `server`, and the scope it came from (None: the defaults)."""
+    """The policy that applies to `server`, and the scope it came from (None: the defaults).
+    Read once per transaction and partner: a batch of a partner's events reads it once."""
+    key = ("partner_policy", server)
+    if key in tx.memo:
+        return cast(tuple[PartnerPolicy, str | None], tx.memo[key])
     scope = partner_scope(server)
     found = await tx.policies.find(scope, DEFAULT_PARTNER_SCOPE)
-    for name in (scope, DEFAULT_PARTNER_SCOPE):
-        if name in found:
-            return PartnerPolicy.model_validate(found[name].settings), name
-    return PartnerPolicy(), None
+    name = next((n for n in (scope, DEFAULT_PARTNER_SCOPE) if n in found), None)
+    result = (PartnerPolicy.model_validate(found[name].settings), name) if name else (PartnerPolicy(), None)
+    tx.memo[key] = result
+    return result
 
 
 def check_partner_event(policy: PartnerPolicy, event: Event) -> None:

@@ -16,7 +16,6 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.network.tables import node_alerts
-from storage.results import inserted_id
 
 __all__ = ["Alert", "AlertRepository"]
 
@@ -39,8 +38,8 @@ class AlertRepository:
         self._conn = conn
 
     async def raise_alert(self, kind: str, *, message: str, now: int, network: str | None = None,
-                          server: str | None = None, detail: dict[str, Any] | None = None) -> int:
-        """Record the alert, or count a repeat of it; returns its id."""
+                          server: str | None = None, detail: dict[str, Any] | None = None) -> bool:
+        """Record the alert, or count a repeat of it; True if it is new (worth an audit entry)."""
         detail_text = json.dumps(detail or {}, sort_keys=True, separators=(",", ":"))
         fingerprint = hashlib.sha256(json.dumps([kind, network, server, detail_text]).encode()).hexdigest()
         existing = (await self._conn.execute(
@@ -48,11 +47,11 @@ class AlertRepository:
         if existing is not None:
             await self._conn.execute(update(node_alerts).where(node_alerts.c.id == existing.id)
                                      .values(count=node_alerts.c.count + 1, last_seen_at=now, message=message))
-            return existing.id
-        result = await self._conn.execute(node_alerts.insert().values(
+            return False
+        await self._conn.execute(node_alerts.insert().values(
             fingerprint=fingerprint, kind=kind, network=network, server=server, message=message,
             detail=detail_text, count=1, created_at=now, last_seen_at=now))
-        return inserted_id(result)
+        return True
 
     async def all(self, *, limit: int = 100, kind: str | None = None) -> list[Alert]:
         query = select(node_alerts).order_by(node_alerts.c.last_seen_at.desc(), node_alerts.c.id.desc()).limit(limit)
