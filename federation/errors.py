@@ -10,6 +10,7 @@ nothing above the crypto module ever sees a nacl or pydantic exception::
     ├── InvalidIdentifier (ValueError) invalid_identifier    400
     ├── InvalidEvent                   invalid_event         400
     ├── InvalidKeyDocument             invalid_key_document  400
+    ├── InvalidExport                  invalid_export        400   not a readable export file
     ├── InvalidSignature               invalid_signature     401   opaque; ``detail`` for logs
     ├── UnknownKey                     unknown_key           401
     ├── ClockSkew                      clock_skew            401   request timestamp too far off
@@ -30,6 +31,7 @@ __all__ = [
     "ClockSkew",
     "InvalidEncoding",
     "InvalidEvent",
+    "InvalidExport",
     "InvalidIdentifier",
     "InvalidKeyDocument",
     "InvalidSignature",
@@ -72,6 +74,13 @@ class InvalidKeyDocument(ProtocolError):
     """A published key document that is malformed, oversized or self-contradictory."""
 
     code = "invalid_key_document"
+
+
+class InvalidExport(ProtocolError):
+    """A network export (``federation.export_file``) that cannot be read as one: too large,
+    not JSON, another format, or the wrong shape. Checked offline, never sent to a peer."""
+
+    code = "invalid_export"
 
 
 class InvalidSignature(ProtocolError):

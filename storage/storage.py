@@ -28,6 +28,7 @@ from storage.migrations_runner import ensure_schema
 from storage.network.transaction import NetworkTransaction
 from storage.private.audit import AuditRepository
 from storage.private.company import CompanyRepository
+from storage.private.guard_flags import GuardFlagRepository
 from storage.private.idempotency import IdempotencyRepository
 from storage.private.knowledge import KnowledgeRepository
 from storage.private.principals import AdminTokenRepository, PrincipalRepository, TokenRepository
@@ -54,6 +55,7 @@ class Transaction(NetworkTransaction):
         self.feed = FeedRepository(conn)
         self.idempotency = IdempotencyRepository(conn)
         self.webhooks = WebhookRepository(conn)
+        self.guard_flags = GuardFlagRepository(conn)
 
 
 class Storage:

@@ -11,8 +11,10 @@ in one place (`node.http.errors`) as `{"error": {"code", "message"}}` with its H
     │   ├── InsufficientScope      403 insufficient_scope (the token lacks a scope)
     │   ├── NotAPeer               403 not_a_peer        (peering is default-deny)
     │   ├── Blocked                403 blocked           (an operator blocked the server)
-    │   └── KeyConflict            403 key_conflict      (a host vouched for a key the company
+    │   ├── KeyConflict            403 key_conflict      (a host vouched for a key the company
     │                                                     itself does not publish)
+    │   └── OutboundBlocked        403 outbound_blocked  (the outbound guard stopped a message;
+    │                                                     names the rules that matched)
     ├── NotFoundError              404 not_found
     │   └── UnknownNetwork         404 unknown_network
     ├── Conflict                   409 conflict
@@ -50,6 +52,7 @@ __all__ = [
     "NotAPeer",
     "NotFoundError",
     "OutOfOrder",
+    "OutboundBlocked",
     "PayloadTooLarge",
     "PeerRefused",
     "PeerUnreachable",
@@ -153,6 +156,17 @@ class KeyConflict(Forbidden):
         self.server = server
         self.vouched = vouched
         self.published = published
+
+
+class OutboundBlocked(Forbidden):
+    """This company's outbound guard stopped a message before it left: `rules` names what
+    matched, never the matched text."""
+
+    code = "outbound_blocked"
+
+    def __init__(self, message: str, *, rules: list[str]) -> None:
+        super().__init__(message)
+        self.rules = rules
 
 
 class UnknownNetwork(NotFoundError):

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from federation.errors import InvalidSignature, ProtocolError, RuleViolation
-from node.basics.errors import InvalidRequest, NodeError, TooManyRequests
+from node.basics.errors import InvalidRequest, NodeError, OutboundBlocked, TooManyRequests
 from node.http.fields import form_of
 from storage.errors import AlreadyExists, DatabaseUnavailable, NotFound
 
@@ -67,6 +67,8 @@ def describe(exc: BaseException) -> tuple[int, str, str, dict] | None:
         return exc.status, exc.code, exc.message, {"fields": exc.fields}
     if isinstance(exc, TooManyRequests):
         return exc.status, exc.code, exc.message, {"retry_after_s": exc.retry_after_s}
+    if isinstance(exc, OutboundBlocked):
+        return exc.status, exc.code, exc.message, {"rules": exc.rules}
     if isinstance(exc, NodeError):
         return exc.status, exc.code, exc.message, {}
     if isinstance(exc, RuleViolation):  # which rule refused it, as a stable code

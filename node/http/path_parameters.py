@@ -32,6 +32,7 @@ PATH_PARAMETERS: dict[str, Any] = {
     "invite": InviteId,      # chosen by the host: any node's 16-64 url-safe characters
     "token_id": RowId,
     "webhook": RowId,
+    "flag": RowId,           # a message the outbound guard flagged
 }
 
 

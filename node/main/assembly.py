@@ -30,10 +30,14 @@ from node.federation.tls import PeerTrust
 from node.feed.api import feed_endpoints
 from node.feed.hub import FeedHub
 from node.feed.service import FeedService
+from node.guard.admin_api import guard_admin_endpoints
+from node.guard.outbound import OutboundGuard
 from node.main.housekeeping import HousekeepingWorker
 from node.main.listeners import DEFAULT_MAX_BODY_BYTES, build_admin_app, build_client_app
 from node.mcp.mount import mount_mcp
 from node.networks.admin_api import network_admin_endpoints
+from node.networks.export import NetworkExporter
+from node.networks.export_api import export_admin_endpoints
 from node.networks.partners import PartnerService
 from node.networks.policy import PolicyService
 from node.networks.policy_api import policy_admin_endpoints
@@ -96,8 +100,9 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
     partners = PartnerService(storage, engine, client, clock, catch_up, endpoint=endpoint)
     peering.on_auto_accept = partners.accept_later
     identity = NodeIdentity(signing_key.key_id, signing_key.verify_key.fingerprint, certificate_file)
-    networks = NetworkService(storage, engine, delivery, directory, clock, catch_up)
-    shared = SharedThreadService(storage, engine, directory, clock)
+    guard = OutboundGuard(storage, clock)
+    networks = NetworkService(storage, engine, delivery, directory, clock, catch_up, guard)
+    shared = SharedThreadService(storage, engine, directory, clock, guard)
     hub = FeedHub()
     storage.on_feed_commit(hub.notify)
     feed = FeedService(storage, clock, directory, hub, poll_interval_s=limits.feed_poll_s)
@@ -121,7 +126,10 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
         housekeeping=HousekeepingWorker(storage, clock, feed_retention_ms=limits.feed_retention_ms,
                                         refresher=refresher),
         admin_app=build_admin_app(storage, clock, directory, extra=[*network_admin_endpoints(networks, partners),
+                                                                *export_admin_endpoints(
+                                                                    NetworkExporter(storage, engine.keys, clock)),
                                                                 *policy_admin_endpoints(PolicyService(storage, clock)),
+                                                                *guard_admin_endpoints(storage, clock, guard),
                                                                 *overview_endpoints(
                                                                     AdminService(storage, clock, directory).status,
                                                                     networks, partners, identity, clock),

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from federation.errors import KeyFileError
 from node.basics.errors import CannotListen, ConfigError
-from node.ops import admin_commands, node_commands
+from node.ops import admin_commands, export_commands, node_commands
 from node.ops.arguments import VersionAction, add_data_dir, data_dir, save_admin_token
 from storage.errors import StorageConfigError, StorageError
 
@@ -81,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     add_data_dir(rotate)
     # More commands, each module adding its parsers with `set_defaults(handler=<async fn>)`.
     _register_demo(sub)
-    for module in (admin_commands, node_commands):
+    for module in (admin_commands, node_commands, export_commands):
         module.register(sub)
     return parser
 

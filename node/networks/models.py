@@ -210,6 +210,8 @@ class SharedMessageOut(BaseModel):
     sequenced_at: int | None = Field(None, description="when the network's host placed it in the network's order "
                                                        "(the host's clock); None while pending")
     delivery: dict[str, str] | None = Field(None, description="for the author: state per destination")
+    redacted: list[str] | None = Field(None, description="for the author, when posting: the outbound guard's rules "
+                                                         "that redacted part of the body (`body` is what was sent)")
 
 
 class SharedMessagePage(BaseModel):

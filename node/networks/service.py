@@ -26,6 +26,7 @@ from node.federation.catch_up import CatchUpWorker
 from node.federation.delivery import DeliveryWorker
 from node.federation.engine import FederationEngine
 from node.federation.peering import operator_of
+from node.guard.outbound import OutboundGuard, Verdict
 from node.networks.models import (
     AlertList,
     AlertOut,
@@ -53,8 +54,9 @@ _MAX_SHARED_NAME = 100
 
 class NetworkService:
     def __init__(self, storage: Storage, engine: FederationEngine, delivery: DeliveryWorker,
-                 directory: Directory, clock: Clock, catch_up: CatchUpWorker) -> None:
+                 directory: Directory, clock: Clock, catch_up: CatchUpWorker, guard: OutboundGuard) -> None:
         self._storage = storage
+        self._guard = guard
         self._engine = engine
         self._delivery = delivery
         self._catch_up = catch_up
@@ -68,9 +70,13 @@ class NetworkService:
                 "networks that hide earlier history from later members are not supported yet",
                 [{"field": "history_visible", "location": "body", "message": "must be true for now"}],
             )
+        title = await self._guard.check(author=str(self._operator), network=req.name, thread=None, field="title",
+                                        text=req.title)
         async with self._storage.transaction() as tx:
-            network = await self._engine.create_network(tx, name=req.name, title=req.title,
+            network = await self._engine.create_network(tx, name=req.name, title=title.text,
                                                         history_visible=req.history_visible, sender=self._operator)
+            await self._guard.record(tx, title, author=str(self._operator), network=req.name, thread=None,
+                                     field="title", event_id=(await tx.events.ids_between(network.id, 1, 1))[1])
             await tx.audit.record(actor=actor, action="network.create", target=req.name, now=self._clock.now_ms(),
                                   network=req.name)
             return await network_out(tx, network, self._engine.server)
@@ -100,9 +106,11 @@ class NetworkService:
 
     async def open_thread(self, name: str, req: OpenSharedThread, *, actor: str) -> NetworkOut:
         participants = tuple(ParticipantId.parse(p) for p in req.participants)
+        title = await self._guard.check(author=str(self._operator), network=name, thread=req.name, field="title",
+                                        text=req.title)
         async with self._acting() as tx:
-            return await self._act(tx, name, req.name, ThreadOpened(title=req.title, participants=participants),
-                                   actor, "thread.open", req.name)
+            return await self._act(tx, name, req.name, ThreadOpened(title=title.text, participants=participants),
+                                   actor, "thread.open", req.name, guarded=title)
 
     async def close_thread(self, name: str, thread: str, *, actor: str) -> NetworkOut:
         async with self._acting() as tx:
@@ -123,8 +131,11 @@ class NetworkService:
                                    partner=server)
 
     async def _act(self, tx, name: str, thread: str | None, content: Content, actor: str, action: str,
-                   target: str, partner: str | None = None) -> NetworkOut:
+                   target: str, partner: str | None = None, guarded: Verdict | None = None) -> NetworkOut:
         accepted = await self._engine.author(tx, name, thread=thread, sender=self._operator, content=content)
+        if guarded is not None:
+            await self._guard.record(tx, guarded, author=str(self._operator), network=name, thread=thread,
+                                     field="title", event_id=accepted.event_id)
         await tx.audit.record(actor=actor, action=action, target=f"{name}:{target}", now=self._clock.now_ms(),
                               network=name, partner=partner, detail={"event": accepted.event_id, "pending": accepted.seq is None})
         return await network_out(tx, await tx.networks.get(name), self._engine.server)

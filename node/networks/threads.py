@@ -14,6 +14,7 @@ from node.basics.clock import Clock
 from node.basics.errors import NotFoundError
 from node.federation.chain_state import stored_view
 from node.federation.engine import FederationEngine
+from node.guard.outbound import OutboundGuard
 from node.http.idempotency import IdempotencyKey, Posted, run_once
 from node.networks.models import SharedMessageOut, SharedMessagePage, SharedThreadList, SharedThreadOut
 from node.workspace.directory import Directory
@@ -25,8 +26,10 @@ __all__ = ["SharedThreadService"]
 
 
 class SharedThreadService:
-    def __init__(self, storage: Storage, engine: FederationEngine, directory: Directory, clock: Clock) -> None:
+    def __init__(self, storage: Storage, engine: FederationEngine, directory: Directory, clock: Clock,
+                 guard: OutboundGuard) -> None:
         self._storage = storage
+        self._guard = guard
         self._clock = clock
         self._engine = engine
         self._directory = directory
@@ -67,16 +70,21 @@ class SharedThreadService:
     async def post(self, caller: Principal, network: str, thread: str, body: str, *,
                    idempotency: IdempotencyKey | None = None) -> Posted[SharedMessageOut]:
         me = ParticipantId(caller.kind, caller.handle, self._engine.server)
+        # Before anything is signed: a blocked body is refused here and never reaches the outbox.
+        verdict = await self._guard.check(author=str(me), network=network, thread=thread, field="message",
+                                          text=body)
 
         async def work(tx: Transaction) -> SharedMessageOut:
             await self._thread_of(tx, str(me), network, thread)
             accepted = await self._engine.author(tx, network, thread=thread, sender=me,
-                                                 content=MessagePosted(body=body))
+                                                 content=MessagePosted(body=verdict.text))
             assert accepted.origin_ts is not None  # author always signs
+            await self._guard.record(tx, verdict, author=str(me), network=network, thread=thread, field="message",
+                                     event_id=accepted.event_id)
             return SharedMessageOut(
                 id=accepted.event_id, network=network, thread=thread, seq=accepted.seq,
-                status="pending" if accepted.seq is None else "sequenced", sender=str(me), body=body,
-                origin_ts=accepted.origin_ts, delivery=None,
+                status="pending" if accepted.seq is None else "sequenced", sender=str(me), body=verdict.text,
+                origin_ts=accepted.origin_ts, delivery=None, redacted=verdict.rules("redact") or None,
             )
 
         return await run_once(self._storage, self._clock, caller.id, idempotency, SharedMessageOut, work,

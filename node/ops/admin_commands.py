@@ -21,6 +21,7 @@ Errors are one line on stderr, `agentnet COMMAND: message (error_code)`.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -375,6 +376,25 @@ async def _policy_default(args: argparse.Namespace, api: Api) -> None:
     _show(args, changed, lambda d, a: out.policy(d))
 
 
+async def _guard_set(args: argparse.Namespace, api: Api) -> None:
+    try:
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text("utf-8")
+        settings = json.loads(text)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CliError(f"cannot read guard settings from {args.file}: {e}", EXIT_USAGE) from None
+    _show(args, await api.call("PUT", "/v1/policy/guard", settings), lambda d, a: out.guard(d))
+
+
+async def _guard_check(args: argparse.Namespace, api: Api) -> None:
+    _show(args, await api.call("POST", "/v1/guard/check", {"text": args.text}), lambda d, a: out.guard_check(d))
+
+
+async def _guard_review(args: argparse.Namespace, api: Api) -> None:
+    reviewed = await api.call("POST", f"/v1/guard/flags/{_seg(args.flag)}/review",
+                              {"verdict": args.verdict, "note": args.note})
+    _show(args, reviewed, _said("Flag {id} reviewed: {verdict}"))
+
+
 def _messages_path(args: argparse.Namespace) -> str:
     if args.network:
         return f"/v1/networks/{_seg(args.network)}/threads/{_seg(args.thread)}/messages"
@@ -418,6 +438,26 @@ async def _accept_invite(args: argparse.Namespace, api: Api) -> None:
         invite_id = pending[0]["id"]
     accepted = await api.call("POST", f"/v1/invites/{_seg(invite_id)}/accept")
     _show(args, accepted, _said("Accepted invite {id}: joined {network} hosted by {host} (key {fingerprint})"))
+
+
+async def _export(args: argparse.Namespace, api: Api) -> None:
+    from node.ops.export_commands import save_export
+
+    path = args.output or Path(f"{args.network}.agentnet-export.json")
+    if path.exists() and not args.force:
+        raise CliError(f"{path} exists: pass --force to replace it, or -o another file", EXIT_USAGE)
+    document = await api.call("GET", f"{_n(args)}/export")
+    try:
+        size = save_export(path, document, force=args.force)
+    except FileExistsError:
+        raise CliError(f"{path} exists: pass --force to replace it, or -o another file", EXIT_USAGE) from None
+    except OSError as e:
+        raise CliError(f"cannot write {path}: {e.strerror or e}", EXIT_USAGE) from None
+    done = {"file": str(path), "bytes": size, "network": document["network"], "head_seq": document["head"]["seq"],
+            "companies": sorted(document["keys"])}
+    _show(args, done, lambda d, a: f"Exported {out.clean(d['network'])} (events 1 to {d['head_seq']}, companies "
+          f"{out.clean(d['companies'])}) to {out.clean(d['file'])} (mode 0600, {d['bytes']} bytes).\n"
+          f"Check it anywhere, with no node: agentnet verify {out.clean(d['file'])}")
 
 
 async def _read(args: argparse.Namespace, api: Api) -> None:
@@ -545,6 +585,12 @@ def _register_networks(sub, b: _Builder) -> None:
     p.add_argument("network")
     p.add_argument("server")
 
+    p = b.leaf(sub, "export", "write a network's shared history with its signatures and keys to a file (0600), "
+                             "for `agentnet verify` anywhere", _export, path="export")
+    p.add_argument("network")
+    p.add_argument("-o", "--output", type=Path, metavar="FILE", help="default: NETWORK.agentnet-export.json here")
+    p.add_argument("--force", action="store_true", help="replace FILE if it exists")
+
     b.leaf(sub, "invites", "invites sent and received, with key fingerprints",
            _get(lambda a: "/v1/invites", _items(out.INVITE_COLUMNS, "(no invites)")), path="invites")
     inv = _group(sub, "invite", "answer an invite (compare its fingerprint out of band first)")
@@ -618,6 +664,26 @@ def _register_policy(sub, b: _Builder) -> None:
     b.leaf(po, "reset", "drop one partner's own policy (the default applies again)",
            _send("DELETE", lambda a: f"/v1/policy/partners/{_seg(a.server)}", lambda d, a: out.partner_policy(d)),
            path="policy reset").add_argument("server")
+
+
+def _register_guard(sub, b: _Builder) -> None:
+    gu = _group(sub, "guard", "the outbound guard: what may leave this node; changes apply at once and are audited")
+    b.leaf(gu, "show", "the guard's settings: secrets, rules, terms, private content, judge",
+           _get(lambda a: "/v1/policy/guard", lambda d, a: out.guard(d)), path="guard show")
+    b.leaf(gu, "set", "replace the guard's settings with a JSON file (docs/operations.md shows one)", _guard_set,
+           path="guard set").add_argument("file", help="the settings as JSON ('-': read stdin)")
+    b.leaf(gu, "check", "what the guard would do with a text; nothing is sent or recorded", _guard_check,
+           path="guard check").add_argument("text")
+    p = b.leaf(gu, "flags", "messages the guard let through but flagged, for review",
+               _paged("/v1/guard/flags", "items", "after", "flags", _items(out.FLAG_COLUMNS, "(no flags)"),
+                      lambda a: {"status": a.status}), path="guard flags")
+    p.add_argument("--status", choices=("open", "reviewed", "all"), default="open")
+    _paging(p, "after")
+    p = b.leaf(gu, "review", "mark a flagged message reviewed", _guard_review, path="guard review")
+    p.add_argument("flag", help="the flag's id (from `agentnet guard flags`)")
+    p.add_argument("--verdict", choices=("ok", "leak"), required=True,
+                   help="ok: nothing wrong; leak: it should not have crossed")
+    p.add_argument("--note")
 
 
 def _register_company(sub, b: _Builder) -> None:
@@ -713,4 +779,5 @@ def register(sub) -> None:
     _register_principals(sub, b, "person", "people")
     _register_networks(sub, b)
     _register_policy(sub, b)
+    _register_guard(sub, b)
     _register_client(sub, b)

@@ -244,3 +244,33 @@ def policy(data: dict) -> str:
     for partner in data["partners"]:
         lines += [f"Partner {clean(partner['server'])}:", *_partner_lines(partner["policy"])]
     return "\n".join(lines)
+
+
+def guard(data: dict) -> str:
+    """The outbound guard's settings, as `agentnet guard show` prints them."""
+    judge = data.get("judge")
+    lines = [f"Enabled:          {'yes' if data['enabled'] else 'no'}",
+             f"Built-in secrets: {data['secrets']}",
+             f"Private content:  {data['private_content']} (runs in common: {data['min_shared']}, share: "
+             f"{data['threshold']}, or {data['enough_shared']} runs whatever the lengths)",
+             f"Terms ({data['terms_action']}): {', '.join(clean(t) for t in data['terms']) or '-'}",
+             "Judge:            " + ("-" if not judge else
+                                     f"{clean(judge.get('python') or judge.get('url'))}, timeout {judge['timeout_ms']} ms, "
+                                     f"on error {judge['on_error']}"),
+             "Rules:" if data["rules"] else "Rules:            -"]
+    lines += [f"  {clean(r['name'])} ({r['action']}): {clean(r['pattern'])}" for r in data["rules"]]
+    return "\n".join(lines)
+
+
+def guard_check(data: dict) -> str:
+    lines = [f"Decision: {data['decision']}", f"Rules:    {clean(data['rules'])}"]
+    if data["sources"]:
+        lines.append(f"Matches:  {clean(data['sources'])}")
+    lines.append(f"Sent as:  {clean(data['text'])}" if data.get("text") is not None else
+                 f"Author is told: {clean(data['message'])}")
+    return "\n".join(lines)
+
+
+FLAG_COLUMNS = [Column("ID", "id"), Column("AT", lambda f: when(f["at"])), Column("AUTHOR", "author"),
+                Column("WHERE", lambda f: f"{f['network']}/{f['thread'] or '-'}"), Column("RULES", "rules"),
+                Column("VERDICT", "verdict"), Column("MESSAGE", lambda f: _preview(f["body"] or "-"))]

@@ -76,6 +76,13 @@ class KnowledgeRepository:
         ).all()
         return await self._with_readers(rows)
 
+    async def texts_after(self, after_id: int, *, limit: int) -> list[tuple[int, str, str]]:
+        """`(id, title, body)` of items after `after_id`, in id order: what the outbound guard indexes."""
+        rows = await self._conn.execute(
+            select(knowledge_items.c.id, knowledge_items.c.title, knowledge_items.c.body)
+            .where(knowledge_items.c.id > after_id).order_by(knowledge_items.c.id).limit(limit))
+        return [(r.id, r.title, r.body) for r in rows]
+
     async def search(
         self, query: str, *, reader_id: int | None, limit: int
     ) -> list[KnowledgeItem]:

@@ -30,6 +30,7 @@ __all__ = [
     "client_feed",
     "company",
     "feed_state",
+    "guard_flags",
     "idempotency_keys",
     "knowledge_items",
     "knowledge_readers",
@@ -176,6 +177,25 @@ audit_log = Table(
     Index("ix_audit_log_at", "at"),
     Index("ix_audit_log_network", "network"),
     Index("ix_audit_log_partner", "partner"),
+)
+
+# Messages the outbound guard let through but flagged, for an operator to review. The message
+# itself is the event (`event_id`) in this node's copy; `rules` is a JSON list of rule names.
+guard_flags = Table(
+    "guard_flags",
+    PRIVATE_METADATA,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("at", BigInteger, nullable=False),
+    Column("author", String(330), nullable=False),
+    Column("network", String(64), nullable=False),
+    Column("thread", String(64), nullable=True),
+    Column("event_id", String(44), nullable=False),
+    Column("rules", Text, nullable=False),
+    Column("reviewed_at", BigInteger, nullable=True),
+    Column("reviewed_by", String(200), nullable=True),
+    Column("verdict", String(16), nullable=True),
+    Column("note", String(500), nullable=True),
+    Index("ix_guard_flags_reviewed_at", "reviewed_at", "id"),
 )
 
 # One row (id 1): the last seq of the audit chain and its hash.

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.errors import AlreadyExists, NotFound
-from storage.private.tables import private_messages, private_thread_members, private_threads
+from storage.private.tables import knowledge_items, private_messages, private_thread_members, private_threads
 from storage.results import inserted_id
 
 __all__ = ["PrivateMessage", "PrivateThread", "PrivateThreadRepository"]
@@ -141,6 +141,26 @@ class PrivateThreadRepository:
         rows = await self._conn.execute(
             select(private_threads.c.id, private_threads.c.name).where(private_threads.c.id.in_(ids)))
         return {r.id: r.name for r in rows}
+
+    async def texts_after(self, after_id: int, *, limit: int) -> list[tuple[int, int, str]]:
+        """`(id, thread_id, body)` of messages in any thread after `after_id`, in id order."""
+        rows = await self._conn.execute(
+            select(private_messages.c.id, private_messages.c.thread_id, private_messages.c.body)
+            .where(private_messages.c.id > after_id).order_by(private_messages.c.id).limit(limit))
+        return [(r.id, r.thread_id, r.body) for r in rows]
+
+    async def private_heads(self) -> tuple[int, int, int]:
+        """The highest ids of knowledge items, private threads and private messages (0: none):
+        one indexed lookup each, so the outbound guard can ask before every check what is new."""
+        heads = [select(func.coalesce(func.max(t.c.id), 0)).scalar_subquery()
+                 for t in (knowledge_items, private_threads, private_messages)]
+        row = (await self._conn.execute(select(*heads))).one()
+        return int(row[0]), int(row[1]), int(row[2])
+
+    async def titles(self) -> list[tuple[int, str, str]]:
+        """`(id, name, title)` of every private thread."""
+        rows = await self._conn.execute(select(private_threads.c.id, private_threads.c.name, private_threads.c.title))
+        return [(r.id, r.name, r.title) for r in rows]
 
     async def count_messages(self, thread_id: int) -> int:
         return (await self._conn.execute(

@@ -402,6 +402,7 @@ COMMANDS = {
     "GET /v1/knowledge/search": "knowledge search webhook",
     "POST /v1/networks": "network create n --title T", "GET /v1/networks": "network list",
     "GET /v1/networks/{network}": "network show n", "POST /v1/networks/{network}/close": "network close n",
+    "GET /v1/networks/{network}/export": "export n",
     "POST /v1/networks/{network}/invites": "network invite n globex.example",
     "POST /v1/networks/{network}/leave": "network leave n",
     "POST /v1/networks/{network}/members/{server}/remove": "network remove n globex.example",
@@ -417,6 +418,9 @@ COMMANDS = {
     "GET /v1/threads/{name}": "private-thread show t", "PUT /v1/threads/{name}/members": "private-thread members t",
     "GET /v1/webhooks": "webhooks list", "POST /v1/webhooks/{webhook}/disable": "webhooks disable 1",
     "POST /v1/webhooks/{webhook}/enable": "webhooks enable 1",
+    "GET /v1/policy/guard": "guard show", "PUT /v1/policy/guard": "guard set guard.json",
+    "POST /v1/guard/check": "guard check text", "GET /v1/guard/flags": "guard flags",
+    "POST /v1/guard/flags/{flag}/review": "guard review 1 --verdict ok",
 }
 NOT_COMMANDS = {"GET /healthz", "GET /readyz", "GET /metrics"}  # for probes and Prometheus
 
@@ -448,3 +452,21 @@ async def test_private_thread_show_members_and_knowledge_search(cli, acme):
     found = await cli.admin_json(acme, "knowledge", "search", "webhook retries")
     assert [k["title"] for k in found["items"]] == ["Runbook"]
     assert "(nothing found)" in await cli.admin(acme, "knowledge", "search", "nonexistentword")
+
+
+async def test_guard_commands(cli, acme, tmp_path):
+    settings = tmp_path / "guard.json"
+    settings.write_text('{"terms": ["Project Falcon"], "terms_action": "flag", '
+                        '"rules": [{"name": "customer-id", "pattern": "CUST-[0-9]+", "action": "redact"}]}')
+    shown = await cli.admin(acme, "guard", "set", str(settings))
+    assert "Terms (flag): Project Falcon" in shown and "customer-id (redact): CUST-[0-9]+" in shown
+    assert (await cli.admin_json(acme, "guard", "show"))["terms"] == ["Project Falcon"]
+    checked = await cli.admin(acme, "guard", "check", "CUST-42 asks about project falcon")
+    assert "Decision: redact" in checked and "Sent as:  [redacted: customer-id] asks about project falcon" in checked
+    checked = await cli.admin(acme, "guard", "check", "AKIAIOSFODNN7EXAMPLE")
+    assert "Decision: block" in checked and "secret.aws_access_key" in checked and "AKIAIOSFODNN7" not in checked
+    assert "(no flags)" in await cli.admin(acme, "guard", "flags")
+    settings.write_text('{"rules": [{"name": "x", "pattern": "(a)\\\\1"}]}')
+    code, _, err = await cli("guard", "set", str(settings), "--admin-url", f"http://127.0.0.1:{acme.ports['admin']}",
+                             "--admin-token", acme.admin_token)
+    assert code != 0 and "RE2" in err
