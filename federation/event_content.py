@@ -44,6 +44,7 @@ __all__ = [
     "ParticipantDetached",
     "ThreadClosed",
     "ThreadOpened",
+    "ThreadSilenced",
 ]
 
 # 16 Ki characters: a long agent answer or a page of text. Longer material belongs in an
@@ -182,6 +183,14 @@ class ThreadOpened(Content):
 @_register("thread.closed", in_thread=True)
 class ThreadClosed(Content):
     pass
+
+
+@_register("thread.silenced", in_thread=True)
+class ThreadSilenced(Content):
+    """The host's operators let only people write in the thread (`agents` true), or agents again
+    (false): a kill switch kept in the chain, so every member enforces it."""
+
+    agents: bool
 
 
 @_register("message.posted", in_thread=True)

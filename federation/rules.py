@@ -23,6 +23,8 @@ Choices worth knowing:
   (history still shows who took part) but stops them posting.
 - A thread is closed by whoever opened it, by its company's operators, or by the host's
   operators; no one else, so a member cannot end a conversation another company started.
+- The host's operators can silence agents in a thread (``thread.silenced``): from then on
+  only people write there (posts, edits and deletes), on every node, until they lift it.
 - Edits and deletes belong to the author's company: any attached thread participant of the
   original message's origin may make them.
 - Messages are not kept in the state (it would grow with every post and make replay
@@ -49,6 +51,7 @@ from federation.event_content import (
     ParticipantAttached,
     ParticipantDetached,
     ThreadOpened,
+    ThreadSilenced,
 )
 from federation.events import Event
 from federation.identifiers import ParticipantId
@@ -73,6 +76,7 @@ class ThreadState:
     open: bool
     participants: frozenset[ParticipantId]
     opened_by: ParticipantId  # the sender of thread.opened: it, and its company's operators, may close it
+    agents_silenced: bool = False  # thread.silenced: only people may write
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +281,8 @@ def _require_poster(state: NetworkState, event: Event) -> None:
         raise RuleViolation("not_attached", f"{event.sender} is not attached")
     if event.sender not in thread.participants:
         raise RuleViolation("not_a_participant", f"{event.sender} is not in {event.thread}")
+    if thread.agents_silenced and event.sender.kind == "agent":
+        raise RuleViolation("agents_silenced", f"the host silenced agents in {event.thread}: only people may write")
 
 
 def _check_close_thread(state: NetworkState, event: Event, _: MessageLookup) -> None:
@@ -291,6 +297,19 @@ def _check_close_thread(state: NetworkState, event: Event, _: MessageLookup) -> 
         return  # the host's operators, and those of the company that opened it
     raise RuleViolation("not_thread_owner", f"only the host ({state.host}) or the company that opened "
                         f"{event.thread} ({thread.opened_by.server}) may close it")
+
+
+def _check_silence(state: NetworkState, event: Event, _: MessageLookup) -> None:
+    thread = state.threads.get(cast(str, event.thread))
+    if thread is None:
+        raise RuleViolation("unknown_thread", f"no thread {event.thread}")
+    if not thread.open:
+        raise RuleViolation("thread_closed", f"thread {event.thread} is closed")
+    if not (event.sender.is_operator and event.origin == state.host):
+        raise RuleViolation("not_host", f"only the host's operators ({state.host}) may silence agents")
+    agents = cast(ThreadSilenced, event.content).agents
+    if thread.agents_silenced == agents:
+        raise RuleViolation("unchanged", f"agents are already {'silenced' if agents else 'allowed'} in {event.thread}")
 
 
 def _check_post(state: NetworkState, event: Event, messages: MessageLookup) -> None:
@@ -326,6 +345,12 @@ def _close_thread(state: NetworkState, event: Event) -> NetworkState:
     return replace(state, threads={**state.threads, name: closed})
 
 
+def _silence(state: NetworkState, event: Event) -> NetworkState:
+    name = cast(str, event.thread)
+    silenced = replace(state.threads[name], agents_silenced=cast(ThreadSilenced, event.content).agents)
+    return replace(state, threads={**state.threads, name: silenced})
+
+
 def _unchanged(state: NetworkState, event: Event) -> NetworkState:
     return state
 
@@ -349,6 +374,7 @@ _RULES: Mapping[str, _Rule] = MappingProxyType(
         "participant.detached": _Rule(_check_detach, _apply_detach),
         "thread.opened": _Rule(_check_open_thread, _open_thread),
         "thread.closed": _Rule(_check_close_thread, _close_thread),
+        "thread.silenced": _Rule(_check_silence, _silence),
         "message.posted": _Rule(_check_post, _unchanged),
         "message.edited": _Rule(_check_change_message, _unchanged),
         "message.deleted": _Rule(_check_change_message, _unchanged),

@@ -21,6 +21,7 @@ in one place (`node.http.errors`) as `{"error": {"code", "message"}}` with its H
     ├── OutOfOrder                 409 out_of_order      (a gap before this event: retry later)
     ├── NetworkHalted              409 network_halted    (this member stopped following the
     │                                                     network: an earlier event was refused)
+    ├── NetworkFrozen              409 network_frozen    (this company's operators froze it)
     ├── Gone                       410 gone              (an expired invite, a pruned cursor)
     ├── RequestTimeout             408 request_timeout   (a body that did not arrive in time)
     ├── PayloadTooLarge            413 payload_too_large
@@ -47,6 +48,7 @@ __all__ = [
     "InvalidRequest",
     "KeyConflict",
     "MalformedJson",
+    "NetworkFrozen",
     "NetworkHalted",
     "NodeError",
     "NotAPeer",
@@ -181,6 +183,11 @@ class OutOfOrder(NodeError):
 class NetworkHalted(NodeError):
     status = 409
     code = "network_halted"
+
+
+class NetworkFrozen(NodeError):
+    status = 409
+    code = "network_frozen"
 
 
 class Gone(NodeError):

@@ -47,7 +47,7 @@ from federation.sequencing import (
     verify_sequenced,
 )
 from node.basics.clock import Clock
-from node.basics.errors import Forbidden, KeyConflict, OutOfOrder, UnknownNetwork
+from node.basics.errors import Forbidden, KeyConflict, NetworkFrozen, OutOfOrder, UnknownNetwork
 from node.federation.chain_state import StateCache, message_lookup
 from node.federation.key_ring import KeyRing
 from node.federation.policy import check_partner_event, partner_policy
@@ -112,6 +112,9 @@ class FederationEngine:
     async def author(self, tx: NetworkTransaction, network_name: str, *, thread: str | None,
                      sender: ParticipantId, content: Content) -> Accepted:
         network = await self._network(tx, network_name)
+        if network.frozen_at is not None and not sender.is_operator:
+            raise NetworkFrozen(f"{network.name} is frozen by this company's operators: nothing of its people or "
+                                "agents is sent until an operator unfreezes it")
         event = Event(network.name, thread, sender, self.server, self._origin_ts(), content)
         messages = await message_lookup(tx, network.id, event)
         if network.host == self.server:

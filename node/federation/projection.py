@@ -13,6 +13,7 @@ from federation.event_content import (
     ParticipantAttached,
     ParticipantDetached,
     ThreadOpened,
+    ThreadSilenced,
 )
 from federation.events import Event
 from federation.rules import NetworkState
@@ -66,6 +67,12 @@ async def _thread_closed(tx: NetworkTransaction, network_id: int, event: Event, 
     await tx.networks.close_thread(network_id, cast(str, event.thread))
 
 
+async def _thread_silenced(tx: NetworkTransaction, network_id: int, event: Event, state: NetworkState,
+                           now: int) -> None:
+    await tx.networks.set_agents_silenced(network_id, cast(str, event.thread),
+                                          cast(ThreadSilenced, event.content).agents)
+
+
 async def _nothing(tx: NetworkTransaction, network_id: int, event: Event, state: NetworkState, now: int) -> None:
     return None
 
@@ -80,6 +87,7 @@ _PROJECTORS: dict[str, Projector] = {
     "participant.detached": _detached,
     "thread.opened": _thread_opened,
     "thread.closed": _thread_closed,
+    "thread.silenced": _thread_silenced,
     "message.posted": _nothing,
     "message.edited": _nothing,
     "message.deleted": _nothing,

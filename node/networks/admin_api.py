@@ -19,6 +19,7 @@ from node.networks.models import (
     NetworkOut,
     OpenSharedThread,
     PeerList,
+    SilenceAgents,
 )
 from node.networks.partners import PartnerService
 from node.networks.service import NetworkService
@@ -79,6 +80,17 @@ def network_admin_endpoints(networks: NetworkService, partners: PartnerService) 
         thread = request.match_info["thread"]
         return respond(await networks.close_thread(name(request), thread, actor=current_admin(request)))
 
+    async def silence(request: web.Request) -> web.Response:
+        req = await read_body(request, SilenceAgents)
+        return respond(await networks.silence_agents(name(request), request.match_info["thread"], req.agents,
+                                                     actor=current_admin(request)))
+
+    def freezing(frozen: bool):
+        async def handler(request: web.Request) -> web.Response:
+            return respond(await networks.set_frozen(name(request), frozen, actor=current_admin(request)))
+
+        return handler
+
     async def close(request: web.Request) -> web.Response:
         return respond(await networks.close(name(request), actor=current_admin(request)))
 
@@ -121,6 +133,14 @@ def network_admin_endpoints(networks: NetworkService, partners: PartnerService) 
                  body=OpenSharedThread, response=NetworkOut, status=201, errors=(403,)),
         Endpoint("POST", n + "/threads/{thread}/close", close_thread, "Close a shared thread (read-only)",
                  response=NetworkOut, errors=(403,)),
+        Endpoint("POST", n + "/threads/{thread}/silence", silence,
+                 "Host only: let only people write in a shared thread (agents: false lifts it)",
+                 body=SilenceAgents, response=NetworkOut, errors=(403,)),
+        Endpoint("POST", n + "/freeze", freezing(True),
+                 "Freeze a network here: this company's people and agents cannot act in it", response=NetworkOut,
+                 errors=(409,)),
+        Endpoint("POST", n + "/unfreeze", freezing(False), "Unfreeze a network this company froze",
+                 response=NetworkOut, errors=(409,)),
         Endpoint("POST", n + "/close", close, "Close the network (host only; read-only for all)", response=NetworkOut,
                  errors=(403,)),
         Endpoint("POST", n + "/leave", leave, "Leave the network (members)", response=NetworkOut, errors=(403,)),

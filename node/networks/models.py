@@ -42,6 +42,7 @@ __all__ = [
     "SharedMessagePage",
     "SharedThreadList",
     "SharedThreadOut",
+    "SilenceAgents",
     "VouchedKeyOut",
 ]
 
@@ -61,6 +62,10 @@ class InviteCompany(Request):
 
 class AttachParticipant(Request):
     participant: PrincipalRef
+
+
+class SilenceAgents(Request):
+    agents: bool = Field(True, description="true: only people may write in the thread; false: agents may again")
 
 
 class OpenSharedThread(Request):
@@ -90,6 +95,7 @@ class SharedThreadOut(BaseModel):
     title: str
     closed: bool
     participants: list[str]
+    agents_silenced: bool = Field(False, description="the host silenced agents here: only people may write")
 
 
 class HaltOut(BaseModel):
@@ -125,6 +131,8 @@ class NetworkOut(BaseModel):
     title: str
     hosted_here: bool
     closed: bool
+    frozen_at: int | None = Field(None, description="when this company's operators froze it (its people and agents "
+                                                    "cannot act in it); None when not frozen")
     head_seq: int
     members: dict[str, str]
     participants: list[ParticipantOut]

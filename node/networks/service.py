@@ -17,6 +17,7 @@ from federation.event_content import (
     ParticipantDetached,
     ThreadClosed,
     ThreadOpened,
+    ThreadSilenced,
 )
 from federation.identifiers import ParticipantId
 from federation.keys import VerifyKey
@@ -116,6 +117,25 @@ class NetworkService:
         async with self._acting() as tx:
             return await self._act(tx, name, thread, ThreadClosed(), actor, "thread.close", thread)
 
+    async def silence_agents(self, name: str, thread: str, agents: bool, *, actor: str) -> NetworkOut:
+        """As host: only people may write in `thread` (or agents again), in the chain for every member."""
+        async with self._acting() as tx:
+            return await self._act(tx, name, thread, ThreadSilenced(agents=agents), actor,
+                                   "thread.silence" if agents else "thread.unsilence", thread)
+
+    async def set_frozen(self, name: str, frozen: bool, *, actor: str) -> NetworkOut:
+        """This company's own kill switch for a network: while frozen, its people and agents cannot
+        act in it (posts answer 409 `network_frozen`); operators still can, to leave or close."""
+        now = self._clock.now_ms()
+        async with self._storage.transaction() as tx:
+            network = await tx.networks.get(name)
+            if (network.frozen_at is not None) == frozen:
+                raise Conflict(f"{name} is {'already' if frozen else 'not'} frozen")
+            await tx.networks.set_frozen(network.id, now if frozen else None)
+            await tx.audit.record(actor=actor, action="network.freeze" if frozen else "network.unfreeze",
+                                  target=name, network=name, now=now)
+            return await network_out(tx, await tx.networks.get(name), self._engine.server)
+
     async def close(self, name: str, *, actor: str) -> NetworkOut:
         async with self._acting() as tx:
             return await self._act(tx, name, None, NetworkClosed(), actor, "network.close", name)
@@ -191,10 +211,10 @@ async def network_out(tx: NetworkTransaction, network: NetworkRecord, server: st
     vouched = [k for member in sorted(members) for k in await tx.vouched_keys.in_network(network.id, member)]
     return NetworkOut(
         name=network.name, host=network.host, title=network.title, hosted_here=network.host == server,
-        closed=network.closed, head_seq=network.head_seq, members=members,
+        closed=network.closed, frozen_at=network.frozen_at, head_seq=network.head_seq, members=members,
         participants=[ParticipantOut(id=p, display_name=d, attached=a) for p, (d, a) in sorted(participants.items())],
         threads=[SharedThreadOut(network=t.network, name=t.name, title=t.title, closed=t.closed,
-                                 participants=list(t.participants)) for t in threads],
+                                 participants=list(t.participants), agents_silenced=t.agents_silenced) for t in threads],
         pending_events=len(await tx.events.pending(network.id)),
         halted=None if halt is None else HaltOut(seq=halt.seq, event_id=halt.event_id, code=halt.code,
                                                  reason=halt.reason, since=halt.since, tries=halt.tries,

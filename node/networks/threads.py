@@ -42,7 +42,7 @@ class SharedThreadService:
             found = await tx.networks.threads_of_participant(me)
         return SharedThreadList(items=[
             SharedThreadOut(network=t.network, name=t.name, title=t.title, closed=t.closed,
-                            participants=list(t.participants))
+                            participants=list(t.participants), agents_silenced=t.agents_silenced)
             for t in found
         ])
 

@@ -548,6 +548,15 @@ def _register_principals(sub, b: _Builder, kind: str, plural: str) -> None:
                      _said("Revoked token {id}")), path=f"{kind} token revoke")
     p.add_argument("handle")
     p.add_argument("token_id")
+    b.leaf(tokens, "revoke-all", f"revoke every token at once (a kill switch; the {kind} stays enabled)",
+           _post(lambda a: f"{base}/{_seg(a.handle)}/tokens/revoke",
+                 lambda d, a: f"Every token of {kind}:{_clean_handle(a)} is revoked ({len(d['items'])} tokens, "
+                              f"{sum(t['active'] for t in d['items'])} active)"),
+           path=f"{kind} token revoke-all").add_argument("handle")
+
+
+def _clean_handle(args: argparse.Namespace) -> str:
+    return out.clean(args.handle)
 
 
 def _n(args: argparse.Namespace) -> str:
@@ -576,7 +585,10 @@ def _register_networks(sub, b: _Builder) -> None:
     p.add_argument("--endpoint", help="https URL of the company's node (default https://SERVER)")
     for verb, line, help_ in (("close", "Closed network {name}", "close the network (host only)"),
                               ("leave", "Left network {name}", "leave the network (members)"),
-                              ("resume", "Trying {name} again now", "try a halted network again (after fixing why)")):
+                              ("resume", "Trying {name} again now", "try a halted network again (after fixing why)"),
+                              ("freeze", "Froze {name}: this company's people and agents cannot act in it",
+                               "a kill switch: this company's people and agents cannot act in the network"),
+                              ("unfreeze", "Unfroze {name}", "undo `network freeze`")):
         b.leaf(net, verb, help_, _post(_path_to(_n, f"/{verb}"), _said(line)),
                path=f"network {verb}").add_argument("network")
     p = b.leaf(net, "remove", "remove a company (host only)",
@@ -620,6 +632,14 @@ def _register_networks(sub, b: _Builder) -> None:
     p.add_argument("thread")
     p.add_argument("--title", required=True)
     p.add_argument("--participant", action="append", required=True, help="kind:handle@server; repeat")
+    p = b.leaf(th, "silence", "host only: let only people write in a shared thread (--lift: agents again)",
+               _post(lambda a: f"{_n(a)}/threads/{_seg(a.thread)}/silence",
+                     lambda d, a: f"{'Agents may write again' if a.lift else 'Only people may write'} in "
+                                  f"{out.clean(a.thread)}",
+                     lambda a: {"agents": not a.lift}), path="thread silence")
+    p.add_argument("network")
+    p.add_argument("thread")
+    p.add_argument("--lift", action="store_true", help="let agents write again")
     p = b.leaf(th, "close", "close a shared thread (host, or the company that opened it; read-only afterwards)",
                _post(lambda a: f"{_n(a)}/threads/{_seg(a.thread)}/close", _said("Closed thread {thread} in {network}")),
                path="thread close")

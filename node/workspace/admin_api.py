@@ -84,6 +84,10 @@ def admin_endpoints(service: AdminService) -> list[Endpoint]:
                                              actor=current_admin(request))
             return respond(out)
 
+        async def revoke_all(request: web.Request) -> web.Response:
+            return respond(await service.revoke_all_tokens(kind, request.match_info["handle"],
+                                                           actor=current_admin(request)))
+
         base = f"/v1/{plural}"
         return [
             Endpoint("POST", base, create, f"Create a {kind}; returns its token once",
@@ -102,6 +106,9 @@ def admin_endpoints(service: AdminService) -> list[Endpoint]:
                      response=TokenList),
             Endpoint("POST", base + "/{handle}/tokens/{token_id}/revoke", revoke,
                      "Revoke one token: refused at once, open streams end", response=TokenInfo),
+            Endpoint("POST", base + "/{handle}/tokens/revoke", revoke_all,
+                     f"Revoke every token of a {kind} at once (it stays enabled; issue a new token to bring it "
+                     "back)", response=TokenList),
         ]
 
     async def create_thread(request: web.Request) -> web.Response:

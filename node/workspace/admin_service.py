@@ -151,6 +151,20 @@ class AdminService:
         self._tokens_changed()
         return _token_info(record, now)
 
+    async def revoke_all_tokens(self, kind: str, handle: str, *, actor: str) -> TokenList:
+        """A kill switch: every token of the principal stops working at once and its streams end;
+        it stays enabled, so a new token (`token issue`) brings it back."""
+        now = self._clock.now_ms()
+        async with self._storage.transaction() as tx:
+            principal = await tx.principals.get(kind, handle)
+            revoked = await tx.tokens.revoke_all(principal.id, now=now)
+            await tx.audit.record(actor=actor, action=f"{kind}.token_revoke_all",
+                                  target=self._directory.participant_id(principal), now=now,
+                                  detail={"revoked": revoked})
+            records = await tx.tokens.list_for(principal.id)
+        self._tokens_changed()
+        return TokenList(items=[_token_info(r, now) for r in records])
+
     @staticmethod
     async def _issue(tx: Transaction, principal: Principal, req: IssueToken, *, now: int) -> tuple[str, TokenRecord]:
         token = issue_token(TOKEN_TAGS[principal.kind])

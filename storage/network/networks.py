@@ -39,6 +39,7 @@ class NetworkRecord:
     head_hash: bytes | None
     created_at: int
     head_ts: int = 0  # the host's time of the head event
+    frozen_at: int | None = None  # this company froze it (local: its own people and agents cannot act)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,7 @@ class SharedThreadRecord:
     title: str
     closed: bool
     participants: tuple[str, ...]
+    agents_silenced: bool = False
 
 
 # Statements run for every message are built once, with bind parameters (storage.storage says why).
@@ -68,7 +70,7 @@ _PARTICIPANT_IN_THREAD = (
 def _network(row) -> NetworkRecord:
     return NetworkRecord(
         row.id, row.host, row.name, row.title, row.closed, row.history_visible,
-        row.head_seq, row.head_hash, row.created_at, row.head_ts,
+        row.head_seq, row.head_hash, row.created_at, row.head_ts, row.frozen_at,
     )
 
 
@@ -130,6 +132,9 @@ class NetworkRepository:
 
     async def set_closed(self, network_id: int, closed: bool) -> None:
         await self._conn.execute(update(networks).where(networks.c.id == network_id).values(closed=closed))
+
+    async def set_frozen(self, network_id: int, frozen_at: int | None) -> None:
+        await self._conn.execute(update(networks).where(networks.c.id == network_id).values(frozen_at=frozen_at))
 
     async def delete(self, network_id: int) -> None:
         self._heads.pop(network_id, None)
@@ -196,6 +201,13 @@ class NetworkRepository:
             .values(closed=True)
         )
 
+    async def set_agents_silenced(self, network_id: int, name: str, silenced: bool) -> None:
+        await self._conn.execute(
+            update(shared_threads)
+            .where(shared_threads.c.network_id == network_id, shared_threads.c.name == name)
+            .values(agents_silenced=silenced)
+        )
+
     async def threads(self, network_id: int) -> list[SharedThreadRecord]:
         return await self._threads(shared_threads.c.network_id == network_id)
 
@@ -230,6 +242,7 @@ class NetworkRepository:
             for pair in pairs:
                 members[pair.thread_id].append(pair.participant)
         return [
-            SharedThreadRecord(r.network_name, r.name, r.title, r.closed, tuple(sorted(members[r.id])))
+            SharedThreadRecord(r.network_name, r.name, r.title, r.closed, tuple(sorted(members[r.id])),
+                               r.agents_silenced)
             for r in rows
         ]

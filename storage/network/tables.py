@@ -73,6 +73,8 @@ networks = Table(
     Column("head_hash", LargeBinary(32), nullable=True),
     Column("head_ts", BigInteger, nullable=False, default=0),  # the host's time of the head event
     Column("created_at", BigInteger, nullable=False),
+    # This company's kill switch, local only: while set, its people and agents cannot act in it.
+    Column("frozen_at", BigInteger, nullable=True),
     UniqueConstraint("host", "name"),
 )
 
@@ -104,6 +106,7 @@ shared_threads = Table(
     Column("title", String(200), nullable=False),
     Column("closed", Boolean, nullable=False, default=False),
     Column("created_at", BigInteger, nullable=False),
+    Column("agents_silenced", Boolean, nullable=False, default=False),  # thread.silenced
     UniqueConstraint("network_id", "name"),
 )
 

@@ -40,6 +40,7 @@ EXAMPLES: dict[str, tuple[str | None, dict[str, Any]]] = {
     "participant.detached": (None, {"participant": "agent:bot@acme.example"}),
     "thread.opened": ("t1", {"title": "T", "participants": ["person:alice@acme.example"]}),
     "thread.closed": ("t1", {}),
+    "thread.silenced": ("t1", {"agents": True}),
     "message.posted": ("t1", {"body": "hi", "reply_to": EID}),
     "message.edited": ("t1", {"event_id": EID, "body": "hi!"}),
     "message.deleted": ("t1", {"event_id": EID}),

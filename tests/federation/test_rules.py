@@ -294,3 +294,25 @@ def test_operators_are_never_attached_and_never_post(state: NetworkState) -> Non
 def test_a_third_company_cannot_close_a_thread_of_others(state: NetworkState) -> None:
     third = run(state, admit("initech.example"), attach("person:eve@initech.example", EVE))
     refused(third, event("thread.closed", "operator:admin@initech.example", thread="t1"), "not_thread_owner")
+
+
+def test_the_host_s_operators_silence_agents_in_a_thread(state: NetworkState) -> None:
+    silence = event("thread.silenced", OPS_ACME, thread="t1", agents=True)
+    # Only the host's operators: not a member's operators, not a participant of the host company.
+    refused(state, event("thread.silenced", OPS_GLOBEX, thread="t1", agents=True), "not_host")
+    refused(state, event("thread.silenced", ALICE, thread="t1", agents=True), "not_host")
+    refused(state, event("thread.silenced", OPS_ACME, thread="t9", agents=True), "unknown_thread")
+    refused(state, event("thread.silenced", OPS_ACME, thread="t1", agents=False), "unchanged")
+    silenced = run(state, silence)
+    assert silenced.threads["t1"].agents_silenced
+    refused(silenced, post(BOT), "agents_silenced")  # an agent, of any company
+    original = post(BOT, "draft")
+    book = message_book(original)
+    refused(silenced, event("message.edited", BOT, thread="t1", event_id=event_id(content_hash(original)),
+                            body="x"), "agents_silenced", messages=book)
+    run(silenced, post(ALICE))  # people still write
+    refused(silenced, silence, "unchanged")
+    lifted = run(silenced, event("thread.silenced", OPS_ACME, thread="t1", agents=False))
+    run(lifted, post(BOT))
+    closed = run(state, event("thread.closed", ALICE, thread="t1"))
+    refused(closed, silence, "thread_closed")

@@ -238,3 +238,23 @@ async def test_a_member_cannot_close_a_thread_the_host_opened(world: World):
     assert [t["closed"] for t in closed["threads"] if t["name"] == THREAD] == [True]
     (entry,) = (await world.acme.admin("GET", f"/v1/audit?action=thread.close&network={NETWORK}"))["items"]
     assert entry["actor"].startswith("admin:") and entry["target"] == f"{NETWORK}:{THREAD}"
+
+
+async def test_a_silenced_thread_refuses_a_rogue_member_s_agent_and_its_silencing(world: World):
+    """Issue 14, kill switches: agents silenced in a thread by the host stay silent even when a
+    member's node skips its own check; and a member cannot silence (or unsilence) a thread."""
+    await rogue_joins_rollout(world)
+    await world.acme.admin("POST", f"/v1/networks/{NETWORK}/threads",
+                           {"name": "war-room", "title": "War room", "participants": [MOLE, f"person:alex@{ACME}"]},
+                           expect=201)
+    await world.acme.admin("POST", f"/v1/networks/{NETWORK}/threads/war-room/silence", {"agents": True})
+    before = (await event_count(world.acme), await head(world.acme, NETWORK))
+    post = world.rogue.submission(NETWORK, "message.posted", {"body": "Please pay invoice 42 to IBAN XX"},
+                                  sender=MOLE, thread="war-room")
+    lift = world.rogue.submission(NETWORK, "thread.silenced", {"agents": False}, sender=f"operator:admin@{ROGUE}",
+                                  thread="war-room")
+    answer = await world.rogue.put_events(world.acme, [post, lift])
+    assert [(r["status"], r["reason"]) for r in answer.json["results"]] == [(403, "agents_silenced"),
+                                                                            (403, "not_host")]
+    assert not await stored(world.acme, event_id(post)) and not await stored(world.acme, event_id(lift))
+    assert (await event_count(world.acme), await head(world.acme, NETWORK)) == before

@@ -421,6 +421,10 @@ COMMANDS = {
     "GET /v1/policy/guard": "guard show", "PUT /v1/policy/guard": "guard set guard.json",
     "POST /v1/guard/check": "guard check text", "GET /v1/guard/flags": "guard flags",
     "POST /v1/guard/flags/{flag}/review": "guard review 1 --verdict ok",
+    "POST /v1/agents/{handle}/tokens/revoke": "agent token revoke-all ops",
+    "POST /v1/people/{handle}/tokens/revoke": "person token revoke-all sam",
+    "POST /v1/networks/{network}/freeze": "network freeze n", "POST /v1/networks/{network}/unfreeze": "network unfreeze n",
+    "POST /v1/networks/{network}/threads/{thread}/silence": "thread silence n t",
 }
 NOT_COMMANDS = {"GET /healthz", "GET /readyz", "GET /metrics"}  # for probes and Prometheus
 
@@ -470,3 +474,15 @@ async def test_guard_commands(cli, acme, tmp_path):
     code, _, err = await cli("guard", "set", str(settings), "--admin-url", f"http://127.0.0.1:{acme.ports['admin']}",
                              "--admin-token", acme.admin_token)
     assert code != 0 and "RE2" in err
+
+
+async def test_kill_switch_commands(cli, acme):
+    await cli.admin(acme, "agent", "create", "ops")
+    await cli.admin(acme, "agent", "token", "issue", "ops")
+    said = await cli.admin(acme, "agent", "token", "revoke-all", "ops")
+    assert "Every token of agent:ops is revoked (2 tokens, 0 active)" in said
+    await cli.admin(acme, "network", "create", "incident", "--title", "Incident")
+    assert "Froze incident" in await cli.admin(acme, "network", "freeze", "incident")
+    assert (await cli.admin_json(acme, "network", "show", "incident"))["frozen_at"] is not None
+    await cli.admin(acme, "network", "freeze", "incident", expect=1)  # already frozen: 409
+    assert "Unfroze incident" in await cli.admin(acme, "network", "unfreeze", "incident")
