@@ -49,6 +49,7 @@ from federation.sequencing import (
 from node.basics.clock import Clock
 from node.basics.errors import Forbidden, KeyConflict, NetworkFrozen, OutOfOrder, UnknownNetwork
 from node.federation.chain_state import StateCache, message_lookup
+from node.federation.consent import held_back
 from node.federation.key_ring import KeyRing
 from node.federation.policy import check_partner_event, partner_policy
 from node.federation.projection import project
@@ -255,8 +256,9 @@ class FederationEngine:
                                                              head_ts=seqd.host_ts)
         now = self._clock.now_ms()
         await project(tx, network.id, seqd.event, after, now=now)
-        await tx.feed_writer.append_network_event(network_id=network.id, thread=seqd.event.thread, event_row=row,
-                                                  now=now)
+        if not await held_back(tx, network, seqd.event, server=self.server, now=now):
+            await tx.feed_writer.append_network_event(network_id=network.id, thread=seqd.event.thread, event_row=row,
+                                                      now=now)
         if seqd.event.origin != self.server and not seqd.event.type.startswith("message."):
             # What another company did to a network this company is in; its own actions are
             # audited where its operators take them, and messages are the chain's to keep.

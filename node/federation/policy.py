@@ -2,7 +2,9 @@
 
 Node-wide: whether invites are accepted at all, and which servers' invites are accepted
 without asking. Per partner (a row for one server, else the `partner:*` row, else the
-defaults): whether its participants may be agents, and the longest message it may send.
+defaults): whether its participants may be agents, the longest message it may send, and
+whether the threads it opens naming this company's participants need an operator's consent
+(`node.federation.consent`).
 
 Where it runs: as host, on every event a partner submits, before the event is sequenced (the
 partner is refused with 403 `policy_refused` and a reason, and nothing is stored); and on
@@ -13,7 +15,7 @@ agreed to.
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -73,6 +75,9 @@ class PartnerPolicy(BaseModel):
                                            "threads or post, in networks this node hosts")
     max_message_chars: int = Field(MAX_BODY_CHARS, ge=1, le=MAX_BODY_CHARS,
                                    description="the longest message (or edit) the partner may send")
+    threads: Literal["auto", "ask"] = Field(
+        "auto", description="ask: a thread the partner opens naming this company's participants reaches them only "
+                            "once an operator accepts it (`agentnet consent`); auto: at once")
 
 
 async def node_policy(tx: NetworkTransaction) -> NodePolicy:

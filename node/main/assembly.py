@@ -36,6 +36,7 @@ from node.main.housekeeping import HousekeepingWorker
 from node.main.listeners import DEFAULT_MAX_BODY_BYTES, build_admin_app, build_client_app
 from node.mcp.mount import mount_mcp
 from node.networks.admin_api import network_admin_endpoints
+from node.networks.consent_api import consent_admin_endpoints
 from node.networks.export import NetworkExporter
 from node.networks.export_api import export_admin_endpoints
 from node.networks.partners import PartnerService
@@ -130,6 +131,7 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
                                                                     NetworkExporter(storage, engine.keys, clock)),
                                                                 *policy_admin_endpoints(PolicyService(storage, clock)),
                                                                 *guard_admin_endpoints(storage, clock, guard),
+                                                                *consent_admin_endpoints(storage, clock),
                                                                 *overview_endpoints(
                                                                     AdminService(storage, clock, directory).status,
                                                                     networks, partners, identity, clock),

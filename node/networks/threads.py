@@ -40,6 +40,8 @@ class SharedThreadService:
         me = self._directory.participant_id(caller)
         async with self._storage.network_transaction() as tx:
             found = await tx.networks.threads_of_participant(me)
+            held = {(t.network, t.name) for t in found if await self._held_back(tx, t.network, t.name)}
+        found = [t for t in found if (t.network, t.name) not in held]
         return SharedThreadList(items=[
             SharedThreadOut(network=t.network, name=t.name, title=t.title, closed=t.closed,
                             participants=list(t.participants), agents_silenced=t.agents_silenced)
@@ -93,6 +95,12 @@ class SharedThreadService:
     async def _thread_of(self, tx: NetworkTransaction, me: str, network: str, thread: str) -> int:
         """The network's row id, if `me` takes part in the thread; otherwise it does not exist."""
         network_id = await tx.networks.network_id_if_participant(network, thread, me)
-        if network_id is None:
+        if network_id is None or await tx.consents.status(network_id, thread) not in (None, "accepted"):
+            # Held back until this company's operator accepts it (node.federation.consent).
             raise NotFoundError(f"shared thread {network}/{thread} not found")
         return network_id
+
+    @staticmethod
+    async def _held_back(tx: NetworkTransaction, network: str, thread: str) -> bool:
+        record = await tx.consents.find(network, thread)
+        return record is not None and record.status != "accepted"

@@ -359,13 +359,15 @@ def _partner_changes(args: argparse.Namespace, current: dict) -> dict:
         current["agents"] = args.agents
     if args.max_message_chars is not None:
         current["max_message_chars"] = args.max_message_chars
+    if args.threads is not None:
+        current["threads"] = args.threads
     return current
 
 
 async def _policy_partner(args: argparse.Namespace, api: Api) -> None:
     path = f"/v1/policy/partners/{_seg(args.server)}"
     current = await api.call("GET", path)
-    if args.agents is not None or args.max_message_chars is not None:
+    if args.agents is not None or args.max_message_chars is not None or args.threads is not None:
         current = await api.call("PUT", path, _partner_changes(args, current["policy"]))
     _show(args, current, lambda d, a: out.partner_policy(d))
 
@@ -661,6 +663,8 @@ def _partner_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--agents", type=_yes_no, metavar="yes|no",
                         help="may its participants be agents (in networks hosted here)")
     parser.add_argument("--max-message-chars", type=int, metavar="N", help="the longest message it may send")
+    parser.add_argument("--threads", choices=("auto", "ask"),
+                        help="ask: threads it opens naming this company's participants wait for `agentnet consent`")
 
 
 def _register_policy(sub, b: _Builder) -> None:
@@ -684,6 +688,25 @@ def _register_policy(sub, b: _Builder) -> None:
     b.leaf(po, "reset", "drop one partner's own policy (the default applies again)",
            _send("DELETE", lambda a: f"/v1/policy/partners/{_seg(a.server)}", lambda d, a: out.partner_policy(d)),
            path="policy reset").add_argument("server")
+
+
+def _consent_path(verb: str) -> Callable[[argparse.Namespace], str]:
+    return lambda a: f"/v1/consents/{_seg(a.network)}/{_seg(a.thread)}/{verb}"
+
+
+def _register_consent(sub, b: _Builder) -> None:
+    co = _group(sub, "consent", "threads other companies opened naming this company's people or agents, held back "
+                                "until an operator accepts them (partner policy --threads ask)")
+    p = b.leaf(co, "list", "held-back threads (default: pending)",
+               _get(lambda a: "/v1/consents" + (f"?status={a.status}" if a.status else ""),
+                    _items(out.CONSENT_COLUMNS, "(no threads held back)")), path="consent list")
+    p.add_argument("--status", choices=("pending", "accepted", "declined", "all"))
+    for verb, said in (("accept", "Accepted {network}/{thread}: its participants here see it now"),
+                       ("decline", "Declined {network}/{thread}: nothing of it is shown here")):
+        p = b.leaf(co, verb, f"{verb} a held-back thread", _post(_consent_path(verb), _said(said)),
+                   path=f"consent {verb}")
+        p.add_argument("network")
+        p.add_argument("thread")
 
 
 def _register_guard(sub, b: _Builder) -> None:
@@ -800,4 +823,5 @@ def register(sub) -> None:
     _register_networks(sub, b)
     _register_policy(sub, b)
     _register_guard(sub, b)
+    _register_consent(sub, b)
     _register_client(sub, b)

@@ -224,7 +224,8 @@ def token_made(what: str, d: dict) -> str:
 
 def _partner_lines(policy: dict) -> list[str]:
     return [f"  agents allowed:     {'yes' if policy['agents'] else 'no'}",
-            f"  longest message:    {policy['max_message_chars']} characters"]
+            f"  longest message:    {policy['max_message_chars']} characters",
+            f"  threads it opens:   {'shown at once' if policy['threads'] == 'auto' else 'held for consent'}"]
 
 
 def partner_policy(data: dict) -> str:
@@ -274,3 +275,8 @@ def guard_check(data: dict) -> str:
 FLAG_COLUMNS = [Column("ID", "id"), Column("AT", lambda f: when(f["at"])), Column("AUTHOR", "author"),
                 Column("WHERE", lambda f: f"{f['network']}/{f['thread'] or '-'}"), Column("RULES", "rules"),
                 Column("VERDICT", "verdict"), Column("MESSAGE", lambda f: _preview(f["body"] or "-"))]
+
+
+CONSENT_COLUMNS = [Column("NETWORK", "network"), Column("THREAD", "thread"), Column("OPENED BY", "opened_by"),
+                   Column("STATUS", "status"), Column("ASKED", lambda c: when(c["requested_at"])),
+                   Column("DECIDED BY", "decided_by")]

@@ -44,6 +44,7 @@ __all__ = [
     "request_nonces",
     "shared_thread_participants",
     "shared_threads",
+    "thread_consents",
     "vouched_keys",
 ]
 
@@ -321,3 +322,20 @@ policies = Table(
     Column("updated_at", BigInteger, nullable=False),
     Column("updated_by", String(200), nullable=False),
 )
+
+# Threads another company opened naming this company's participants, when this company's policy
+# for that partner says "ask": nothing of the thread reaches its participants until an operator
+# accepts. `status`: pending, accepted or declined.
+thread_consents = Table(
+    "thread_consents",
+    NETWORK_METADATA,
+    Column("network_id", _Id, ForeignKey("networks.id", ondelete="CASCADE"), primary_key=True),
+    Column("thread", String(64), primary_key=True),
+    Column("opened_by", String(330), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("requested_at", BigInteger, nullable=False),
+    Column("decided_at", BigInteger, nullable=True),
+    Column("decided_by", String(200), nullable=True),
+    Index("ix_thread_consents_status", "status"),
+)
+

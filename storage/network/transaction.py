@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from storage.audit_writer import AuditWriter
 from storage.feed_writer import FeedWriter
 from storage.network.alerts import AlertRepository
+from storage.network.consents import ConsentRepository
 from storage.network.events import EventRepository
 from storage.network.halts import HaltRepository
 from storage.network.inbound import InboundRepository
@@ -51,6 +52,7 @@ class NetworkTransaction:
         self.halts = HaltRepository(conn)
         self.alerts = AlertRepository(conn)
         self.policies = PolicyRepository(conn)
+        self.consents = ConsentRepository(conn)
 
     async def flush(self) -> None:
         """Write what the repositories hold back until commit (heads, feed and audit rows)."""

@@ -74,7 +74,7 @@ async def test_a_partner_s_agents_allowed_then_refused_then_allowed(pair):
 
     audit = (await acme.admin("GET", f"/v1/audit?action=policy.&partner={GLOBEX}"))["items"]
     assert [e["action"] for e in audit] == ["policy.partner_reset", "policy.partner"]
-    assert audit[1]["detail"] == {"before": None, "after": {"agents": False, "max_message_chars": 16384}}
+    assert audit[1]["detail"] == {"before": None, "after": {"agents": False, "max_message_chars": 16384, "threads": "auto"}}
 
 
 async def test_attaching_an_agent_is_refused_when_the_partner_may_not_have_agents(pair):

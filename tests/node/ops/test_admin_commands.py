@@ -299,7 +299,7 @@ async def test_policy_commands_change_only_what_they_name(cli, acme):
     assert partner.startswith("globex.example (its own):") and "agents allowed:     no" in partner
     await cli.admin(acme, "policy", "partner", "globex.example", "--max-message-chars", "500")
     mine = await cli.admin_json(acme, "policy", "partner", "globex.example")
-    assert mine["policy"] == {"agents": False, "max_message_chars": 500}
+    assert mine["policy"] == {"agents": False, "max_message_chars": 500, "threads": "auto"}
     await cli.admin(acme, "policy", "default", "--max-message-chars", "1000")
     assert "(the partners default)" in await cli.admin(acme, "policy", "reset", "globex.example")
     assert (await cli.admin_json(acme, "policy", "partner", "globex.example"))["policy"]["max_message_chars"] == 1000
@@ -425,6 +425,8 @@ COMMANDS = {
     "POST /v1/people/{handle}/tokens/revoke": "person token revoke-all sam",
     "POST /v1/networks/{network}/freeze": "network freeze n", "POST /v1/networks/{network}/unfreeze": "network unfreeze n",
     "POST /v1/networks/{network}/threads/{thread}/silence": "thread silence n t",
+    "GET /v1/consents": "consent list", "POST /v1/consents/{network}/{thread}/accept": "consent accept n t",
+    "POST /v1/consents/{network}/{thread}/decline": "consent decline n t",
 }
 NOT_COMMANDS = {"GET /healthz", "GET /readyz", "GET /metrics"}  # for probes and Prometheus
 
