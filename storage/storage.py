@@ -35,6 +35,7 @@ from storage.private.principals import AdminTokenRepository, PrincipalRepository
 from storage.private.threads import PrivateThreadRepository
 from storage.private.webhooks import WebhookRepository
 from storage.sqlite import SqliteEngine
+from storage.transfer import PrivateTransfer
 
 __all__ = ["NetworkTransaction", "Storage", "Transaction"]
 
@@ -56,6 +57,7 @@ class Transaction(NetworkTransaction):
         self.idempotency = IdempotencyRepository(conn)
         self.webhooks = WebhookRepository(conn)
         self.guard_flags = GuardFlagRepository(conn)
+        self.transfer = PrivateTransfer(conn)  # agentnet export --private and import: whole tables
 
 
 class Storage:

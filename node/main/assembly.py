@@ -48,6 +48,7 @@ from node.networks.threads import SharedThreadService
 from node.ops.health import WorkerMonitor, health_endpoints
 from node.ops.metrics import NodeMetrics, metrics_endpoints
 from node.ops.overview import NodeIdentity, overview_endpoints
+from node.ops.private_export import PrivateExporter, private_export_endpoints
 from node.webhooks.api import WebhookService, webhook_admin_endpoints, webhook_client_endpoints
 from node.webhooks.resolver import Destinations
 from node.webhooks.worker import WebhookWorker
@@ -130,6 +131,7 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
                                                                 *export_admin_endpoints(
                                                                     NetworkExporter(storage, engine.keys, clock)),
                                                                 *policy_admin_endpoints(PolicyService(storage, clock)),
+                                                                *private_export_endpoints(PrivateExporter(storage, clock)),
                                                                 *guard_admin_endpoints(storage, clock, guard),
                                                                 *consent_admin_endpoints(storage, clock),
                                                                 *overview_endpoints(

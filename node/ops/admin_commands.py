@@ -445,16 +445,28 @@ async def _accept_invite(args: argparse.Namespace, api: Api) -> None:
 async def _export(args: argparse.Namespace, api: Api) -> None:
     from node.ops.export_commands import save_export
 
-    path = args.output or Path(f"{args.network}.agentnet-export.json")
+    if (args.network is None) == (not args.private):
+        raise CliError("name a NETWORK to export its shared history, or pass --private for the company's private "
+                       "side (not both)", EXIT_USAGE)
+    default = "private.agentnet-private.json" if args.private else f"{args.network}.agentnet-export.json"
+    path = args.output or Path(default)
     if path.exists() and not args.force:
         raise CliError(f"{path} exists: pass --force to replace it, or -o another file", EXIT_USAGE)
-    document = await api.call("GET", f"{_n(args)}/export")
+    document = await api.call("GET", "/v1/export/private" if args.private else f"{_n(args)}/export")
     try:
         size = save_export(path, document, force=args.force)
     except FileExistsError:
         raise CliError(f"{path} exists: pass --force to replace it, or -o another file", EXIT_USAGE) from None
     except OSError as e:
         raise CliError(f"cannot write {path}: {e.strerror or e}", EXIT_USAGE) from None
+    if args.private:
+        _show(args, {"file": str(path), "bytes": size, "server_name": document["company"]["server_name"],
+                     "audit_head": document["audit"]["head"]},
+              lambda d, a: f"Exported the private side of {out.clean(d['server_name'])} to {out.clean(d['file'])} "
+                           f"(mode 0600, {d['bytes']} bytes; audit head {d['audit_head']['seq']}:"
+                           f"{d['audit_head']['hash']}).\nIt holds token digests and webhook secrets: keep it as "
+                           f"you keep the database. Restore it with: agentnet import {out.clean(d['file'])}")
+        return
     done = {"file": str(path), "bytes": size, "network": document["network"], "head_seq": document["head"]["seq"],
             "companies": sorted(document["keys"])}
     _show(args, done, lambda d, a: f"Exported {out.clean(d['network'])} (events 1 to {d['head_seq']}, companies "
@@ -600,9 +612,14 @@ def _register_networks(sub, b: _Builder) -> None:
     p.add_argument("server")
 
     p = b.leaf(sub, "export", "write a network's shared history with its signatures and keys to a file (0600), "
-                             "for `agentnet verify` anywhere", _export, path="export")
-    p.add_argument("network")
-    p.add_argument("-o", "--output", type=Path, metavar="FILE", help="default: NETWORK.agentnet-export.json here")
+                             "for `agentnet verify` anywhere; --private: the company's private side, for "
+                             "`agentnet import`", _export, path="export")
+    p.add_argument("network", nargs="?", help="the network (not with --private)")
+    p.add_argument("--private", action="store_true",
+                   help="export the private side instead: people, agents, token digests, private threads, "
+                        "knowledge, webhooks (with their secrets), policy, audit log")
+    p.add_argument("-o", "--output", type=Path, metavar="FILE",
+                   help="default: NETWORK.agentnet-export.json here (--private: private.agentnet-private.json)")
     p.add_argument("--force", action="store_true", help="replace FILE if it exists")
 
     b.leaf(sub, "invites", "invites sent and received, with key fingerprints",

@@ -9,6 +9,9 @@ file with `save_export` below.
 
 Exit codes: 0 everything verified; 1 it did not (the first broken seq and why on stderr);
 2 usage: bad arguments, a file that cannot be read, or that is not an export.
+
+`agentnet import FILE` lives here too, the other command that reads an export file: it writes a
+private export into a fresh node's database (`node.ops.private_import`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from node.ops import output as out
+from node.ops.arguments import add_data_dir
 
 if TYPE_CHECKING:
     from federation.export_report import ExportReport
@@ -90,6 +94,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     verify.add_argument("--force", action="store_true", help="replace OUT if it exists")
     verify.set_defaults(handler=_verify)
 
+    load = sub.add_parser(
+        "import", help="restore a private export (`agentnet export --private`) into a fresh, stopped node",
+        description="Write the company's private side from FILE (written by `agentnet export --private`) into the "
+                    "database of the node in the data dir, which must be stopped and fresh: just made by "
+                    "`agentnet init`, or with an empty database. The whole file is checked first; then "
+                    "everything is written in one transaction, or nothing is.",
+        epilog="exit codes:\n  0  imported\n  1  the database is not fresh, or cannot be reached (nothing "
+               "written)\n  2  wrong usage, bad settings, or a file that is not a valid private export",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    load.add_argument("file", type=Path, help="the file `agentnet export --private` wrote")
+    add_data_dir(load)
+    load.set_defaults(handler=_import)
+
 
 async def _verify(args: argparse.Namespace) -> int:
     try:
@@ -97,6 +114,33 @@ async def _verify(args: argparse.Namespace) -> int:
     except _Usage as e:
         print(f"agentnet verify: {e}", file=sys.stderr)
         return EXIT_USAGE
+
+
+async def _import(args: argparse.Namespace) -> int:
+    from node.basics.clock import SystemClock
+    from node.basics.config import load_settings
+    from node.basics.errors import ConfigError
+    from node.ops.private_import import NotFresh, import_private, read_private_file
+    from storage.errors import StorageConfigError, StorageError
+
+    try:
+        document, digest = read_private_file(args.file)
+        settings = load_settings(args.data_dir)
+        done = await import_private(document, settings, file_sha256=digest, now=SystemClock().now_ms())
+    except (ConfigError, StorageConfigError) as e:
+        print(f"agentnet import: {out.clean(e)}", file=sys.stderr)
+        return EXIT_USAGE
+    except (NotFresh, StorageError) as e:
+        print(f"agentnet import: {out.clean(e)}; nothing was written", file=sys.stderr)
+        return EXIT_FAILED
+    counts = ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in done.counts.items() if n)
+    seq, head = done.audit_head
+    print(f"Imported {done.server_name}'s private side into {settings.data_dir}: {counts or 'nothing'}.")
+    print(f"The audit log holds the file's entries 1 to {seq} (head {seq}:{head}) and this import after them"
+          + (f"; it replaced this node's own {done.replaced} entries." if done.replaced else "."))
+    print("Start the node with `agentnet run`; `agentnet audit-verify --anchor "
+          f"{seq}:{head}` checks the chain against the head.")
+    return EXIT_OK
 
 
 def _run(args: argparse.Namespace) -> int:

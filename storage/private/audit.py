@@ -12,7 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from storage.audit_writer import GENESIS_HASH, AuditWriter, entry_hash
 from storage.private.tables import audit_head, audit_log
 
-__all__ = ["AuditCheck", "AuditEntry", "AuditFilter", "AuditRepository"]
+# GENESIS_HASH and entry_hash are offered here too: the private side checks a chain it holds
+# outside the database (an `agentnet import` file) by the same rule, without naming the bridge.
+__all__ = ["GENESIS_HASH", "AuditCheck", "AuditEntry", "AuditFilter", "AuditRepository", "entry_hash"]
 
 # Rows read per round while checking the chain: bounded memory on a log of any length.
 _VERIFY_PAGE = 2000

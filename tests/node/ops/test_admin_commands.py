@@ -403,6 +403,7 @@ COMMANDS = {
     "POST /v1/networks": "network create n --title T", "GET /v1/networks": "network list",
     "GET /v1/networks/{network}": "network show n", "POST /v1/networks/{network}/close": "network close n",
     "GET /v1/networks/{network}/export": "export n",
+    "GET /v1/export/private": "export --private",
     "POST /v1/networks/{network}/invites": "network invite n globex.example",
     "POST /v1/networks/{network}/leave": "network leave n",
     "POST /v1/networks/{network}/members/{server}/remove": "network remove n globex.example",
