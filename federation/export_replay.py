@@ -31,7 +31,14 @@ from federation.export_report import ExportReport, Failure, ReportBuilder
 from federation.key_documents import verify_key_document
 from federation.keys import VerifyKey
 from federation.rules import MessageRecord, NetworkState, apply, authorize, initial_state
-from federation.sequencing import SequencedEvent, check_chain_link, check_origin_ts, verify_sequenced
+from federation.sequencing import (
+    SequencedEvent,
+    StubEvent,
+    check_chain_link,
+    check_origin_ts,
+    verify_sequenced,
+    verify_stub,
+)
 
 __all__ = ["verify_export"]
 
@@ -134,11 +141,14 @@ def _document_keys(document: Mapping[str, Any] | None) -> set[VerifyKey]:
 class _Replay:
     def __init__(self, doc: ExportDocument, book: _KeyBook, report: ReportBuilder) -> None:
         self._doc, self._book, self._report = doc, book, report
-        self._previous: SequencedEvent | None = None
+        self._previous: SequencedEvent | StubEvent | None = None
         self._state: NetworkState | None = None
         self._messages: dict[str, MessageRecord] = {}
 
     def step(self, seq: int, wire: Any) -> None:
+        if isinstance(wire, dict) and wire.get("stub") is True:
+            self._stub(seq, wire)
+            return
         try:
             event = SequencedEvent.from_wire(wire)
         except ProtocolError as e:
@@ -155,6 +165,23 @@ class _Replay:
         self._apply_rules(event)
         self._previous = event
         self._report.verified(event, self._state)
+
+    def _stub(self, seq: int, wire: Any) -> None:
+        """A message kept as its place only (hidden history, retention): it must link, carry the
+        host's signature, and stand where a message may; it changes no state."""
+        try:
+            stub = StubEvent.from_wire(wire)
+        except ProtocolError as e:
+            raise _Stage("event", _reason(e)) from e
+        self._report.at(stub)
+        self._check(lambda: check_chain_link(self._previous, stub), "chain")
+        if stub.seq != seq:
+            raise _Stage("chain", f"expected seq {seq}, got {stub.seq}")
+        self._check(lambda: verify_stub(stub, self._book.lookup(stub.host_ts, "host signature")), "host signature")
+        if stub.thread is not None:
+            self._messages[stub.event_id] = MessageRecord(stub.origin, stub.thread)
+        self._previous = stub
+        self._report.stub_verified(stub)
 
     def _verify_signatures(self, event: SequencedEvent) -> None:
         """The origin's first, then the host's, so the report says which one failed."""
@@ -216,7 +243,7 @@ def verify_export(doc: ExportDocument, *, pins: Mapping[str, Sequence[str]] | No
     return report.build(_head_problem(doc, report.last))
 
 
-def _head_problem(doc: ExportDocument, last: SequencedEvent | None) -> Failure | None:
+def _head_problem(doc: ExportDocument, last: SequencedEvent | StubEvent | None) -> Failure | None:
     count = 0 if last is None else last.seq
     if count != doc.head_seq:
         where = min(count, doc.head_seq) + 1

@@ -21,7 +21,7 @@ from federation.event_content import (
 )
 from federation.export_file import ExportDocument
 from federation.rules import NetworkState
-from federation.sequencing import SequencedEvent
+from federation.sequencing import SequencedEvent, StubEvent
 
 __all__ = ["CompanyKey", "CompanyReport", "ExportReport", "Failure", "ReportBuilder", "Said", "ThreadRecord"]
 
@@ -100,6 +100,7 @@ class ExportReport:
     threads: tuple[ThreadRecord, ...]
     said: tuple[Said, ...]
     names: dict[str, str]  # participant id -> display name, as attached
+    stubs: int = 0  # messages kept as their place only (hidden history, retention)
 
     @property
     def ok(self) -> bool:
@@ -112,8 +113,9 @@ class ReportBuilder:
 
     def __init__(self, doc: ExportDocument, *, pinned: frozenset[str]) -> None:
         self._doc, self._pinned = doc, pinned
-        self.last: SequencedEvent | None = None
+        self.last: SequencedEvent | StubEvent | None = None
         self._current: SequencedEvent | None = None
+        self.stubs = 0
         self._state: NetworkState | None = None
         self._events: dict[str, int] = {}
         self._messages: dict[str, int] = {}
@@ -122,8 +124,16 @@ class ReportBuilder:
         self._said: list[Said] = []
         self._names: dict[str, str] = {}
 
-    def at(self, event: SequencedEvent) -> None:
-        self._current = event
+    def at(self, event: SequencedEvent | StubEvent) -> None:
+        self._current = event if isinstance(event, SequencedEvent) else None
+
+    def stub_verified(self, stub: StubEvent) -> None:
+        """A message the exporting node may not see (hidden history) or no longer keeps
+        (retention): its place and the host's signature verified; what it said cannot be."""
+        self.last, self._current = stub, None
+        self._signed[(stub.host, stub.host_signature.key_id)] = self._signed.get(
+            (stub.host, stub.host_signature.key_id), 0) + 1
+        self.stubs += 1
 
     def verified(self, event: SequencedEvent, state: NetworkState | None) -> None:
         self.last, self._current, self._state = event, None, state
@@ -159,7 +169,7 @@ class ReportBuilder:
             verified_seq=0 if self.last is None else self.last.seq, failure=failure,
             failed_event=None if failed is None or failure is None else f"{failed.event.type} by {failed.event.sender}",
             companies=self._companies(), threads=tuple(self._threads.values()), said=tuple(self._said),
-            names=dict(self._names),
+            names=dict(self._names), stubs=self.stubs,
         )
 
     def _companies(self) -> tuple[CompanyReport, ...]:

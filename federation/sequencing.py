@@ -20,9 +20,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Container
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, PlainValidator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator
 
 from federation.canonical_json import MAX_INT, encode_canonical
 from federation.errors import ChainError, InvalidEvent, RuleViolation
@@ -36,13 +36,14 @@ from federation.events import (
     SignedEvent,
     _decode,
     _lookup,
+    _optional_thread,
     _SignatureWire,
     _SignedEventWire,
     _validate,
     _verify,
     verify_event,
 )
-from federation.identifiers import validate_server_name
+from federation.identifiers import validate_network_name, validate_server_name
 from federation.keys import SigningKey, b64encode
 
 __all__ = [
@@ -51,10 +52,12 @@ __all__ = [
     "MAX_ORIGIN_LEAD_MS",
     "ChainHead",
     "SequencedEvent",
+    "StubEvent",
     "check_chain_link",
     "check_origin_ts",
     "sequence_event",
     "verify_sequenced",
+    "verify_stub",
 ]
 
 FIRST_SEQ = 1
@@ -157,6 +160,78 @@ class SequencedEvent:
         return cls(signed, wire.seq, prev, wire.host, wire.host_ts, host_signature)
 
 
+class _StubWire(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    stub: Literal[True]
+    event_id: Annotated[str, Field(pattern=r"^\$[A-Za-z0-9_-]{43}$")]
+    network: Annotated[str, PlainValidator(validate_network_name)]
+    thread: Annotated[str | None, PlainValidator(_optional_thread)]
+    origin: Annotated[str, PlainValidator(validate_server_name)]
+    seq: Annotated[int, Field(ge=FIRST_SEQ + 1, le=MAX_INT)]
+    prev: _B64_HASH
+    host: Annotated[str, PlainValidator(validate_server_name)]
+    host_ts: Annotated[int, Field(ge=0, le=MAX_INT)]
+    host_signature: _SignatureWire
+
+
+@dataclass(frozen=True, slots=True)
+class StubEvent:
+    """An event's place in the chain without the event: what a receiver keeps, or is sent,
+    where it may not see the content (a network that hides history from later members, a body
+    removed by retention). The host's signature covers ``{event_id, host, network, prev, seq,
+    ts}``, so a stub still verifies and still links the chain; the origin's signature needs the
+    content and cannot be checked. ``thread`` and ``origin`` are the host's word, kept so that
+    a later reply or edit can name the hidden message."""
+
+    event_id: str
+    network: str
+    thread: str | None
+    origin: str
+    seq: int
+    prev: bytes
+    host: str
+    host_ts: int
+    host_signature: Signature
+
+    def sequence_bytes(self) -> bytes:
+        return _sequence_bytes(self.event_id, self.host, self.network, self.prev, self.seq, self.host_ts)
+
+    @property
+    def link_hash(self) -> bytes:
+        return hashlib.sha256(self.sequence_bytes()).digest()
+
+    @property
+    def head(self) -> ChainHead:
+        return ChainHead(self.network, self.host, self.seq, self.link_hash, self.host_ts)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "stub": True, "event_id": self.event_id, "network": self.network, "thread": self.thread,
+            "origin": self.origin, "seq": self.seq, "prev": b64encode(self.prev), "host": self.host,
+            "host_ts": self.host_ts, "host_signature": self.host_signature.to_wire(),
+        }
+
+    @classmethod
+    def from_wire(cls, data: Any) -> StubEvent:
+        wire = _validate(_StubWire, data)
+        return cls(wire.event_id, wire.network, wire.thread, wire.origin, wire.seq, _decode(wire.prev), wire.host,
+                   wire.host_ts, Signature._from_model(wire.host_signature))
+
+    @classmethod
+    def of(cls, placed: SequencedEvent) -> StubEvent:
+        """The stub of a sequenced event (never of the first: the chain starts with a visible one)."""
+        if placed.prev is None:
+            raise InvalidEvent(f"the event at seq {FIRST_SEQ} cannot be a stub")
+        return cls(placed.event_id, placed.network, placed.event.thread, placed.event.origin, placed.seq,
+                   placed.prev, placed.host, placed.host_ts, placed.host_signature)
+
+
+def verify_stub(stub: StubEvent, host_lookup: KeyLookup, *, checked: Container[SignatureCheck] = ()) -> None:
+    """Check the host's signature over the stub's place (keys from ``host_lookup``)."""
+    sig = stub.host_signature
+    _verify((_lookup(host_lookup, stub.host, sig.key_id), stub.sequence_bytes(), sig.sig), checked)
+
+
 def _sequence_bytes(eid: str, host: str, network: str, prev: bytes | None, seq: int, ts: int) -> bytes:
     return encode_canonical(
         {
@@ -191,15 +266,16 @@ def verify_sequenced(seq_event: SequencedEvent, lookup: KeyLookup, *, host_looku
     _verify((key, seq_event.sequence_bytes(), sig.sig), checked)
 
 
-def check_chain_link(previous: ChainHead | SequencedEvent | None, nxt: SequencedEvent) -> None:
+def check_chain_link(previous: ChainHead | SequencedEvent | StubEvent | None,
+                     nxt: SequencedEvent | StubEvent) -> None:
     """Raise ``ChainError`` unless ``nxt`` directly follows ``previous`` (``None``: the start)."""
     if previous is None:
-        if nxt.seq != FIRST_SEQ or nxt.prev is not None:
+        if isinstance(nxt, StubEvent) or nxt.seq != FIRST_SEQ or nxt.prev is not None:
             raise ChainError(f"history must start at seq {FIRST_SEQ} with no previous hash")
         if nxt.event.type != "network.created" or nxt.host != nxt.event.origin:
             raise ChainError("history must start with network.created, sequenced by its origin")
         return
-    head = previous.head if isinstance(previous, SequencedEvent) else previous
+    head = previous if isinstance(previous, ChainHead) else previous.head
     if nxt.network != head.network or nxt.host != head.host:
         raise ChainError("event belongs to another network or host")
     if nxt.seq != head.seq + 1:

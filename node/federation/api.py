@@ -54,6 +54,7 @@ from node.federation.catch_up import CATCH_UP_PAGE, CatchUpWorker
 from node.federation.delivery import DeliveryWorker
 from node.federation.engine import FederationEngine
 from node.federation.halting import HaltKeeper
+from node.federation.hidden_history import wires_for
 from node.federation.inbound import InboundEvents
 from node.federation.key_publishing import own_key_document
 from node.federation.key_refresh import KeyRefresher
@@ -249,8 +250,9 @@ def build_federation_app(*, storage: NetworkStore, engine: FederationEngine, pee
             if (await tx.networks.members(network.id)).get(origin) != "member":
                 raise NotAPeer(f"{origin} is not a member of {name}")
             found = await tx.events.after(network.id, after, limit=limit)
+            wires = await wires_for(tx, network, found, origin)  # stubs where history is hidden from it
         # Stored wire forms are canonical already; splice them rather than re-encode.
-        body = b'{"events":[' + b",".join(e.wire for e in found) + b'],"head":' + str(network.head_seq).encode() + b"}"
+        body = b'{"events":[' + b",".join(wires) + b'],"head":' + str(network.head_seq).encode() + b"}"
         return web.Response(body=body, content_type="application/json")
 
     app = web.Application(client_max_size=MAX_FEDERATION_BODY_BYTES, middlewares=[

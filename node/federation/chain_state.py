@@ -22,7 +22,11 @@ from federation.sequencing import SequencedEvent
 from storage.network.networks import NetworkRecord
 from storage.network.transaction import NetworkTransaction
 
-__all__ = ["StateCache", "decode_stored", "message_lookup", "stored_content", "stored_view"]
+__all__ = ["STUB_TYPE", "StateCache", "decode_stored", "message_lookup", "stored_content", "stored_view"]
+
+# The stored type of an event kept as a stub (`federation.sequencing.StubEvent`): a message of
+# a network whose earlier history this node may not see, or whose body retention removed.
+STUB_TYPE = "stub"
 
 # Replay in pages so a long history never sits in memory as rows all at once.
 _REPLAY_PAGE = 1000
@@ -72,10 +76,12 @@ class StateCache:
             if not page:
                 break
             for stored in page:
-                event = decode_stored(stored.wire).event
-                state = initial_state(event) if state is None else apply(state, event)
                 assert stored.seq is not None, "a page after a seq holds sequenced events"
                 seq = stored.seq
+                if stored.type == STUB_TYPE:  # a message this node may not see: no change to the state
+                    continue
+                event = decode_stored(stored.wire).event
+                state = initial_state(event) if state is None else apply(state, event)
         if state is not None:
             self._states[network.name] = (seq, state)  # rebuilt from committed rows
         return state
@@ -125,7 +131,8 @@ async def message_lookup(tx: NetworkTransaction, network_id: int, event: Event) 
     record: MessageRecord | None = None
     if target is not None:
         stored = await tx.events.find(target)
-        if (stored is not None and stored.network_id == network_id and stored.type == "message.posted"
+        # A stub's thread and origin are the host's word (federation.sequencing.StubEvent).
+        if (stored is not None and stored.network_id == network_id and stored.type in ("message.posted", STUB_TYPE)
                 and stored.thread is not None):
             deleted = await tx.events.is_deleted(network_id, stored.thread, target)
             record = MessageRecord(origin=stored.origin, thread=stored.thread, deleted=deleted)

@@ -41,14 +41,16 @@ from federation.sequencing import (
     MAX_ORIGIN_LEAD_MS,
     ChainHead,
     SequencedEvent,
+    StubEvent,
     check_chain_link,
     check_origin_ts,
     sequence_event,
     verify_sequenced,
+    verify_stub,
 )
 from node.basics.clock import Clock
 from node.basics.errors import Forbidden, KeyConflict, NetworkFrozen, OutOfOrder, UnknownNetwork
-from node.federation.chain_state import StateCache, message_lookup
+from node.federation.chain_state import STUB_TYPE, StateCache, message_lookup
 from node.federation.consent import held_back
 from node.federation.key_ring import KeyRing
 from node.federation.policy import check_partner_event, partner_policy
@@ -199,6 +201,41 @@ class FederationEngine:
             row = await self._add_sequenced(tx, network, seqd, wire)
         await self._advance(tx, network, seqd, after, row)
         return Accepted(seqd.event_id, seqd.seq)
+
+    async def accept_stub(self, tx: NetworkTransaction, stub: StubEvent, *, via: str) -> Accepted:
+        """As member: the host's stub of an event this node may not see, which is only ever a
+        message of a network that hides history from later members, placed before this company
+        was admitted. Its host signature and chain link are checked like any event's; the
+        content, and so the origin's signature and the rules, cannot be."""
+        network = await self._network(tx, stub.network)
+        if network.host == self.server or via != network.host or stub.host != network.host:
+            raise RuleViolation("wrong_relay", "only the network's host sends sequenced events")
+        if stub.seq <= network.head_seq:
+            existing = await tx.events.find(stub.event_id)
+            if existing is not None and existing.seq == stub.seq:
+                return Accepted(stub.event_id, stub.seq, duplicate=True)
+            raise ChainError(f"the host sent a different event at seq {stub.seq}")
+        if stub.seq > network.head_seq + 1:
+            raise OutOfOrder(f"expected seq {network.head_seq + 1} of {network.name}, got {stub.seq}")
+        state = await self._states.created(tx, network)
+        if state.history_visible_to_new_members or state.is_member(self.server):
+            raise RuleViolation("history_visible", f"the host sent seq {stub.seq} of {network.name} without its "
+                                "content, where this company may see it")
+        verify_stub(stub, await self.keys.direct_lookup(tx, [stub.host], at_ms=stub.host_ts))
+        assert network.head_hash is not None  # a stub is never the first event
+        check_chain_link(ChainHead(network.name, network.host, network.head_seq, network.head_hash, network.head_ts),
+                         stub)
+        # Nothing to project, show or audit: only the chain moves.
+        await tx.events.add(
+            network_id=network.id, event_id=stub.event_id, seq=stub.seq, type=STUB_TYPE, thread=stub.thread,
+            sender="", origin=stub.origin, origin_ts=stub.host_ts, wire=encode_canonical(stub.to_wire()),
+            now=self._clock.now_ms(),
+        )
+        await tx.networks.set_head(network.id, seq=stub.seq, link_hash=stub.link_hash, host_ts=stub.host_ts)
+        self._locked(tx)[network.name] = replace(network, head_seq=stub.seq, head_hash=stub.link_hash,
+                                                 head_ts=stub.host_ts)
+        self._states.remember(tx, network.name, stub.seq, state)
+        return Accepted(stub.event_id, stub.seq)
 
     async def locked_network(self, tx: NetworkTransaction, name: str) -> NetworkRecord | None:
         """The network's row as this transaction's events will see it (locked), or None."""

@@ -31,7 +31,7 @@ from federation.errors import InvalidEncoding, InvalidIdentifier, ProtocolError,
 from federation.events import SignatureCheck, SignedEvent
 from federation.identifiers import validate_server_name
 from federation.keys import b64decode
-from federation.sequencing import SequencedEvent
+from federation.sequencing import SequencedEvent, StubEvent
 from federation.signature_batches import good_signatures, signature_checks
 from node.basics.errors import NetworkHalted, NodeError, OutOfOrder
 from node.federation.engine import Accepted, FederationEngine
@@ -44,7 +44,7 @@ __all__ = ["InboundEvents"]
 
 log = logging.getLogger(__name__)
 
-Parsed = SequencedEvent | SignedEvent
+Parsed = SequencedEvent | SignedEvent | StubEvent
 
 # From this many events a batch's signatures are checked on threads; below it, handing the
 # work to a thread costs more than it saves (a live push is usually one event).
@@ -180,6 +180,8 @@ class InboundEvents:
         admitted earlier in the batch), is checked there, in order, as usual."""
         checks: list[SignatureCheck] = []
         for event in events:
+            if isinstance(event, StubEvent):  # one host signature: checked as it is applied
+                continue
             network = await self._engine.locked_network(tx, event.event.network)
             if network is not None:
                 checks += signature_checks(event, *await self._engine.keys.event_lookups(tx, network.id, event))
@@ -191,6 +193,8 @@ class InboundEvents:
 
     async def _accept(self, tx: NetworkTransaction, event: Parsed, via: str,
                       checked: set[SignatureCheck] | frozenset[SignatureCheck] = frozenset()) -> Accepted:
+        if isinstance(event, StubEvent):
+            return await self._engine.accept_stub(tx, event, via=via)
         if isinstance(event, SequencedEvent):
             return await self._engine.accept_sequenced(tx, event, via=via, checked=checked)
         return await self._engine.accept_submission(tx, event, via=via, checked=checked)
@@ -207,17 +211,17 @@ class InboundEvents:
                     return await self._accept(tx, event, via)
 
             # The author, or the host of a sequenced event, may have rotated its key.
-            accepted = await self._refresher.retrying(_signers(event), event.event.network, attempt)
+            accepted = await self._refresher.retrying(_signers(event), _network_of(event), attempt)
         except OutOfOrder as e:
             assert event is not None  # only accept_sequenced finds a gap
-            self._on_gap(event.event.network)
+            self._on_gap(_network_of(event))
             self._on_event("refused")
             return _refusal(event_id, e.status, e.code, e.message)
         except (ProtocolError, NodeError) as e:
             log.info("refused event %s from %s: %s %s", event_id, via, e.code, e.message)
             self._on_event("refused")
             placement = _placement(wire)
-            if isinstance(event, SequencedEvent):  # parsed: its placement is known for sure
+            if isinstance(event, SequencedEvent | StubEvent):  # parsed: its placement is known for sure
                 placement = (event.network, event.seq, event.event_id)
             await self._halts.refused(placement, e, via)
             refusal = _refusal(event_id, e.status, e.code, e.message)
@@ -229,14 +233,24 @@ class InboundEvents:
 
 
 def _parse(wire: Any) -> Parsed:
-    """A sequenced event (from the host) or a signed one (a member's submission to us as host)."""
+    """A sequenced event or a stub (from the host), or a signed one (a member's submission to
+    us as host)."""
+    if isinstance(wire, dict) and wire.get("stub") is True:
+        return StubEvent.from_wire(wire)
     if isinstance(wire, dict) and "seq" in wire:
         return SequencedEvent.from_wire(wire)
     return SignedEvent.from_wire(wire)
 
 
+def _network_of(event: Parsed) -> str:
+    return event.network if isinstance(event, StubEvent) else event.event.network
+
+
 def _signers(event: Parsed) -> list[str]:
-    """Whose keys verify `event`: its author's node, and for a sequenced event its host."""
+    """Whose keys verify `event`: its author's node, and for a sequenced event (or a stub:
+    only) its host."""
+    if isinstance(event, StubEvent):
+        return [event.host]
     signers = [event.event.origin] + ([event.host] if isinstance(event, SequencedEvent) else [])
     return list(dict.fromkeys(signers))
 
@@ -254,6 +268,10 @@ def _placement(wire: Any) -> tuple[str, int, str] | None:
     """(network, seq, event id) as a sequenced event states them, unchecked; None if it does not."""
     if not isinstance(wire, dict):
         return None
+    if wire.get("stub") is True:
+        seq, event_id, network = wire.get("seq"), wire.get("event_id"), wire.get("network")
+        ok = type(seq) is int and isinstance(event_id, str) and isinstance(network, str)
+        return (network, seq, event_id) if ok else None  # type: ignore[return-value]  # checked just above
     seq, content_hash, event = wire.get("seq"), wire.get("hash"), wire.get("event")
     if type(seq) is not int or not isinstance(content_hash, str) or not isinstance(event, dict):
         return None

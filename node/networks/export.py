@@ -77,7 +77,8 @@ class NetworkExporter:
                 raise PayloadTooLarge(f"{name} holds {network.head_seq} events; an export holds at most "
                                       f"{MAX_EXPORT_EVENTS}")
             events = await self._events(tx, network)
-            signers = {network.host, *(e["event"]["origin"] for e in events)}
+            # A stub (hidden history, retention) is signed by the host alone.
+            signers = {network.host, *(e["event"]["origin"] for e in events if not e.get("stub"))}
             keys = {server: await self._server_keys(tx, network, server) for server in sorted(signers)}
             documents = {server: doc for server in sorted(signers)
                          if (doc := await self._document(tx, server, now)) is not None}

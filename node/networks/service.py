@@ -22,7 +22,7 @@ from federation.event_content import (
 from federation.identifiers import ParticipantId
 from federation.keys import VerifyKey
 from node.basics.clock import Clock
-from node.basics.errors import Conflict, InvalidRequest
+from node.basics.errors import Conflict
 from node.federation.catch_up import CatchUpWorker
 from node.federation.delivery import DeliveryWorker
 from node.federation.engine import FederationEngine
@@ -66,11 +66,6 @@ class NetworkService:
         self._operator = operator_of(engine.server)
 
     async def create(self, req: CreateNetwork, *, actor: str) -> NetworkOut:
-        if not req.history_visible:
-            raise InvalidRequest(
-                "networks that hide earlier history from later members are not supported yet",
-                [{"field": "history_visible", "location": "body", "message": "must be true for now"}],
-            )
         title = await self._guard.check(author=str(self._operator), network=req.name, thread=None, field="title",
                                         text=req.title)
         async with self._storage.transaction() as tx:

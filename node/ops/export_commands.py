@@ -232,6 +232,10 @@ def summary(report: ExportReport, digest: str) -> str:
     if failure is None:
         verdict = (f"VERIFIED: events 1 to {report.verified_seq}: every origin and host signature, the hash chain "
                    f"and the rules.")
+        if report.stubs:
+            verdict += (f"\n{report.stubs} of them are messages this copy holds as their place only (history hidden "
+                        "from this company, or bodies removed by retention): their place in the chain and the "
+                        "host's signature verified; what they said is not in the file.")
     else:
         where = f"seq {failure.seq}" if failure.seq is not None else "the pins"
         event = f" ({report.failed_event})" if report.failed_event else ""

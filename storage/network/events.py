@@ -79,6 +79,13 @@ class EventRepository:
         rows = await self._conn.execute(_BY_ROW_IDS, {"row_ids": row_ids})
         return {r.id: _event(r) for r in rows}
 
+    async def of_type(self, network_id: int, type_: str) -> list[StoredEvent]:
+        """The network's sequenced events of one type, in order (few: lifecycle events)."""
+        rows = await self._conn.execute(select(network_events).where(
+            network_events.c.network_id == network_id, network_events.c.type == type_,
+            network_events.c.seq.is_not(None)).order_by(network_events.c.seq))
+        return [_event(r) for r in rows]
+
     async def set_sequenced(self, row_id: int, *, seq: int, wire: bytes) -> None:
         await self._conn.execute(
             update(network_events).where(network_events.c.id == row_id).values(seq=seq, wire=wire)

@@ -16,10 +16,12 @@ from federation.sequencing import (
     MAX_ORIGIN_AGE_MS,
     MAX_ORIGIN_LEAD_MS,
     SequencedEvent,
+    StubEvent,
     check_chain_link,
     check_origin_ts,
     sequence_event,
     verify_sequenced,
+    verify_stub,
 )
 from tests.federation.factories import HOST, KEYS, TS, event, lookup, sequence_chain, signed
 
@@ -186,3 +188,32 @@ def test_the_host_signature_needs_a_key_from_the_host_lookup() -> None:
 
     with pytest.raises(UnknownKey):  # the origin's keys never verify the host's signature
         verify_sequenced(b, lookup, host_lookup=nothing)
+
+
+def test_a_stub_links_and_verifies_like_the_event_it_stands_for() -> None:
+    a, b, c = chain()
+    stub = StubEvent.of(b)
+    assert (stub.link_hash, stub.head) == (b.link_hash, b.head)
+    check_chain_link(a, stub)
+    check_chain_link(stub, c)
+    verify_stub(stub, lookup)
+    assert StubEvent.from_wire(parse_json(encode_canonical(stub.to_wire()))) == stub
+    assert "body" not in str(stub.to_wire()) and "m0" not in str(stub.to_wire())
+
+
+def test_a_stub_that_lies_about_its_event_or_place_fails() -> None:
+    a, b, c = chain()
+    other = replace(StubEvent.of(b), event_id="$" + "A" * 43)
+    with pytest.raises(ProtocolError):
+        verify_stub(other, lookup)  # the host signed another id here
+    with pytest.raises(ChainError):
+        check_chain_link(other, c)  # and the next link no longer matches
+    with pytest.raises(ChainError):
+        check_chain_link(None, StubEvent.of(b))  # a chain never starts with a stub
+    with pytest.raises(InvalidEvent):
+        StubEvent.of(a)
+    wire = StubEvent.of(b).to_wire()
+    for bad in ({**wire, "seq": 1}, {**wire, "extra": 1}, {**wire, "stub": False}, {k: v for k, v in wire.items()
+                                                                                     if k != "origin"}):
+        with pytest.raises(InvalidEvent):
+            StubEvent.from_wire(bad)
