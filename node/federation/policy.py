@@ -66,6 +66,10 @@ class NodePolicy(BaseModel):
         default_factory=list, max_length=MAX_AUTO_ACCEPT,
         description="servers whose invites are accepted at once, without an operator (their key is pinned as "
                     "the invite carries it: list only partners whose server name TLS already proves)")
+    retain_days_after_close: int | None = Field(
+        None, ge=0, le=36_500,
+        description="message bodies in this node's copy of a closed network are removed this many days after it "
+                    "closed (kept as stubs: the chain still verifies); null keeps them for ever")
 
 
 class PartnerPolicy(BaseModel):

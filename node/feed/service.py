@@ -13,7 +13,7 @@ import time
 from federation.event_content import MessageEdited, MessagePosted
 from node.basics.clock import Clock
 from node.basics.errors import Gone
-from node.federation.chain_state import stored_view
+from node.federation.chain_state import STUB_TYPE, stored_view
 from node.feed.hub import FeedHub
 from node.feed.models import EventOut, EventPage
 from node.workspace.directory import Directory
@@ -87,6 +87,8 @@ class FeedService:
         senders = await self._directory.ids_to_names(tx, [m.sender_id for m in private.values()])
         out = []
         for entry in entries:
+            if entry.event is not None and entry.event.type == STUB_TYPE:
+                continue  # a message whose body retention removed: nothing left to show
             if entry.event is not None:
                 stored = entry.event
                 content, sequenced_at = stored_view(stored.wire)

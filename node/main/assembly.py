@@ -42,6 +42,7 @@ from node.networks.export_api import export_admin_endpoints
 from node.networks.partners import PartnerService
 from node.networks.policy import PolicyService
 from node.networks.policy_api import policy_admin_endpoints
+from node.networks.retention import RetentionService
 from node.networks.service import NetworkService
 from node.networks.thread_api import shared_thread_endpoints
 from node.networks.threads import SharedThreadService
@@ -103,6 +104,7 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
     peering.on_auto_accept = partners.accept_later
     identity = NodeIdentity(signing_key.key_id, signing_key.verify_key.fingerprint, certificate_file)
     guard = OutboundGuard(storage, clock)
+    retention = RetentionService(storage, clock)
     networks = NetworkService(storage, engine, delivery, directory, clock, catch_up, guard)
     shared = SharedThreadService(storage, engine, directory, clock, guard)
     hub = FeedHub()
@@ -126,11 +128,11 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
     parts = NodeParts(
         engine=engine, delivery=delivery, catch_up=catch_up, webhooks=webhooks,
         housekeeping=HousekeepingWorker(storage, clock, feed_retention_ms=limits.feed_retention_ms,
-                                        refresher=refresher),
+                                        refresher=refresher, retention=retention),
         admin_app=build_admin_app(storage, clock, directory, extra=[*network_admin_endpoints(networks, partners),
                                                                 *export_admin_endpoints(
                                                                     NetworkExporter(storage, engine.keys, clock)),
-                                                                *policy_admin_endpoints(PolicyService(storage, clock)),
+                                                                *policy_admin_endpoints(PolicyService(storage, clock), retention),
                                                                 *private_export_endpoints(PrivateExporter(storage, clock)),
                                                                 *guard_admin_endpoints(storage, clock, guard),
                                                                 *consent_admin_endpoints(storage, clock),

@@ -3,7 +3,8 @@ replay that old fails the clock check anyway), transaction answers older than a 
 would still retransmit, Idempotency-Key answers older than a client would still retry, and
 feed rows past their retention (never ones an active webhook has yet to deliver). And, each
 round, asking the companies whose keys a host vouched for but this node could not check yet
-for their own key documents (`KeyRefresher.check_unconfirmed`)."""
+for their own key documents (`KeyRefresher.check_unconfirmed`), and removing the bodies of
+closed networks' messages past the node's retention (`node.networks.retention`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import logging
 from node.basics.clock import Clock
 from node.federation.key_refresh import KeyRefresher
 from node.http.idempotency import KEY_MEMORY_MS
+from node.networks.retention import RetentionService
 from storage.storage import Storage
 
 __all__ = ["HousekeepingWorker"]
@@ -27,11 +29,12 @@ INTERVAL_S = 300.0
 
 class HousekeepingWorker:
     def __init__(self, storage: Storage, clock: Clock, *, feed_retention_ms: int,
-                 refresher: KeyRefresher | None = None) -> None:
+                 refresher: KeyRefresher | None = None, retention: RetentionService | None = None) -> None:
         self._storage = storage
         self._clock = clock
         self._feed_retention_ms = feed_retention_ms
         self._refresher = refresher
+        self._retention = retention
 
     async def run_once(self) -> dict[str, int]:
         now = self._clock.now_ms()
@@ -51,4 +54,6 @@ class HousekeepingWorker:
                 log.debug("forgot %s", ", ".join(f"{n} {what}" for what, n in forgotten.items()))
             if self._refresher is not None:
                 await self._refresher.check_unconfirmed()
+            if self._retention is not None:
+                await self._retention.run()
             await asyncio.sleep(INTERVAL_S)

@@ -9,11 +9,15 @@ from node.http.auth import current_admin
 from node.http.io import read_body, respond
 from node.http.openapi import Endpoint
 from node.networks.policy import PartnerPolicyOut, PolicyOut, PolicyService
+from node.networks.retention import RetentionOut, RetentionService
 
 __all__ = ["policy_admin_endpoints"]
 
 
-def policy_admin_endpoints(service: PolicyService) -> list[Endpoint]:
+def policy_admin_endpoints(service: PolicyService, retention: RetentionService) -> list[Endpoint]:
+    async def retain(request: web.Request) -> web.Response:
+        return respond(await retention.run(actor=current_admin(request)))
+
     async def show(request: web.Request) -> web.Response:
         return respond(await service.show())
 
@@ -47,6 +51,9 @@ def policy_admin_endpoints(service: PolicyService) -> list[Endpoint]:
                  response=PartnerPolicyOut),
         Endpoint("PUT", p, set_partner, "Replace one partner's policy; in force at once", body=PartnerPolicy,
                  response=PartnerPolicyOut),
+        Endpoint("POST", "/v1/retention/run", retain,
+                 "Apply the node's retention now: messages of networks closed long enough ago are kept as stubs",
+                 response=RetentionOut),
         Endpoint("DELETE", p, reset_partner, "Drop one partner's own policy: the partners default applies",
                  response=PartnerPolicyOut),
     ]

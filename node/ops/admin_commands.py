@@ -349,6 +349,9 @@ async def _policy_node(args: argparse.Namespace, api: Api) -> None:
         current["accept_invites"] = args.accept_invites
     if args.clear_auto_accept:
         current["auto_accept"] = []
+    if args.retain_days_after_close is not None:
+        days = args.retain_days_after_close
+        current["retain_days_after_close"] = None if days == "never" else int(days)
     current["auto_accept"] = sorted({*current["auto_accept"], *(args.auto_accept or [])})
     changed = await api.call("PUT", "/v1/policy/node", current)
     _show(args, changed, lambda d, a: out.policy(d))
@@ -695,6 +698,10 @@ def _register_policy(sub, b: _Builder) -> None:
     p.add_argument("--auto-accept", action="append", metavar="SERVER",
                    help="accept this server's invites without an operator; repeat")
     p.add_argument("--clear-auto-accept", action="store_true", help="empty the auto-accept list first")
+    p.add_argument("--retain-days-after-close", metavar="DAYS|never",
+                   help="remove message bodies of closed networks this many days after they closed (kept as stubs)")
+    b.leaf(sub, "retention", "apply the node's retention now (it also runs every few minutes)",
+           _post(lambda a: "/v1/retention/run", lambda d, a: out.retention(d)), path="retention run")
     p = b.leaf(po, "default", "the policy of every partner without one of its own", _policy_default,
                path="policy default")
     _partner_options(p)

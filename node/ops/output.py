@@ -241,6 +241,8 @@ def policy(data: dict) -> str:
              f"  accepts invites:    {'yes' if node['accept_invites'] else 'no'}",
              f"  auto-accepted from: {', '.join(clean(s) for s in node['auto_accept']) or '-'}",
              f"  blocked:            {', '.join(clean(s) for s in data['blocked']) or '-'}",
+             "  message bodies:     " + ("kept" if node.get("retain_days_after_close") is None else
+                                         f"removed {node['retain_days_after_close']} days after a network closes"),
              "Partners (default):", *_partner_lines(data["default_partner"])]
     for partner in data["partners"]:
         lines += [f"Partner {clean(partner['server'])}:", *_partner_lines(partner["policy"])]
@@ -280,3 +282,10 @@ FLAG_COLUMNS = [Column("ID", "id"), Column("AT", lambda f: when(f["at"])), Colum
 CONSENT_COLUMNS = [Column("NETWORK", "network"), Column("THREAD", "thread"), Column("OPENED BY", "opened_by"),
                    Column("STATUS", "status"), Column("ASKED", lambda c: when(c["requested_at"])),
                    Column("DECIDED BY", "decided_by")]
+
+
+def retention(data: dict) -> str:
+    if data["retain_days_after_close"] is None:
+        return "Retention is off: message bodies are kept (agentnet policy node --retain-days-after-close DAYS)"
+    done = ", ".join(f"{clean(n)}: {c}" for n, c in data["networks"].items()) or "nothing due"
+    return f"Retention ({data['retain_days_after_close']} days after close): messages kept as stubs: {done}"

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.network.tables import network_events
+from storage.network.outbox_states import OPEN_STATES
+from storage.network.tables import network_events, outbox
 from storage.results import inserted_id
 
 __all__ = ["EventRepository", "StoredEvent"]
@@ -85,6 +86,22 @@ class EventRepository:
             network_events.c.network_id == network_id, network_events.c.type == type_,
             network_events.c.seq.is_not(None)).order_by(network_events.c.seq))
         return [_event(r) for r in rows]
+
+    async def messages_to_keep_as_stubs(self, network_id: int, *, after_row: int, limit: int) -> list[StoredEvent]:
+        """Sequenced `message.*` events of the network, by row id, that no delivery still needs
+        (retention: `node.networks.retention`)."""
+        waiting = select(outbox.c.event_row_id).where(outbox.c.event_row_id == network_events.c.id,
+                                                      outbox.c.state.in_(sorted(s.value for s in OPEN_STATES))).exists()
+        rows = await self._conn.execute(select(network_events).where(
+            network_events.c.network_id == network_id, network_events.c.id > after_row,
+            network_events.c.type.like("message.%"), network_events.c.seq.is_not(None), ~waiting,
+        ).order_by(network_events.c.id).limit(limit))
+        return [_event(r) for r in rows]
+
+    async def keep_as_stub(self, row_id: int, *, type_: str, wire: bytes) -> None:
+        """Replace a stored event by its stub: the content goes, its id and place stay."""
+        await self._conn.execute(update(network_events).where(network_events.c.id == row_id).values(
+            type=type_, wire=wire))
 
     async def set_sequenced(self, row_id: int, *, seq: int, wire: bytes) -> None:
         await self._conn.execute(

@@ -290,10 +290,11 @@ async def test_policy_commands_change_only_what_they_name(cli, acme):
     assert "accepts invites:    yes" in shown and "agents allowed:     yes" in shown
     await cli.admin(acme, "policy", "node", "--accept-invites", "no", "--auto-accept", "globex.example")
     node = (await cli.admin_json(acme, "policy", "show"))["node"]
-    assert node == {"accept_invites": False, "auto_accept": ["globex.example"]}
+    assert node == {"accept_invites": False, "auto_accept": ["globex.example"], "retain_days_after_close": None}
     await cli.admin(acme, "policy", "node", "--auto-accept", "initech.example")  # adds; the switch stays
     node = (await cli.admin_json(acme, "policy", "show"))["node"]
-    assert node == {"accept_invites": False, "auto_accept": ["globex.example", "initech.example"]}
+    assert node == {"accept_invites": False, "auto_accept": ["globex.example", "initech.example"],
+                    "retain_days_after_close": None}
 
     partner = await cli.admin(acme, "policy", "partner", "globex.example", "--agents", "no")
     assert partner.startswith("globex.example (its own):") and "agents allowed:     no" in partner
@@ -309,6 +310,11 @@ async def test_policy_commands_change_only_what_they_name(cli, acme):
     actions = [e["action"] for e in (await cli.admin_json(acme, "audit", "--action", "policy."))["items"]]
     assert actions == ["policy.partner_reset", "policy.default_partner", "policy.partner", "policy.partner",
                        "policy.node", "policy.node"]
+    await cli.admin(acme, "policy", "node", "--retain-days-after-close", "90")
+    assert "removed 90 days after a network closes" in await cli.admin(acme, "policy", "show")
+    assert "nothing due" in await cli.admin(acme, "retention")
+    await cli.admin(acme, "policy", "node", "--retain-days-after-close", "never")
+    assert (await cli.admin_json(acme, "policy", "show"))["node"]["retain_days_after_close"] is None
 
 
 def test_progress_only_on_a_terminal():
@@ -426,7 +432,7 @@ COMMANDS = {
     "POST /v1/people/{handle}/tokens/revoke": "person token revoke-all sam",
     "POST /v1/networks/{network}/freeze": "network freeze n", "POST /v1/networks/{network}/unfreeze": "network unfreeze n",
     "POST /v1/networks/{network}/threads/{thread}/silence": "thread silence n t",
-    "GET /v1/consents": "consent list", "POST /v1/consents/{network}/{thread}/accept": "consent accept n t",
+    "POST /v1/retention/run": "retention", "GET /v1/consents": "consent list", "POST /v1/consents/{network}/{thread}/accept": "consent accept n t",
     "POST /v1/consents/{network}/{thread}/decline": "consent decline n t",
 }
 NOT_COMMANDS = {"GET /healthz", "GET /readyz", "GET /metrics"}  # for probes and Prometheus
