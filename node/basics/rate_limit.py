@@ -87,6 +87,17 @@ class PeerRateLimiter:
                                          monotonic=monotonic)
         self._host_events = TokenBuckets(rate_per_s=limits.host_events_per_s, burst=limits.host_events_burst,
                                          monotonic=monotonic)
+        self._monotonic = monotonic
+        self._per_partner: dict[int, TokenBuckets] = {}  # per-minute limit -> buckets of the partners with it
+
+    def _partner_buckets(self, per_minute: int) -> TokenBuckets:
+        """Buckets of `per_minute` events a minute, bursts of as many (one set per distinct limit:
+        a few, since operators set them)."""
+        buckets = self._per_partner.get(per_minute)
+        if buckets is None:
+            buckets = self._per_partner[per_minute] = TokenBuckets(rate_per_s=per_minute / 60, burst=per_minute,
+                                                                   monotonic=self._monotonic)
+        return buckets
 
     def request(self, origin: str, body_bytes: int) -> None:
         """One request of `body_bytes` from `origin`, or 429."""
@@ -98,12 +109,19 @@ class PeerRateLimiter:
             self._requests.give_back(origin, 1)
             raise _refuse(f"bytes from {origin}", wait)
 
-    def events(self, origin: str, *, submitted: int, sequenced: int) -> None:
+    def events(self, origin: str, *, submitted: int, sequenced: int, per_minute: int | None = None) -> None:
         """Events from `origin` to check and store (its own submissions, and sequenced events
-        it sends as a host), or 429 with nothing spent."""
+        it sends as a host), or 429 with nothing spent. `per_minute`: this company's own limit
+        for the submissions of this partner (its policy), on top of the node's."""
         wait = self._submissions.take(origin, submitted) if submitted else 0.0
         if wait:
             raise _refuse(f"events submitted by {origin}", wait)
+        if per_minute is not None and submitted:
+            wait = self._partner_buckets(per_minute).take(origin, submitted)
+            if wait:
+                self._submissions.give_back(origin, submitted)
+                raise _refuse(f"events submitted by {origin} (this company's limit for it: {per_minute} a minute)",
+                              wait)
         wait = self._host_events.take(origin, sequenced) if sequenced else 0.0
         if wait:
             self._submissions.give_back(origin, submitted)

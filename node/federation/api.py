@@ -61,6 +61,7 @@ from node.federation.key_refresh import KeyRefresher
 from node.federation.key_ring import usable_until
 from node.federation.peer_client import FEDERATION_PREFIX
 from node.federation.peering import PeeringReceiver
+from node.federation.policy import partner_policy
 from node.http.errors import error_middleware
 from node.http.io import parse_body
 from storage.network.transaction import NetworkStore
@@ -223,7 +224,12 @@ def build_federation_app(*, storage: NetworkStore, engine: FederationEngine, pee
                                                                  "message": "1-64 of A-Z a-z 0-9 . _ -"}])
         message = await _body(request, TransactionMessage, max_values=MAX_TRANSACTION_VALUES)
         sequenced = sum(1 for wire in message.events if isinstance(wire, dict) and "seq" in wire)
-        limiter.events(origin, submitted=len(message.events) - sequenced, sequenced=sequenced)
+        submitted = len(message.events) - sequenced
+        per_minute = None
+        if submitted:  # this company's own limit for the partner, as host (node.federation.policy)
+            async with storage.network_transaction(read_only=True) as tx:
+                per_minute = (await partner_policy(tx, origin))[0].max_events_per_minute
+        limiter.events(origin, submitted=submitted, sequenced=sequenced, per_minute=per_minute)
         answer = await inbound.answer(txn_id, message.events, via=origin, now=clock.now_ms())
         return web.Response(body=answer, content_type="application/json")
 

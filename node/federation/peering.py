@@ -142,7 +142,7 @@ class PeeringReceiver:
                 raise Conflict(f"this node already holds a network named {message.network}")
             policy = await node_policy(tx)
             automatic = origin in policy.auto_accept
-            wanted = automatic or policy.accept_invites
+            wanted = automatic or (policy.accept_invites and origin not in policy.refuse_invites_from)
             if wanted:
                 await tx.peers.add_invite(Invite(
                     id=message.invite_id, direction="incoming", network=message.network, host=origin,
@@ -155,7 +155,9 @@ class PeeringReceiver:
                                   partner=origin, detail={"invite": message.invite_id[:6],
                                                           "fingerprint": key.fingerprint})
         if not wanted:
-            log.info("refused an invite from %s to %s: this node accepts no invites", origin, message.network)
+            log.info("refused an invite from %s to %s: this node's policy refuses it", origin, message.network)
+            if origin in policy.refuse_invites_from:
+                raise PolicyRefused("invites_refused", f"{self._server} does not accept invites from {origin}")
             raise PolicyRefused("invites_refused", f"{self._server} does not accept invites; its operator can "
                                 "allow them, or list your server to be accepted automatically")
         if automatic:

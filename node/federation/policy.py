@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from federation.errors import RuleViolation
 from federation.event_content import (
@@ -66,10 +66,22 @@ class NodePolicy(BaseModel):
         default_factory=list, max_length=MAX_AUTO_ACCEPT,
         description="servers whose invites are accepted at once, without an operator (their key is pinned as "
                     "the invite carries it: list only partners whose server name TLS already proves)")
+    refuse_invites_from: list[ServerName] = Field(
+        default_factory=list, max_length=MAX_AUTO_ACCEPT,
+        description="servers whose invites are always refused (other traffic is not blocked: `agentnet block` does "
+                    "that)")
     retain_days_after_close: int | None = Field(
         None, ge=0, le=36_500,
         description="message bodies in this node's copy of a closed network are removed this many days after it "
                     "closed (kept as stubs: the chain still verifies); null keeps them for ever")
+
+
+    @model_validator(mode="after")
+    def _lists_apart(self) -> NodePolicy:
+        both = sorted(set(self.auto_accept) & set(self.refuse_invites_from))
+        if both:
+            raise ValueError(f"{both[0]} is both accepted automatically and refused")
+        return self
 
 
 class PartnerPolicy(BaseModel):
@@ -79,6 +91,9 @@ class PartnerPolicy(BaseModel):
                                            "threads or post, in networks this node hosts")
     max_message_chars: int = Field(MAX_BODY_CHARS, ge=1, le=MAX_BODY_CHARS,
                                    description="the longest message (or edit) the partner may send")
+    max_events_per_minute: int | None = Field(
+        None, ge=1, le=100_000, description="events the partner may submit to networks hosted here, a minute (bursts "
+                                            "of as many); more are answered 429 and its node retries later")
     threads: Literal["auto", "ask"] = Field(
         "auto", description="ask: a thread the partner opens naming this company's participants reaches them only "
                             "once an operator accepts it (`agentnet consent`); auto: at once")

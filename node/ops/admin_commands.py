@@ -349,6 +349,8 @@ async def _policy_node(args: argparse.Namespace, api: Api) -> None:
         current["accept_invites"] = args.accept_invites
     if args.clear_auto_accept:
         current["auto_accept"] = []
+    current["refuse_invites_from"] = sorted({*current["refuse_invites_from"], *(args.refuse_invites_from or [])}
+                                            - set(args.allow_invites_from or []))
     if args.retain_days_after_close is not None:
         days = args.retain_days_after_close
         current["retain_days_after_close"] = None if days == "never" else int(days)
@@ -364,13 +366,16 @@ def _partner_changes(args: argparse.Namespace, current: dict) -> dict:
         current["max_message_chars"] = args.max_message_chars
     if args.threads is not None:
         current["threads"] = args.threads
+    if args.max_events_per_minute is not None:
+        limit = args.max_events_per_minute
+        current["max_events_per_minute"] = None if limit == "none" else int(limit)
     return current
 
 
 async def _policy_partner(args: argparse.Namespace, api: Api) -> None:
     path = f"/v1/policy/partners/{_seg(args.server)}"
     current = await api.call("GET", path)
-    if args.agents is not None or args.max_message_chars is not None or args.threads is not None:
+    if any(getattr(args, o) is not None for o in ("agents", "max_message_chars", "threads", "max_events_per_minute")):
         current = await api.call("PUT", path, _partner_changes(args, current["policy"]))
     _show(args, current, lambda d, a: out.partner_policy(d))
 
@@ -683,6 +688,8 @@ def _partner_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--agents", type=_yes_no, metavar="yes|no",
                         help="may its participants be agents (in networks hosted here)")
     parser.add_argument("--max-message-chars", type=int, metavar="N", help="the longest message it may send")
+    parser.add_argument("--max-events-per-minute", metavar="N|none",
+                        help="events it may submit to networks hosted here, a minute (none: the node's limits only)")
     parser.add_argument("--threads", choices=("auto", "ask"),
                         help="ask: threads it opens naming this company's participants wait for `agentnet consent`")
 
@@ -698,6 +705,10 @@ def _register_policy(sub, b: _Builder) -> None:
     p.add_argument("--auto-accept", action="append", metavar="SERVER",
                    help="accept this server's invites without an operator; repeat")
     p.add_argument("--clear-auto-accept", action="store_true", help="empty the auto-accept list first")
+    p.add_argument("--refuse-invites-from", action="append", metavar="SERVER",
+                   help="always refuse this server's invites; repeat")
+    p.add_argument("--allow-invites-from", action="append", metavar="SERVER",
+                   help="take a server off the refused list; repeat")
     p.add_argument("--retain-days-after-close", metavar="DAYS|never",
                    help="remove message bodies of closed networks this many days after they closed (kept as stubs)")
     b.leaf(sub, "retention", "apply the node's retention now (it also runs every few minutes)",

@@ -225,6 +225,7 @@ def token_made(what: str, d: dict) -> str:
 def _partner_lines(policy: dict) -> list[str]:
     return [f"  agents allowed:     {'yes' if policy['agents'] else 'no'}",
             f"  longest message:    {policy['max_message_chars']} characters",
+            f"  events a minute:    {policy.get('max_events_per_minute') or 'the node limits only'}",
             f"  threads it opens:   {'shown at once' if policy['threads'] == 'auto' else 'held for consent'}"]
 
 
@@ -240,6 +241,7 @@ def policy(data: dict) -> str:
     lines = ["Node:",
              f"  accepts invites:    {'yes' if node['accept_invites'] else 'no'}",
              f"  auto-accepted from: {', '.join(clean(s) for s in node['auto_accept']) or '-'}",
+             f"  invites refused from: {', '.join(clean(s) for s in node['refuse_invites_from']) or '-'}",
              f"  blocked:            {', '.join(clean(s) for s in data['blocked']) or '-'}",
              "  message bodies:     " + ("kept" if node.get("retain_days_after_close") is None else
                                          f"removed {node['retain_days_after_close']} days after a network closes"),

@@ -74,7 +74,8 @@ async def test_a_partner_s_agents_allowed_then_refused_then_allowed(pair):
 
     audit = (await acme.admin("GET", f"/v1/audit?action=policy.&partner={GLOBEX}"))["items"]
     assert [e["action"] for e in audit] == ["policy.partner_reset", "policy.partner"]
-    assert audit[1]["detail"] == {"before": None, "after": {"agents": False, "max_message_chars": 16384, "threads": "auto"}}
+    assert audit[1]["detail"] == {"before": None, "after": {"agents": False, "max_message_chars": 16384, "max_events_per_minute": None,
+                                                          "threads": "auto"}}
 
 
 async def test_attaching_an_agent_is_refused_when_the_partner_may_not_have_agents(pair):
@@ -158,3 +159,46 @@ async def test_bad_policy_is_refused_and_changes_nothing(pair):
     assert (await acme.admin("GET", "/v1/audit?action=policy."))["items"] == []
     bad_path = await acme.admin("GET", "/v1/policy/partners/not_a_server", expect=422)
     assert "must be a server name" in bad_path["error"]["message"]
+
+
+async def test_invites_from_a_refused_server_are_refused_then_allowed(pair):
+    acme, globex = pair
+    await acme.admin("POST", "/v1/networks", {"name": NETWORK, "title": "Rollout"}, expect=201)
+    node = (await globex.admin("GET", "/v1/policy"))["node"]
+    await globex.admin("PUT", "/v1/policy/node", {**node, "refuse_invites_from": [ACME]})
+    refused = await acme.admin("POST", f"/v1/networks/{NETWORK}/invites",
+                               {"server": GLOBEX, "endpoint": globex.endpoint}, expect=502)
+    assert "policy_refused" in refused["error"]["message"] and f"invites from {ACME}" in refused["error"]["message"]
+    assert (await globex.admin("GET", "/v1/invites"))["items"] == []
+    assert [e["action"] for e in (await globex.admin("GET", "/v1/audit?action=invite."))["items"]] == [
+        "invite.refused"]
+    clash = await globex.admin("PUT", "/v1/policy/node", {**node, "refuse_invites_from": [ACME], "auto_accept": [ACME]},
+                               expect=422)
+    assert "both accepted automatically and refused" in str(clash)
+    await globex.admin("PUT", "/v1/policy/node", {**node, "refuse_invites_from": []})
+    await acme.admin("POST", f"/v1/networks/{NETWORK}/invites", {"server": GLOBEX, "endpoint": globex.endpoint},
+                     expect=201)
+    assert [i["status"] for i in (await globex.admin("GET", "/v1/invites"))["items"]] == ["pending"]
+
+
+async def test_a_partner_s_rate_limit_holds_its_events_back_then_lets_them_through(pair):
+    acme, globex = pair
+    tokens = await open_rollout(acme, globex)
+    await acme.admin("PUT", f"/v1/policy/partners/{GLOBEX}", {"max_events_per_minute": 12})  # 1 per 5 s, bursts of 12
+    first = [await _post(globex, tokens["sam"], f"within the limit {i}") for i in range(12)]
+    for posted in first:
+        await eventually(lambda posted=posted: _sequenced(globex, tokens["sam"], posted["id"]))
+    over = await _post(globex, tokens["sam"], "one too many")
+
+    async def held_back() -> bool:
+        peers = (await globex.admin("GET", "/v1/peers"))["items"]
+        return any("this company's limit for it: 12 a minute" in (p["last_error"] or "") for p in peers)
+
+    await eventually(held_back)
+    assert not await _sequenced(globex, tokens["sam"], over["id"])
+    await eventually(lambda: _sequenced(globex, tokens["sam"], over["id"]), timeout=30)  # the bucket refills
+    # Without a limit of its own, the same burst goes through at once.
+    await acme.admin("DELETE", f"/v1/policy/partners/{GLOBEX}")
+    burst = [await _post(globex, tokens["sam"], f"no limit {i}") for i in range(13)]
+    for posted in burst:
+        await eventually(lambda posted=posted: _sequenced(globex, tokens["sam"], posted["id"]), timeout=5)

@@ -290,17 +290,18 @@ async def test_policy_commands_change_only_what_they_name(cli, acme):
     assert "accepts invites:    yes" in shown and "agents allowed:     yes" in shown
     await cli.admin(acme, "policy", "node", "--accept-invites", "no", "--auto-accept", "globex.example")
     node = (await cli.admin_json(acme, "policy", "show"))["node"]
-    assert node == {"accept_invites": False, "auto_accept": ["globex.example"], "retain_days_after_close": None}
+    assert node == {"accept_invites": False, "auto_accept": ["globex.example"], "refuse_invites_from": [],
+                    "retain_days_after_close": None}
     await cli.admin(acme, "policy", "node", "--auto-accept", "initech.example")  # adds; the switch stays
     node = (await cli.admin_json(acme, "policy", "show"))["node"]
     assert node == {"accept_invites": False, "auto_accept": ["globex.example", "initech.example"],
-                    "retain_days_after_close": None}
+                    "refuse_invites_from": [], "retain_days_after_close": None}
 
     partner = await cli.admin(acme, "policy", "partner", "globex.example", "--agents", "no")
     assert partner.startswith("globex.example (its own):") and "agents allowed:     no" in partner
     await cli.admin(acme, "policy", "partner", "globex.example", "--max-message-chars", "500")
     mine = await cli.admin_json(acme, "policy", "partner", "globex.example")
-    assert mine["policy"] == {"agents": False, "max_message_chars": 500, "threads": "auto"}
+    assert mine["policy"] == {"agents": False, "max_message_chars": 500, "max_events_per_minute": None, "threads": "auto"}
     await cli.admin(acme, "policy", "default", "--max-message-chars", "1000")
     assert "(the partners default)" in await cli.admin(acme, "policy", "reset", "globex.example")
     assert (await cli.admin_json(acme, "policy", "partner", "globex.example"))["policy"]["max_message_chars"] == 1000
@@ -315,6 +316,11 @@ async def test_policy_commands_change_only_what_they_name(cli, acme):
     assert "nothing due" in await cli.admin(acme, "retention")
     await cli.admin(acme, "policy", "node", "--retain-days-after-close", "never")
     assert (await cli.admin_json(acme, "policy", "show"))["node"]["retain_days_after_close"] is None
+    await cli.admin(acme, "policy", "node", "--refuse-invites-from", "rogue.example")
+    assert "invites refused from: rogue.example" in await cli.admin(acme, "policy", "show")
+    await cli.admin(acme, "policy", "node", "--refuse-invites-from", "globex.example", expect=2)  # auto-accepted: 422
+    await cli.admin(acme, "policy", "node", "--allow-invites-from", "rogue.example")
+    assert (await cli.admin_json(acme, "policy", "show"))["node"]["refuse_invites_from"] == []
 
 
 def test_progress_only_on_a_terminal():
