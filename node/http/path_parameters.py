@@ -33,6 +33,7 @@ PATH_PARAMETERS: dict[str, Any] = {
     "token_id": RowId,
     "webhook": RowId,
     "flag": RowId,           # a message the outbound guard flagged
+    "item": RowId,           # a knowledge item
 }
 
 

@@ -64,6 +64,9 @@ def network_admin_endpoints(networks: NetworkService, partners: PartnerService) 
     async def decline(request: web.Request) -> web.Response:
         return respond(_invite_out(await partners.decline(request.match_info["invite"], actor=current_admin(request))))
 
+    async def withdraw(request: web.Request) -> web.Response:
+        return respond(_invite_out(await partners.withdraw(request.match_info["invite"], actor=current_admin(request))))
+
     async def attach(request: web.Request) -> web.Response:
         req = await read_body(request, AttachParticipant)
         return respond(await networks.attach(name(request), req.participant, actor=current_admin(request)))
@@ -154,6 +157,8 @@ def network_admin_endpoints(networks: NetworkService, partners: PartnerService) 
                  response=InviteList),
         Endpoint("POST", "/v1/invites/{invite}/accept", accept, "Accept an invite: pins the host's key",
                  response=InviteOut, errors=(403, 409, 410, 502)),
+        Endpoint("POST", "/v1/invites/{invite}/withdraw", withdraw,
+                 "Withdraw an invite this node sent that is not answered yet", response=InviteOut, errors=(409,)),
         Endpoint("POST", "/v1/invites/{invite}/decline", decline, "Decline an invite", response=InviteOut,
                  errors=(409,)),
         Endpoint("GET", "/v1/peers", peers, "Peers: keys, queue depth, last success and error, next retry",

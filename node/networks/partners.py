@@ -166,6 +166,25 @@ class PartnerService:
             pass
         return await self._reload(invite_id)
 
+    async def withdraw(self, invite_id: str, *, actor: str) -> Invite:
+        """As host: take back an invite not answered yet. The invitee's accept is then refused
+        (410 `gone`, "the invite was withdrawn"); nothing reaches the network."""
+        now = self._clock.now_ms()
+        async with self._storage.transaction() as tx:
+            try:
+                invite = await tx.peers.invite(invite_id)
+            except NotFound:
+                raise NotFoundError("no such invite") from None
+            if invite.direction != "outgoing":
+                raise NotFoundError("no such invite")
+            if invite.status != "pending":
+                raise Conflict(f"the invite is already {invite.status}")
+            await tx.peers.set_invite_status(invite_id, "withdrawn", now=now)
+            await tx.audit.record(actor=actor, action="invite.withdraw", target=f"{invite.network}:{invite.server}",
+                                  now=now, network=invite.network, partner=invite.server)
+        log.info("withdrew the invite of %s to %s (by %s)", invite.server, invite.network, actor)
+        return await self._reload(invite_id)
+
     async def invites(self) -> list[Invite]:
         now = self._clock.now_ms()
         async with self._storage.network_transaction() as tx:

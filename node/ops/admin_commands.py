@@ -570,6 +570,13 @@ def _register_principals(sub, b: _Builder, kind: str, plural: str) -> None:
                      _said("Revoked token {id}")), path=f"{kind} token revoke")
     p.add_argument("handle")
     p.add_argument("token_id")
+    p = b.leaf(group, "rename", f"change a {kind}'s display name or profile here",
+               _send("PATCH", lambda a: f"{base}/{_seg(a.handle)}", _said("{id} is now {display_name}"),
+                     lambda a: {k: v for k, v in (("display_name", a.display_name), ("profile", a.profile))
+                                if v is not None}), path=f"{kind} rename")
+    p.add_argument("handle")
+    p.add_argument("--display-name")
+    p.add_argument("--profile")
     b.leaf(tokens, "revoke-all", f"revoke every token at once (a kill switch; the {kind} stays enabled)",
            _post(lambda a: f"{base}/{_seg(a.handle)}/tokens/revoke",
                  lambda d, a: f"Every token of {kind}:{_clean_handle(a)} is revoked ({len(d['items'])} tokens, "
@@ -637,6 +644,9 @@ def _register_networks(sub, b: _Builder) -> None:
                     path="invite accept")
     accept.add_argument("id", nargs="?", help="the invite's id (`agentnet invites` lists them)")
     accept.add_argument("--network", help="instead of an id: the pending invite to this network")
+    b.leaf(inv, "withdraw", "withdraw an invite this node sent (not answered yet)",
+           _post(lambda a: f"/v1/invites/{_seg(a.id)}/withdraw", _said("Withdrew invite {id} to {network}")),
+           path="invite withdraw").add_argument("id")
     b.leaf(inv, "decline", "decline an invite",
            _post(lambda a: f"/v1/invites/{_seg(a.id)}/decline", _said("Declined invite {id} to {network}")),
            path="invite decline").add_argument("id")
@@ -727,6 +737,15 @@ def _register_policy(sub, b: _Builder) -> None:
 
 def _consent_path(verb: str) -> Callable[[argparse.Namespace], str]:
     return lambda a: f"/v1/consents/{_seg(a.network)}/{_seg(a.thread)}/{verb}"
+
+
+def _register_deletes(sub, b: _Builder) -> None:
+    b.leaf(sub, "delete-knowledge", "delete a knowledge item",
+           _send("DELETE", lambda a: f"/v1/knowledge/{_seg(a.item)}", _said("Deleted {deleted}")),
+           path="delete-knowledge").add_argument("item", help="its id (`agentnet knowledge list`)")
+    b.leaf(sub, "delete-private-thread", "delete a private thread with its messages",
+           _send("DELETE", lambda a: f"/v1/threads/{_seg(a.name)}", _said("Deleted {deleted} ({messages} messages)")),
+           path="delete-private-thread").add_argument("name")
 
 
 def _register_consent(sub, b: _Builder) -> None:
@@ -859,4 +878,5 @@ def register(sub) -> None:
     _register_policy(sub, b)
     _register_guard(sub, b)
     _register_consent(sub, b)
+    _register_deletes(sub, b)
     _register_client(sub, b)

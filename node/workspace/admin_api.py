@@ -17,6 +17,7 @@ from node.workspace.models import (
     AuditVerifyQuery,
     CreatePrincipal,
     CreateThread,
+    Deleted,
     IssuedToken,
     IssueToken,
     KnowledgeOut,
@@ -26,6 +27,7 @@ from node.workspace.models import (
     PrincipalList,
     PrincipalOut,
     PrincipalWithToken,
+    RenamePrincipal,
     SearchQuery,
     SetMembers,
     StatusOut,
@@ -88,8 +90,14 @@ def admin_endpoints(service: AdminService) -> list[Endpoint]:
             return respond(await service.revoke_all_tokens(kind, request.match_info["handle"],
                                                            actor=current_admin(request)))
 
+        async def rename(request: web.Request) -> web.Response:
+            req = await read_body(request, RenamePrincipal)
+            return respond(await service.rename(kind, request.match_info["handle"], req, actor=current_admin(request)))
+
         base = f"/v1/{plural}"
         return [
+            Endpoint("PATCH", base + "/{handle}", rename, f"Change a {kind}'s display name or profile here",
+                     body=RenamePrincipal, response=PrincipalOut),
             Endpoint("POST", base, create, f"Create a {kind}; returns its token once",
                      body=CreatePrincipal, response=PrincipalWithToken, status=201, errors=(409,)),
             Endpoint("GET", base, list_, f"List {plural}", response=PrincipalList),
@@ -125,6 +133,13 @@ def admin_endpoints(service: AdminService) -> list[Endpoint]:
         req = await read_body(request, SetMembers)
         out = await service.set_members(request.match_info["name"], req.members, actor=current_admin(request))
         return respond(out)
+
+    async def delete_thread(request: web.Request) -> web.Response:
+        return respond(await service.delete_thread(request.match_info["name"], actor=current_admin(request)))
+
+    async def delete_knowledge(request: web.Request) -> web.Response:
+        item = int(request.match_info["item"])  # digits: node.http.path_parameters
+        return respond(await service.delete_knowledge(item, actor=current_admin(request)))
 
     async def add_knowledge(request: web.Request) -> web.Response:
         req = await read_body(request, AddKnowledge)
@@ -163,6 +178,9 @@ def admin_endpoints(service: AdminService) -> list[Endpoint]:
         Endpoint("GET", "/v1/threads/{name}", get_thread, "Show a private thread", response=ThreadOut),
         Endpoint("PUT", "/v1/threads/{name}/members", set_members,
                  "Replace a private thread's members", body=SetMembers, response=ThreadOut),
+        Endpoint("DELETE", "/v1/threads/{name}", delete_thread, "Delete a private thread with its messages",
+                 response=Deleted),
+        Endpoint("DELETE", "/v1/knowledge/{item}", delete_knowledge, "Delete a knowledge item", response=Deleted),
         Endpoint("POST", "/v1/knowledge", add_knowledge, "Add a knowledge item",
                  body=AddKnowledge, response=KnowledgeOut, status=201, errors=(404,)),
         Endpoint("GET", "/v1/knowledge", list_knowledge, "List knowledge items",

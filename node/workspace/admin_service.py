@@ -17,6 +17,7 @@ from node.workspace.models import (
     AuditPage,
     CreatePrincipal,
     CreateThread,
+    Deleted,
     IssuedToken,
     IssueToken,
     KnowledgeOut,
@@ -25,6 +26,7 @@ from node.workspace.models import (
     PrincipalList,
     PrincipalOut,
     PrincipalWithToken,
+    RenamePrincipal,
     StatusOut,
     ThreadList,
     ThreadOut,
@@ -48,11 +50,13 @@ TOKEN_TAGS = {"agent": "agt", "person": "per"}
 
 class AdminService:
     def __init__(self, storage: Storage, clock: Clock, directory: Directory, *,
-                 on_tokens_changed: Callable[[], None] = lambda: None) -> None:
+                 on_tokens_changed: Callable[[], None] = lambda: None,
+                 on_private_deleted: Callable[[], None] = lambda: None) -> None:
         self._storage = storage
         self._clock = clock
         self._directory = directory
         self._tokens_changed = on_tokens_changed  # open streams re-check their tokens at once
+        self._private_deleted = on_private_deleted  # the outbound guard forgets what it indexed
 
     async def status(self) -> StatusOut:
         async with self._storage.transaction() as tx:
@@ -104,6 +108,17 @@ class AdminService:
             principal = await tx.principals.get(kind, handle)
         self._tokens_changed()
         return self._directory.describe(principal)
+
+    async def rename(self, kind: str, handle: str, req: RenamePrincipal, *, actor: str) -> PrincipalOut:
+        """A new display name or profile, here. The name partners see in a network is the one it was
+        attached with (in the chain): detach and attach again to show them the new one."""
+        now = self._clock.now_ms()
+        async with self._storage.transaction() as tx:
+            principal = await tx.principals.get(kind, handle)
+            await tx.principals.rename(principal.id, display_name=req.display_name, profile=req.profile)
+            await tx.audit.record(actor=actor, action=f"{kind}.rename", target=self._directory.participant_id(principal),
+                                  now=now, detail={"before": principal.display_name, "after": req.display_name})
+            return self._directory.describe(await tx.principals.get(kind, handle))
 
     # Tokens
 
@@ -201,6 +216,16 @@ class AdminService:
             )
             return await self._thread_out(tx, await tx.private_threads.get(name))
 
+    async def delete_thread(self, name: str, *, actor: str) -> Deleted:
+        now = self._clock.now_ms()
+        async with self._storage.transaction() as tx:
+            thread = await tx.private_threads.get(name)
+            messages = await tx.private_threads.delete(thread.id)
+            await tx.audit.record(actor=actor, action="thread.delete", target=name, now=now,
+                                  detail={"messages": messages})
+        self._private_deleted()
+        return Deleted(deleted=f"private thread {name}", messages=messages)
+
     async def list_threads(self) -> ThreadList:
         async with self._storage.transaction() as tx:
             return ThreadList(items=await threads_out(self._directory, tx, await tx.private_threads.all()))
@@ -226,6 +251,15 @@ class AdminService:
                 detail={"restricted": item.restricted},
             )
             return (await knowledge_out(self._directory, tx, [item]))[0]
+
+    async def delete_knowledge(self, item_id: int, *, actor: str) -> Deleted:
+        now = self._clock.now_ms()
+        async with self._storage.transaction() as tx:
+            item = await tx.knowledge.delete(item_id)
+            await tx.audit.record(actor=actor, action="knowledge.delete", target=f"knowledge:{item.id}", now=now,
+                                  detail={"title": item.title[:80]})
+        self._private_deleted()
+        return Deleted(deleted=f"knowledge item {item_id}")
 
     async def list_knowledge(self, *, after: int, limit: int) -> KnowledgePage:
         async with self._storage.transaction() as tx:

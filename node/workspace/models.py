@@ -33,6 +33,7 @@ __all__ = [
     "AuditVerifyQuery",
     "CreatePrincipal",
     "CreateThread",
+    "Deleted",
     "IssueToken",
     "IssuedToken",
     "KnowledgeOut",
@@ -45,6 +46,7 @@ __all__ = [
     "PrincipalList",
     "PrincipalOut",
     "PrincipalWithToken",
+    "RenamePrincipal",
     "Scope",
     "SearchQuery",
     "SetMembers",
@@ -74,6 +76,16 @@ class CreatePrincipal(Request):
     profile: str = Field("", max_length=MAX_PROFILE_CHARS)
     scopes: Scopes | None = Field(None, description="scopes of the first token; default: all")
     token_expires_in_seconds: Lifetime | None = Field(None, description="default: the token does not expire")
+
+
+class RenamePrincipal(Request):
+    display_name: Title | None = None
+    profile: str | None = Field(None, max_length=MAX_PROFILE_CHARS)
+
+
+class Deleted(BaseModel):
+    deleted: str
+    messages: int | None = Field(None, description="for a private thread: how many messages went with it")
 
 
 class IssueToken(Request):

@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import exists, func, or_, select, text
+from sqlalchemy import delete, exists, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from storage.errors import NotFound
 from storage.private.tables import knowledge_items, knowledge_readers
 from storage.results import inserted_id
 
@@ -75,6 +76,16 @@ class KnowledgeRepository:
             )
         ).all()
         return await self._with_readers(rows)
+
+    async def delete(self, item_id: int) -> KnowledgeItem:
+        """Remove an item and its readers (NotFound if there is none)."""
+        found = await self._with_readers((await self._conn.execute(
+            select(knowledge_items).where(knowledge_items.c.id == item_id))).all())
+        if not found:
+            raise NotFound("knowledge item", item_id)
+        await self._conn.execute(delete(knowledge_readers).where(knowledge_readers.c.item_id == item_id))
+        await self._conn.execute(delete(knowledge_items).where(knowledge_items.c.id == item_id))
+        return found[0]
 
     async def texts_after(self, after_id: int, *, limit: int) -> list[tuple[int, str, str]]:
         """`(id, title, body)` of items after `after_id`, in id order: what the outbound guard indexes."""

@@ -115,6 +115,11 @@ class PrincipalRepository:
             query = query.where(principals.c.kind == kind)
         return [_principal(r) for r in await self._conn.execute(query)]
 
+    async def rename(self, principal_id: int, *, display_name: str | None, profile: str | None) -> None:
+        values = {k: v for k, v in (("display_name", display_name), ("profile", profile)) if v is not None}
+        if values:
+            await self._conn.execute(update(principals).where(principals.c.id == principal_id).values(**values))
+
     async def set_disabled(self, principal_id: int, disabled: bool) -> None:
         await self._conn.execute(
             update(principals).where(principals.c.id == principal_id).values(disabled=disabled)

@@ -142,6 +142,14 @@ class PrivateThreadRepository:
             select(private_threads.c.id, private_threads.c.name).where(private_threads.c.id.in_(ids)))
         return {r.id: r.name for r in rows}
 
+    async def delete(self, thread_id: int) -> int:
+        """Remove a thread with its members and messages; how many messages went."""
+        count = await self.count_messages(thread_id)
+        await self._conn.execute(delete(private_messages).where(private_messages.c.thread_id == thread_id))
+        await self._conn.execute(delete(private_thread_members).where(private_thread_members.c.thread_id == thread_id))
+        await self._conn.execute(delete(private_threads).where(private_threads.c.id == thread_id))
+        return count
+
     async def texts_after(self, after_id: int, *, limit: int) -> list[tuple[int, int, str]]:
         """`(id, thread_id, body)` of messages in any thread after `after_id`, in id order."""
         rows = await self._conn.execute(

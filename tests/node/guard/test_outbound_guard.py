@@ -216,3 +216,27 @@ async def test_settings_are_checked_audited_and_dry_run(pair):
     assert (check["decision"], check["text"]) == ("flag", "falcon")
     assert await _audit(acme, "guard.") == []  # a dry run decides nothing
     await acme.admin("POST", "/v1/guard/flags/99/review", {"verdict": "ok"}, expect=404)
+
+
+async def test_deleting_private_content_lets_the_guard_forget_it(pair):
+    acme, globex = pair
+    tokens = await open_rollout(acme, globex)
+    await globex.admin("PUT", "/v1/policy/guard", {"private_content": "block"})
+    item = await globex.admin("POST", "/v1/knowledge", {"title": "Playbook", "body": PLAYBOOK}, expect=201)
+    await globex.admin("POST", "/v1/threads", {"name": "war-room", "title": "War room", "members": ["person:sam"]})
+    line = "Acme procurement is bluffing about the competitor bid; hold the price until Friday at the latest."
+    await globex.client(tokens["sam"], "POST", "/v1/threads/war-room/messages", {"body": line})
+    for body in (REWORDED, line):
+        await globex.client(tokens["sam"], "POST", MESSAGES, {"body": body}, expect=403)
+
+    deleted = await globex.admin("DELETE", f"/v1/knowledge/{item['id']}")
+    assert deleted == {"deleted": f"knowledge item {item['id']}", "messages": None}
+    await globex.admin("DELETE", f"/v1/knowledge/{item['id']}", expect=404)
+    gone = await globex.admin("DELETE", "/v1/threads/war-room")
+    assert gone["messages"] == 1
+    await globex.admin("GET", "/v1/threads/war-room", expect=404)
+    for body in (REWORDED, line):  # nothing private says this any more
+        await globex.client(tokens["sam"], "POST", MESSAGES, {"body": body}, expect=201)
+    assert [e["action"] for e in await _audit(globex, "thread.delete")] == ["thread.delete"]
+    (entry,) = await _audit(globex, "knowledge.delete")
+    assert entry["target"] == f"knowledge:{item['id']}"

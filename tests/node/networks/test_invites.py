@@ -117,3 +117,18 @@ async def test_both_sides_audit_the_invite_and_the_admission(pair):
     assert await audited(acme, globex.server) == ["network.invite", "invite.accepted"]
     for node in (acme, globex):
         assert (await node.admin("GET", "/v1/audit/verify"))["ok"]
+
+
+async def test_a_withdrawn_invite_cannot_be_accepted(pair):
+    acme, globex = pair
+    invite_id = await _invite(acme, globex)
+    withdrawn = await acme.admin("POST", f"/v1/invites/{invite_id}/withdraw")
+    assert withdrawn["status"] == "withdrawn"
+    await acme.admin("POST", f"/v1/invites/{invite_id}/withdraw", expect=409)
+    await globex.admin("POST", f"/v1/invites/{invite_id}/withdraw", expect=404)  # not the invitee's to withdraw
+    refused = await globex.admin("POST", f"/v1/invites/{invite_id}/accept", expect=502)
+    assert "withdrawn" in refused["error"]["message"]
+    network = await acme.admin("GET", f"/v1/networks/{NETWORK}")
+    assert "globex.example" not in network["members"] or network["members"]["globex.example"] != "member"
+    (entry,) = (await acme.admin("GET", "/v1/audit?action=invite.withdraw"))["items"]
+    assert entry["partner"] == "globex.example" and entry["actor"].startswith("admin:")

@@ -438,6 +438,9 @@ COMMANDS = {
     "POST /v1/people/{handle}/tokens/revoke": "person token revoke-all sam",
     "POST /v1/networks/{network}/freeze": "network freeze n", "POST /v1/networks/{network}/unfreeze": "network unfreeze n",
     "POST /v1/networks/{network}/threads/{thread}/silence": "thread silence n t",
+    "POST /v1/invites/{invite}/withdraw": "invite withdraw X", "PATCH /v1/agents/{handle}": "agent rename ops",
+    "PATCH /v1/people/{handle}": "person rename sam --display-name Sam", "DELETE /v1/knowledge/{item}":
+    "delete-knowledge 1", "DELETE /v1/threads/{name}": "delete-private-thread t",
     "POST /v1/retention/run": "retention", "GET /v1/consents": "consent list", "POST /v1/consents/{network}/{thread}/accept": "consent accept n t",
     "POST /v1/consents/{network}/{thread}/decline": "consent decline n t",
 }
@@ -501,3 +504,16 @@ async def test_kill_switch_commands(cli, acme):
     assert (await cli.admin_json(acme, "network", "show", "incident"))["frozen_at"] is not None
     await cli.admin(acme, "network", "freeze", "incident", expect=1)  # already frozen: 409
     assert "Unfroze incident" in await cli.admin(acme, "network", "unfreeze", "incident")
+
+
+async def test_rename_and_delete_commands(cli, acme):
+    await cli.admin(acme, "agent", "create", "ops", "--display-name", "Ops")
+    assert "agent:ops@acme.example is now Customer Ops" in await cli.admin(
+        acme, "agent", "rename", "ops", "--display-name", "Customer Ops")
+    assert [p["display_name"] for p in (await cli.admin_json(acme, "agent", "list"))["items"]] == ["Customer Ops"]
+    await cli.admin(acme, "knowledge", "add", "--title", "Runbook", "--body", "Validate webhook retries first.")
+    (item,) = (await cli.admin_json(acme, "knowledge", "list"))["items"]
+    assert f"Deleted knowledge item {item['id']}" in await cli.admin(acme, "delete-knowledge", str(item["id"]))
+    await cli.admin(acme, "private-thread", "create", "billing", "--title", "Billing", "--member", "agent:ops")
+    assert "Deleted private thread billing (0 messages)" in await cli.admin(acme, "delete-private-thread", "billing")
+    await cli.admin(acme, "delete-private-thread", "billing", expect=1)  # 404
