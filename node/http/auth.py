@@ -18,11 +18,13 @@ from storage.storage import Storage
 __all__ = [
     "SCOPES",
     "Caller",
+    "Operator",
     "admin_authenticator",
     "auth_middleware",
     "authenticate_digest",
     "current_admin",
     "current_caller",
+    "current_operator",
     "current_principal",
     "principal_authenticator",
     "require_scope",
@@ -84,13 +86,23 @@ def auth_middleware(authenticate: Authenticator, public_paths: Collection[str], 
     return middleware
 
 
-def admin_authenticator(storage: Storage) -> Authenticator:
-    """Admin identity is the actor name written to the audit log (`admin:<token prefix>`)."""
+@dataclass(frozen=True, slots=True)
+class Operator:
+    """Who holds an admin token: the actor name written to the audit log (`admin:NAME` for a
+    named operator, `admin:<token prefix>` for an owner token) and the role
+    (`node.http.roles`)."""
 
-    async def authenticate(token: str) -> str | None:
+    actor: str
+    role: str
+
+
+def admin_authenticator(storage: Storage) -> Authenticator:
+    async def authenticate(token: str) -> Operator | None:
         async with storage.transaction() as tx:
-            prefix = await tx.admin_tokens.prefix_of(hash_token(token))
-        return None if prefix is None else f"admin:{prefix}"
+            record = await tx.admin_tokens.live(hash_token(token))
+        if record is None:
+            return None
+        return Operator(f"admin:{record.name or record.prefix}", record.role)
 
     return authenticate
 
@@ -153,10 +165,15 @@ def require_scope(caller: Caller, scope: str) -> None:
         raise InsufficientScope(f"this token lacks the {scope!r} scope")
 
 
-def current_admin(request: web.Request) -> str:
+def current_operator(request: web.Request) -> Operator:
     identity = request[_IDENTITY]
-    assert isinstance(identity, str), "an admin route behind the admin authenticator"
+    assert isinstance(identity, Operator), "an admin route behind the admin authenticator"
     return identity
+
+
+def current_admin(request: web.Request) -> str:
+    """The actor name of the operator calling an admin route, for the audit log."""
+    return current_operator(request).actor
 
 
 def current_caller(request: web.Request) -> Caller:

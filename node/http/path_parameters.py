@@ -34,6 +34,7 @@ PATH_PARAMETERS: dict[str, Any] = {
     "webhook": RowId,
     "flag": RowId,           # a message the outbound guard flagged
     "item": RowId,           # a knowledge item
+    "operator": Slug,        # a named operator (node.http.roles)
 }
 
 

@@ -13,14 +13,23 @@ from aiohttp import web
 
 from node.basics.clock import Clock
 from node.basics.rate_limit import PostRateLimiter
-from node.http.auth import admin_authenticator, auth_middleware, current_caller, principal_authenticator, require_scope
+from node.http.auth import (
+    admin_authenticator,
+    auth_middleware,
+    current_caller,
+    current_operator,
+    principal_authenticator,
+    require_scope,
+)
 from node.http.errors import error_middleware
 from node.http.openapi import Endpoint, Handler, add_endpoints, openapi_document
+from node.http.roles import area_of, permits
 from node.workspace.admin_api import admin_endpoints
 from node.workspace.admin_service import AdminService
 from node.workspace.client_api import client_endpoints
 from node.workspace.client_service import ClientService
 from node.workspace.directory import Directory
+from node.workspace.operators import operator_endpoints
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "build_admin_app", "build_client_app"]
 
@@ -38,7 +47,7 @@ def _app(title: str, endpoints: Sequence[Endpoint], authenticate, max_body_bytes
                      auth_middleware(authenticate, {_OPENAPI_PATH, *(e.path for e in endpoints if e.public)},
                                      listener=listener)],
     )
-    add_endpoints(app, endpoints, guard=_scoped)
+    add_endpoints(app, endpoints, guard=_permitted if listener == "admin" else _scoped)
     document: list[dict] = []  # built at the first request: few nodes are ever asked, and it is large
 
     async def openapi(_request: web.Request) -> web.Response:
@@ -48,6 +57,19 @@ def _app(title: str, endpoints: Sequence[Endpoint], authenticate, max_body_bytes
 
     app.router.add_get(_OPENAPI_PATH, openapi)
     return app
+
+
+def _permitted(endpoint: Endpoint, handler: Handler) -> Handler:
+    """The one place an admin route's role is checked (`node.http.roles`)."""
+    if endpoint.public:
+        return handler
+    area = area_of(endpoint.method, endpoint.path)
+
+    async def permitted(request: web.Request) -> web.StreamResponse:
+        permits(current_operator(request).role, area)
+        return await handler(request)
+
+    return permitted
 
 
 def _scoped(endpoint: Endpoint, handler: Handler) -> Handler:
@@ -69,7 +91,8 @@ def build_admin_app(storage, clock: Clock, directory: Directory, *, extra: Seque
                     on_private_deleted: Callable[[], None] = lambda: None) -> web.Application:
     service = AdminService(storage, clock, directory, on_tokens_changed=on_tokens_changed,
                            on_private_deleted=on_private_deleted)
-    endpoints = [*admin_endpoints(service), *extra]
+    endpoints = [*admin_endpoints(service), *operator_endpoints(storage, clock, on_tokens_changed=on_tokens_changed),
+                 *extra]
     return _app("Agent Network admin API", endpoints, admin_authenticator(storage), max_body_bytes, listener="admin")
 
 

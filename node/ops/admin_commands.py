@@ -739,6 +739,23 @@ def _consent_path(verb: str) -> Callable[[argparse.Namespace], str]:
     return lambda a: f"/v1/consents/{_seg(a.network)}/{_seg(a.thread)}/{verb}"
 
 
+def _register_operators(sub, b: _Builder) -> None:
+    op = _group(sub, "operator", "named operators with roles and tokens of their own (owner only)")
+    p = b.leaf(op, "add", "name an operator with a role; prints their admin token once",
+               _post(lambda a: "/v1/operators",
+                     lambda d, a: (f"Operator {out.clean(d['name'])} ({d['role']}): token, shown once; hand it over "
+                                   f"and store it now:\n{out.clean(d['token'])}"),
+                     lambda a: {"name": a.name, "role": a.role}), path="operator add")
+    p.add_argument("name")
+    p.add_argument("--role", required=True, choices=("owner", "networks", "workspace", "security", "auditor"),
+                   help="what they may change (docs/operations.md, Operators and roles); all may read")
+    b.leaf(op, "list", "named operators and their roles",
+           _get(lambda a: "/v1/operators", _items(out.OPERATOR_COLUMNS, "(no named operators)")), path="operator list")
+    b.leaf(op, "revoke", "revoke an operator's token at once",
+           _post(lambda a: f"/v1/operators/{_seg(a.name)}/revoke", _said("Revoked the token of {name}")),
+           path="operator revoke").add_argument("name")
+
+
 def _register_deletes(sub, b: _Builder) -> None:
     b.leaf(sub, "delete-knowledge", "delete a knowledge item",
            _send("DELETE", lambda a: f"/v1/knowledge/{_seg(a.item)}", _said("Deleted {deleted}")),
@@ -879,4 +896,5 @@ def register(sub) -> None:
     _register_guard(sub, b)
     _register_consent(sub, b)
     _register_deletes(sub, b)
+    _register_operators(sub, b)
     _register_client(sub, b)

@@ -291,3 +291,7 @@ def retention(data: dict) -> str:
         return "Retention is off: message bodies are kept (agentnet policy node --retain-days-after-close DAYS)"
     done = ", ".join(f"{clean(n)}: {c}" for n, c in data["networks"].items()) or "nothing due"
     return f"Retention ({data['retain_days_after_close']} days after close): messages kept as stubs: {done}"
+
+
+OPERATOR_COLUMNS = [Column("NAME", "name"), Column("ROLE", "role"), Column("TOKEN", "prefix"),
+                    Column("SINCE", lambda o: when(o["created_at"])), Column("REVOKED", lambda o: when(o["revoked_at"]))]

@@ -13,7 +13,8 @@ from storage.errors import AlreadyExists, NotFound
 from storage.private.tables import admin_tokens, principal_tokens, principals
 from storage.results import inserted_id
 
-__all__ = ["AdminTokenRepository", "Principal", "PrincipalRepository", "TokenRecord", "TokenRepository"]
+__all__ = ["AdminTokenRecord", "AdminTokenRepository", "Principal", "PrincipalRepository", "TokenRecord",
+           "TokenRepository"]
 
 # Every client request runs this; built once, with bind parameters (storage.storage says why).
 _PRINCIPAL_FOR_TOKEN = (
@@ -182,14 +183,43 @@ class TokenRepository:
         return _principal(row), token
 
 
+@dataclass(frozen=True, slots=True)
+class AdminTokenRecord:
+    id: int
+    prefix: str
+    name: str | None  # None: an owner token made by `init` or `admin-token`
+    role: str
+    created_at: int
+    revoked_at: int | None
+
+
 class AdminTokenRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
 
-    async def add(self, *, token_hash: str, prefix: str, now: int) -> None:
+    async def add(self, *, token_hash: str, prefix: str, now: int, name: str | None = None,
+                  role: str = "owner") -> None:
         await self._conn.execute(
-            admin_tokens.insert().values(token_hash=token_hash, prefix=prefix, created_at=now)
+            admin_tokens.insert().values(token_hash=token_hash, prefix=prefix, created_at=now, name=name, role=role)
         )
+
+    async def live(self, token_hash: str) -> AdminTokenRecord | None:
+        """The live admin token with this digest, or None."""
+        row = (await self._conn.execute(select(admin_tokens).where(
+            admin_tokens.c.token_hash == token_hash, admin_tokens.c.revoked_at.is_(None)))).first()
+        return _admin_token(row) if row is not None else None
+
+    async def named(self) -> list[AdminTokenRecord]:
+        """Named operators' tokens, live or revoked, oldest first."""
+        rows = await self._conn.execute(select(admin_tokens).where(admin_tokens.c.name.is_not(None))
+                                        .order_by(admin_tokens.c.id))
+        return [_admin_token(r) for r in rows]
+
+    async def revoke_named(self, name: str, *, now: int) -> int:
+        """Revoke the live tokens of operator `name`; how many."""
+        result = await self._conn.execute(update(admin_tokens).where(
+            admin_tokens.c.name == name, admin_tokens.c.revoked_at.is_(None)).values(revoked_at=now))
+        return result.rowcount
 
     async def prefix_of(self, token_hash: str) -> str | None:
         """The clear prefix of a live admin token with this digest, or None."""
@@ -204,3 +234,8 @@ class AdminTokenRepository:
             update(admin_tokens).where(admin_tokens.c.revoked_at.is_(None)).values(revoked_at=now)
         )
         return result.rowcount
+
+
+def _admin_token(row: Any) -> AdminTokenRecord:
+    return AdminTokenRecord(row.id, row.prefix, row.name, row.role, row.created_at, row.revoked_at)
+

@@ -107,6 +107,10 @@ admin_tokens = Table(
     Column("prefix", String(16), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger, nullable=True),
+    # A named operator's token (`agentnet operator add`) has a name and a role
+    # (`node.http.roles`); the tokens `init` and `admin-token` write have neither: owners.
+    Column("name", String(64), nullable=True),
+    Column("role", String(16), nullable=False, default="owner"),
 )
 
 private_threads = Table(

@@ -441,6 +441,8 @@ COMMANDS = {
     "POST /v1/invites/{invite}/withdraw": "invite withdraw X", "PATCH /v1/agents/{handle}": "agent rename ops",
     "PATCH /v1/people/{handle}": "person rename sam --display-name Sam", "DELETE /v1/knowledge/{item}":
     "delete-knowledge 1", "DELETE /v1/threads/{name}": "delete-private-thread t",
+    "POST /v1/operators": "operator add alice --role auditor", "GET /v1/operators": "operator list",
+    "POST /v1/operators/{operator}/revoke": "operator revoke alice",
     "POST /v1/retention/run": "retention", "GET /v1/consents": "consent list", "POST /v1/consents/{network}/{thread}/accept": "consent accept n t",
     "POST /v1/consents/{network}/{thread}/decline": "consent decline n t",
 }
