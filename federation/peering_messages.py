@@ -61,6 +61,9 @@ class InviteMessage(_Wire):
     endpoint: Endpoint
     key: KeyRef
     expires_at: int = Field(ge=0)
+    # Whether this company will see what was said before it joins (the network's
+    # `history_visible_to_new_members`); shown before accepting, and held to the chain's word.
+    history_visible: bool = True
 
     @field_validator("network")
     @classmethod

@@ -178,6 +178,10 @@ class FederationEngine:
         if seqd.seq == 1:
             check_chain_link(None, seqd)
             before, after = None, initial_state(seqd.event)
+            if after.history_visible_to_new_members != network.history_visible:
+                raise RuleViolation("invite_mismatch", f"the invite to {network.name} said earlier history is "
+                                    f"{'visible' if network.history_visible else 'hidden'}; the network says "
+                                    "otherwise")
         else:
             assert network.head_hash is not None  # head_seq >= 1
             check_chain_link(ChainHead(network.name, network.host, network.head_seq, network.head_hash,

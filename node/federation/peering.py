@@ -148,7 +148,7 @@ class PeeringReceiver:
                     id=message.invite_id, direction="incoming", network=message.network, host=origin,
                     title=message.title, server=origin, endpoint=message.endpoint, key_id=key.key_id,
                     public_key=key.raw, status="pending", created_at=now, expires_at=message.expires_at,
-                    updated_at=now,
+                    updated_at=now, history_visible=message.history_visible,
                 ))
             await tx.audit.record(actor=origin, action="invite.received" if wanted else "invite.refused",
                                   target=f"{message.network}:{origin}", now=now, network=message.network,

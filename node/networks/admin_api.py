@@ -33,6 +33,7 @@ def _invite_out(invite: Invite) -> InviteOut:
         id=invite.id, direction=invite.direction, network=invite.network, host=invite.host, title=invite.title,
         server=invite.server, status=invite.status, created_at=invite.created_at, expires_at=invite.expires_at,
         fingerprint=VerifyKey(invite.public_key).fingerprint if invite.public_key else None,
+        history_visible=invite.history_visible,
     )
 
 

@@ -161,6 +161,8 @@ class InviteOut(BaseModel):
     fingerprint: str | None = Field(description="the other company's key fingerprint, to compare out of band")
     created_at: int
     expires_at: int
+    history_visible: bool = Field(True, description="whether a company that joins sees what was said before it "
+                                                    "joined (false: those messages reach it as stubs)")
 
 
 class InviteList(BaseModel):

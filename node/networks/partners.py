@@ -73,9 +73,11 @@ class PartnerService:
             id=new_invite_id(), direction="outgoing", network=network_name, host=self._server,
             title=network.title, server=server, endpoint=endpoint, key_id="", public_key=b"",
             status="pending", created_at=now, expires_at=now + INVITE_TTL_MS, updated_at=now,
+            history_visible=network.history_visible,
         )
         message = InviteMessage(invite_id=invite.id, network=network_name, title=network.title, host=self._server,
-                                endpoint=self._endpoint, key=self._own_key(), expires_at=invite.expires_at)
+                                endpoint=self._endpoint, key=self._own_key(), expires_at=invite.expires_at,
+                                history_visible=network.history_visible)
         # Kept before it is sent: a partner that accepts at once (its policy) finds it here.
         async with self._storage.network_transaction() as tx:
             await tx.peers.add_invite(invite)
@@ -111,8 +113,9 @@ class PartnerService:
             was_peer = await tx.peers.find(invite.server) is not None
             had_key = host_key.key_id in {k.key_id for k in await tx.peers.keys(invite.server)}
             await pin_peer(tx, invite.server, host_key, invite.endpoint, now)
+            # As the invite says; the chain's network.created must say the same (FederationEngine).
             await tx.networks.create(host=invite.host, name=invite.network, title=invite.title,
-                                     history_visible=True, now=now)
+                                     history_visible=invite.history_visible, now=now)
         try:
             await self._client.call("POST", invite.endpoint, invite.server, f"/invites/{invite_id}/accept",
                                     AcceptMessage(endpoint=self._endpoint, key=self._own_key()).model_dump())

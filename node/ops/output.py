@@ -127,7 +127,8 @@ THREAD_COLUMNS = [C("NETWORK", "network"), C("THREAD", "name"), C("TITLE", "titl
                   C("STATE", lambda t: "closed" if t["closed"] else "open"), C("PARTICIPANTS", "participants")]
 INVITE_COLUMNS = [C("ID", "id"), C("DIRECTION", "direction"), C("NETWORK", "network"), C("HOST", "host"),
                   C("SERVER", "server"), C("STATUS", "status"), C("FINGERPRINT", "fingerprint"),
-                  C("EXPIRES", lambda i: when(i["expires_at"]))]
+                  C("EXPIRES", lambda i: when(i["expires_at"])),
+                  C("EARLIER HISTORY", lambda i: "visible" if i.get("history_visible", True) else "hidden")]
 PRINCIPAL_COLUMNS = [C("ID", "id"), C("HANDLE", "handle"), C("NAME", "display_name"),
                      C("STATE", lambda p: "disabled" if p["disabled"] else "active"),
                      C("CREATED", lambda p: when(p["created_at"]))]

@@ -64,6 +64,7 @@ class Invite:
     created_at: int
     expires_at: int
     updated_at: int
+    history_visible: bool = True  # what the invite said of the network's earlier history
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +170,7 @@ class PeerRepository:
             id=invite.id, direction=invite.direction, network=invite.network, host=invite.host,
             title=invite.title, server=invite.server, endpoint=invite.endpoint, key_id=invite.key_id,
             public_key=invite.public_key, status=invite.status, created_at=invite.created_at,
-            expires_at=invite.expires_at, updated_at=invite.updated_at,
+            expires_at=invite.expires_at, updated_at=invite.updated_at, history_visible=invite.history_visible,
         ))
 
     async def delete_invite(self, invite_id: str) -> None:
@@ -244,4 +245,4 @@ class PeerRepository:
 
 def _invite(row) -> Invite:
     return Invite(row.id, row.direction, row.network, row.host, row.title, row.server, row.endpoint, row.key_id,
-                  row.public_key, row.status, row.created_at, row.expires_at, row.updated_at)
+                  row.public_key, row.status, row.created_at, row.expires_at, row.updated_at, row.history_visible)

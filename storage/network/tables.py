@@ -199,6 +199,7 @@ network_invites = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    Column("history_visible", Boolean, nullable=False, default=True),  # as the invite said
     Index("ix_network_invites_direction_status", "direction", "status"),
 )
 

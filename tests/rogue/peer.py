@@ -110,8 +110,8 @@ class RogueNetwork:
         self.link = hashlib.sha256(data).digest()
         return wire
 
-    def create(self, title: str = "Rogue deal") -> dict[str, Any]:
-        content = {"title": title, "history_visible_to_new_members": True}
+    def create(self, title: str = "Rogue deal", *, history_visible: bool = True) -> dict[str, Any]:
+        content = {"title": title, "history_visible_to_new_members": history_visible}
         return self.sequence(hand_signed(self.event("network.created", content), self.rogue.key))
 
     def admit(self, server: str, key: VerifyKey, *, endpoint: str | None = None) -> dict[str, Any]:
@@ -230,9 +230,9 @@ class RoguePeer:
 
     # --- hosting ----------------------------------------------------------------------------
 
-    def host(self, name: str, title: str = "Rogue deal") -> RogueNetwork:
+    def host(self, name: str, title: str = "Rogue deal", *, history_visible: bool = True) -> RogueNetwork:
         network = self.networks[name] = RogueNetwork(name, self)
-        network.create(title)
+        network.create(title, history_visible=history_visible)
         return network
 
     async def invite(self, node: ClusterNode, network: RogueNetwork) -> str:

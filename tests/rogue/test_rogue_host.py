@@ -235,3 +235,19 @@ async def test_the_operator_cli_shows_the_halt_the_alert_and_resumes(world: Worl
     await eventually(lambda: _tries_above(world.acme, tries))
     refused = await cli.admin(world.acme, "network", "resume", NETWORK, expect=1)
     assert refused == ""
+
+
+async def test_a_host_whose_invite_misstates_the_history_rule_is_not_followed(world: World):
+    """The invite said earlier history is visible to members who join later (the default, as
+    the rogue sends it); the chain's network.created says hidden. Acme refuses the first event
+    and stops following the network, so it never takes stubs it was promised it would not get."""
+    deal = world.rogue.host(DEAL, history_visible=False)
+    invite_id = await world.rogue.invite(world.acme, deal)
+    shown = next(i for i in (await world.acme.admin("GET", "/v1/invites"))["items"] if i["id"] == invite_id)
+    assert shown["history_visible"] is True  # what the operator was shown before accepting
+    await world.acme.admin("POST", f"/v1/invites/{invite_id}/accept")
+    answer = await world.rogue.put_events(world.acme, deal.events[:1])
+    (result,) = answer.json["results"]
+    assert (result["status"], result["reason"]) == (403, "invite_mismatch"), result
+    assert await head(world.acme, DEAL) == 0
+    assert (await _halt(world.acme, DEAL))["code"] == "forbidden"

@@ -60,6 +60,8 @@ async def test_a_later_member_gets_stubs_that_verify_and_nothing_of_what_was_sai
 
     invite = await acme.admin("POST", f"/v1/networks/{NETWORK}/invites",
                               {"server": GLOBEX, "endpoint": globex.endpoint}, expect=201)
+    (shown,) = (await globex.admin("GET", "/v1/invites"))["items"]
+    assert shown["history_visible"] is False  # Globex's operator sees it before accepting
     await globex.admin("POST", f"/v1/invites/{invite['id']}/accept")
     await eventually(lambda: _member(globex))
     await globex.admin("POST", f"/v1/networks/{NETWORK}/participants", {"participant": "person:sam"})
