@@ -162,16 +162,9 @@ class FederationEngine:
     async def accept_sequenced(self, tx: NetworkTransaction, seqd: SequencedEvent, *, via: str,
                                checked: Container[SignatureCheck] = ()) -> Accepted:
         """As member: the host's sequenced copy of an event (`checked` as for submissions)."""
-        network = await self._network(tx, seqd.network)
-        if network.host == self.server or via != network.host or seqd.host != network.host:
-            raise RuleViolation("wrong_relay", "only the network's host sends sequenced events")
-        if seqd.seq <= network.head_seq:
-            existing = await tx.events.find(seqd.event_id)
-            if existing is not None and existing.seq == seqd.seq:
-                return Accepted(seqd.event_id, seqd.seq, duplicate=True)
-            raise ChainError(f"the host sent a different event at seq {seqd.seq}")
-        if seqd.seq > network.head_seq + 1:
-            raise OutOfOrder(f"expected seq {network.head_seq + 1} of {network.name}, got {seqd.seq}")
+        network, duplicate = await self._next_from_host(tx, seqd, via)
+        if duplicate is not None:
+            return duplicate
         origin_keys, host_keys = await self.keys.event_lookups(tx, network.id, seqd)
         verify_sequenced(seqd, origin_keys, host_lookup=host_keys, checked=checked)
         check_origin_ts(seqd.event, seqd.host_ts)
@@ -211,16 +204,9 @@ class FederationEngine:
         message of a network that hides history from later members, placed before this company
         was admitted. Its host signature and chain link are checked like any event's; the
         content, and so the origin's signature and the rules, cannot be."""
-        network = await self._network(tx, stub.network)
-        if network.host == self.server or via != network.host or stub.host != network.host:
-            raise RuleViolation("wrong_relay", "only the network's host sends sequenced events")
-        if stub.seq <= network.head_seq:
-            existing = await tx.events.find(stub.event_id)
-            if existing is not None and existing.seq == stub.seq:
-                return Accepted(stub.event_id, stub.seq, duplicate=True)
-            raise ChainError(f"the host sent a different event at seq {stub.seq}")
-        if stub.seq > network.head_seq + 1:
-            raise OutOfOrder(f"expected seq {network.head_seq + 1} of {network.name}, got {stub.seq}")
+        network, duplicate = await self._next_from_host(tx, stub, via)
+        if duplicate is not None:
+            return duplicate
         state = await self._states.created(tx, network)
         if state.history_visible_to_new_members or state.is_member(self.server):
             raise RuleViolation("history_visible", f"the host sent seq {stub.seq} of {network.name} without its "
@@ -240,6 +226,22 @@ class FederationEngine:
                                                  head_ts=stub.host_ts)
         self._states.remember(tx, network.name, stub.seq, state)
         return Accepted(stub.event_id, stub.seq)
+
+    async def _next_from_host(self, tx: NetworkTransaction, placed: SequencedEvent | StubEvent,
+                              via: str) -> tuple[NetworkRecord, Accepted | None]:
+        """The network, locked, if `placed` comes from its host at the next seq; with a duplicate's
+        answer if this node holds the same event there already. Refuses anything else."""
+        network = await self._network(tx, placed.network)
+        if network.host == self.server or via != network.host or placed.host != network.host:
+            raise RuleViolation("wrong_relay", "only the network's host sends sequenced events")
+        if placed.seq <= network.head_seq:
+            existing = await tx.events.find(placed.event_id)
+            if existing is not None and existing.seq == placed.seq:
+                return network, Accepted(placed.event_id, placed.seq, duplicate=True)
+            raise ChainError(f"the host sent a different event at seq {placed.seq}")
+        if placed.seq > network.head_seq + 1:
+            raise OutOfOrder(f"expected seq {network.head_seq + 1} of {network.name}, got {placed.seq}")
+        return network, None
 
     async def locked_network(self, tx: NetworkTransaction, name: str) -> NetworkRecord | None:
         """The network's row as this transaction's events will see it (locked), or None."""

@@ -174,14 +174,7 @@ class PartnerService:
         (410 `gone`, "the invite was withdrawn"); nothing reaches the network."""
         now = self._clock.now_ms()
         async with self._storage.transaction() as tx:
-            try:
-                invite = await tx.peers.invite(invite_id)
-            except NotFound:
-                raise NotFoundError("no such invite") from None
-            if invite.direction != "outgoing":
-                raise NotFoundError("no such invite")
-            if invite.status != "pending":
-                raise Conflict(f"the invite is already {invite.status}")
+            invite = await self._pending(tx, invite_id, "outgoing")
             await tx.peers.set_invite_status(invite_id, "withdrawn", now=now)
             await tx.audit.record(actor=actor, action="invite.withdraw", target=f"{invite.network}:{invite.server}",
                                   now=now, network=invite.network, partner=invite.server)
@@ -195,11 +188,16 @@ class PartnerService:
         return [_with_expiry(i, now) for i in found]
 
     async def _incoming(self, tx: NetworkTransaction, invite_id: str) -> Invite:
+        return await self._pending(tx, invite_id, "incoming")
+
+    @staticmethod
+    async def _pending(tx: NetworkTransaction, invite_id: str, direction: str) -> Invite:
+        """The pending invite of that direction (404 for one of the other, 409 once answered)."""
         try:
             invite = await tx.peers.invite(invite_id)
         except NotFound:
             raise NotFoundError("no such invite") from None
-        if invite.direction != "incoming":
+        if invite.direction != direction:
             raise NotFoundError("no such invite")
         if invite.status != "pending":
             raise Conflict(f"the invite is already {invite.status}")

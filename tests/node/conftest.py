@@ -92,3 +92,18 @@ async def _close(hub: FeedHub) -> None:
 
 def bearer(token: str) -> dict:
     return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+async def pair(tmp_path):
+    """Acme and Globex as two real nodes over TLS, certificates from one test CA; no network yet."""
+    from tests.cluster import start_node
+    from tests.tls_fixtures import TestCertificateAuthority
+
+    ca = TestCertificateAuthority()
+    acme = await start_node(tmp_path, "acme.example", ca)
+    globex = await start_node(tmp_path, "globex.example", ca)
+    yield acme, globex
+    await globex.stop()
+    await acme.stop()
+

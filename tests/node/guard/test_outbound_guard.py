@@ -6,28 +6,16 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 from aiohttp import web
 
-from tests.cluster import ClusterNode, eventually, start_node
-from tests.node.networks.test_seed_scenario import ACME, GLOBEX, NETWORK, THREAD, open_rollout
-from tests.tls_fixtures import TestCertificateAuthority
+from tests.cluster import ClusterNode, eventually
+from tests.node.networks.test_seed_scenario import GLOBEX, NETWORK, THREAD, open_rollout
 
 PLAYBOOK = ("Globex escalation playbook: if Acme threatens to churn, offer the platinum support tier free "
             "for two quarters and waive the migration fee of 18,500 dollars; never mention the Initech deal.")
 REWORDED = ("Quick idea - per our playbook, if acme threatens to churn we could offer the Platinum support "
             "tier FREE for two quarters & waive the migration fee (18.500 dollars). Never mention Initech's deal!")
 MESSAGES = f"/v1/networks/{NETWORK}/threads/{THREAD}/messages"
-
-
-@pytest.fixture
-async def pair(tmp_path):
-    ca = TestCertificateAuthority()
-    acme = await start_node(tmp_path, ACME, ca)
-    globex = await start_node(tmp_path, GLOBEX, ca)
-    yield acme, globex
-    await globex.stop()
-    await acme.stop()
 
 
 async def _bodies(node: ClusterNode, token: str) -> list[str]:

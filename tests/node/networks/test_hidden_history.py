@@ -8,28 +8,16 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from sqlalchemy import select
 
 from federation.canonical_json import encode_canonical
 from federation.sequencing import SequencedEvent, StubEvent
 from storage.network.tables import network_events, networks
-from tests.cluster import ClusterNode, eventually, start_node
+from tests.cluster import ClusterNode, eventually
 from tests.node.networks.test_seed_scenario import ACME, GLOBEX, NETWORK, THREAD
 from tests.node.ops.test_export import _cli, _verify_elsewhere
-from tests.tls_fixtures import TestCertificateAuthority
 
 BEFORE = ["SECRET-BEFORE-1 pricing floor is 41", "SECRET-BEFORE-2 the other bidder is Initech"]
-
-
-@pytest.fixture
-async def pair(tmp_path):
-    ca = TestCertificateAuthority()
-    acme = await start_node(tmp_path, ACME, ca)
-    globex = await start_node(tmp_path, GLOBEX, ca)
-    yield acme, globex
-    await globex.stop()
-    await acme.stop()
 
 
 async def _chain(node: ClusterNode) -> tuple[int, bytes, list[tuple[int, str, str]], bytes]:

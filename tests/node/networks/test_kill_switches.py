@@ -7,23 +7,11 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
-import pytest
 
-from tests.cluster import ClusterNode, eventually, start_node
+from tests.cluster import ClusterNode, eventually
 from tests.node.networks.test_seed_scenario import ACME, GLOBEX, NETWORK, THREAD, open_rollout
-from tests.tls_fixtures import TestCertificateAuthority
 
 MESSAGES = f"/v1/networks/{NETWORK}/threads/{THREAD}/messages"
-
-
-@pytest.fixture
-async def pair(tmp_path):
-    ca = TestCertificateAuthority()
-    acme = await start_node(tmp_path, ACME, ca)
-    globex = await start_node(tmp_path, GLOBEX, ca)
-    yield acme, globex
-    await globex.stop()
-    await acme.stop()
 
 
 async def _stream_ends(node: ClusterNode, token: str, switch) -> str:

@@ -3,21 +3,8 @@ refusal named to the partner, nothing stored, and every change audited."""
 
 from __future__ import annotations
 
-import pytest
-
-from tests.cluster import ClusterNode, eventually, start_node
+from tests.cluster import ClusterNode, eventually
 from tests.node.networks.test_seed_scenario import ACME, GLOBEX, NETWORK, THREAD, open_rollout
-from tests.tls_fixtures import TestCertificateAuthority
-
-
-@pytest.fixture
-async def pair(tmp_path):
-    ca = TestCertificateAuthority()
-    acme = await start_node(tmp_path, ACME, ca)
-    globex = await start_node(tmp_path, GLOBEX, ca)
-    yield acme, globex
-    await globex.stop()
-    await acme.stop()
 
 
 async def _events(node: ClusterNode) -> int:

@@ -8,7 +8,6 @@ from sqlalchemy import select
 
 from storage.network.tables import network_events, networks
 from tests.cluster import ClusterNode, eventually
-from tests.node.networks.test_kill_switches import pair  # noqa: F401  (fixture)
 from tests.node.networks.test_seed_scenario import NETWORK, THREAD, open_rollout
 from tests.node.ops.test_export import _cli, _verify_elsewhere
 
@@ -24,7 +23,7 @@ async def _stored(node: ClusterNode) -> tuple[bytes, bytes, list[str]]:
     return head, b"".join(r.wire for r in rows), [r.type for r in rows]
 
 
-async def test_a_member_removes_bodies_after_close_and_its_copy_still_verifies(pair, tmp_path):  # noqa: F811
+async def test_a_member_removes_bodies_after_close_and_its_copy_still_verifies(pair, tmp_path):
     acme, globex = pair
     tokens = await open_rollout(acme, globex)
     for i in range(3):
