@@ -6,7 +6,7 @@ from aiohttp import web
 
 from federation.keys import VerifyKey
 from node.http.auth import current_admin
-from node.http.io import read_body, respond
+from node.http.io import read_body, read_query, respond
 from node.http.openapi import Endpoint
 from node.networks.models import (
     AlertList,
@@ -16,6 +16,7 @@ from node.networks.models import (
     InviteList,
     InviteOut,
     NetworkList,
+    NetworkListQuery,
     NetworkOut,
     OpenSharedThread,
     PeerList,
@@ -46,7 +47,13 @@ def network_admin_endpoints(networks: NetworkService, partners: PartnerService) 
         return respond(await networks.create(req, actor=current_admin(request)), status=201)
 
     async def list_(request: web.Request) -> web.Response:
-        return respond(await networks.list())
+        return respond(await networks.list(archived=read_query(request, NetworkListQuery).archived))
+
+    def archiving(archived: bool):
+        async def handler(request: web.Request) -> web.Response:
+            return respond(await networks.set_archived(name(request), archived, actor=current_admin(request)))
+
+        return handler
 
     async def show(request: web.Request) -> web.Response:
         return respond(await networks.get(name(request)))
@@ -125,7 +132,12 @@ def network_admin_endpoints(networks: NetworkService, partners: PartnerService) 
     return [
         Endpoint("POST", "/v1/networks", create, "Create a network hosted by this node",
                  body=CreateNetwork, response=NetworkOut, status=201, errors=(409,)),
-        Endpoint("GET", "/v1/networks", list_, "Networks this node hosts or is a member of", response=NetworkList),
+        Endpoint("GET", "/v1/networks", list_, "Networks this node hosts or is a member of (archived ones apart)",
+                 query=NetworkListQuery, response=NetworkList),
+        Endpoint("POST", n + "/archive", archiving(True), "Archive a closed network here: out of the lists, kept whole",
+                 response=NetworkOut, errors=(409,)),
+        Endpoint("POST", n + "/unarchive", archiving(False), "Bring an archived network back into the lists",
+                 response=NetworkOut, errors=(409,)),
         Endpoint("GET", n, show, "A network: members, participants, threads", response=NetworkOut),
         Endpoint("POST", n + "/invites", invite, "Invite a company (sent to its node at once)",
                  body=InviteCompany, response=InviteOut, status=201, errors=(403, 409, 502)),

@@ -30,6 +30,7 @@ __all__ = [
     "InviteList",
     "InviteOut",
     "NetworkList",
+    "NetworkListQuery",
     "NetworkOut",
     "OpenSharedThread",
     "ParticipantOut",
@@ -133,6 +134,7 @@ class NetworkOut(BaseModel):
     closed: bool
     frozen_at: int | None = Field(None, description="when this company's operators froze it (its people and agents "
                                                     "cannot act in it); None when not frozen")
+    archived_at: int | None = Field(None, description="when this company archived it (closed, out of the lists)")
     head_seq: int
     members: dict[str, str]
     participants: list[ParticipantOut]
@@ -148,6 +150,10 @@ class NetworkOut(BaseModel):
 
 class NetworkList(BaseModel):
     items: list[NetworkOut]
+
+
+class NetworkListQuery(QueryModel):
+    archived: bool = Field(False, description="true: the archived networks instead of those in use")
 
 
 class InviteOut(BaseModel):

@@ -77,9 +77,25 @@ class NetworkService:
                                   network=req.name)
             return await network_out(tx, network, self._engine.server)
 
-    async def list(self) -> NetworkList:
+    async def list(self, *, archived: bool = False) -> NetworkList:
+        """The networks in use (`archived`: those put away instead)."""
         async with self._storage.network_transaction() as tx:
-            return NetworkList(items=[await network_out(tx, n, self._engine.server) for n in await tx.networks.all()])
+            return NetworkList(items=[await network_out(tx, n, self._engine.server) for n in await tx.networks.all()
+                                      if (n.archived_at is not None) == archived])
+
+    async def set_archived(self, name: str, archived: bool, *, actor: str) -> NetworkOut:
+        """Put a closed network away here, or back: local, nothing is sent or deleted."""
+        now = self._clock.now_ms()
+        async with self._storage.transaction() as tx:
+            network = await tx.networks.get(name)
+            if archived and not network.closed:
+                raise Conflict(f"{name} is not closed: only a closed network is archived (the host closes it)")
+            if (network.archived_at is not None) == archived:
+                raise Conflict(f"{name} is {'already' if archived else 'not'} archived")
+            await tx.networks.set_archived(network.id, now if archived else None)
+            await tx.audit.record(actor=actor, action="network.archive" if archived else "network.unarchive",
+                                  target=name, network=name, now=now)
+            return await network_out(tx, await tx.networks.get(name), self._engine.server)
 
     async def get(self, name: str) -> NetworkOut:
         async with self._storage.network_transaction() as tx:
@@ -206,7 +222,8 @@ async def network_out(tx: NetworkTransaction, network: NetworkRecord, server: st
     vouched = [k for member in sorted(members) for k in await tx.vouched_keys.in_network(network.id, member)]
     return NetworkOut(
         name=network.name, host=network.host, title=network.title, hosted_here=network.host == server,
-        closed=network.closed, frozen_at=network.frozen_at, head_seq=network.head_seq, members=members,
+        closed=network.closed, frozen_at=network.frozen_at, archived_at=network.archived_at,
+        head_seq=network.head_seq, members=members,
         participants=[ParticipantOut(id=p, display_name=d, attached=a) for p, (d, a) in sorted(participants.items())],
         threads=[SharedThreadOut(network=t.network, name=t.name, title=t.title, closed=t.closed,
                                  participants=list(t.participants), agents_silenced=t.agents_silenced) for t in threads],

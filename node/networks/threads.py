@@ -41,7 +41,8 @@ class SharedThreadService:
         async with self._storage.network_transaction() as tx:
             found = await tx.networks.threads_of_participant(me)
             held = {(t.network, t.name) for t in found if await self._held_back(tx, t.network, t.name)}
-        found = [t for t in found if (t.network, t.name) not in held]
+            archived = {n.name for n in await tx.networks.all() if n.archived_at is not None}
+        found = [t for t in found if (t.network, t.name) not in held and t.network not in archived]
         return SharedThreadList(items=[
             SharedThreadOut(network=t.network, name=t.name, title=t.title, closed=t.closed,
                             participants=list(t.participants), agents_silenced=t.agents_silenced)

@@ -601,8 +601,10 @@ def _register_networks(sub, b: _Builder) -> None:
     p.add_argument("network")
     p.add_argument("--title", required=True)
     p.add_argument("--no-history", action="store_true", help="companies admitted later do not see earlier events")
-    b.leaf(net, "list", "list networks", _get(lambda a: "/v1/networks", _items(out.NETWORK_COLUMNS, "(no networks)")),
-           path="network list")
+    b.leaf(net, "list", "list networks (--archived: those put away)",
+           _get(lambda a: "/v1/networks" + ("?archived=true" if a.archived else ""),
+                _items(out.NETWORK_COLUMNS, "(no networks)")),
+           path="network list").add_argument("--archived", action="store_true")
     b.leaf(net, "show", "a network's members, participants and threads", _get(_n, lambda d, a: out.network_detail(d)),
            path="network show").add_argument("network")
     p = b.leaf(net, "invite", "invite a company (sent to its node at once)",
@@ -617,7 +619,9 @@ def _register_networks(sub, b: _Builder) -> None:
                               ("resume", "Trying {name} again now", "try a halted network again (after fixing why)"),
                               ("freeze", "Froze {name}: this company's people and agents cannot act in it",
                                "a kill switch: this company's people and agents cannot act in the network"),
-                              ("unfreeze", "Unfroze {name}", "undo `network freeze`")):
+                              ("unfreeze", "Unfroze {name}", "undo `network freeze`"),
+                              ("archive", "Archived {name}", "put a closed network away: out of the lists, kept whole"),
+                              ("unarchive", "Brought {name} back", "undo `network archive`")):
         b.leaf(net, verb, help_, _post(_path_to(_n, f"/{verb}"), _said(line)),
                path=f"network {verb}").add_argument("network")
     p = b.leaf(net, "remove", "remove a company (host only)",

@@ -40,6 +40,7 @@ class NetworkRecord:
     created_at: int
     head_ts: int = 0  # the host's time of the head event
     frozen_at: int | None = None  # this company froze it (local: its own people and agents cannot act)
+    archived_at: int | None = None  # this company put it away once closed (local: out of the lists)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +71,7 @@ _PARTICIPANT_IN_THREAD = (
 def _network(row) -> NetworkRecord:
     return NetworkRecord(
         row.id, row.host, row.name, row.title, row.closed, row.history_visible,
-        row.head_seq, row.head_hash, row.created_at, row.head_ts, row.frozen_at,
+        row.head_seq, row.head_hash, row.created_at, row.head_ts, row.frozen_at, row.archived_at,
     )
 
 
@@ -135,6 +136,9 @@ class NetworkRepository:
 
     async def set_frozen(self, network_id: int, frozen_at: int | None) -> None:
         await self._conn.execute(update(networks).where(networks.c.id == network_id).values(frozen_at=frozen_at))
+
+    async def set_archived(self, network_id: int, archived_at: int | None) -> None:
+        await self._conn.execute(update(networks).where(networks.c.id == network_id).values(archived_at=archived_at))
 
     async def delete(self, network_id: int) -> None:
         self._heads.pop(network_id, None)

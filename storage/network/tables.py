@@ -76,6 +76,8 @@ networks = Table(
     Column("created_at", BigInteger, nullable=False),
     # This company's kill switch, local only: while set, its people and agents cannot act in it.
     Column("frozen_at", BigInteger, nullable=True),
+    # This company put a closed network away: out of the lists, kept whole (local only).
+    Column("archived_at", BigInteger, nullable=True),
     UniqueConstraint("host", "name"),
 )
 

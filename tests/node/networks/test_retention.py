@@ -65,3 +65,12 @@ async def test_a_member_removes_bodies_after_close_and_its_copy_still_verifies(p
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "4 of them are messages this copy holds as their place only" in checked.stdout
     assert "RETAIN-SECRET" not in out.read_text()
+
+    # Put away: out of the operator's and the participants' lists, still whole and exportable.
+    threads = (await globex.client(tokens["sam"], "GET", "/v1/shared-threads"))["items"]
+    assert [t["network"] for t in threads] == [NETWORK]
+    await globex.admin("POST", f"/v1/networks/{NETWORK}/archive")
+    assert (await globex.admin("GET", "/v1/networks"))["items"] == []
+    assert [n["name"] for n in (await globex.admin("GET", "/v1/networks?archived=true"))["items"]] == [NETWORK]
+    assert (await globex.client(tokens["sam"], "GET", "/v1/shared-threads"))["items"] == []
+    assert (await _stored(globex))[0] == head

@@ -443,6 +443,8 @@ COMMANDS = {
     "delete-knowledge 1", "DELETE /v1/threads/{name}": "delete-private-thread t",
     "POST /v1/operators": "operator add alice --role auditor", "GET /v1/operators": "operator list",
     "POST /v1/operators/{operator}/revoke": "operator revoke alice",
+    "POST /v1/networks/{network}/archive": "network archive n",
+    "POST /v1/networks/{network}/unarchive": "network unarchive n",
     "POST /v1/retention/run": "retention", "GET /v1/consents": "consent list", "POST /v1/consents/{network}/{thread}/accept": "consent accept n t",
     "POST /v1/consents/{network}/{thread}/decline": "consent decline n t",
 }
@@ -519,3 +521,12 @@ async def test_rename_and_delete_commands(cli, acme):
     await cli.admin(acme, "private-thread", "create", "billing", "--title", "Billing", "--member", "agent:ops")
     assert "Deleted private thread billing (0 messages)" in await cli.admin(acme, "delete-private-thread", "billing")
     await cli.admin(acme, "delete-private-thread", "billing", expect=1)  # 404
+    await cli.admin(acme, "network", "create", "incident", "--title", "Incident")
+    await cli.admin(acme, "network", "archive", "incident", expect=1)  # open: 409
+    await cli.admin(acme, "network", "close", "incident")
+    assert "Archived incident" in await cli.admin(acme, "network", "archive", "incident")
+    assert "(no networks)" in await cli.admin(acme, "network", "list")
+    assert "incident" in await cli.admin(acme, "network", "list", "--archived")
+    assert (await cli.admin_json(acme, "network", "show", "incident"))["archived_at"] is not None
+    assert "Brought incident back" in await cli.admin(acme, "network", "unarchive", "incident")
+
