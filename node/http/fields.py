@@ -16,7 +16,7 @@ from federation.event_content import MAX_BODY_CHARS
 from federation.identifiers import MAX_SERVER_NAME_CHARS, ParticipantId, validate_server_name
 
 __all__ = [
-    "MAX_BODY_CHARS", "MAX_PAGE", "SERVER_PATTERN", "Cursor", "Handle", "MessageBody", "ParticipantRef",
+    "MAX_BODY_CHARS", "MAX_PAGE", "SERVER_PATTERN", "Cursor", "EventId", "Handle", "MessageBody", "ParticipantRef",
     "PrincipalRef", "QueryModel", "Request", "ServerName", "Slug", "Title", "form", "form_of",
 ]
 
@@ -46,6 +46,7 @@ _SLUG = form(r"^[a-z0-9][a-z0-9-]{0,63}$",
              "a name: 1-64 lowercase letters, digits or '-', starting with a letter or digit (e.g. acme-rollout)")
 _CURSOR = form(r"^[0-9]{1,18}$", "a number of at most 18 digits (a cursor or id the API gave)")
 _NOT_BLANK = form(r"\S", "text that is not blank")
+_EVENT_ID = form(r"^\$[A-Za-z0-9_-]{43}$", "an event id: $ and 43 base64url characters (a message's `id`)")
 _PRINCIPAL = form(r"^(agent|person):[a-z0-9][a-z0-9._-]{0,63}(@[A-Za-z0-9.:\[\]-]{1,255})?$",
                   "agent:HANDLE or person:HANDLE, optionally with this node's @SERVER (e.g. agent:ops)")
 # Patterns declared elsewhere (the protocol core, response headers) that a caller meets.
@@ -58,6 +59,7 @@ Handle = Annotated[str, StringConstraints(pattern=_HANDLE)]
 Slug = Annotated[str, StringConstraints(pattern=_SLUG)]
 Title = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 Cursor = Annotated[str, StringConstraints(pattern=_CURSOR)]
+EventId = Annotated[str, StringConstraints(pattern=_EVENT_ID)]
 MessageBody = Annotated[str, StringConstraints(min_length=1, max_length=MAX_BODY_CHARS, pattern=_NOT_BLANK)]
 # `agent:ops` or `person:alex`, optionally with this node's `@server`.
 PrincipalRef = Annotated[str, StringConstraints(pattern=_PRINCIPAL)]

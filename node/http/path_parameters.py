@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, StringConstraints, TypeAdapter, create_model
 
 from federation.peering_messages import InviteId
-from node.http.fields import Handle, ServerName, Slug
+from node.http.fields import EventId, Handle, ServerName, Slug
 
 __all__ = ["PATH_PARAMETERS", "path_model", "path_parameter_schema"]
 
@@ -35,6 +35,7 @@ PATH_PARAMETERS: dict[str, Any] = {
     "flag": RowId,           # a message the outbound guard flagged
     "item": RowId,           # a knowledge item
     "operator": Slug,        # a named operator (node.http.roles)
+    "event": EventId,        # a message of {thread}
 }
 
 

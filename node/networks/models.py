@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, StringConstraints
 from node.http.fields import (
     MAX_PAGE,
     Cursor,
+    EventId,
     MessageBody,
     ParticipantRef,
     PrincipalRef,
@@ -25,6 +26,7 @@ __all__ = [
     "AlertOut",
     "AttachParticipant",
     "CreateNetwork",
+    "EditSharedMessage",
     "HaltOut",
     "InviteCompany",
     "InviteList",
@@ -76,6 +78,12 @@ class OpenSharedThread(Request):
 
 
 class PostSharedMessage(Request):
+    body: MessageBody
+    reply_to: EventId | None = Field(
+        None, description="the id of a message in the same thread this one answers")
+
+
+class EditSharedMessage(Request):
     body: MessageBody
 
 
@@ -226,6 +234,9 @@ class SharedMessageOut(BaseModel):
     sequenced_at: int | None = Field(None, description="when the network's host placed it in the network's order "
                                                        "(the host's clock); None while pending")
     delivery: dict[str, str] | None = Field(None, description="for the author: state per destination")
+    reply_to: str | None = Field(None, description="the message this one answers")
+    edited: bool = Field(False, description="the body is the latest edit of what was first posted")
+    deleted: bool = Field(False, description="deleted by its author's company: `body` is empty (a tombstone)")
     redacted: list[str] | None = Field(None, description="for the author, when posting: the outbound guard's rules "
                                                          "that redacted part of the body (`body` is what was sent)")
 

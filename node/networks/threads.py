@@ -8,10 +8,10 @@ posts come last, marked pending, with their delivery state.
 
 from __future__ import annotations
 
-from federation.event_content import MessagePosted
+from federation.event_content import MessageDeleted, MessageEdited, MessagePosted
 from federation.identifiers import ParticipantId
 from node.basics.clock import Clock
-from node.basics.errors import NotFoundError
+from node.basics.errors import Forbidden, NotFoundError
 from node.federation.chain_state import stored_view
 from node.federation.engine import FederationEngine
 from node.guard.outbound import OutboundGuard
@@ -56,21 +56,25 @@ class SharedThreadService:
             page = await tx.events.in_thread(network_id, thread, after_seq=after, limit=limit, include_pending=True)
             mine = [e.row_id for e in page if e.sender == me]
             delivery = await tx.outbox.states_for_events(mine)
+            edits, deletes = await _latest_changes(tx, network_id, thread)
         messages = []
         for stored in page:
             if stored.type != "message.posted":
                 continue
             content, sequenced_at = stored_view(stored.wire)
+            deleted = stored.event_id in deletes
+            body = "" if deleted else edits.get(stored.event_id, content["body"])
             messages.append(SharedMessageOut(
                 id=stored.event_id, network=network, thread=thread, seq=stored.seq,
-                status="pending" if stored.seq is None else "sequenced", sender=stored.sender, body=content["body"],
+                status="pending" if stored.seq is None else "sequenced", sender=stored.sender, body=body,
                 origin_ts=stored.origin_ts, sequenced_at=sequenced_at,
                 delivery=delivery.get(stored.row_id) if stored.sender == me else None,
+                reply_to=content.get("reply_to"), edited=stored.event_id in edits and not deleted, deleted=deleted,
             ))
         last_seq = page[-1].seq if len(page) == limit else None
         return SharedMessagePage(messages=messages, next_cursor=str(last_seq) if last_seq is not None else None)
 
-    async def post(self, caller: Principal, network: str, thread: str, body: str, *,
+    async def post(self, caller: Principal, network: str, thread: str, body: str, *, reply_to: str | None = None,
                    idempotency: IdempotencyKey | None = None) -> Posted[SharedMessageOut]:
         me = ParticipantId(caller.kind, caller.handle, self._engine.server)
         # Before anything is signed: a blocked body is refused here and never reaches the outbox.
@@ -80,7 +84,7 @@ class SharedThreadService:
         async def work(tx: Transaction) -> SharedMessageOut:
             await self._thread_of(tx, str(me), network, thread)
             accepted = await self._engine.author(tx, network, thread=thread, sender=me,
-                                                 content=MessagePosted(body=verdict.text))
+                                                 content=MessagePosted(body=verdict.text, reply_to=reply_to))
             assert accepted.origin_ts is not None  # author always signs
             await self._guard.record(tx, verdict, author=str(me), network=network, thread=thread, field="message",
                                      event_id=accepted.event_id)
@@ -88,10 +92,43 @@ class SharedThreadService:
                 id=accepted.event_id, network=network, thread=thread, seq=accepted.seq,
                 status="pending" if accepted.seq is None else "sequenced", sender=str(me), body=verdict.text,
                 origin_ts=accepted.origin_ts, delivery=None, redacted=verdict.rules("redact") or None,
+                reply_to=reply_to,
             )
 
         return await run_once(self._storage, self._clock, caller.id, idempotency, SharedMessageOut, work,
                               group=self._posts)
+
+    async def change(self, caller: Principal, network: str, thread: str, event_id: str, *,
+                     body: str | None) -> SharedMessageOut:
+        """Edit (`body`) or delete (None) one of the caller's own messages: an event every member
+        applies (the rules let only the author's company change a message). An edit runs through
+        the outbound guard like a post; "working on it", then the answer, is two events."""
+        me = ParticipantId(caller.kind, caller.handle, self._engine.server)
+        verdict = None
+        if body is not None:
+            verdict = await self._guard.check(author=str(me), network=network, thread=thread, field="edit", text=body)
+        async with self._storage.transaction() as tx:
+            network_id = await self._thread_of(tx, str(me), network, thread)
+            original = await tx.events.find(event_id)
+            if (original is None or original.network_id != network_id or original.thread != thread
+                    or original.type != "message.posted"):
+                raise NotFoundError(f"no message {event_id} in {network}/{thread}")
+            if original.sender != str(me):
+                raise Forbidden("only the message's author may edit or delete it")
+            content = (MessageDeleted(event_id=event_id) if verdict is None
+                       else MessageEdited(event_id=event_id, body=verdict.text))
+            accepted = await self._engine.author(tx, network, thread=thread, sender=me, content=content)
+            if verdict is not None:
+                await self._guard.record(tx, verdict, author=str(me), network=network, thread=thread, field="edit",
+                                         event_id=accepted.event_id)
+            posted, sequenced_at = stored_view(original.wire)
+        return SharedMessageOut(
+            id=event_id, network=network, thread=thread, seq=original.seq,
+            status="pending" if original.seq is None else "sequenced", sender=str(me),
+            body="" if verdict is None else verdict.text, origin_ts=original.origin_ts, sequenced_at=sequenced_at,
+            reply_to=posted.get("reply_to"), edited=verdict is not None, deleted=verdict is None,
+            redacted=(verdict.rules("redact") or None) if verdict is not None else None,
+        )
 
     async def _thread_of(self, tx: NetworkTransaction, me: str, network: str, thread: str) -> int:
         """The network's row id, if `me` takes part in the thread; otherwise it does not exist."""
@@ -105,3 +142,17 @@ class SharedThreadService:
     async def _held_back(tx: NetworkTransaction, network: str, thread: str) -> bool:
         record = await tx.consents.find(network, thread)
         return record is not None and record.status != "accepted"
+
+
+async def _latest_changes(tx: NetworkTransaction, network_id: int, thread: str) -> tuple[dict[str, str], set[str]]:
+    """The latest body of each edited message of the thread, and the deleted ones."""
+    edits: dict[str, str] = {}
+    deletes: set[str] = set()
+    for change in await tx.events.changes_in_thread(network_id, thread):
+        content, _ = stored_view(change.wire)
+        if change.type == "message.deleted":
+            deletes.add(content["event_id"])
+        else:
+            edits[content["event_id"]] = content["body"]
+    return edits, deletes
+

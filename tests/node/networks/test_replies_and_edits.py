@@ -1,0 +1,73 @@
+"""Replies, edits and deletes through the client API on two real nodes over TLS: each is an
+event every member applies; only the author may change a message; an edit goes through the
+outbound guard like a post; a deleted message leaves a tombstone on both sides."""
+
+from __future__ import annotations
+
+from tests.cluster import ClusterNode, eventually
+from tests.node.networks.test_seed_scenario import NETWORK, THREAD, open_rollout
+
+MESSAGES = f"/v1/networks/{NETWORK}/threads/{THREAD}/messages"
+
+
+async def _seen(node: ClusterNode, token: str) -> dict[str, dict]:
+    return {m["id"]: m for m in (await node.client(token, "GET", f"{MESSAGES}?limit=200"))["messages"]}
+
+
+async def _shows(node: ClusterNode, token: str, event_id: str, **want) -> bool:
+    message = (await _seen(node, token)).get(event_id)
+    return message is not None and all(message[k] == v for k, v in want.items())
+
+
+async def test_a_reply_an_edit_and_a_delete_reach_both_companies(pair):
+    acme, globex = pair
+    tokens = await open_rollout(acme, globex)
+    question = await globex.client(tokens["sam"], "POST", MESSAGES, {"body": "Is the cutover still Thursday?"},
+                                   expect=201)
+    await eventually(lambda: _shows(acme, tokens["alex"], question["id"], status="sequenced"))
+    reply = await acme.client(tokens["alex"], "POST", MESSAGES,
+                              {"body": "Yes, 06:00 UTC.", "reply_to": question["id"]}, expect=201)
+    assert reply["reply_to"] == question["id"]
+    await eventually(lambda: _shows(globex, tokens["sam"], reply["id"], reply_to=question["id"]))
+
+    refused = await acme.client(tokens["alex"], "POST", MESSAGES, {"body": "?", "reply_to": "$" + "A" * 43},
+                                expect=403)
+    assert refused["error"]["reason"] == "unknown_event"
+    malformed = await acme.client(tokens["alex"], "POST", MESSAGES, {"body": "?", "reply_to": "42"}, expect=422)
+    assert "an event id" in str(malformed["error"]["fields"])
+
+    # "Working on it", then the answer: one post and one edit.
+    working = await globex.client(tokens["delivery"], "POST", MESSAGES, {"body": "working on it"}, expect=201)
+    edited = await globex.client(tokens["delivery"], "PATCH", f"{MESSAGES}/{working['id']}",
+                                 {"body": "Validated: retries stop after 3 attempts (GLX-431)."})
+    assert (edited["body"], edited["edited"]) == ("Validated: retries stop after 3 attempts (GLX-431).", True)
+    for node, token in ((globex, tokens["sam"]), (acme, tokens["alex"])):
+        await eventually(lambda node=node, token=token: _shows(
+            node, token, working["id"], body="Validated: retries stop after 3 attempts (GLX-431).", edited=True))
+    # Only the author: another participant of its own company, or of another, is refused.
+    await globex.client(tokens["sam"], "PATCH", f"{MESSAGES}/{working['id']}", {"body": "x"}, expect=403)
+    await acme.client(tokens["alex"], "PATCH", f"{MESSAGES}/{working['id']}", {"body": "x"}, expect=403)
+    await acme.client(tokens["alex"], "PATCH", f"{MESSAGES}/{'$' + 'B' * 43}", {"body": "x"}, expect=404)
+
+    await globex.client(tokens["delivery"], "DELETE", f"{MESSAGES}/{working['id']}")
+    for node, token in ((globex, tokens["sam"]), (acme, tokens["alex"])):
+        await eventually(lambda node=node, token=token: _shows(node, token, working["id"], body="", deleted=True,
+                                                               edited=False))
+    gone = await globex.client(tokens["delivery"], "PATCH", f"{MESSAGES}/{working['id']}", {"body": "again"},
+                               expect=403)
+    assert gone["error"]["reason"] == "message_deleted"
+
+
+async def test_an_edit_goes_through_the_outbound_guard(pair):
+    acme, globex = pair
+    tokens = await open_rollout(acme, globex)
+    posted = await globex.client(tokens["delivery"], "POST", MESSAGES, {"body": "status soon"}, expect=201)
+    await globex.admin("PUT", "/v1/policy/guard", {"terms": ["Project Nightjar"]})
+    sent_before = len(globex.sent)
+    refused = await globex.client(tokens["delivery"], "PATCH", f"{MESSAGES}/{posted['id']}",
+                                  {"body": "status: project nightjar slipped"}, expect=403)
+    assert refused["error"]["code"] == "outbound_blocked" and refused["error"]["rules"] == ["term"]
+    assert not any(b"nightjar" in chunk for chunk in globex.sent[sent_before:])
+    (entry,) = (await globex.admin("GET", "/v1/audit?action=guard.blocked"))["items"]
+    assert entry["detail"]["field"] == "edit"
+    assert (await _seen(globex, tokens["sam"]))[posted["id"]]["body"] == "status soon"
