@@ -29,8 +29,8 @@ async def held_back(tx: NetworkTransaction, network: NetworkRecord, event: Event
     """Whether `event` must not be shown to this node's participants (yet). A `thread.opened`
     from another company naming participants of `server`, under an `ask` policy, starts a
     consent request."""
-    if event.thread is None:
-        return False
+    if event.thread is None or event.origin == server:
+        return False  # this company's own events: it cannot write into a thread held back from it
     key = ("consent", network.id, event.thread)
     if key in tx.memo:
         return bool(tx.memo[key])

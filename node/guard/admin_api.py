@@ -84,6 +84,7 @@ def guard_admin_endpoints(storage: Storage, clock: Clock, guard: OutboundGuard) 
             await tx.policies.put(GUARD_SCOPE, settings, now=now, by=actor)
             await tx.audit.record(actor=actor, action="policy.guard", target=GUARD_SCOPE, now=now,
                                   detail={"before": before.model_dump(mode="json"), "after": settings})
+        guard.touch()
         log.info("outbound guard settings changed by %s", actor)
         return respond(policy)
 

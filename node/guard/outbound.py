@@ -12,16 +12,18 @@ Every decision other than a plain allow is audited (`guard.blocked`, `guard.reda
 `guard.flagged`, `guard.judge_failed`), with the rules and, for private content, which item
 matched; the text itself is not copied into the audit log.
 
-The index of private content is built on first use and kept current by reading, before each
-check, the highest ids of knowledge items, private threads and private messages (one indexed
-lookup each): what is new is added. Whatever deletes or changes private text calls `forget`,
-and the next check builds the index again.
+The index of private content is built on first use and kept current by reading the highest
+ids of knowledge items, private threads and private messages (one indexed lookup each): what is
+new is added. That read, and the settings', happen at the first check after anything in this
+process changed them (`touch`), or after `_FRESH_S`. Whatever deletes private text calls
+`forget`, and the next check builds the index again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +39,11 @@ __all__ = ["GUARD_SCOPE", "OutboundGuard", "Verdict", "guard_policy", "refusal"]
 log = logging.getLogger(__name__)
 
 GUARD_SCOPE = "guard"
+# How long what the guard read (its settings, the heads of private content) is taken as current
+# when nothing in this process said it changed: a post under load then reads nothing. What this
+# process changes (settings, knowledge, private threads and messages) calls `touch` and counts
+# at once; a change made elsewhere (another process on the same database) within this long.
+_FRESH_S = 1.0
 _BATCH = 1_000
 # Private content found in one text: enough for the operator to see where it came from.
 _MAX_PRIVATE_HITS = 5
@@ -76,6 +83,7 @@ class OutboundGuard:
         self._compiled: tuple[dict | None, GuardPolicy, CompiledRules, Judge | None] | None = None
         self._index: PrivateIndex | None = None
         self._indexed = _Indexed()
+        self._fresh_until = 0.0  # monotonic: until then, the settings and the index are taken as read
 
     async def check(self, *, author: str, network: str, thread: str | None, field: str, text: str) -> Verdict:
         """What may be sent of `text`, or OutboundBlocked (audited) if nothing may."""
@@ -136,8 +144,17 @@ class OutboundGuard:
         await tx.audit.record(actor=author, action=action, now=self._clock.now_ms(),
                               target=f"{network}:{thread}" if thread else network, network=network, detail=detail)
 
+    def touch(self) -> None:
+        """Settings or private content changed through this process: read them again at the next
+        check (anything else is read again within `_FRESH_S`)."""
+        self._fresh_until = 0.0
+
     async def _prepare(self) -> tuple[GuardPolicy, CompiledRules, Judge | None, PrivateIndex | None]:
         async with self._lock:
+            if self._compiled is not None and time.monotonic() < self._fresh_until:
+                _, policy, rules, judge = self._compiled
+                return policy, rules, judge, self._index
+            self._fresh_until = time.monotonic() + _FRESH_S
             async with self._storage.read_transaction() as tx:
                 row = (await tx.policies.find(GUARD_SCOPE)).get(GUARD_SCOPE)
                 settings = row.settings if row is not None else None
@@ -185,6 +202,7 @@ class OutboundGuard:
     def forget(self) -> None:
         """Something private was deleted or changed: build the index again at the next check."""
         self._index = None
+        self.touch()
 
 
 _KINDS = {"knowledge": "a knowledge item", "private-thread": "a private thread's title",

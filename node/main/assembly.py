@@ -116,7 +116,7 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
     webhook_service = WebhookService(storage, clock, directory, webhook_limits, wake=webhooks.wake,
                                      destinations=destinations)
     limiter = PostRateLimiter(rate_per_s=limits.post_rate_per_s, burst=limits.post_burst)
-    client_service = ClientService(storage, clock, directory)
+    client_service = ClientService(storage, clock, directory, on_private_added=guard.touch)
     client_app = build_client_app(
         storage, clock, directory, service=client_service, limiter=limiter, max_body_bytes=max_body_bytes,
         tokens_version=lambda: hub.tokens_version,
@@ -142,7 +142,7 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
                                                                 *webhook_admin_endpoints(webhook_service),
                                                                 *health, *metrics_endpoints(metrics)],
                                   max_body_bytes=max_body_bytes, on_tokens_changed=hub.tokens_changed,
-                                  on_private_deleted=guard.forget),
+                                  on_private_deleted=guard.forget, on_private_added=guard.touch),
         client_app=client_app,
         federation_app=build_federation_app(storage=storage, engine=engine, peering=peering, delivery=delivery,
                                             catch_up=catch_up, refresher=refresher, halts=halts, clock=clock,

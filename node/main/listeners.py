@@ -88,9 +88,10 @@ def _scoped(endpoint: Endpoint, handler: Handler) -> Handler:
 def build_admin_app(storage, clock: Clock, directory: Directory, *, extra: Sequence[Endpoint] = (),
                     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
                     on_tokens_changed: Callable[[], None] = lambda: None,
-                    on_private_deleted: Callable[[], None] = lambda: None) -> web.Application:
+                    on_private_deleted: Callable[[], None] = lambda: None,
+                    on_private_added: Callable[[], None] = lambda: None) -> web.Application:
     service = AdminService(storage, clock, directory, on_tokens_changed=on_tokens_changed,
-                           on_private_deleted=on_private_deleted)
+                           on_private_deleted=on_private_deleted, on_private_added=on_private_added)
     endpoints = [*admin_endpoints(service), *operator_endpoints(storage, clock, on_tokens_changed=on_tokens_changed),
                  *extra]
     return _app("Agent Network admin API", endpoints, admin_authenticator(storage), max_body_bytes, listener="admin")

@@ -132,9 +132,8 @@ class SharedThreadService:
 
     async def _thread_of(self, tx: NetworkTransaction, me: str, network: str, thread: str) -> int:
         """The network's row id, if `me` takes part in the thread; otherwise it does not exist."""
-        network_id = await tx.networks.network_id_if_participant(network, thread, me)
-        if network_id is None or await tx.consents.status(network_id, thread) not in (None, "accepted"):
-            # Held back until this company's operator accepts it (node.federation.consent).
+        network_id = await tx.networks.network_id_if_participant(network, thread, me)  # None: also held back
+        if network_id is None:
             raise NotFoundError(f"shared thread {network}/{thread} not found")
         return network_id
 

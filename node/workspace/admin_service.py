@@ -51,12 +51,14 @@ TOKEN_TAGS = {"agent": "agt", "person": "per"}
 class AdminService:
     def __init__(self, storage: Storage, clock: Clock, directory: Directory, *,
                  on_tokens_changed: Callable[[], None] = lambda: None,
-                 on_private_deleted: Callable[[], None] = lambda: None) -> None:
+                 on_private_deleted: Callable[[], None] = lambda: None,
+                 on_private_added: Callable[[], None] = lambda: None) -> None:
         self._storage = storage
         self._clock = clock
         self._directory = directory
         self._tokens_changed = on_tokens_changed  # open streams re-check their tokens at once
         self._private_deleted = on_private_deleted  # the outbound guard forgets what it indexed
+        self._private_added = on_private_added  # and reads what is new at its next check
 
     async def status(self) -> StatusOut:
         async with self._storage.transaction() as tx:
@@ -202,7 +204,9 @@ class AdminService:
                 actor=actor, action="thread.create", target=req.name, now=now,
                 detail={"members": len(members)},
             )
-            return await self._thread_out(tx, thread)
+            out = await self._thread_out(tx, thread)
+        self._private_added()
+        return out
 
     async def set_members(self, name: str, refs: list[str], *, actor: str) -> ThreadOut:
         now = self._clock.now_ms()
@@ -250,7 +254,9 @@ class AdminService:
                 actor=actor, action="knowledge.add", target=f"knowledge:{item.id}", now=now,
                 detail={"restricted": item.restricted},
             )
-            return (await knowledge_out(self._directory, tx, [item]))[0]
+            out = (await knowledge_out(self._directory, tx, [item]))[0]
+        self._private_added()
+        return out
 
     async def delete_knowledge(self, item_id: int, *, actor: str) -> Deleted:
         now = self._clock.now_ms()

@@ -6,6 +6,8 @@ the client API never reveals which private threads the company has.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from node.basics.clock import Clock
 from node.basics.errors import NotFoundError
 from node.http.idempotency import IdempotencyKey, Posted, run_once
@@ -21,10 +23,12 @@ __all__ = ["ClientService"]
 
 
 class ClientService:
-    def __init__(self, storage: Storage, clock: Clock, directory: Directory) -> None:
+    def __init__(self, storage: Storage, clock: Clock, directory: Directory, *,
+                 on_private_added: Callable[[], None] = lambda: None) -> None:
         self._storage = storage
         self._clock = clock
         self._directory = directory
+        self._private_added = on_private_added  # the outbound guard reads what is new at its next check
 
     async def threads(self, caller: Principal) -> ThreadList:
         async with self._storage.transaction() as tx:
@@ -48,7 +52,9 @@ class ClientService:
             await tx.feed_writer.append_private_message(thread_id=thread.id, message_id=message.id, now=now)
             return self._message_out(thread, message, {caller.id: self._directory.participant_id(caller)})
 
-        return await run_once(self._storage, self._clock, caller.id, idempotency, MessageOut, work)
+        posted = await run_once(self._storage, self._clock, caller.id, idempotency, MessageOut, work)
+        self._private_added()
+        return posted
 
     async def search_knowledge(self, caller: Principal, query: str, *, limit: int) -> KnowledgeResults:
         async with self._storage.transaction() as tx:

@@ -21,6 +21,7 @@ from storage.network.tables import (
     networks,
     shared_thread_participants,
     shared_threads,
+    thread_consents,
 )
 from storage.results import inserted_id
 
@@ -60,9 +61,11 @@ _NAMES_BY_ID = select(networks.c.id, networks.c.name).where(networks.c.id.in_(bi
 _SET_HEAD = update(networks).where(networks.c.id == bindparam("network_id")).values(
     head_seq=bindparam("new_seq"), head_hash=bindparam("new_hash"), head_ts=bindparam("new_ts"))
 _PARTICIPANT_IN_THREAD = (
-    select(networks.c.id)
+    select(networks.c.id, thread_consents.c.status)
     .join(shared_threads, shared_threads.c.network_id == networks.c.id)
     .join(shared_thread_participants, shared_thread_participants.c.thread_id == shared_threads.c.id)
+    .outerjoin(thread_consents, (thread_consents.c.network_id == networks.c.id)
+               & (thread_consents.c.thread == shared_threads.c.name))
     .where(networks.c.name == bindparam("network"), shared_threads.c.name == bindparam("thread"),
            shared_thread_participants.c.participant == bindparam("participant"))
 )
@@ -225,9 +228,11 @@ class NetworkRepository:
         )
 
     async def network_id_if_participant(self, network: str, thread: str, participant: str) -> int | None:
-        """The network's row id if `participant` takes part in its thread `thread`, else None."""
-        return await self._conn.scalar(_PARTICIPANT_IN_THREAD,
-                                       {"network": network, "thread": thread, "participant": participant})
+        """The network's row id if `participant` takes part in its thread `thread` and the thread
+        is not held back from this company (`node.federation.consent`), else None."""
+        row = (await self._conn.execute(_PARTICIPANT_IN_THREAD,
+                                        {"network": network, "thread": thread, "participant": participant})).first()
+        return row.id if row is not None and row.status in (None, "accepted") else None
 
     async def _threads(self, condition) -> list[SharedThreadRecord]:
         rows = (

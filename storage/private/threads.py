@@ -14,6 +14,10 @@ from storage.results import inserted_id
 
 __all__ = ["PrivateMessage", "PrivateThread", "PrivateThreadRepository"]
 
+# Read before every outbound guard check: built once (storage.storage says why).
+_PRIVATE_HEADS = select(*(select(func.coalesce(func.max(t.c.id), 0)).scalar_subquery()
+                          for t in (knowledge_items, private_threads, private_messages)))
+
 
 @dataclass(frozen=True, slots=True)
 class PrivateThread:
@@ -160,9 +164,7 @@ class PrivateThreadRepository:
     async def private_heads(self) -> tuple[int, int, int]:
         """The highest ids of knowledge items, private threads and private messages (0: none):
         one indexed lookup each, so the outbound guard can ask before every check what is new."""
-        heads = [select(func.coalesce(func.max(t.c.id), 0)).scalar_subquery()
-                 for t in (knowledge_items, private_threads, private_messages)]
-        row = (await self._conn.execute(select(*heads))).one()
+        row = (await self._conn.execute(_PRIVATE_HEADS)).one()
         return int(row[0]), int(row[1]), int(row[2])
 
     async def titles(self) -> list[tuple[int, str, str]]:
