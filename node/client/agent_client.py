@@ -180,6 +180,23 @@ class AgentClient:
         return await self._call("POST", _shared(network, thread), SharedMessageOut, json_body={"body": body},
                                 headers=headers)
 
+    async def reply(self, network: str, thread: str, to: str, body: str, *,
+                    idempotency_key: str | None = None) -> SharedMessageOut:
+        """Answer message `to` (its id) in a shared thread."""
+        headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4())}
+        return await self._call("POST", _shared(network, thread), SharedMessageOut,
+                                json_body={"body": body, "reply_to": to}, headers=headers)
+
+    async def edit(self, network: str, thread: str, message_id: str, body: str) -> SharedMessageOut:
+        """Replace the body of one of the caller's own messages (every member sees it)."""
+        return await self._call("PATCH", f"{_shared(network, thread)}/{quote(message_id, safe='$')}", SharedMessageOut,
+                                json_body={"body": body})
+
+    async def delete(self, network: str, thread: str, message_id: str) -> SharedMessageOut:
+        """Delete one of the caller's own messages; a tombstone stays."""
+        return await self._call("DELETE", f"{_shared(network, thread)}/{quote(message_id, safe='$')}",
+                                SharedMessageOut)
+
     async def search_knowledge(self, query: str, *, limit: int = 10) -> KnowledgeResults:
         """Knowledge the caller may read; every word of `query` must match."""
         return await self._call("GET", "/v1/knowledge/search", KnowledgeResults,

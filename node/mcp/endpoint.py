@@ -27,7 +27,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
-from node.basics.errors import Unauthorized
+from node.basics.errors import InvalidRequest, Unauthorized
 from node.basics.rate_limit import PostRateLimiter
 from node.feed.models import MAX_WAIT_S, EventPage
 from node.feed.service import FeedService
@@ -54,6 +54,8 @@ _WAIT_PAGE = 100
 _SLUG = r"^[a-z0-9][a-z0-9-]{0,63}$"
 ThreadName = Annotated[str, Field(pattern=_SLUG, description="thread name, e.g. billing-escalations")]
 NetworkName = Annotated[str, Field(pattern=_SLUG, description="network name; omit for a private thread")]
+SharedNetworkName = Annotated[str, Field(pattern=_SLUG, description="network name of the shared thread")]
+MessageId = Annotated[str, Field(pattern=r"^\$[A-Za-z0-9_-]{43}$", description="a message's id ($ and 43 characters)")]
 Cursor = Annotated[str, Field(pattern=r"^[0-9]{1,18}$", description="a next_cursor from an earlier answer")]
 Body = Annotated[str, Field(min_length=1, max_length=MAX_BODY_CHARS, pattern=r"\S")]
 IdemKey = Annotated[str, Field(pattern=KEY_PATTERN, description="1-255 printable ASCII characters")]
@@ -146,20 +148,39 @@ def build_mcp_server(*, client: ClientService, shared: SharedThreadService, feed
     @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False,
                                              idempotent_hint=False, open_world_hint=True))
     async def post_message(ctx: Context, thread: ThreadName, body: Body, network: NetworkName | None = None,
-                           idempotency_key: IdemKey | None = None) -> CallToolResult:
+                           idempotency_key: IdemKey | None = None,
+                           reply_to: MessageId | None = None) -> CallToolResult:
         """Post a message as yourself. Give `network` for a shared thread (the other companies in it
-        will see the message), omit it for a private thread of your company. If you may retry a
-        post whose answer you did not get, give the same `idempotency_key` each time (a UUID, say):
-        the message is then stored once."""
+        will see the message), omit it for a private thread of your company. In a shared thread,
+        `reply_to` (a message's `id`) answers that message. If you may retry a post whose answer you
+        did not get, give the same `idempotency_key` each time (a UUID, say): the message is then
+        stored once."""
         async def action(caller: Caller) -> BaseModel:
             limiter.check(caller.token_id)
             key = None if idempotency_key is None else bind_key(
-                idempotency_key, f"mcp post_message {network or ''}/{thread}", body)
+                idempotency_key, f"mcp post_message {network or ''}/{thread} {reply_to or ''}", body)
             if network is None:
+                if reply_to is not None:
+                    raise InvalidRequest("reply_to is for shared threads", [
+                        {"field": "reply_to", "location": "body", "message": "give network, or leave reply_to out"}])
                 return (await client.post(caller.principal, thread, body, idempotency=key)).value
-            return (await shared.post(caller.principal, network, thread, body, idempotency=key)).value
+            return (await shared.post(caller.principal, network, thread, body, reply_to=reply_to,
+                                      idempotency=key)).value
 
         return await _run(ctx, "post_message", "post", action)
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True,
+                                             idempotent_hint=False, open_world_hint=True))
+    async def edit_message(ctx: Context, network: SharedNetworkName, thread: ThreadName, message_id: MessageId,
+                           body: Body | None = None) -> CallToolResult:
+        """Replace the body of one of your own messages in a shared thread (post "working on it",
+        then edit it into the answer), or, without `body`, delete it (a tombstone stays). Every
+        company in the thread sees the change."""
+        async def action(caller: Caller) -> BaseModel:
+            limiter.check(caller.token_id)
+            return await shared.change(caller.principal, network, thread, message_id, body=body)
+
+        return await _run(ctx, "edit_message", "post", action)
 
     @server.tool(annotations=_READ_ONLY)
     async def search_knowledge(ctx: Context, query: Query,

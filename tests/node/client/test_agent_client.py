@@ -80,6 +80,16 @@ async def test_whoami_threads_post_read_and_search_are_typed(acme):
         assert isinstance(at_host, SharedMessagePage)
         assert [(m.id, m.body) for m in at_host.messages] == [(shared.id, "Ready for Thursday.")]
 
+        answer = await client.reply("rollout", "status", shared.id, "working on it")
+        assert answer.reply_to == shared.id
+        edited = await client.edit("rollout", "status", answer.id, "Checklist done.")
+        assert (edited.body, edited.edited) == ("Checklist done.", True)
+        gone = await client.delete("rollout", "status", shared.id)
+        assert gone.deleted
+        shown = {m.id: m for m in (await client.read("status", network="rollout")).messages}
+        assert (shown[shared.id].deleted, shown[shared.id].body) == (True, "")
+        assert (shown[answer.id].body, shown[answer.id].reply_to) == ("Checklist done.", shared.id)
+
 
 async def test_events_long_poll_from_a_cursor(acme):
     tokens = await company(acme)

@@ -21,7 +21,7 @@ from tests.cluster import ClusterNode, eventually, start_node
 from tests.node.networks.test_seed_scenario import ACME, GLOBEX, NETWORK, THREAD, open_rollout
 from tests.tls_fixtures import TestCertificateAuthority
 
-TOOLS = {"list_threads", "read_thread", "post_message", "search_knowledge", "wait_for_messages"}
+TOOLS = {"list_threads", "read_thread", "post_message", "edit_message", "search_knowledge", "wait_for_messages"}
 
 
 @asynccontextmanager
@@ -255,8 +255,28 @@ async def test_shared_threads_across_two_companies(tmp_path):
             bodies = [(e["scope"], e["network"], e["body"]) for e in seen["events"] if e["type"] == "message.posted"]
             assert bodies == [("shared", NETWORK, "Ready for Thursday.")]
 
-            reply = await call(delivery, "post_message", network=NETWORK, thread=THREAD, body="Validating retries.")
-            assert reply["sender"] == f"agent:delivery@{GLOBEX}"
+            reply = await call(delivery, "post_message", network=NETWORK, thread=THREAD, body="Validating retries.",
+                               reply_to=posted["id"])
+            assert reply["sender"] == f"agent:delivery@{GLOBEX}" and reply["reply_to"] == posted["id"]
+            # "Working on it", then the answer; then taken back.
+            edited = await call(delivery, "edit_message", network=NETWORK, thread=THREAD, message_id=reply["id"],
+                                body="Retries validated: 3 attempts.")
+            assert (edited["body"], edited["edited"]) == ("Retries validated: 3 attempts.", True)
+
+            async def shown_at_acme() -> dict | None:
+                page = await call(ops, "read_thread", network=NETWORK, thread=THREAD)
+                mine = [m for m in page["messages"] if m["id"] == reply["id"] and m["edited"]]
+                return mine[0] if mine else None
+
+            shown = await eventually(shown_at_acme)
+            assert (shown["body"], shown["reply_to"]) == ("Retries validated: 3 attempts.", posted["id"])
+            denied = await refused(ops, "edit_message", network=NETWORK, thread=THREAD, message_id=reply["id"],
+                                   body="not mine")
+            assert denied["code"] == "forbidden"
+            deleted = await call(delivery, "edit_message", network=NETWORK, thread=THREAD, message_id=reply["id"])
+            assert (deleted["deleted"], deleted["body"]) == (True, "")
+            private = await refused(ops, "post_message", thread="x", body="hi", reply_to=posted["id"])
+            assert private["code"] == "invalid_request"
         async with mcp(acme, outsider) as pat:
             assert (await call(pat, "list_threads"))["shared"] == []
             assert (await refused(pat, "read_thread", network=NETWORK, thread=THREAD))["code"] == "not_found"
