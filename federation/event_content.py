@@ -29,6 +29,7 @@ __all__ = [
     "EVENT_ID_RE",
     "MAX_BODY_CHARS",
     "MAX_DISPLAY_NAME_CHARS",
+    "MAX_MENTIONS",
     "MAX_THREAD_PARTICIPANTS",
     "MAX_TITLE_CHARS",
     "Content",
@@ -193,10 +194,27 @@ class ThreadSilenced(Content):
     agents: bool
 
 
+# A message names a handful of participants, not a crowd: 32 ids stay far inside the event cap.
+MAX_MENTIONS = 32
+
+
 @_register("message.posted", in_thread=True)
 class MessagePosted(Content):
     body: Body
     reply_to: EventId | None = None
+    # Participants the message addresses, so an agent knows it is asked without parsing text.
+    mentions: Annotated[
+        tuple[Participant, ...],
+        BeforeValidator(_list_to_tuple),
+        Field(min_length=1, max_length=MAX_MENTIONS),
+    ] | None = None
+
+    @field_validator("mentions")
+    @classmethod
+    def _unique_mentions(cls, value: tuple[ParticipantId, ...] | None) -> tuple[ParticipantId, ...] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("mentions must not repeat")
+        return value
 
 
 @_register("message.edited", in_thread=True)

@@ -314,6 +314,10 @@ def _check_silence(state: NetworkState, event: Event, _: MessageLookup) -> None:
 
 def _check_post(state: NetworkState, event: Event, messages: MessageLookup) -> None:
     _require_poster(state, event)
+    thread = state.threads[cast(str, event.thread)]  # _require_poster found it
+    for mentioned in cast(MessagePosted, event.content).mentions or ():
+        if mentioned not in thread.participants:
+            raise RuleViolation("mention_not_participant", f"{mentioned} is not in {event.thread}")
     reply_to = cast(MessagePosted, event.content).reply_to
     if reply_to is not None:
         original = messages(reply_to)

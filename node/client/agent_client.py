@@ -166,18 +166,21 @@ class AgentClient:
                    idempotency_key: str | None = None) -> MessageOut: ...
 
     @overload
-    async def post(self, thread: str, body: str, *, network: str,
-                   idempotency_key: str | None = None) -> SharedMessageOut: ...
+    async def post(self, thread: str, body: str, *, network: str, idempotency_key: str | None = None,
+                   mentions: list[str] | None = None) -> SharedMessageOut: ...
 
     async def post(self, thread: str, body: str, *, network: str | None = None,
-                   idempotency_key: str | None = None) -> MessageOut | SharedMessageOut:
+                   idempotency_key: str | None = None,
+                   mentions: list[str] | None = None) -> MessageOut | SharedMessageOut:
         """Post once, even when retried. A key derived from what is being answered (say the
-        triggering event's id) also makes a restarted program's repeat a no-op."""
+        triggering event's id) also makes a restarted program's repeat a no-op. `mentions`
+        (shared threads): participant ids the message addresses."""
         key = idempotency_key or str(uuid.uuid4())
         headers = {"Idempotency-Key": key}
         if network is None:
             return await self._call("POST", _private(thread), MessageOut, json_body={"body": body}, headers=headers)
-        return await self._call("POST", _shared(network, thread), SharedMessageOut, json_body={"body": body},
+        payload: dict[str, Any] = {"body": body, **({"mentions": mentions} if mentions else {})}
+        return await self._call("POST", _shared(network, thread), SharedMessageOut, json_body=payload,
                                 headers=headers)
 
     async def reply(self, network: str, thread: str, to: str, body: str, *,
@@ -204,9 +207,11 @@ class AgentClient:
 
     # --- events --------------------------------------------------------------------------
 
-    async def events(self, after: str | None = None, *, wait: int = 0, limit: int = 100) -> EventPage:
-        """Events after a cursor (None: none, but the current cursor); `wait` long-polls."""
-        params = {"limit": str(limit), "wait": str(wait)}
+    async def events(self, after: str | None = None, *, wait: int = 0, limit: int = 100,
+                     mentions_only: bool = False) -> EventPage:
+        """Events after a cursor (None: none, but the current cursor); `wait` long-polls;
+        `mentions_only`: only messages that mention the caller."""
+        params = {"limit": str(limit), "wait": str(wait), **({"mentions": "me"} if mentions_only else {})}
         if after is not None:
             params["after"] = after
         return await self._call("GET", "/v1/events", EventPage, params=params, extra_time=wait)

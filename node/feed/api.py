@@ -47,14 +47,16 @@ def feed_endpoints(feed: FeedService, storage: Storage, clock: Clock, limits: Cl
     async def events(request: web.Request) -> web.Response:
         caller = current_caller(request)  # its "read" scope was checked before the handler ran
         query = read_query(request, EventsQuery)
-        page = await feed.wait(caller.principal, query.after, limit=query.limit, timeout_s=query.wait)
+        page = await feed.wait(caller.principal, query.after, limit=query.limit, timeout_s=query.wait,
+                               mentions=query.mentions == "me")
         return respond(page)
 
     async def stream(request: web.Request) -> web.StreamResponse:
         caller = current_caller(request)  # its "read" scope was checked before the handler ran
         after = _resume_cursor(request)
+        mentions = read_query(request, StreamQuery).mentions == "me"
         waiter = feed.hub.waiter()  # taken before each read: a commit during the read still wakes the stream
-        page = await feed.read(caller.principal, after, limit=_PAGE)  # a bad cursor is a plain 410 here
+        page = await feed.read(caller.principal, after, limit=_PAGE, mentions=mentions)  # a bad cursor: 410
         response = web.StreamResponse(headers={
             "Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no",
         })
@@ -63,7 +65,7 @@ def feed_endpoints(feed: FeedService, storage: Storage, clock: Clock, limits: Cl
         ready = after if page.events else page.next_cursor  # events come only after a given cursor
         if not await writer.send(f"retry: 2000\nid: {ready}\nevent: ready\ndata: {json.dumps({'cursor': ready})}\n\n"):
             return response
-        await _follow(feed, storage, clock, limits, caller, page, waiter, writer)
+        await _follow(feed, storage, clock, limits, caller, page, waiter, writer, mentions=mentions)
         return response
 
     return [
@@ -89,7 +91,7 @@ def _resume_cursor(request: web.Request) -> str | None:
 
 
 async def _follow(feed: FeedService, storage: Storage, clock: Clock, limits: ClientLimits, caller: Caller,
-                  page: EventPage, waiter: asyncio.Event, writer: _FrameWriter) -> None:
+                  page: EventPage, waiter: asyncio.Event, writer: _FrameWriter, *, mentions: bool = False) -> None:
     hub = feed.hub
     tokens_seen = hub.tokens_version
     checked_at = last_write = time.monotonic()
@@ -119,7 +121,7 @@ async def _follow(feed: FeedService, storage: Storage, clock: Clock, limits: Cli
                 return
             last_write = now
         waiter = hub.waiter()
-        page = await feed.read(caller.principal, cursor, limit=_PAGE)
+        page = await feed.read(caller.principal, cursor, limit=_PAGE, mentions=mentions)
 
 
 class _FrameWriter:

@@ -24,6 +24,7 @@ class EventOut(BaseModel):
     seq: int | None = Field(description="the host's sequence number (shared events)")
     sender: str
     body: str | None = Field(description="the text, for messages")
+    mentions: list[str] = Field(default_factory=list, description="participants a message addresses")
     content: dict[str, Any]
     at: int = Field(description="milliseconds since the epoch, as the author's node stamped it")
     sequenced_at: int | None = Field(None, description="milliseconds since the epoch on the network host's clock "
@@ -41,7 +42,9 @@ class EventsQuery(QueryModel):
     after: Cursor | None = Field(None, description="omit to start from now")
     limit: int = Field(100, ge=1, le=200)
     wait: int = Field(0, ge=0, le=MAX_WAIT_S, description="seconds to wait for an event before answering")
+    mentions: Literal["me"] | None = Field(None, description="me: only messages that mention the caller")
 
 
 class StreamQuery(QueryModel):
     after: Cursor | None = Field(None, description="like Last-Event-ID; the header wins when both are sent")
+    mentions: Literal["me"] | None = Field(None, description="me: only messages that mention the caller")

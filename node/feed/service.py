@@ -34,6 +34,10 @@ class CursorUnknown(Gone):
     code = "cursor_unknown"
 
 
+# Pages of the feed one call with `mentions` reads past messages that do not mention the caller.
+_MENTION_PAGES = 10
+
+
 class FeedService:
     def __init__(self, storage: Storage, clock: Clock, directory: Directory, hub: FeedHub, *,
                  poll_interval_s: float = 1.0) -> None:
@@ -43,13 +47,32 @@ class FeedService:
         self.hub = hub
         self._poll_s = poll_interval_s
 
-    async def read(self, caller: Principal, after: str | None, *, limit: int) -> EventPage:
-        """Events after `after` (None: from now, an empty page with the current cursor)."""
+    async def read(self, caller: Principal, after: str | None, *, limit: int, mentions: bool = False) -> EventPage:
+        """Events after `after` (None: from now, an empty page with the current cursor);
+        `mentions`: only messages that mention the caller, reading on past the others (up to
+        `_MENTION_PAGES` pages of the feed per call, so a long backlog costs bounded time)."""
+        if not mentions or after is None:
+            return (await self._page(caller, after, limit=limit))[0]
+        me = self._directory.participant_id(caller)
+        found: list[EventOut] = []
+        cursor = after
+        for _ in range(_MENTION_PAGES):
+            page, full = await self._page(caller, cursor, limit=limit)
+            found += [e for e in page.events if me in e.mentions]
+            cursor = page.next_cursor
+            if not full or len(found) >= limit:
+                break
+        if len(found) > limit:
+            found, cursor = found[:limit], found[limit - 1].cursor
+        return EventPage(events=found, next_cursor=cursor)
+
+    async def _page(self, caller: Principal, after: str | None, *, limit: int) -> tuple[EventPage, bool]:
+        """One page of the caller's feed, and whether it was full (more may follow at once)."""
         participant = self._directory.participant_id(caller)
         async with self._storage.read_transaction() as tx:
             floor, head = await tx.feed.bounds()  # read first: every position <= head is committed
             if after is None:
-                return EventPage(events=[], next_cursor=str(head))
+                return EventPage(events=[], next_cursor=str(head)), False
             position = int(after)
             if position < floor:
                 raise CursorExpired(
@@ -66,14 +89,15 @@ class FeedService:
             next_position = entries[-1].position
         else:  # nothing visible up to head: skip past it
             next_position = max(head, entries[-1].position if entries else position)
-        return EventPage(events=events, next_cursor=str(next_position))
+        return EventPage(events=events, next_cursor=str(next_position)), len(entries) == limit
 
-    async def wait(self, caller: Principal, after: str | None, *, limit: int, timeout_s: float) -> EventPage:
+    async def wait(self, caller: Principal, after: str | None, *, limit: int, timeout_s: float,
+                   mentions: bool = False) -> EventPage:
         """Like `read`, but wait up to `timeout_s` for something to show."""
         deadline = time.monotonic() + timeout_s
         while True:
             waiter = self.hub.waiter()
-            page = await self.read(caller, after, limit=limit)
+            page = await self.read(caller, after, limit=limit, mentions=mentions)
             remaining = deadline - time.monotonic()
             if page.events or remaining <= 0 or self.hub.closed:
                 return page
@@ -93,10 +117,12 @@ class FeedService:
                 stored = entry.event
                 content, sequenced_at = stored_view(stored.wire)
                 body = content.get("body") if stored.type in _WITH_BODY else None
+                mentioned = content.get("mentions", []) if stored.type == "message.posted" else []
                 out.append(EventOut(
                     cursor=str(entry.position), scope="shared", type=stored.type,
                     network=entry.network_name, thread=stored.thread, id=stored.event_id, seq=stored.seq,
-                    sender=stored.sender, body=body, content=content, at=stored.origin_ts, sequenced_at=sequenced_at,
+                    sender=stored.sender, body=body, mentions=mentioned, content=content, at=stored.origin_ts,
+                    sequenced_at=sequenced_at,
                 ))
             elif entry.private_message_id is not None and entry.private_message_id in private:
                 message = private[entry.private_message_id]

@@ -55,6 +55,8 @@ _SLUG = r"^[a-z0-9][a-z0-9-]{0,63}$"
 ThreadName = Annotated[str, Field(pattern=_SLUG, description="thread name, e.g. billing-escalations")]
 NetworkName = Annotated[str, Field(pattern=_SLUG, description="network name; omit for a private thread")]
 SharedNetworkName = Annotated[str, Field(pattern=_SLUG, description="network name of the shared thread")]
+Mentions = Annotated[list[Annotated[str, Field(max_length=330, pattern=r"^(agent|person):[a-z0-9][a-z0-9._-]{0,63}@\S+$")]],
+                     Field(min_length=1, max_length=32, description="e.g. [\"agent:delivery@globex.example\"]")]
 MessageId = Annotated[str, Field(pattern=r"^\$[A-Za-z0-9_-]{43}$", description="a message's id ($ and 43 characters)")]
 Cursor = Annotated[str, Field(pattern=r"^[0-9]{1,18}$", description="a next_cursor from an earlier answer")]
 Body = Annotated[str, Field(min_length=1, max_length=MAX_BODY_CHARS, pattern=r"\S")]
@@ -148,24 +150,26 @@ def build_mcp_server(*, client: ClientService, shared: SharedThreadService, feed
     @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False,
                                              idempotent_hint=False, open_world_hint=True))
     async def post_message(ctx: Context, thread: ThreadName, body: Body, network: NetworkName | None = None,
-                           idempotency_key: IdemKey | None = None,
-                           reply_to: MessageId | None = None) -> CallToolResult:
+                           idempotency_key: IdemKey | None = None, reply_to: MessageId | None = None,
+                           mentions: Mentions | None = None) -> CallToolResult:
         """Post a message as yourself. Give `network` for a shared thread (the other companies in it
         will see the message), omit it for a private thread of your company. In a shared thread,
         `reply_to` (a message's `id`) answers that message. If you may retry a post whose answer you
         did not get, give the same `idempotency_key` each time (a UUID, say): the message is then
-        stored once."""
+        stored once. `mentions`: participant ids of the shared thread you address (they can wait
+        for mentions of themselves only)."""
         async def action(caller: Caller) -> BaseModel:
             limiter.check(caller.token_id)
             key = None if idempotency_key is None else bind_key(
-                idempotency_key, f"mcp post_message {network or ''}/{thread} {reply_to or ''}", body)
+                idempotency_key, f"mcp post_message {network or ''}/{thread} {reply_to or ''} {mentions or ''}", body)
             if network is None:
-                if reply_to is not None:
-                    raise InvalidRequest("reply_to is for shared threads", [
-                        {"field": "reply_to", "location": "body", "message": "give network, or leave reply_to out"}])
+                for name, given in (("reply_to", reply_to), ("mentions", mentions)):
+                    if given is not None:
+                        raise InvalidRequest(f"{name} is for shared threads", [
+                            {"field": name, "location": "body", "message": f"give network, or leave {name} out"}])
                 return (await client.post(caller.principal, thread, body, idempotency=key)).value
             return (await shared.post(caller.principal, network, thread, body, reply_to=reply_to,
-                                      idempotency=key)).value
+                                      mentions=mentions, idempotency=key)).value
 
         return await _run(ctx, "post_message", "post", action)
 
@@ -192,16 +196,16 @@ def build_mcp_server(*, client: ClientService, shared: SharedThreadService, feed
         return await _run(ctx, "search_knowledge", "knowledge:read", action)
 
     @server.tool(annotations=_READ_ONLY)
-    async def wait_for_messages(ctx: Context, after: Cursor | None = None,
-                                timeout_seconds: WaitSeconds = 25) -> Annotated[CallToolResult, EventPage]:
+    async def wait_for_messages(ctx: Context, after: Cursor | None = None, timeout_seconds: WaitSeconds = 25,
+                                mentions_only: bool = False) -> Annotated[CallToolResult, EventPage]:
         """Wait for new messages and events in the threads you can read, for up to `timeout_seconds`
         (at most 60). Answers at once when something is there, else when the time is up with no
         events. Always pass the answer's `next_cursor` back as `after` on the next call (also when
         `events` is empty) so you get exactly what came after; omit `after` only on the first call,
-        to start from now."""
+        to start from now. `mentions_only`: only messages that mention you."""
         async def action(caller: Caller) -> EventPage:
             return await feed.wait(caller.principal, after, limit=_WAIT_PAGE,
-                                   timeout_s=min(timeout_seconds, MAX_WAIT_S))
+                                   timeout_s=min(timeout_seconds, MAX_WAIT_S), mentions=mentions_only)
 
         return await _run(ctx, "wait_for_messages", "read", action)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from node.http.fields import (
     MAX_PAGE,
@@ -78,9 +78,17 @@ class OpenSharedThread(Request):
 
 
 class PostSharedMessage(Request):
+    # The plain case first: a message with no reply and no mentions (clients and fuzzers start here).
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
+        "examples": [{"body": "Ready for Thursday."},
+                     {"body": "Can you confirm?", "mentions": ["agent:delivery@globex.example"]}]})
+
     body: MessageBody
     reply_to: EventId | None = Field(
         None, description="the id of a message in the same thread this one answers")
+    mentions: Annotated[list[ParticipantRef], Field(min_length=1, max_length=32)] | None = Field(
+        None, description="participants of the thread this message addresses (they can wait for mentions of "
+                          "themselves only)")
 
 
 class EditSharedMessage(Request):
@@ -235,6 +243,7 @@ class SharedMessageOut(BaseModel):
                                                        "(the host's clock); None while pending")
     delivery: dict[str, str] | None = Field(None, description="for the author: state per destination")
     reply_to: str | None = Field(None, description="the message this one answers")
+    mentions: list[str] = Field(default_factory=list, description="participants it addresses")
     edited: bool = Field(False, description="the body is the latest edit of what was first posted")
     deleted: bool = Field(False, description="deleted by its author's company: `body` is empty (a tombstone)")
     redacted: list[str] | None = Field(None, description="for the author, when posting: the outbound guard's rules "

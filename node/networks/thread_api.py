@@ -35,7 +35,8 @@ def shared_thread_endpoints(service: SharedThreadService, limiter: PostRateLimit
     async def post(request: web.Request) -> web.Response:
         req, key = await read_post(request, PostSharedMessage, limiter)
         posted = await service.post(current_principal(request), request.match_info["network"],
-                                    request.match_info["thread"], req.body, reply_to=req.reply_to, idempotency=key)
+                                    request.match_info["thread"], req.body, reply_to=req.reply_to,
+                                    mentions=req.mentions, idempotency=key)
         return respond_posted(posted)
 
     async def edit(request: web.Request) -> web.Response:

@@ -8,10 +8,11 @@ posts come last, marked pending, with their delivery state.
 
 from __future__ import annotations
 
+from federation.errors import InvalidIdentifier
 from federation.event_content import MessageDeleted, MessageEdited, MessagePosted
 from federation.identifiers import ParticipantId
 from node.basics.clock import Clock
-from node.basics.errors import Forbidden, NotFoundError
+from node.basics.errors import Forbidden, InvalidRequest, NotFoundError
 from node.federation.chain_state import stored_view
 from node.federation.engine import FederationEngine
 from node.guard.outbound import OutboundGuard
@@ -69,12 +70,14 @@ class SharedThreadService:
                 status="pending" if stored.seq is None else "sequenced", sender=stored.sender, body=body,
                 origin_ts=stored.origin_ts, sequenced_at=sequenced_at,
                 delivery=delivery.get(stored.row_id) if stored.sender == me else None,
-                reply_to=content.get("reply_to"), edited=stored.event_id in edits and not deleted, deleted=deleted,
+                reply_to=content.get("reply_to"), mentions=content.get("mentions", []),
+                edited=stored.event_id in edits and not deleted, deleted=deleted,
             ))
         last_seq = page[-1].seq if len(page) == limit else None
         return SharedMessagePage(messages=messages, next_cursor=str(last_seq) if last_seq is not None else None)
 
     async def post(self, caller: Principal, network: str, thread: str, body: str, *, reply_to: str | None = None,
+                   mentions: list[str] | None = None,
                    idempotency: IdempotencyKey | None = None) -> Posted[SharedMessageOut]:
         me = ParticipantId(caller.kind, caller.handle, self._engine.server)
         # Before anything is signed: a blocked body is refused here and never reaches the outbox.
@@ -84,7 +87,8 @@ class SharedThreadService:
         async def work(tx: Transaction) -> SharedMessageOut:
             await self._thread_of(tx, str(me), network, thread)
             accepted = await self._engine.author(tx, network, thread=thread, sender=me,
-                                                 content=MessagePosted(body=verdict.text, reply_to=reply_to))
+                                                 content=MessagePosted(body=verdict.text, reply_to=reply_to,
+                                                                       mentions=_participants(mentions)))
             assert accepted.origin_ts is not None  # author always signs
             await self._guard.record(tx, verdict, author=str(me), network=network, thread=thread, field="message",
                                      event_id=accepted.event_id)
@@ -92,7 +96,7 @@ class SharedThreadService:
                 id=accepted.event_id, network=network, thread=thread, seq=accepted.seq,
                 status="pending" if accepted.seq is None else "sequenced", sender=str(me), body=verdict.text,
                 origin_ts=accepted.origin_ts, delivery=None, redacted=verdict.rules("redact") or None,
-                reply_to=reply_to,
+                reply_to=reply_to, mentions=list(mentions or []),
             )
 
         return await run_once(self._storage, self._clock, caller.id, idempotency, SharedMessageOut, work,
@@ -154,4 +158,15 @@ async def _latest_changes(tx: NetworkTransaction, network_id: int, thread: str) 
         else:
             edits[content["event_id"]] = content["body"]
     return edits, deletes
+
+
+def _participants(ids: list[str] | None) -> tuple[ParticipantId, ...] | None:
+    """Mentions as the protocol names them (repeats dropped, order kept); None for none."""
+    if not ids:
+        return None
+    try:
+        return tuple(ParticipantId.parse(i) for i in dict.fromkeys(ids))
+    except InvalidIdentifier as e:  # the API's pattern is looser than the protocol's server names
+        raise InvalidRequest("a mention is not a participant id", [
+            {"field": "mentions", "location": "body", "message": str(e)}]) from None
 

@@ -41,7 +41,7 @@ EXAMPLES: dict[str, tuple[str | None, dict[str, Any]]] = {
     "thread.opened": ("t1", {"title": "T", "participants": ["person:alice@acme.example"]}),
     "thread.closed": ("t1", {}),
     "thread.silenced": ("t1", {"agents": True}),
-    "message.posted": ("t1", {"body": "hi", "reply_to": EID}),
+    "message.posted": ("t1", {"body": "hi", "reply_to": EID, "mentions": ["agent:bot@acme.example"]}),
     "message.edited": ("t1", {"event_id": EID, "body": "hi!"}),
     "message.deleted": ("t1", {"event_id": EID}),
 }

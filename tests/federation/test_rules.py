@@ -316,3 +316,10 @@ def test_the_host_s_operators_silence_agents_in_a_thread(state: NetworkState) ->
     run(lifted, post(BOT))
     closed = run(state, event("thread.closed", ALICE, thread="t1"))
     refused(closed, silence, "thread_closed")
+
+
+def test_mentions_name_participants_of_the_thread(state: NetworkState) -> None:
+    run(state, post(ALICE, "see this", mentions=[BOT]))
+    refused(state, post(ALICE, "see this", mentions=[EVE]), "mention_not_participant")
+    outsider = run(state, attach(BOB, "person:bob@globex.example"))  # attached, but not in t1
+    refused(outsider, post(ALICE, "bob?", mentions=["person:bob@globex.example"]), "mention_not_participant")
