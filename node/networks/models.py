@@ -3,9 +3,9 @@ client APIs). Requests are strict and closed, like `node.workspace.models`."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from node.http.fields import (
     MAX_PAGE,
@@ -43,6 +43,7 @@ __all__ = [
     "SeqPageQuery",
     "SharedMessageOut",
     "SharedMessagePage",
+    "SharedPageQuery",
     "SharedThreadList",
     "SharedThreadOut",
     "SilenceAgents",
@@ -98,6 +99,18 @@ class EditSharedMessage(Request):
 class SeqPageQuery(QueryModel):
     after: Cursor | None = None
     limit: int = Field(50, ge=1, le=MAX_PAGE)
+
+
+class SharedPageQuery(SeqPageQuery):
+    before: Cursor | Literal["latest"] | None = Field(
+        None, description="read backwards: the messages before this seq (a `prev_cursor`), or `latest` for the "
+                          "newest; not with `after`")
+
+    @model_validator(mode="after")
+    def _one_direction(self) -> SharedPageQuery:
+        if self.after is not None and self.before is not None:
+            raise ValueError("give after (forwards) or before (backwards), not both")
+        return self
 
 
 class ParticipantOut(BaseModel):
@@ -253,3 +266,5 @@ class SharedMessageOut(BaseModel):
 class SharedMessagePage(BaseModel):
     messages: list[SharedMessageOut]
     next_cursor: str | None
+    prev_cursor: str | None = Field(None, description="reading backwards (`before`): pass as `before` for the "
+                                                      "page before this one; null at the start of the thread")

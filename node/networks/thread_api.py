@@ -12,9 +12,9 @@ from node.http.posting import post_endpoint, read_post, respond_posted
 from node.networks.models import (
     EditSharedMessage,
     PostSharedMessage,
-    SeqPageQuery,
     SharedMessageOut,
     SharedMessagePage,
+    SharedPageQuery,
     SharedThreadList,
 )
 from node.networks.threads import SharedThreadService
@@ -27,10 +27,14 @@ def shared_thread_endpoints(service: SharedThreadService, limiter: PostRateLimit
         return respond(await service.threads(current_principal(request)))
 
     async def read(request: web.Request) -> web.Response:
-        query = read_query(request, SeqPageQuery)
-        page = await service.read(current_principal(request), request.match_info["network"],
-                                  request.match_info["thread"], after=int(query.after or 0), limit=query.limit)
-        return respond(page)
+        query = read_query(request, SharedPageQuery)
+        network, thread = request.match_info["network"], request.match_info["thread"]
+        if query.before is not None:
+            before = None if query.before == "latest" else int(query.before)
+            return respond(await service.read_back(current_principal(request), network, thread, before=before,
+                                                   limit=query.limit))
+        return respond(await service.read(current_principal(request), network, thread, after=int(query.after or 0),
+                                          limit=query.limit))
 
     async def post(request: web.Request) -> web.Response:
         req, key = await read_post(request, PostSharedMessage, limiter)
@@ -54,8 +58,8 @@ def shared_thread_endpoints(service: SharedThreadService, limiter: PostRateLimit
     return [
         Endpoint("GET", "/v1/shared-threads", threads, "Shared threads the caller takes part in",
                  response=SharedThreadList, scope="read"),
-        Endpoint("GET", t, read, "Read a shared thread in the host's order; pending posts last",
-                 query=SeqPageQuery, response=SharedMessagePage, scope="read"),
+        Endpoint("GET", t, read, "Read a shared thread in the host's order (forwards from `after`, or backwards "
+                 "with `before`); pending posts last", query=SharedPageQuery, response=SharedMessagePage, scope="read"),
         post_endpoint(t, post, "Post in a shared thread (Idempotency-Key header: a retry is stored once)",
                       body=PostSharedMessage, response=SharedMessageOut),
         Endpoint("PATCH", t + "/{event}", edit, "Edit one of the caller's own messages (every member sees the edit)",

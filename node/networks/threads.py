@@ -20,6 +20,7 @@ from node.http.idempotency import IdempotencyKey, Posted, run_once
 from node.networks.models import SharedMessageOut, SharedMessagePage, SharedThreadList, SharedThreadOut
 from node.workspace.directory import Directory
 from storage.group_commit import GroupCommit
+from storage.network.events import StoredEvent
 from storage.private.principals import Principal
 from storage.storage import NetworkTransaction, Storage, Transaction
 
@@ -58,23 +59,28 @@ class SharedThreadService:
             mine = [e.row_id for e in page if e.sender == me]
             delivery = await tx.outbox.states_for_events(mine)
             edits, deletes = await _latest_changes(tx, network_id, thread)
-        messages = []
-        for stored in page:
-            if stored.type != "message.posted":
-                continue
-            content, sequenced_at = stored_view(stored.wire)
-            deleted = stored.event_id in deletes
-            body = "" if deleted else edits.get(stored.event_id, content["body"])
-            messages.append(SharedMessageOut(
-                id=stored.event_id, network=network, thread=thread, seq=stored.seq,
-                status="pending" if stored.seq is None else "sequenced", sender=stored.sender, body=body,
-                origin_ts=stored.origin_ts, sequenced_at=sequenced_at,
-                delivery=delivery.get(stored.row_id) if stored.sender == me else None,
-                reply_to=content.get("reply_to"), mentions=content.get("mentions", []),
-                edited=stored.event_id in edits and not deleted, deleted=deleted,
-            ))
+        messages = [_message_out(stored, network, thread, me, delivery, edits, deletes)
+                    for stored in page if stored.type == "message.posted"]
         last_seq = page[-1].seq if len(page) == limit else None
         return SharedMessagePage(messages=messages, next_cursor=str(last_seq) if last_seq is not None else None)
+
+    async def read_back(self, caller: Principal, network: str, thread: str, *, before: int | None,
+                        limit: int) -> SharedMessagePage:
+        """The `limit` messages before seq `before` (None: the newest, with the caller's pending
+        posts after them), oldest first; `prev_cursor` goes further back while there is more."""
+        me = self._directory.participant_id(caller)
+        async with self._storage.network_transaction() as tx:
+            network_id = await self._thread_of(tx, me, network, thread)
+            page = await tx.events.messages_before(network_id, thread, before_seq=before, limit=limit)
+            pending = await tx.events.pending_in_thread(network_id, thread) if before is None else []
+            mine = [e.row_id for e in [*page, *pending] if e.sender == me]
+            delivery = await tx.outbox.states_for_events(mine)
+            edits, deletes = await _latest_changes(tx, network_id, thread)
+        messages = [_message_out(stored, network, thread, me, delivery, edits, deletes)
+                    for stored in [*page, *(p for p in pending if p.sender == me)]]
+        first_seq = page[0].seq if len(page) == limit else None
+        return SharedMessagePage(messages=messages, next_cursor=None,
+                                 prev_cursor=str(first_seq) if first_seq is not None else None)
 
     async def post(self, caller: Principal, network: str, thread: str, body: str, *, reply_to: str | None = None,
                    mentions: list[str] | None = None,
@@ -169,4 +175,20 @@ def _participants(ids: list[str] | None) -> tuple[ParticipantId, ...] | None:
     except InvalidIdentifier as e:  # the API's pattern is looser than the protocol's server names
         raise InvalidRequest("a mention is not a participant id", [
             {"field": "mentions", "location": "body", "message": str(e)}]) from None
+
+
+def _message_out(stored: StoredEvent, network: str, thread: str, me: str, delivery: dict[int, dict[str, str]],
+                 edits: dict[str, str], deletes: set[str]) -> SharedMessageOut:
+    """A stored `message.posted` as the caller sees it: its latest body, or a tombstone."""
+    content, sequenced_at = stored_view(stored.wire)
+    deleted = stored.event_id in deletes
+    return SharedMessageOut(
+        id=stored.event_id, network=network, thread=thread, seq=stored.seq,
+        status="pending" if stored.seq is None else "sequenced", sender=stored.sender,
+        body="" if deleted else edits.get(stored.event_id, content["body"]),
+        origin_ts=stored.origin_ts, sequenced_at=sequenced_at,
+        delivery=delivery.get(stored.row_id) if stored.sender == me else None,
+        reply_to=content.get("reply_to"), mentions=content.get("mentions", []),
+        edited=stored.event_id in edits and not deleted, deleted=deleted,
+    )
 

@@ -125,6 +125,25 @@ class EventRepository:
         )
         return [_event(r) for r in rows]
 
+    async def messages_before(self, network_id: int, thread: str, *, before_seq: int | None,
+                              limit: int) -> list[StoredEvent]:
+        """The `limit` sequenced messages of a thread just before `before_seq` (None: the newest),
+        oldest first; only `message.posted`, so a page is full while more exist."""
+        query = select(network_events).where(
+            network_events.c.network_id == network_id, network_events.c.thread == thread,
+            network_events.c.type == "message.posted", network_events.c.seq.is_not(None))
+        if before_seq is not None:
+            query = query.where(network_events.c.seq < before_seq)
+        rows = await self._conn.execute(query.order_by(network_events.c.seq.desc()).limit(limit))
+        return [_event(r) for r in reversed(rows.all())]
+
+    async def pending_in_thread(self, network_id: int, thread: str) -> list[StoredEvent]:
+        """This node's own messages of a thread the host has not sequenced yet, in order."""
+        rows = await self._conn.execute(select(network_events).where(
+            network_events.c.network_id == network_id, network_events.c.thread == thread,
+            network_events.c.type == "message.posted", network_events.c.seq.is_(None)).order_by(network_events.c.id))
+        return [_event(r) for r in rows]
+
     async def changes_in_thread(self, network_id: int, thread: str) -> list[StoredEvent]:
         """The thread's edits and deletes, sequenced first in order, then pending ones (ours)."""
         rows = await self._conn.execute(select(network_events).where(

@@ -71,3 +71,22 @@ async def test_an_edit_goes_through_the_outbound_guard(pair):
     (entry,) = (await globex.admin("GET", "/v1/audit?action=guard.blocked"))["items"]
     assert entry["detail"]["field"] == "edit"
     assert (await _seen(globex, tokens["sam"]))[posted["id"]]["body"] == "status soon"
+
+
+async def test_reading_backwards_from_the_newest_keeps_pages_full(pair):
+    acme, globex = pair
+    tokens = await open_rollout(acme, globex)
+    posted = []
+    for i in range(7):
+        posted.append(await acme.client(tokens["alex"], "POST", MESSAGES, {"body": f"m{i}"}, expect=201))
+        if i == 4:  # an edit is an event of the thread too, but not a message: it takes no place on a page
+            await acme.client(tokens["alex"], "PATCH", f"{MESSAGES}/{posted[1]['id']}", {"body": "m1 (edited)"})
+    pages, before = [], "latest"
+    while before is not None:
+        page = await acme.client(tokens["alex"], "GET", f"{MESSAGES}?before={before}&limit=3")
+        pages.append([m["body"] for m in page["messages"]])
+        before = page["prev_cursor"]
+    assert pages == [["m4", "m5", "m6"], ["m1 (edited)", "m2", "m3"], ["m0"]]
+    both = await acme.client(tokens["alex"], "GET", f"{MESSAGES}?before=5&after=1", expect=422)
+    assert "not both" in str(both["error"]["fields"])
+    await acme.client(tokens["alex"], "GET", f"{MESSAGES}?before=yesterday", expect=422)
