@@ -79,6 +79,16 @@ async def database_url(request, tmp_path) -> AsyncIterator[str]:
 
 
 @pytest.fixture
+async def postgres_url(postgres_available) -> AsyncIterator[str]:
+    """A PostgreSQL database of the test's own, dropped after it."""
+    url = await _create_postgres_database()
+    try:
+        yield url
+    finally:
+        await _drop_postgres_database(url)
+
+
+@pytest.fixture
 async def storage(database_url) -> AsyncIterator[Storage]:
     store = await Storage.open(database_url)
     try:

@@ -22,6 +22,7 @@ __all__ = [
     "data_dir",
     "listener_url",
     "parse_time",
+    "read_at_most",
     "read_token_file",
     "save_admin_token",
     "save_token",
@@ -121,3 +122,12 @@ def parse_time(text: str) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp() * 1000)
+
+
+def read_at_most(path: Path, limit: int) -> bytes | None:
+    """The file's bytes, read no further than `limit` + 1 (a huge or endless file costs no more);
+    None when it is longer than `limit`. OSError as `open` raises it."""
+    with path.open("rb") as f:
+        data = f.read(limit + 1)
+    return None if len(data) > limit else data
+

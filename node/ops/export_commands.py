@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from node.ops import output as out
-from node.ops.arguments import add_data_dir
+from node.ops.arguments import add_data_dir, read_at_most
 
 if TYPE_CHECKING:
     from federation.export_report import ExportReport
@@ -193,11 +193,10 @@ def _pins(given: list[str]) -> dict[str, list[str]]:
 
 def _read(path: Path, limit: int) -> bytes:
     try:
-        with path.open("rb") as f:
-            data = f.read(limit + 1)
+        data = read_at_most(path, limit)
     except OSError as e:
         raise _Usage(f"cannot read {path}: {e.strerror or e}") from None
-    if len(data) > limit:
+    if data is None:
         raise _Usage(f"{path} is over {limit} bytes: too large to be an export")
     return data
 

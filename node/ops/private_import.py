@@ -30,6 +30,7 @@ from pydantic import ValidationError
 
 from node.basics.config import NodeSettings
 from node.basics.errors import ConfigError, NodeError
+from node.ops.arguments import read_at_most
 from node.ops.private_file import MAX_PRIVATE_FILE_BYTES, PrivateFile, describe_errors, to_rows
 from storage.storage import Storage
 
@@ -51,11 +52,10 @@ class ImportResult:
 def read_private_file(path: Path) -> tuple[PrivateFile, str]:
     """The validated file and its SHA-256; ConfigError saying why it cannot be imported."""
     try:
-        with path.open("rb") as f:
-            data = f.read(MAX_PRIVATE_FILE_BYTES + 1)
+        data = read_at_most(path, MAX_PRIVATE_FILE_BYTES)
     except OSError as e:
         raise ConfigError(f"cannot read {path}: {e.strerror or e}") from None
-    if len(data) > MAX_PRIVATE_FILE_BYTES:
+    if data is None:
         raise ConfigError(f"{path} is over {MAX_PRIVATE_FILE_BYTES} bytes: too large to be a private export")
     try:
         document = PrivateFile.model_validate_json(data)

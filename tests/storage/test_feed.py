@@ -12,7 +12,6 @@ import textwrap
 import pytest
 
 from storage.storage import Storage
-from tests.conftest import _create_postgres_database, _drop_postgres_database
 
 NOW = 1_700_000_000_000
 
@@ -81,16 +80,6 @@ _WRITER = textwrap.dedent("""
     url, thread_id, sender_id, count, seed = sys.argv[1:]
     asyncio.run(main(url, int(thread_id), int(sender_id), int(count), int(seed)))
 """)
-
-
-@pytest.fixture
-async def postgres_url(postgres_available):
-    """Several processes on one database is the PostgreSQL deployment; SQLite is one process."""
-    url = await _create_postgres_database()
-    try:
-        yield url
-    finally:
-        await _drop_postgres_database(url)
 
 
 @pytest.mark.postgres

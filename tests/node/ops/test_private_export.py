@@ -22,7 +22,6 @@ from federation.keys import SigningKey
 from node.main.cli import main
 from storage.storage import Storage
 from tests.cluster import ClusterNode, start_node
-from tests.conftest import _create_postgres_database, _drop_postgres_database
 from tests.tls_fixtures import TestCertificateAuthority
 
 ACME = "acme.example"
@@ -116,15 +115,6 @@ def _settings_url(data_dir: Path) -> str:
     from node.basics.config import load_settings
 
     return load_settings(data_dir).resolved_database_url
-
-
-@pytest.fixture
-async def postgres_url(postgres_available):
-    url = await _create_postgres_database()
-    try:
-        yield url
-    finally:
-        await _drop_postgres_database(url)
 
 
 @pytest.mark.postgres
