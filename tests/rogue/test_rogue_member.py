@@ -258,3 +258,21 @@ async def test_a_silenced_thread_refuses_a_rogue_member_s_agent_and_its_silencin
                                                                             (403, "not_host")]
     assert not await stored(world.acme, event_id(post)) and not await stored(world.acme, event_id(lift))
     assert (await event_count(world.acme), await head(world.acme, NETWORK)) == before
+
+
+async def test_a_rogue_member_cannot_mention_someone_outside_the_thread(world: World):
+    """Issue 15: mentions name participants of the thread; a member that skips its own check
+    and mentions an outsider (to reach its feed filter) is refused by the host, nothing stored."""
+    await rogue_joins_rollout(world)
+    await world.acme.admin("POST", f"/v1/networks/{NETWORK}/threads",
+                           {"name": "side", "title": "Side", "participants": [MOLE, f"person:alex@{ACME}"]},
+                           expect=201)
+    before = (await event_count(world.acme), await head(world.acme, NETWORK))
+    post = world.rogue.submission(NETWORK, "message.posted",
+                                  {"body": "look here", "mentions": [f"agent:delivery@{GLOBEX}"]},
+                                  sender=MOLE, thread="side")
+    answer = await world.rogue.put_events(world.acme, [post])
+    (result,) = answer.json["results"]
+    assert (result["status"], result["reason"]) == (403, "mention_not_participant")
+    assert not await stored(world.acme, event_id(post))
+    assert (await event_count(world.acme), await head(world.acme, NETWORK)) == before
