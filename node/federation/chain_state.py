@@ -120,8 +120,11 @@ class StateCache:
         return state
 
 
-async def message_lookup(tx: NetworkTransaction, network_id: int, event: Event) -> MessageLookup:
-    """Fetch the one earlier message an edit, delete or reply refers to, for the sync rules."""
+async def message_lookup(tx: NetworkTransaction, network_id: int, event: Event, *,
+                         sequenced_only: bool = False) -> MessageLookup:
+    """Fetch the one earlier message an edit, delete or reply refers to, for the sync rules.
+    `sequenced_only` for an event in the host's order: it is checked against the chain before
+    it, never against this node's pending events (among them, on its author's node, itself)."""
     content = event.content
     target = None
     if isinstance(content, (MessageEdited, MessageDeleted)):
@@ -134,7 +137,7 @@ async def message_lookup(tx: NetworkTransaction, network_id: int, event: Event) 
         # A stub's thread and origin are the host's word (federation.sequencing.StubEvent).
         if (stored is not None and stored.network_id == network_id and stored.type in ("message.posted", STUB_TYPE)
                 and stored.thread is not None):
-            deleted = await tx.events.is_deleted(network_id, stored.thread, target)
+            deleted = await tx.events.is_deleted(network_id, stored.thread, target, sequenced_only=sequenced_only)
             record = MessageRecord(origin=stored.origin, thread=stored.thread, deleted=deleted)
 
     def lookup(event_id: str) -> MessageRecord | None:

@@ -180,7 +180,7 @@ class FederationEngine:
             check_chain_link(ChainHead(network.name, network.host, network.head_seq, network.head_hash,
                                        network.head_ts), seqd)
             before = await self._states.created(tx, network)
-            messages = await message_lookup(tx, network.id, seqd.event)
+            messages = await message_lookup(tx, network.id, seqd.event, sequenced_only=True)
             authorize(before, seqd.event, via=network.host, messages=messages)
             after = apply(before, seqd.event)
         wire = encode_canonical(seqd.to_wire())

@@ -117,7 +117,7 @@ class NetworkService:
                                    "network.detach", str(participant))
 
     async def open_thread(self, name: str, req: OpenSharedThread, *, actor: str) -> NetworkOut:
-        participants = tuple(ParticipantId.parse(p) for p in req.participants)
+        participants = tuple(dict.fromkeys(ParticipantId.parse(p) for p in req.participants))  # one each
         title = await self._guard.check(author=str(self._operator), network=name, thread=req.name, field="title",
                                         text=req.title)
         async with self._acting() as tx:

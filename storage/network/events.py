@@ -152,14 +152,17 @@ class EventRepository:
         found = [_event(r) for r in rows]
         return sorted(found, key=lambda e: (e.seq is None, e.seq or 0, e.row_id))
 
-    async def is_deleted(self, network_id: int, thread: str | None, event_id: str) -> bool:
+    async def is_deleted(self, network_id: int, thread: str | None, event_id: str, *,
+                         sequenced_only: bool = False) -> bool:
         """Whether a `message.deleted` for `event_id` is stored (deletes are rare: a scan of
-        the thread's deletions is cheap)."""
+        the thread's deletions is cheap). `sequenced_only`: only deletes in the host's order, not
+        this node's own pending one (which is the very event a returning copy may be)."""
         rows = await self._conn.execute(
             select(network_events.c.wire).where(
                 network_events.c.network_id == network_id,
                 network_events.c.thread == thread,
                 network_events.c.type == "message.deleted",
+                *([network_events.c.seq.is_not(None)] if sequenced_only else []),
             )
         )
         needle = f'"event_id":"{event_id}"'.encode()

@@ -56,6 +56,11 @@ async def test_a_reply_an_edit_and_a_delete_reach_both_companies(pair):
     gone = await globex.client(tokens["delivery"], "PATCH", f"{MESSAGES}/{working['id']}", {"body": "again"},
                                expect=403)
     assert gone["error"]["reason"] == "message_deleted"
+    # The author's node took its own delete back from the host without halting (it once counted
+    # its own pending delete as "already deleted" and refused the host's copy): talk goes on.
+    after = await globex.client(tokens["delivery"], "POST", MESSAGES, {"body": "next"}, expect=201)
+    await eventually(lambda: _shows(globex, tokens["delivery"], after["id"], status="sequenced"))
+    assert (await globex.admin("GET", "/v1/alerts"))["items"] == []
 
 
 async def test_an_edit_goes_through_the_outbound_guard(pair):
