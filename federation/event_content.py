@@ -22,16 +22,26 @@ from pydantic import (
     field_validator,
 )
 
+from federation.canonical_json import encode_canonical
+from federation.errors import CanonicalJsonError
 from federation.identifiers import ParticipantId, validate_server_name
 
 __all__ = [
     "CONTENT_TYPES",
+    "CONTENT_TYPE_RE",
     "EVENT_ID_RE",
+    "FILE_NAME_RE",
+    "MAX_ATTACHMENTS",
     "MAX_BODY_CHARS",
+    "MAX_DATA_BYTES",
     "MAX_DISPLAY_NAME_CHARS",
+    "MAX_FILE_BYTES",
+    "MAX_FILE_NAME_CHARS",
     "MAX_MENTIONS",
+    "MAX_REACTION_CHARS",
     "MAX_THREAD_PARTICIPANTS",
     "MAX_TITLE_CHARS",
+    "Attachment",
     "Content",
     "MemberAdmitted",
     "MemberLeft",
@@ -39,6 +49,7 @@ __all__ = [
     "MessageDeleted",
     "MessageEdited",
     "MessagePosted",
+    "MessageReacted",
     "NetworkClosed",
     "NetworkCreated",
     "ParticipantAttached",
@@ -46,6 +57,7 @@ __all__ = [
     "ThreadClosed",
     "ThreadOpened",
     "ThreadSilenced",
+    "check_data",
 ]
 
 # 16 Ki characters: a long agent answer or a page of text. Longer material belongs in an
@@ -196,6 +208,59 @@ class ThreadSilenced(Content):
 
 # A message names a handful of participants, not a crowd: 32 ids stay far inside the event cap.
 MAX_MENTIONS = 32
+# Files ride beside a message, not inside it: the event carries what identifies each one (name,
+# type, size, SHA-256) and the bytes stay on the author's node until a member fetches them
+# (docs/protocol.md, "Files"). 8 per message and 25 MiB each: a report, a log, a few screenshots.
+MAX_ATTACHMENTS = 8
+MAX_FILE_BYTES = 25 * 1024 * 1024
+MAX_FILE_NAME_CHARS = 200
+# A media type without parameters, lower case: "application/pdf", "text/plain".
+CONTENT_TYPE_RE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,62}/[a-z0-9][a-z0-9!#$&^_.+-]{0,62}")
+# Structured content for agent-to-agent hand-offs: a JSON object of at most 8 KiB (canonical
+# bytes), so a message with its body and data still fits the 64 KiB event cap.
+MAX_DATA_BYTES = 8 * 1024
+# A reaction is a word or an emoji sequence ("seen", "working", "\U0001f44d").
+MAX_REACTION_CHARS = 32
+FILE_NAME_RE = re.compile(r"[^\x00-\x1f\x7f/\\]+")
+_REACTION_RE = re.compile(r"[^\s\x00-\x1f\x7f]+")
+
+
+class Attachment(BaseModel):
+    """One file of a message, as the author's node signs it: a member that fetches the bytes
+    checks their size, type and SHA-256 against this, so a swapped file is refused."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    name: Annotated[str, Field(min_length=1, max_length=MAX_FILE_NAME_CHARS)]
+    content_type: Annotated[str, Field(max_length=127)]
+    size: Annotated[int, Field(ge=0, le=MAX_FILE_BYTES)]
+    sha256: PublicKey  # 32 bytes, unpadded base64url, like every hash of the protocol
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if not FILE_NAME_RE.fullmatch(value) or value in (".", ".."):
+            raise ValueError("a file name has no slash, backslash or control character")
+        return value
+
+    @field_validator("content_type")
+    @classmethod
+    def _media_type(cls, value: str) -> str:
+        if not CONTENT_TYPE_RE.fullmatch(value):
+            raise ValueError("a media type in lower case without parameters, like application/pdf")
+        return value
+
+
+def check_data(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError("data is a JSON object")
+    try:
+        size = len(encode_canonical(value))
+    except CanonicalJsonError as e:
+        raise ValueError(f"data is not canonical JSON: {e.message}") from None
+    if size > MAX_DATA_BYTES:
+        raise ValueError(f"data is at most {MAX_DATA_BYTES} bytes of canonical JSON; this is {size}")
+    return value
 
 
 @_register("message.posted", in_thread=True)
@@ -208,6 +273,12 @@ class MessagePosted(Content):
         BeforeValidator(_list_to_tuple),
         Field(min_length=1, max_length=MAX_MENTIONS),
     ] | None = None
+    attachments: Annotated[
+        tuple[Attachment, ...],
+        BeforeValidator(_list_to_tuple),
+        Field(min_length=1, max_length=MAX_ATTACHMENTS),
+    ] | None = None
+    data: Annotated[dict[str, Any], PlainValidator(check_data)] | None = None
 
     @field_validator("mentions")
     @classmethod
@@ -226,6 +297,29 @@ class MessageEdited(Content):
 @_register("message.deleted", in_thread=True)
 class MessageDeleted(Content):
     event_id: EventId
+
+
+@_register("message.reacted", in_thread=True)
+class MessageReacted(Content):
+    """A participant's acknowledgement of a message ("seen", "working"); `removed` takes it back."""
+
+    event_id: EventId
+    reaction: Annotated[str, Field(min_length=1, max_length=MAX_REACTION_CHARS)]
+    removed: bool | None = None
+
+    @field_validator("reaction")
+    @classmethod
+    def _one_word(cls, value: str) -> str:
+        if not _REACTION_RE.fullmatch(value):
+            raise ValueError("a reaction is one word or emoji, without spaces or control characters")
+        return value
+
+    @field_validator("removed")
+    @classmethod
+    def _only_true(cls, value: bool | None) -> bool | None:
+        if value is False:
+            raise ValueError("leave removed out unless it is true (one wire form per value)")
+        return value
 
 
 CONTENT_TYPES: Mapping[str, type[Content]] = MappingProxyType(_registry)

@@ -47,6 +47,7 @@ from federation.event_content import (
     MessageDeleted,
     MessageEdited,
     MessagePosted,
+    MessageReacted,
     NetworkCreated,
     ParticipantAttached,
     ParticipantDetached,
@@ -337,6 +338,16 @@ def _check_change_message(state: NetworkState, event: Event, messages: MessageLo
         raise RuleViolation("not_author_company", "only the author's company may change it")
 
 
+def _check_reaction(state: NetworkState, event: Event, messages: MessageLookup) -> None:
+    _require_poster(state, event)
+    target = cast(MessageReacted, event.content).event_id
+    original = messages(target)
+    if original is None or original.thread != event.thread:
+        raise RuleViolation("unknown_event", f"no message {target} in this thread")
+    if original.deleted:
+        raise RuleViolation("message_deleted", f"message {target} was deleted")
+
+
 def _open_thread(state: NetworkState, event: Event) -> NetworkState:
     participants = frozenset(cast(ThreadOpened, event.content).participants)
     thread = ThreadState(open=True, participants=participants, opened_by=event.sender)
@@ -382,5 +393,6 @@ _RULES: Mapping[str, _Rule] = MappingProxyType(
         "message.posted": _Rule(_check_post, _unchanged),
         "message.edited": _Rule(_check_change_message, _unchanged),
         "message.deleted": _Rule(_check_change_message, _unchanged),
+        "message.reacted": _Rule(_check_reaction, _unchanged),
     }
 )

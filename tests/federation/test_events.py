@@ -41,9 +41,13 @@ EXAMPLES: dict[str, tuple[str | None, dict[str, Any]]] = {
     "thread.opened": ("t1", {"title": "T", "participants": ["person:alice@acme.example"]}),
     "thread.closed": ("t1", {}),
     "thread.silenced": ("t1", {"agents": True}),
-    "message.posted": ("t1", {"body": "hi", "reply_to": EID, "mentions": ["agent:bot@acme.example"]}),
+    "message.posted": ("t1", {"body": "hi", "reply_to": EID, "mentions": ["agent:bot@acme.example"],
+                              "attachments": [{"name": "plan.pdf", "content_type": "application/pdf", "size": 3,
+                                               "sha256": "B" * 43}],
+                              "data": {"ticket": "OPS-7", "steps": [1, 2], "done": False}}),
     "message.edited": ("t1", {"event_id": EID, "body": "hi!"}),
     "message.deleted": ("t1", {"event_id": EID}),
+    "message.reacted": ("t1", {"event_id": EID, "reaction": "seen"}),
 }
 
 
@@ -295,3 +299,45 @@ def test_from_wire_raises_only_protocol_errors(junk: Any, where: str | None) -> 
     assume(not (where == "seq" and type(junk) is int and FIRST_SEQ < junk <= MAX_INT))
     with pytest.raises(ProtocolError):
         SequencedEvent.from_wire(wire)
+
+
+FILE = {"name": "plan.pdf", "content_type": "application/pdf", "size": 3, "sha256": "B" * 43}
+
+
+@pytest.mark.parametrize(("change", "why"), [
+    ({"name": "../etc/passwd"}, "slash"),
+    ({"name": "a\\b"}, "slash"),
+    ({"name": "a\nb"}, "control"),
+    ({"name": ".."}, "slash"),
+    ({"content_type": "Application/PDF"}, "media type"),
+    ({"content_type": "text/plain; charset=utf-8"}, "media type"),
+    ({"size": 25 * 1024 * 1024 + 1}, "less than or equal"),
+    ({"sha256": "short"}, "pattern"),
+])
+def test_attachments_are_refused_unless_plainly_described(change: dict[str, Any], why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        post(attachments=[{**FILE, **change}])
+
+
+def test_a_message_holds_at_most_eight_files_and_structured_data_of_8_kib() -> None:
+    assert len(post(attachments=[FILE] * 8).content.attachments or ()) == 8
+    with pytest.raises(ValueError, match="at most 8"):
+        post(attachments=[FILE] * 9)
+    with pytest.raises(ValueError, match="at most 8192 bytes"):
+        post(data={"blob": "x" * 8200})
+    with pytest.raises(ValueError, match="canonical"):
+        post(data={"ratio": 0.5})  # floats are not canonical JSON: two nodes could differ
+    with pytest.raises(ValueError):
+        post(data=["not", "an", "object"])
+
+
+@pytest.mark.parametrize("reaction", ["two words", "", "x" * 33, "tab\there"])
+def test_a_reaction_is_one_short_word(reaction: str) -> None:
+    with pytest.raises(ValueError):
+        event("message.reacted", thread="t1", event_id=EID, reaction=reaction)
+
+
+def test_a_reaction_is_taken_back_with_removed_true_only() -> None:
+    assert event("message.reacted", thread="t1", event_id=EID, reaction="\U0001f44d", removed=True).content
+    with pytest.raises(ValueError, match="leave removed out"):
+        event("message.reacted", thread="t1", event_id=EID, reaction="seen", removed=False)

@@ -276,6 +276,24 @@ def test_edits_and_deletes_belong_to_the_authors_company(state: NetworkState, ki
             messages=book)
 
 
+def test_reactions_need_a_live_message_of_the_thread_and_a_participant(state: NetworkState) -> None:
+    original = post(ALICE, "deployed")
+    eid = event_id(content_hash(original))
+    book = message_book(original)
+    run(state, event("message.reacted", BOT, thread="t1", event_id=eid, reaction="seen"), messages=book)
+    refused(state, event("message.reacted", BOT, thread="t1", event_id=eid, reaction="seen"), "unknown_event")
+    refused(state, event("message.reacted", BOT, thread="t1", event_id=eid, reaction="seen"), "message_deleted",
+            messages=message_book(original, deleted=frozenset({eid})))
+    refused(state, event("message.reacted", EVE, thread="t1", event_id=eid, reaction="seen"), "not_a_member",
+            messages=book)
+    outsider = run(state, attach(BOB, "person:bob@globex.example"))  # attached, but not in t1
+    refused(outsider, event("message.reacted", "person:bob@globex.example", thread="t1", event_id=eid,
+                            reaction="seen"), "not_a_participant", messages=book)
+    closed = run(state, event("thread.closed", ALICE, thread="t1"))
+    refused(closed, event("message.reacted", BOT, thread="t1", event_id=eid, reaction="seen"), "thread_closed",
+            messages=book)
+
+
 OPS_ACME = "operator:admin@acme.example"
 OPS_GLOBEX = "operator:admin@globex.example"
 
