@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import socket
 import time
 from dataclasses import dataclass, field, replace
@@ -87,6 +88,23 @@ class ClusterNode:
             elif resp.status >= 400:
                 raise AssertionError(f"{method} {path} -> {resp.status} {data}")
             return data
+
+    async def upload(self, token: str, name: str, data: bytes, content_type: str = "text/plain", *,
+                     expect: int = 201) -> Any:
+        """POST /v1/files: the raw bytes, typed by Content-Type."""
+        async with self.http.post(f"http://127.0.0.1:{self.ports['client']}/v1/files", params={"name": name},
+                                  data=io.BytesIO(data) if len(data) > 1024 * 1024 else data,
+                                  headers={"Authorization": f"Bearer {token}",
+                                                      "Content-Type": content_type}) as resp:
+            answer = await resp.json()
+            assert resp.status == expect, (resp.status, answer)
+            return answer
+
+    async def download(self, token: str, path: str) -> tuple[int, Any, bytes]:
+        """GET a file: (status, headers, body bytes)."""
+        async with self.http.get(f"http://127.0.0.1:{self.ports['client']}{path}",
+                                 headers={"Authorization": f"Bearer {token}"}) as resp:
+            return resp.status, resp.headers, await resp.read()
 
     async def create(self, kind: str, handle: str, display_name: str, **extra: Any) -> str:
         plural = "agents" if kind == "agent" else "people"

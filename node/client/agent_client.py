@@ -37,7 +37,14 @@ from pydantic import BaseModel, ValidationError
 
 from node.client.http import AgentNetError, NodeHttp, RetryPolicy, refusal
 from node.feed.models import EventOut, EventPage
-from node.networks.models import SharedMessageOut, SharedMessagePage, SharedThreadList
+from node.networks.models import (
+    FileOut,
+    ReactionOut,
+    SharedMessageOut,
+    SharedMessagePage,
+    SharedSearchResults,
+    SharedThreadList,
+)
 from node.webhooks.models import WebhookCreated, WebhookList, WebhookOut
 from node.workspace.models import KnowledgeResults, MessageOut, MessagePage, PrincipalOut, ThreadList
 
@@ -161,25 +168,36 @@ class AgentClient:
             return await self._call("GET", _private(thread), MessagePage, params=params)
         return await self._call("GET", _shared(network, thread), SharedMessagePage, params=params)
 
+    async def read_latest(self, network: str, thread: str, *, before: str | None = None,
+                          limit: int = 50) -> SharedMessagePage:
+        """The newest `limit` messages of a shared thread, oldest first (the caller's pending posts
+        last); pass the page's `prev_cursor` as `before` for the page before it."""
+        params = {"limit": str(limit), "before": before or "latest"}
+        return await self._call("GET", _shared(network, thread), SharedMessagePage, params=params)
+
     @overload
     async def post(self, thread: str, body: str, *, network: None = None,
                    idempotency_key: str | None = None) -> MessageOut: ...
 
     @overload
     async def post(self, thread: str, body: str, *, network: str, idempotency_key: str | None = None,
-                   mentions: list[str] | None = None) -> SharedMessageOut: ...
+                   mentions: list[str] | None = None, attachments: list[str] | None = None,
+                   data: dict[str, Any] | None = None) -> SharedMessageOut: ...
 
     async def post(self, thread: str, body: str, *, network: str | None = None,
-                   idempotency_key: str | None = None,
-                   mentions: list[str] | None = None) -> MessageOut | SharedMessageOut:
+                   idempotency_key: str | None = None, mentions: list[str] | None = None,
+                   attachments: list[str] | None = None,
+                   data: dict[str, Any] | None = None) -> MessageOut | SharedMessageOut:
         """Post once, even when retried. A key derived from what is being answered (say the
-        triggering event's id) also makes a restarted program's repeat a no-op. `mentions`
-        (shared threads): participant ids the message addresses."""
+        triggering event's id) also makes a restarted program's repeat a no-op. Shared threads
+        only: `mentions` (participant ids the message addresses), `attachments` (ids `upload`
+        returned), `data` (a JSON object for another agent to read as is)."""
         key = idempotency_key or str(uuid.uuid4())
         headers = {"Idempotency-Key": key}
         if network is None:
             return await self._call("POST", _private(thread), MessageOut, json_body={"body": body}, headers=headers)
-        payload: dict[str, Any] = {"body": body, **({"mentions": mentions} if mentions else {})}
+        extra = {"mentions": mentions, "attachments": attachments, "data": data}
+        payload: dict[str, Any] = {"body": body, **{k: v for k, v in extra.items() if v}}
         return await self._call("POST", _shared(network, thread), SharedMessageOut, json_body=payload,
                                 headers=headers)
 
@@ -200,6 +218,32 @@ class AgentClient:
         return await self._call("DELETE", f"{_shared(network, thread)}/{quote(message_id, safe='$')}",
                                 SharedMessageOut)
 
+    async def react(self, network: str, thread: str, message_id: str, reaction: str, *,
+                    removed: bool = False) -> ReactionOut:
+        """Acknowledge a message ("seen", "working"); `removed` takes it back."""
+        return await self._call("POST", f"{_shared(network, thread)}/{quote(message_id, safe='$')}/reactions",
+                                ReactionOut, json_body={"reaction": reaction, "removed": removed})
+
+    async def upload(self, name: str, data: bytes, content_type: str = "application/octet-stream") -> FileOut:
+        """Keep a file on the caller's node to attach to a post (`post(..., attachments=[id])`)."""
+        status, body, headers = await self.http.raw("POST", "/v1/files", params={"name": name}, data=data,
+                                                    headers={"Content-Type": content_type})
+        return FileOut.model_validate(_json_or_refusal(status, body, headers))
+
+    async def download(self, network: str, thread: str, message_id: str, position: int = 0) -> bytes:
+        """A message's file, checked by the caller's node against what its author's node signed."""
+        path = f"{_shared(network, thread)}/{quote(message_id, safe='$')}/files/{position}"
+        status, body, headers = await self.http.raw("GET", path)
+        if status >= 400:
+            _json_or_refusal(status, body, headers)
+        return body
+
+    async def search_messages(self, query: str, *, network: str | None = None,
+                              limit: int = 20) -> SharedSearchResults:
+        """Messages of the caller's shared threads holding every word of `query`, newest first."""
+        params = {"q": query, "limit": str(limit), **({"network": network} if network else {})}
+        return await self._call("GET", "/v1/shared-threads/search", SharedSearchResults, params=params)
+
     async def search_knowledge(self, query: str, *, limit: int = 10) -> KnowledgeResults:
         """Knowledge the caller may read; every word of `query` must match."""
         return await self._call("GET", "/v1/knowledge/search", KnowledgeResults,
@@ -208,24 +252,31 @@ class AgentClient:
     # --- events --------------------------------------------------------------------------
 
     async def events(self, after: str | None = None, *, wait: int = 0, limit: int = 100,
-                     mentions_only: bool = False) -> EventPage:
-        """Events after a cursor (None: none, but the current cursor); `wait` long-polls;
-        `mentions_only`: only messages that mention the caller."""
-        params = {"limit": str(limit), "wait": str(wait), **({"mentions": "me"} if mentions_only else {})}
+                     mentions_only: bool = False, network: str | None = None, thread: str | None = None,
+                     types: list[str] | None = None) -> EventPage:
+        """Events after a cursor (None: none, but the current cursor); `wait` long-polls. Follow
+        less than everything: `mentions_only` (messages that mention the caller), `network`,
+        `thread` (by name), `types` (e.g. ["message.posted"])."""
+        params = {"limit": str(limit), "wait": str(wait),
+                  **_filter_params(mentions_only, network, thread, types)}
         if after is not None:
             params["after"] = after
         return await self._call("GET", "/v1/events", EventPage, params=params, extra_time=wait)
 
-    def stream(self, after: str | None = None) -> EventStream:
-        """Live events from `after` (None: from now), resuming across dropped connections."""
-        return EventStream(self, after)
+    def stream(self, after: str | None = None, *, mentions_only: bool = False, network: str | None = None,
+               thread: str | None = None, types: list[str] | None = None) -> EventStream:
+        """Live events from `after` (None: from now), resuming across dropped connections;
+        filtered as `events` is."""
+        return EventStream(self, after, _filter_params(mentions_only, network, thread, types))
 
     # --- webhooks ------------------------------------------------------------------------
 
-    async def create_webhook(self, url: str) -> WebhookCreated:
-        """Events delivered as signed POSTs to `url`; the answer holds the secret, once."""
+    async def create_webhook(self, url: str, *, only: dict[str, Any] | None = None) -> WebhookCreated:
+        """Events delivered as signed POSTs to `url`; the answer holds the secret, once. `only`
+        narrows them: {"network", "thread", "types", "mentions"} (node.feed.filters)."""
         # No Idempotency-Key on this route: a retry after a lost answer would make a second one.
-        return await self._call("POST", "/v1/webhooks", WebhookCreated, json_body={"url": url}, once=True)
+        body: dict[str, Any] = {"url": url, **({"filter": only} if only else {})}
+        return await self._call("POST", "/v1/webhooks", WebhookCreated, json_body=body, once=True)
 
     async def webhooks(self) -> WebhookList:
         return await self._call("GET", "/v1/webhooks", WebhookList)
@@ -253,6 +304,24 @@ class AgentClient:
                                     extra_time=extra_time, once=once)
 
 
+def _filter_params(mentions_only: bool, network: str | None, thread: str | None,
+                   types: list[str] | None) -> dict[str, str]:
+    given = {"mentions": "me" if mentions_only else None, "network": network, "thread": thread,
+             "types": ",".join(types) if types else None}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _json_or_refusal(status: int, body: bytes, headers: Mapping[str, str]) -> Any:
+    try:
+        data = json.loads(body) if body else None
+    except ValueError:
+        data = body.decode("utf-8", "replace")
+    if status >= 400:
+        retry = headers.get("Retry-After", "")
+        raise refusal(status, data, float(retry) if retry.isdigit() else None)
+    return data
+
+
 class EventStream:
     """An async iterator of `EventOut` that reconnects on its own. `cursor` is the position
     of the last event handed out (or where the stream started): persist it to resume later.
@@ -261,8 +330,9 @@ class EventStream:
     Use `async with client.stream() as events:` (or call `aclose()`) so the connection is
     closed when the program stops reading."""
 
-    def __init__(self, client: AgentClient, after: str | None) -> None:
+    def __init__(self, client: AgentClient, after: str | None, params: Mapping[str, str] | None = None) -> None:
         self._client = client
+        self._params = dict(params or {})
         self.cursor = after
         self.reconnects = 0
         self._frames: AsyncGenerator[EventOut, None] | None = None
@@ -311,8 +381,8 @@ class EventStream:
         if self.cursor is not None:
             headers["Last-Event-ID"] = self.cursor
         timeout = aiohttp.ClientTimeout(total=None, connect=http.timeout, sock_read=client._idle_timeout)
-        async with http.session.get(http.base_url + "/v1/events/stream", headers=headers,
-                                      timeout=timeout) as resp:
+        async with http.session.get(http.base_url + "/v1/events/stream", headers=headers, params=self._params,
+                                    timeout=timeout) as resp:
             if resp.status >= 400:
                 raise await _error(resp)
             parser = SseParser()

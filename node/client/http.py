@@ -130,6 +130,21 @@ class NodeHttp:
         status, data, _ = await self._send(method, path, params, json_body, headers, 0)
         return status, data
 
+    async def raw(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, data: bytes | None = None,
+                  headers: Mapping[str, str] | None = None) -> tuple[int, bytes, Mapping[str, str]]:
+        """One try with a body that is not JSON (or an answer that is not): status, bytes, headers."""
+        query = {k: str(v) for k, v in (params or {}).items() if v is not None}
+        try:
+            async with self.session.request(
+                method, self.base_url + path, params=query, data=data, headers={**self.headers, **(headers or {})},
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+            ) as resp:
+                return resp.status, await resp.read(), dict(resp.headers)
+        except aiohttp.InvalidURL:
+            raise AgentNetError(0, "invalid_url", f"{self.base_url} is not a valid URL") from None
+        except (aiohttp.ClientError, TimeoutError) as e:
+            raise AgentNetError(0, "connection_failed", f"{method} {path}: {type(e).__name__}: {e}") from None
+
     async def _send(self, method: str, path: str, params: Mapping[str, Any] | None, json_body: Any,
                     headers: Mapping[str, str] | None,
                     extra_time: float) -> tuple[int, Any, float | None]:

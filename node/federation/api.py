@@ -53,6 +53,7 @@ from node.basics.rate_limit import PeerRateLimiter
 from node.federation.catch_up import CATCH_UP_PAGE, CatchUpWorker
 from node.federation.delivery import DeliveryWorker
 from node.federation.engine import FederationEngine
+from node.federation.files import FileExchange
 from node.federation.halting import HaltKeeper
 from node.federation.hidden_history import wires_for
 from node.federation.inbound import InboundEvents
@@ -63,7 +64,7 @@ from node.federation.peer_client import FEDERATION_PREFIX
 from node.federation.peering import PeeringReceiver
 from node.federation.policy import partner_policy
 from node.http.errors import error_middleware
-from node.http.io import parse_body
+from node.http.io import parse_body, read_raw
 from storage.network.transaction import NetworkStore
 
 __all__ = ["MAX_FEDERATION_BODY_BYTES", "build_federation_app"]
@@ -105,7 +106,7 @@ def _auth_middleware(storage: NetworkStore, server: str, clock: Clock, refresher
         sig = parse_authorization(request.headers.get("Authorization"))
         _peer, pinned = await _standing(sig.origin, kind)
         cap = MAX_SELF_CERTIFIED_BODY_BYTES if kind == _SELF_CERTIFIED else MAX_FEDERATION_BODY_BYTES
-        body = await _read_body(request, cap)
+        body = await read_raw(request, cap, PayloadTooLarge)  # a late body: the connection guard's 408
         if kind == _SELF_CERTIFIED and not pinned:  # not a peer yet, by definition: the offered key
             offered = _parsed(body, _KeyBody, max_values=MAX_SELF_CERTIFIED_VALUES).key.verify_key_or_none()
             pinned = {offered.key_id: (offered, None)} if offered is not None else {}
@@ -153,20 +154,6 @@ def _auth_middleware(storage: NetworkStore, server: str, clock: Clock, refresher
     return authenticate
 
 
-async def _read_body(request: web.Request, cap: int) -> bytes:
-    """The whole body, refused (413) past `cap` before more is read. A body that does not
-    arrive in time is cut by the connection guard (408, node.http.connection_guard)."""
-    if request.content_length is not None and request.content_length > cap:
-        raise PayloadTooLarge(f"request body over {cap} bytes")
-    chunks, size = [], 0
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > cap:
-            raise PayloadTooLarge(f"request body over {cap} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _parsed(body: bytes, model: type[M], *, max_values: int = MAX_TRANSACTION_VALUES) -> M:
     return parse_body(body, model, max_bytes=MAX_FEDERATION_BODY_BYTES, max_values=max_values)
 
@@ -192,7 +179,8 @@ class _KeyBody(BaseModel):
 
 def build_federation_app(*, storage: NetworkStore, engine: FederationEngine, peering: PeeringReceiver,
                          delivery: DeliveryWorker, catch_up: CatchUpWorker, refresher: KeyRefresher,
-                         halts: HaltKeeper, clock: Clock, limits: FederationLimits = FederationLimits(),
+                         halts: HaltKeeper, clock: Clock, files: FileExchange,
+                         limits: FederationLimits = FederationLimits(),
                          on_event: Callable[[str], None] = lambda result: None) -> web.Application:
     """`on_event` hears how each pushed event settled: accepted, duplicate or refused (metrics)."""
     limiter = PeerRateLimiter(limits)
@@ -261,6 +249,14 @@ def build_federation_app(*, storage: NetworkStore, engine: FederationEngine, pee
         body = b'{"events":[' + b",".join(wires) + b'],"head":' + str(network.head_seq).encode() + b"}"
         return web.Response(body=body, content_type="application/json")
 
+    async def file(request: web.Request) -> web.Response:
+        m = request.match_info
+        if not m["position"].isdigit() or len(m["position"]) > 1:
+            raise InvalidRequest("a file's position is one digit", [{"field": "position", "location": "path",
+                                                                      "message": "0-7"}])
+        attachment, data = await files.serve(request[_ORIGIN], m["network"], m["event_id"], int(m["position"]))
+        return web.Response(body=data, content_type=attachment.content_type)
+
     app = web.Application(client_max_size=MAX_FEDERATION_BODY_BYTES, middlewares=[
         error_middleware, _auth_middleware(storage, server, clock, refresher, limiter),
     ])
@@ -272,6 +268,7 @@ def build_federation_app(*, storage: NetworkStore, engine: FederationEngine, pee
     app.router.add_put(f"{p}/transactions/{{txn_id}}", transaction, name="peer:transaction")
     app.router.add_get(f"{p}/networks/{{network}}/events", events, name="peer:events")
     app.router.add_get(f"{p}/servers/{{server}}/keys", relay_keys, name="peer:relay-keys")
+    app.router.add_get(f"{p}/networks/{{network}}/files/{{event_id}}/{{position}}", file, name="peer:file")
     app.router.add_post(f"{p}/ping", ping, name="peer:ping")
     return app
 

@@ -15,7 +15,7 @@ import json
 
 from federation.canonical_json import parse_json
 from federation.errors import RuleViolation
-from federation.event_content import MessageDeleted, MessageEdited, MessagePosted
+from federation.event_content import MessageDeleted, MessageEdited, MessagePosted, MessageReacted
 from federation.events import Event, SignedEvent
 from federation.rules import MessageLookup, MessageRecord, NetworkState, apply, authorize, initial_state
 from federation.sequencing import SequencedEvent
@@ -122,12 +122,12 @@ class StateCache:
 
 async def message_lookup(tx: NetworkTransaction, network_id: int, event: Event, *,
                          sequenced_only: bool = False) -> MessageLookup:
-    """Fetch the one earlier message an edit, delete or reply refers to, for the sync rules.
-    `sequenced_only` for an event in the host's order: it is checked against the chain before
-    it, never against this node's pending events (among them, on its author's node, itself)."""
+    """Fetch the one earlier message an edit, delete, reaction or reply refers to, for the sync
+    rules. `sequenced_only` for an event in the host's order: it is checked against the chain
+    before it, never against this node's pending events (among them, on its author's node, itself)."""
     content = event.content
     target = None
-    if isinstance(content, (MessageEdited, MessageDeleted)):
+    if isinstance(content, (MessageEdited, MessageDeleted, MessageReacted)):
         target = content.event_id
     elif isinstance(content, MessagePosted):
         target = content.reply_to

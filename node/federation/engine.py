@@ -298,7 +298,7 @@ class FederationEngine:
         self._locked(tx)[network.name] = replace(network, head_seq=seqd.seq, head_hash=seqd.link_hash,
                                                              head_ts=seqd.host_ts)
         now = self._clock.now_ms()
-        await project(tx, network.id, seqd.event, after, now=now)
+        await project(tx, network.id, seqd.event, after, now=now, event_id=seqd.event_id)
         if not await held_back(tx, network, seqd.event, server=self.server, now=now):
             await tx.feed_writer.append_network_event(network_id=network.id, thread=seqd.event.thread, event_row=row,
                                                       now=now)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import io
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import aiohttp
@@ -64,7 +65,7 @@ class PeerClient:
             "Content-Type": "application/json",
         }
         url = URL(endpoint.rstrip("/") + full_path, encoded=True)
-        try:
+        with self._transport(destination):
             # Large bodies go as a stream, so writing them never blocks the event loop.
             streamed = io.BytesIO(body) if len(body) > _STREAM_ABOVE_BYTES else body
             async with self._session.request(
@@ -74,14 +75,7 @@ class PeerClient:
             ) as response:
                 raw = await _read_capped(response)
                 status = response.status
-                retry_after = _retry_after_s(response.headers.get("Retry-After"))
-        except aiohttp.ClientConnectorCertificateError as e:
-            raise PeerUntrusted(f"{destination} showed a TLS certificate this node does not trust "
-                                f"({_verify_reason(e)}): {self._trust.describe()}") from e
-        except (TimeoutError, aiohttp.ClientError, ssl.SSLError, OSError) as e:
-            # A connector error's text embeds the SSL context's repr; its OS error says it all.
-            detail = e.os_error if isinstance(e, aiohttp.ClientConnectorError) else e
-            raise PeerUnreachable(f"{destination} is unreachable: {type(e).__name__}: {detail}") from e
+                retry_after = response.headers.get("Retry-After")
         if raw is None:
             raise PeerUnreachable(f"{destination} sent an answer over {_MAX_RESPONSE_BYTES} bytes")
         try:
@@ -91,14 +85,63 @@ class PeerClient:
         if not isinstance(data, dict):
             raise PeerUnreachable(f"{destination} sent an answer that is not a JSON object")
         if status >= 400:  # an error answer proves nothing about delivery: never a wake
-            found = data.get("error")
-            error = found if isinstance(found, dict) else {}
-            code, message = str(error.get("code", "http_error"))[:64], str(error.get("message", ""))[:300]
-            raise PeerRefused(f"{destination} refused: {status} {code}: {message}", peer_status=status, peer_code=code,
-                              retry_after_s=retry_after)
+            raise _refused(destination, status, raw, retry_after)
         if announce:
             self.on_reachable(destination)
         return data
+
+    def _transport(self, destination: str) -> AbstractContextManager[None]:
+        return _transport_errors(destination, self._trust)
+
+    async def fetch_file(self, endpoint: str, destination: str, path: str, *, max_bytes: int,
+                         timeout_s: float = 120) -> tuple[bytes, str]:
+        """GET a file's bytes and media type; PeerUnreachable past `max_bytes` (read no further)
+        or on any transport failure, PeerRefused on an error answer."""
+        full_path = FEDERATION_PREFIX + path
+        headers = {"Authorization": sign_request(self._key, method="GET", path=full_path, origin=self._server,
+                                                 destination=destination, body=b"", now_ms=self._clock.now_ms())}
+        url = URL(endpoint.rstrip("/") + full_path, encoded=True)
+        with self._transport(destination):
+            async with self._session.get(
+                url, headers=headers, ssl=self._trust.context(), server_hostname=host_of(destination),
+                timeout=aiohttp.ClientTimeout(total=timeout_s), allow_redirects=False,
+            ) as response:
+                if response.status >= 400:
+                    raw = await _read_capped(response, 64 * 1024)
+                    raise _refused(destination, response.status, raw, response.headers.get("Retry-After"))
+                data = await _read_capped(response, max_bytes)
+                media_type = response.content_type
+        if data is None:
+            raise PeerUnreachable(f"{destination} sent a file over the {max_bytes} bytes its author signed")
+        self.on_reachable(destination)
+        return data, media_type
+
+
+@contextmanager
+def _transport_errors(destination: str, trust: PeerTrust) -> Iterator[None]:
+    """aiohttp's and the socket's failures as this node's errors, naming the peer."""
+    try:
+        yield
+    except aiohttp.ClientConnectorCertificateError as e:
+        raise PeerUntrusted(f"{destination} showed a TLS certificate this node does not trust "
+                            f"({_verify_reason(e)}): {trust.describe()}") from e
+    except (TimeoutError, aiohttp.ClientError, ssl.SSLError, OSError) as e:
+        # A connector error's text embeds the SSL context's repr; its OS error says it all.
+        detail = e.os_error if isinstance(e, aiohttp.ClientConnectorError) else e
+        raise PeerUnreachable(f"{destination} is unreachable: {type(e).__name__}: {detail}") from e
+
+
+def _refused(destination: str, status: int, raw: bytes | None, retry_after: str | None) -> PeerRefused:
+    """A peer's error answer as PeerRefused, with its code and message if it sent our error form."""
+    try:
+        data = parse_json(raw, max_bytes=_MAX_RESPONSE_BYTES) if raw else {}
+    except CanonicalJsonError:
+        data = {}
+    found = data.get("error") if isinstance(data, dict) else None
+    error = found if isinstance(found, dict) else {}
+    code, message = str(error.get("code", "http_error"))[:64], str(error.get("message", ""))[:300]
+    return PeerRefused(f"{destination} refused: {status} {code}: {message}", peer_status=status, peer_code=code,
+                       retry_after_s=_retry_after_s(retry_after))
 
 
 def _retry_after_s(value: str | None) -> int | None:
@@ -108,12 +151,12 @@ def _retry_after_s(value: str | None) -> int | None:
     return min(int(value.strip()), 3600)
 
 
-async def _read_capped(response: aiohttp.ClientResponse) -> bytes | None:
+async def _read_capped(response: aiohttp.ClientResponse, cap: int = _MAX_RESPONSE_BYTES) -> bytes | None:
     """The whole body (`content.read(n)` returns only what is buffered), or None past the cap."""
     chunks, size = [], 0
     async for chunk in response.content.iter_chunked(64 * 1024):
         size += len(chunk)
-        if size > _MAX_RESPONSE_BYTES:
+        if size > cap:
             return None
         chunks.append(chunk)
     return b"".join(chunks)

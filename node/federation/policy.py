@@ -2,7 +2,8 @@
 
 Node-wide: whether invites are accepted at all, and which servers' invites are accepted
 without asking. Per partner (a row for one server, else the `partner:*` row, else the
-defaults): whether its participants may be agents, the longest message it may send, and
+defaults): whether its participants may be agents, the longest message it may send, whether
+files cross (and how large, of which types), and
 whether the threads it opens naming this company's participants need an operator's consent
 (`node.federation.consent`).
 
@@ -10,24 +11,29 @@ Where it runs: as host, on every event a partner submits, before the event is se
 partner is refused with 403 `policy_refused` and a reason, and nothing is stored); and on
 every invite that arrives. It never runs on a host's sequenced copy of an event: a member
 that refused one would halt the network (`node.federation.halting`) over a rule the host never
-agreed to.
+agreed to. Files are the exception that proves it: they are not in the chain, so a member
+applies its file rules when it would fetch a partner's file (`node.federation.files`), and
+never serves its own files to a partner whose policy says no files.
 """
 
 from __future__ import annotations
 
-from typing import Literal, cast
+from typing import Annotated, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from federation.errors import RuleViolation
 from federation.event_content import (
     MAX_BODY_CHARS,
+    MAX_FILE_BYTES,
+    Attachment,
     MessageEdited,
     MessagePosted,
     ParticipantAttached,
     ServerName,
 )
 from federation.events import Event
+from node.http.fields import form
 from storage.network.transaction import NetworkTransaction
 
 __all__ = [
@@ -37,12 +43,16 @@ __all__ = [
     "PartnerPolicy",
     "PolicyRefused",
     "check_partner_event",
+    "file_refusal",
     "node_policy",
     "partner_policy",
     "partner_scope",
 ]
 
 NODE_SCOPE = "node"
+# "type/subtype" or "type/*", as the protocol writes media types (federation.event_content).
+_MEDIA_RANGE = form(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,62}/(\*|[a-z0-9][a-z0-9!#$&^_.+-]{0,62})$",
+                    "a media type in lower case, or a type with /* (e.g. application/pdf or image/*)")
 DEFAULT_PARTNER_SCOPE = "partner:*"
 # More servers than one company works with at once; each is checked on every invite.
 MAX_AUTO_ACCEPT = 200
@@ -94,6 +104,14 @@ class PartnerPolicy(BaseModel):
     max_events_per_minute: int | None = Field(
         None, ge=1, le=100_000, description="events the partner may submit to networks hosted here, a minute (bursts "
                                             "of as many); more are answered 429 and its node retries later")
+    files: bool = Field(True, description="false: no file crosses between this node and the partner: its messages "
+                                          "with files are refused in networks hosted here, its files are not "
+                                          "fetched, and this node's files are not served to it")
+    max_file_bytes: int = Field(MAX_FILE_BYTES, ge=0, le=MAX_FILE_BYTES,
+                                description="the largest file the partner may send")
+    file_types: list[Annotated[str, Field(pattern=_MEDIA_RANGE)]] | None = Field(
+        None, max_length=100, description='media types the partner may send files of, such as "application/pdf" or '
+                                          '"image/*"; null: any')
     threads: Literal["auto", "ask"] = Field(
         "auto", description="ask: a thread the partner opens naming this company's participants reaches them only "
                             "once an operator accepts it (`agentnet consent`); auto: at once")
@@ -131,3 +149,23 @@ def check_partner_event(policy: PartnerPolicy, event: Event) -> None:
         if length > policy.max_message_chars:
             raise PolicyRefused("message_too_long", f"messages from {event.origin} may be at most "
                                 f"{policy.max_message_chars} characters here; this one has {length}")
+    if isinstance(content, MessagePosted):
+        for attachment in content.attachments or ():
+            refused = file_refusal(policy, attachment, event.origin)
+            if refused is not None:
+                raise PolicyRefused(*refused)
+
+
+def file_refusal(policy: PartnerPolicy, attachment: Attachment, origin: str) -> tuple[str, str] | None:
+    """Why `policy` (the origin's) keeps `attachment` out, as (reason, message); None if it may cross."""
+    if not policy.files:
+        return "files_not_allowed", f"files from {origin} are not accepted here"
+    if attachment.size > policy.max_file_bytes:
+        return "file_too_large", (f"files from {origin} may be at most {policy.max_file_bytes} bytes here; "
+                                  f"{attachment.name} has {attachment.size}")
+    if policy.file_types is not None:
+        kind = attachment.content_type.split("/")[0] + "/*"
+        if attachment.content_type not in policy.file_types and kind not in policy.file_types:
+            return "file_type_not_allowed", (f"files of type {attachment.content_type} from {origin} are not "
+                                             f"accepted here (allowed: {', '.join(policy.file_types) or 'none'})")
+    return None

@@ -25,6 +25,7 @@ from aiohttp import web
 from node.basics.clock import Clock
 from node.basics.errors import InvalidRequest
 from node.basics.limits import ClientLimits
+from node.feed.filters import FeedFilter
 from node.feed.models import EventPage, EventsQuery, StreamQuery
 from node.feed.service import FeedService
 from node.http.auth import Caller, authenticate_digest, current_caller
@@ -48,15 +49,15 @@ def feed_endpoints(feed: FeedService, storage: Storage, clock: Clock, limits: Cl
         caller = current_caller(request)  # its "read" scope was checked before the handler ran
         query = read_query(request, EventsQuery)
         page = await feed.wait(caller.principal, query.after, limit=query.limit, timeout_s=query.wait,
-                               mentions=query.mentions == "me")
+                               only=FeedFilter.from_query(query))
         return respond(page)
 
     async def stream(request: web.Request) -> web.StreamResponse:
         caller = current_caller(request)  # its "read" scope was checked before the handler ran
         after = _resume_cursor(request)
-        mentions = read_query(request, StreamQuery).mentions == "me"
+        only = FeedFilter.from_query(read_query(request, StreamQuery))
         waiter = feed.hub.waiter()  # taken before each read: a commit during the read still wakes the stream
-        page = await feed.read(caller.principal, after, limit=_PAGE, mentions=mentions)  # a bad cursor: 410
+        page = await feed.read(caller.principal, after, limit=_PAGE, only=only)  # a bad cursor: 410
         response = web.StreamResponse(headers={
             "Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no",
         })
@@ -65,7 +66,7 @@ def feed_endpoints(feed: FeedService, storage: Storage, clock: Clock, limits: Cl
         ready = after if page.events else page.next_cursor  # events come only after a given cursor
         if not await writer.send(f"retry: 2000\nid: {ready}\nevent: ready\ndata: {json.dumps({'cursor': ready})}\n\n"):
             return response
-        await _follow(feed, storage, clock, limits, caller, page, waiter, writer, mentions=mentions)
+        await _follow(feed, storage, clock, limits, caller, page, waiter, writer, only=only)
         return response
 
     return [
@@ -91,7 +92,7 @@ def _resume_cursor(request: web.Request) -> str | None:
 
 
 async def _follow(feed: FeedService, storage: Storage, clock: Clock, limits: ClientLimits, caller: Caller,
-                  page: EventPage, waiter: asyncio.Event, writer: _FrameWriter, *, mentions: bool = False) -> None:
+                  page: EventPage, waiter: asyncio.Event, writer: _FrameWriter, *, only: FeedFilter) -> None:
     hub = feed.hub
     tokens_seen = hub.tokens_version
     checked_at = last_write = time.monotonic()
@@ -121,7 +122,7 @@ async def _follow(feed: FeedService, storage: Storage, clock: Clock, limits: Cli
                 return
             last_write = now
         waiter = hub.waiter()
-        page = await feed.read(caller.principal, cursor, limit=_PAGE, mentions=mentions)
+        page = await feed.read(caller.principal, cursor, limit=_PAGE, only=only)
 
 
 class _FrameWriter:

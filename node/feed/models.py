@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
-from node.http.fields import Cursor, QueryModel
+from node.http.fields import Cursor, QueryModel, Slug, form
 
-__all__ = ["EventOut", "EventPage", "EventsQuery", "StreamQuery"]
+__all__ = ["EventOut", "EventPage", "EventsQuery", "FilterQuery", "StreamQuery"]
 
+_TYPES = form(r"^[a-z]+\.[a-z]+(,[a-z]+\.[a-z]+)*$",
+              "event types separated by commas, e.g. message.posted,message.reacted")
 # A long poll holds a connection and a little memory; a minute is what proxies commonly allow.
 MAX_WAIT_S = 60
 
@@ -38,13 +40,22 @@ class EventPage(BaseModel):
     next_cursor: str = Field(description="pass as `after` next time, also when `events` is empty")
 
 
-class EventsQuery(QueryModel):
+class FilterQuery(QueryModel):
+    """What a subscriber follows (node.feed.filters): narrower than all it may see, never wider."""
+
+    mentions: Literal["me"] | None = Field(None, description="me: only messages that mention the caller")
+    network: Slug | None = Field(None, description="only events of this network")
+    thread: Slug | None = Field(None, description="only events of threads of this name (with `network`: that "
+                                                  "network's)")
+    types: Annotated[str, StringConstraints(max_length=400, pattern=_TYPES)] | None = Field(
+        None, description="only these event types, comma-separated: message.posted,message.reacted")
+
+
+class EventsQuery(FilterQuery):
     after: Cursor | None = Field(None, description="omit to start from now")
     limit: int = Field(100, ge=1, le=200)
     wait: int = Field(0, ge=0, le=MAX_WAIT_S, description="seconds to wait for an event before answering")
-    mentions: Literal["me"] | None = Field(None, description="me: only messages that mention the caller")
 
 
-class StreamQuery(QueryModel):
+class StreamQuery(FilterQuery):
     after: Cursor | None = Field(None, description="like Last-Event-ID; the header wins when both are sent")
-    mentions: Literal["me"] | None = Field(None, description="me: only messages that mention the caller")

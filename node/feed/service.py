@@ -14,6 +14,7 @@ from federation.event_content import MessageEdited, MessagePosted
 from node.basics.clock import Clock
 from node.basics.errors import Gone
 from node.federation.chain_state import STUB_TYPE, stored_view
+from node.feed.filters import FeedFilter
 from node.feed.hub import FeedHub
 from node.feed.models import EventOut, EventPage
 from node.workspace.directory import Directory
@@ -34,8 +35,8 @@ class CursorUnknown(Gone):
     code = "cursor_unknown"
 
 
-# Pages of the feed one call with `mentions` reads past messages that do not mention the caller.
-_MENTION_PAGES = 10
+# Pages of the feed one filtered call reads past events the filter leaves out.
+_FILTERED_PAGES = 10
 
 
 class FeedService:
@@ -47,18 +48,19 @@ class FeedService:
         self.hub = hub
         self._poll_s = poll_interval_s
 
-    async def read(self, caller: Principal, after: str | None, *, limit: int, mentions: bool = False) -> EventPage:
+    async def read(self, caller: Principal, after: str | None, *, limit: int,
+                   only: FeedFilter | None = None) -> EventPage:
         """Events after `after` (None: from now, an empty page with the current cursor);
-        `mentions`: only messages that mention the caller, reading on past the others (up to
-        `_MENTION_PAGES` pages of the feed per call, so a long backlog costs bounded time)."""
-        if not mentions or after is None:
+        `only`: what the filter keeps, reading on past the rest (up to `_FILTERED_PAGES` pages
+        of the feed per call, so a long backlog costs bounded time)."""
+        if only is None or not only.active or after is None:
             return (await self._page(caller, after, limit=limit))[0]
         me = self._directory.participant_id(caller)
         found: list[EventOut] = []
         cursor = after
-        for _ in range(_MENTION_PAGES):
+        for _ in range(_FILTERED_PAGES):
             page, full = await self._page(caller, cursor, limit=limit)
-            found += [e for e in page.events if me in e.mentions]
+            found += [e for e in page.events if only.matches(e, me)]
             cursor = page.next_cursor
             if not full or len(found) >= limit:
                 break
@@ -92,12 +94,12 @@ class FeedService:
         return EventPage(events=events, next_cursor=str(next_position)), len(entries) == limit
 
     async def wait(self, caller: Principal, after: str | None, *, limit: int, timeout_s: float,
-                   mentions: bool = False) -> EventPage:
+                   only: FeedFilter | None = None) -> EventPage:
         """Like `read`, but wait up to `timeout_s` for something to show."""
         deadline = time.monotonic() + timeout_s
         while True:
             waiter = self.hub.waiter()
-            page = await self.read(caller, after, limit=limit, mentions=mentions)
+            page = await self.read(caller, after, limit=limit, only=only)
             remaining = deadline - time.monotonic()
             if page.events or remaining <= 0 or self.hub.closed:
                 return page

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from node.basics.clock import Clock
@@ -45,6 +45,10 @@ GUARD_SCOPE = "guard"
 # at once; a change made elsewhere (another process on the same database) within this long.
 _FRESH_S = 1.0
 _BATCH = 1_000
+# Text files up to this size are read whole by the guard (a few hundred milliseconds at most);
+# a larger one is judged by its name only and flagged (`file_not_scanned`) for an operator to
+# review. Binary files are judged by name: operators who need more restrict file types per partner.
+MAX_GUARDED_FILE_BYTES = 2 * 1024 * 1024
 # Private content found in one text: enough for the operator to see where it came from.
 _MAX_PRIVATE_HITS = 5
 
@@ -94,6 +98,31 @@ class OutboundGuard:
                 await self._audit(tx, "guard.blocked", verdict, author=author, network=network, thread=thread,
                                   field=field, event_id=None)
             raise OutboundBlocked(refusal(field, verdict), rules=blocked)
+        return verdict
+
+    async def check_file(self, *, author: str, network: str, thread: str | None, name: str, data: bytes) -> Verdict:
+        """`check` for a file: its name, and its text when it is UTF-8 (whatever type it claims,
+        so a secret labelled application/octet-stream is still read). A file cannot be redacted:
+        what a redact rule matches in one blocks it."""
+        text, unscanned = name, False
+        try:
+            decoded = data.decode("utf-8")
+        except UnicodeDecodeError:
+            pass  # binary: its name is what the guard can read
+        else:
+            unscanned = len(data) > MAX_GUARDED_FILE_BYTES
+            text = name if unscanned else name + "\n" + decoded
+        verdict = await self.check(author=author, network=network, thread=thread, field="file", text=text)
+        if unscanned:
+            verdict = replace(verdict, findings=[*verdict.findings, Finding("file_not_scanned", "flag")])
+        redacted = verdict.rules("redact")
+        if redacted:
+            async with self._storage.transaction() as tx:
+                await self._audit(tx, "guard.blocked", verdict, author=author, network=network, thread=thread,
+                                  field="file", event_id=None)
+            raise OutboundBlocked(f"the file {name} was not sent: it holds what this company's outbound guard "
+                                  f"redacts ({', '.join(redacted)}), and a file cannot be redacted; take that "
+                                  "content out and upload it again", rules=redacted)
         return verdict
 
     async def evaluate(self, *, author: str, network: str, thread: str | None, field: str, text: str) -> Verdict:

@@ -49,6 +49,7 @@ _NOT_BLANK = form(r"\S", "text that is not blank")
 _EVENT_ID = form(r"^\$[A-Za-z0-9_-]{43}$", "an event id: $ and 43 base64url characters (a message's `id`)")
 _PRINCIPAL = form(r"^(agent|person):[a-z0-9][a-z0-9._-]{0,63}(@[A-Za-z0-9.:\[\]-]{1,255})?$",
                   "agent:HANDLE or person:HANDLE, optionally with this node's @SERVER (e.g. agent:ops)")
+_FILE_ID = form(r"^file_[A-Za-z0-9_-]{24}$", "a file id: file_ and 24 base64url characters (what an upload returned)")
 # Patterns declared elsewhere (the protocol core, response headers) that a caller meets.
 form(r"^[A-Za-z0-9_-]{16,64}$", "an invite id: 16-64 letters, digits, '_' or '-' (`agentnet invites` lists them)")
 form(r"^https://[^\s?#]+$", "an https:// URL without a query or fragment (e.g. https://globex.example:8443)")
@@ -60,6 +61,7 @@ Slug = Annotated[str, StringConstraints(pattern=_SLUG)]
 Title = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 Cursor = Annotated[str, StringConstraints(pattern=_CURSOR)]
 EventId = Annotated[str, StringConstraints(pattern=_EVENT_ID)]
+FileId = Annotated[str, StringConstraints(pattern=_FILE_ID)]
 MessageBody = Annotated[str, StringConstraints(min_length=1, max_length=MAX_BODY_CHARS, pattern=_NOT_BLANK)]
 # `agent:ops` or `person:alex`, optionally with this node's `@server`.
 PrincipalRef = Annotated[str, StringConstraints(pattern=_PRINCIPAL)]

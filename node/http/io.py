@@ -14,10 +14,10 @@ from pydantic import BaseModel, ValidationError
 
 from federation.canonical_json import DEFAULT_MAX_BYTES, DEFAULT_MAX_VALUES, parse_json
 from federation.errors import CanonicalJsonError
-from node.basics.errors import InvalidRequest, MalformedJson
+from node.basics.errors import InvalidRequest, MalformedJson, PayloadTooLarge
 from node.http.errors import validation_fields
 
-__all__ = ["parse_body", "parse_json_body", "read_body", "read_path", "read_query", "respond", "validate_body"]
+__all__ = ["parse_body", "parse_json_body", "read_body", "read_path", "read_query", "read_raw", "respond", "validate_body"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -30,6 +30,20 @@ def _invalid(error: ValidationError, location: str) -> InvalidRequest:
 
 async def read_body(request: web.Request, model: type[M]) -> M:
     return parse_body(await request.read(), model)  # aiohttp enforces client_max_size (413)
+
+
+async def read_raw(request: web.Request, cap: int, error: type[PayloadTooLarge]) -> bytes:
+    """A raw (not JSON) body of at most `cap` bytes, refused with `error` before more is read.
+    It bypasses the listener's `client_max_size`, so only routes that declare a cap use it."""
+    if request.content_length is not None and request.content_length > cap:
+        raise error(f"request body over {cap} bytes ({request.content_length})")
+    chunks, size = [], 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > cap:
+            raise error(f"request body over {cap} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def parse_body(raw: bytes, model: type[M], *, max_bytes: int = DEFAULT_MAX_BYTES,

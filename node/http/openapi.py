@@ -98,6 +98,7 @@ class Endpoint:
     rate_limited: bool = False  # 429 with Retry-After
     media_type: str = "application/json"  # of the success answer
     body_required: bool = True
+    raw_body: str | None = None  # media type of a body that is not JSON (a file upload)
 
     @property
     def path_parameters(self) -> tuple[str, ...]:
@@ -113,7 +114,7 @@ def error_statuses(e: Endpoint) -> list[int]:
         statuses.add(403)
     if e.path_parameters:
         statuses |= {404, 422}
-    if e.body is not None:
+    if e.body is not None or e.raw_body is not None:
         statuses |= {400, 413, 422}
     if e.query is not None or e.headers:
         statuses.add(422)
@@ -163,6 +164,10 @@ def openapi_document(title: str, version: str, endpoints: Sequence[Endpoint]) ->
                 "required": e.body_required,
                 "content": {"application/json": {"schema": ref_of[e.body]}},
             }
+        elif e.raw_body is not None:
+            operation["requestBody"] = {"required": True, "content": {
+                e.raw_body: {"schema": {"type": "string", "format": "binary", "minLength": 1}}},
+                "description": "the raw bytes; their Content-Type is kept as the file's type"}
         ok: dict = {"description": "OK"}
         if e.response is not None:
             ok["content"] = {e.media_type: {"schema": ref_of[e.response]}}

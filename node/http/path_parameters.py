@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, StringConstraints, TypeAdapter, create_model
 
 from federation.peering_messages import InviteId
-from node.http.fields import EventId, Handle, ServerName, Slug
+from node.http.fields import EventId, Handle, ServerName, Slug, form
 
 __all__ = ["PATH_PARAMETERS", "path_model", "path_parameter_schema"]
 
@@ -36,6 +36,7 @@ PATH_PARAMETERS: dict[str, Any] = {
     "item": RowId,           # a knowledge item
     "operator": Slug,        # a named operator (node.http.roles)
     "event": EventId,        # a message of {thread}
+    "position": Annotated[str, StringConstraints(pattern=form(r"^[0-7]$", "a file's position in its message, 0-7"))],
 }
 
 

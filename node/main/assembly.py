@@ -21,6 +21,7 @@ from node.federation.catch_up import CatchUpWorker
 from node.federation.chain_state import StateCache
 from node.federation.delivery import DeliveryWorker
 from node.federation.engine import FederationEngine
+from node.federation.files import FileExchange
 from node.federation.halting import HaltKeeper
 from node.federation.key_refresh import KeyRefresher
 from node.federation.key_ring import KeyRing
@@ -39,6 +40,7 @@ from node.networks.admin_api import network_admin_endpoints
 from node.networks.consent_api import consent_admin_endpoints
 from node.networks.export import NetworkExporter
 from node.networks.export_api import export_admin_endpoints
+from node.networks.files import SharedFileService
 from node.networks.partners import PartnerService
 from node.networks.policy import PolicyService
 from node.networks.policy_api import policy_admin_endpoints
@@ -106,7 +108,9 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
     guard = OutboundGuard(storage, clock)
     retention = RetentionService(storage, clock)
     networks = NetworkService(storage, engine, delivery, directory, clock, catch_up, guard)
-    shared = SharedThreadService(storage, engine, directory, clock, guard)
+    exchange = FileExchange(storage, client, server=server_name, clock=clock)
+    shared = SharedThreadService(storage, engine, directory, clock, guard,
+                                 SharedFileService(storage, exchange, guard, clock))
     hub = FeedHub()
     storage.on_feed_commit(hub.notify)
     feed = FeedService(storage, clock, directory, hub, poll_interval_s=limits.feed_poll_s)
@@ -146,7 +150,7 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
         client_app=client_app,
         federation_app=build_federation_app(storage=storage, engine=engine, peering=peering, delivery=delivery,
                                             catch_up=catch_up, refresher=refresher, halts=halts, clock=clock,
-                                            limits=federation_limits,
+                                            files=exchange, limits=federation_limits,
                                             on_event=metrics.event_received),
         metrics=metrics, workers=workers,
     )

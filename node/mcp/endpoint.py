@@ -27,8 +27,10 @@ from mcp.server.transport_security import TransportSecuritySettings
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
+from federation.event_content import check_data
 from node.basics.errors import InvalidRequest, Unauthorized
 from node.basics.rate_limit import PostRateLimiter
+from node.feed.filters import FeedFilter
 from node.feed.models import MAX_WAIT_S, EventPage
 from node.feed.service import FeedService
 from node.http.asgi_bridge import call_asgi
@@ -37,7 +39,7 @@ from node.http.errors import describe
 from node.http.fields import MAX_BODY_CHARS, MAX_PAGE
 from node.http.idempotency import KEY_PATTERN, bind_key
 from node.http.openapi import Handler
-from node.networks.models import SharedThreadOut
+from node.networks.models import ReactionOut, SharedSearchResults, SharedThreadOut
 from node.networks.threads import SharedThreadService
 from node.workspace.client_service import ClientService
 from node.workspace.models import KnowledgeResults, ThreadOut
@@ -57,6 +59,10 @@ NetworkName = Annotated[str, Field(pattern=_SLUG, description="network name; omi
 SharedNetworkName = Annotated[str, Field(pattern=_SLUG, description="network name of the shared thread")]
 Mentions = Annotated[list[Annotated[str, Field(max_length=330, pattern=r"^(agent|person):[a-z0-9][a-z0-9._-]{0,63}@\S+$")]],
                      Field(min_length=1, max_length=32, description="e.g. [\"agent:delivery@globex.example\"]")]
+EventTypes = Annotated[list[Annotated[str, Field(pattern=r"^[a-z]+\.[a-z]+$")]],
+                      Field(min_length=1, max_length=20, description="e.g. [\"message.posted\", \"message.reacted\"]")]
+Reaction = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[^\s\x00-\x1f\x7f]+$",
+                                description="one word or emoji, e.g. seen or working")]
 MessageId = Annotated[str, Field(pattern=r"^\$[A-Za-z0-9_-]{43}$", description="a message's id ($ and 43 characters)")]
 Cursor = Annotated[str, Field(pattern=r"^[0-9]{1,18}$", description="a next_cursor from an earlier answer")]
 Body = Annotated[str, Field(min_length=1, max_length=MAX_BODY_CHARS, pattern=r"\S")]
@@ -151,25 +157,33 @@ def build_mcp_server(*, client: ClientService, shared: SharedThreadService, feed
                                              idempotent_hint=False, open_world_hint=True))
     async def post_message(ctx: Context, thread: ThreadName, body: Body, network: NetworkName | None = None,
                            idempotency_key: IdemKey | None = None, reply_to: MessageId | None = None,
-                           mentions: Mentions | None = None) -> CallToolResult:
+                           mentions: Mentions | None = None, data: dict[str, Any] | None = None) -> CallToolResult:
         """Post a message as yourself. Give `network` for a shared thread (the other companies in it
         will see the message), omit it for a private thread of your company. In a shared thread,
         `reply_to` (a message's `id`) answers that message. If you may retry a post whose answer you
         did not get, give the same `idempotency_key` each time (a UUID, say): the message is then
         stored once. `mentions`: participant ids of the shared thread you address (they can wait
-        for mentions of themselves only)."""
+        for mentions of themselves only). `data`: structured content beside the text for another
+        agent to read as is (a JSON object, at most 8 KiB, integers only)."""
         async def action(caller: Caller) -> BaseModel:
             limiter.check(caller.token_id)
             key = None if idempotency_key is None else bind_key(
-                idempotency_key, f"mcp post_message {network or ''}/{thread} {reply_to or ''} {mentions or ''}", body)
+                idempotency_key, f"mcp post_message {network or ''}/{thread} {reply_to or ''} {mentions or ''} "
+                                 f"{json.dumps(data, sort_keys=True) if data is not None else ''}", body)
+            if data is not None:
+                try:
+                    check_data(data)
+                except ValueError as e:
+                    raise InvalidRequest(f"data: {e}", [{"field": "data", "location": "body", "message": str(e)}]) \
+                        from None
             if network is None:
-                for name, given in (("reply_to", reply_to), ("mentions", mentions)):
+                for name, given in (("reply_to", reply_to), ("mentions", mentions), ("data", data)):
                     if given is not None:
                         raise InvalidRequest(f"{name} is for shared threads", [
                             {"field": name, "location": "body", "message": f"give network, or leave {name} out"}])
                 return (await client.post(caller.principal, thread, body, idempotency=key)).value
             return (await shared.post(caller.principal, network, thread, body, reply_to=reply_to,
-                                      mentions=mentions, idempotency=key)).value
+                                      mentions=mentions, data=data, idempotency=key)).value
 
         return await _run(ctx, "post_message", "post", action)
 
@@ -186,6 +200,19 @@ def build_mcp_server(*, client: ClientService, shared: SharedThreadService, feed
 
         return await _run(ctx, "edit_message", "post", action)
 
+    @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False,
+                                             idempotent_hint=True, open_world_hint=True))
+    async def react(ctx: Context, network: SharedNetworkName, thread: ThreadName, message_id: MessageId,
+                    reaction: Reaction, removed: bool = False) -> Annotated[CallToolResult, ReactionOut]:
+        """Acknowledge a message in a shared thread without a reply: "seen" when you have read it,
+        "working" while you act on it (one word or emoji). `removed` takes your reaction back.
+        Every company in the thread sees it."""
+        async def action(caller: Caller) -> ReactionOut:
+            limiter.check(caller.token_id)
+            return await shared.react(caller.principal, network, thread, message_id, reaction, removed=removed)
+
+        return await _run(ctx, "react", "post", action)
+
     @server.tool(annotations=_READ_ONLY)
     async def search_knowledge(ctx: Context, query: Query,
                                limit: SearchLimit = 10) -> Annotated[CallToolResult, KnowledgeResults]:
@@ -196,16 +223,30 @@ def build_mcp_server(*, client: ClientService, shared: SharedThreadService, feed
         return await _run(ctx, "search_knowledge", "knowledge:read", action)
 
     @server.tool(annotations=_READ_ONLY)
+    async def search_messages(ctx: Context, query: Query, network: NetworkName | None = None,
+                              limit: SearchLimit = 10) -> Annotated[CallToolResult, SharedSearchResults]:
+        """Search the messages of the shared threads you take part in (every word must match),
+        newest first; `network` narrows it to one network."""
+        async def action(caller: Caller) -> SharedSearchResults:
+            return await shared.search(caller.principal, query, network=network, limit=limit)
+
+        return await _run(ctx, "search_messages", "read", action)
+
+    @server.tool(annotations=_READ_ONLY)
     async def wait_for_messages(ctx: Context, after: Cursor | None = None, timeout_seconds: WaitSeconds = 25,
-                                mentions_only: bool = False) -> Annotated[CallToolResult, EventPage]:
+                                mentions_only: bool = False, network: NetworkName | None = None,
+                                thread: ThreadName | None = None,
+                                types: EventTypes | None = None) -> Annotated[CallToolResult, EventPage]:
         """Wait for new messages and events in the threads you can read, for up to `timeout_seconds`
         (at most 60). Answers at once when something is there, else when the time is up with no
         events. Always pass the answer's `next_cursor` back as `after` on the next call (also when
         `events` is empty) so you get exactly what came after; omit `after` only on the first call,
-        to start from now. `mentions_only`: only messages that mention you."""
+        to start from now. Follow less than everything: `mentions_only` (messages that mention
+        you), `network`, `thread` (by name), `types` (e.g. ["message.posted"])."""
         async def action(caller: Caller) -> EventPage:
+            only = FeedFilter.of(network=network, thread=thread, types=types, mentions=mentions_only)
             return await feed.wait(caller.principal, after, limit=_WAIT_PAGE,
-                                   timeout_s=min(timeout_seconds, MAX_WAIT_S), mentions=mentions_only)
+                                   timeout_s=min(timeout_seconds, MAX_WAIT_S), only=only)
 
         return await _run(ctx, "wait_for_messages", "read", action)
 

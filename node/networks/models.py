@@ -3,14 +3,16 @@ client APIs). Requests are strict and closed, like `node.workspace.models`."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from federation.event_content import MAX_ATTACHMENTS, MAX_DATA_BYTES, MAX_REACTION_CHARS, check_data
 from node.http.fields import (
     MAX_PAGE,
     Cursor,
     EventId,
+    FileId,
     MessageBody,
     ParticipantRef,
     PrincipalRef,
@@ -19,14 +21,17 @@ from node.http.fields import (
     ServerName,
     Slug,
     Title,
+    form,
 )
 
 __all__ = [
     "AlertList",
     "AlertOut",
     "AttachParticipant",
+    "AttachmentOut",
     "CreateNetwork",
     "EditSharedMessage",
+    "FileOut",
     "HaltOut",
     "InviteCompany",
     "InviteList",
@@ -39,11 +44,15 @@ __all__ = [
     "PeerList",
     "PeerOut",
     "PostSharedMessage",
+    "React",
+    "ReactionOut",
     "RefusalOut",
     "SeqPageQuery",
     "SharedMessageOut",
     "SharedMessagePage",
     "SharedPageQuery",
+    "SharedSearchQuery",
+    "SharedSearchResults",
     "SharedThreadList",
     "SharedThreadOut",
     "SilenceAgents",
@@ -90,6 +99,23 @@ class PostSharedMessage(Request):
     mentions: Annotated[list[ParticipantRef], Field(min_length=1, max_length=32)] | None = Field(
         None, description="participants of the thread this message addresses (they can wait for mentions of "
                           "themselves only)")
+    attachments: Annotated[list[FileId], Field(min_length=1, max_length=MAX_ATTACHMENTS)] | None = Field(
+        None, description="files uploaded with POST /v1/files, in the order they are shown")
+    data: dict[str, Any] | None = Field(
+        None, description=f"structured content beside the text, for agent-to-agent hand-offs: a JSON object of at "
+                          f"most {MAX_DATA_BYTES} bytes, integers only (no fractions)")
+
+    @field_validator("data")
+    @classmethod
+    def _canonical(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if value is None else check_data(value)
+
+
+class React(Request):
+    removed: bool = Field(False, description="true: take the reaction back")
+    reaction: Annotated[str, StringConstraints(min_length=1, max_length=MAX_REACTION_CHARS,
+                                               pattern=form(r"^[^\s\x00-\x1f\x7f]+$",
+                                                            "one word or emoji, without spaces (e.g. seen)"))]
 
 
 class EditSharedMessage(Request):
@@ -111,6 +137,17 @@ class SharedPageQuery(SeqPageQuery):
         if self.after is not None and self.before is not None:
             raise ValueError("give after (forwards) or before (backwards), not both")
         return self
+
+
+class SharedSearchQuery(QueryModel):
+    q: str = Field(min_length=1, max_length=500, description="words that must all appear (any order)")
+    network: Slug | None = Field(None, description="search one network's threads only")
+    limit: int = Field(20, ge=1, le=100)
+
+
+class SharedSearchResults(BaseModel):
+    items: list[SharedMessageOut] = Field(description="the latest first (as this node received them); each with "
+                                                      "its latest text (edits applied)")
 
 
 class ParticipantOut(BaseModel):
@@ -243,6 +280,22 @@ class SharedThreadList(BaseModel):
     items: list[SharedThreadOut]
 
 
+class AttachmentOut(BaseModel):
+    position: int = Field(description="where it is in the message: GET .../messages/{id}/files/{position}")
+    name: str
+    content_type: str
+    size: int
+    sha256: str = Field(description="SHA-256 of the bytes, unpadded base64url, as the author's node signed it")
+
+
+class FileOut(BaseModel):
+    id: str = Field(description="attach it to a post with `attachments`; unposted uploads are removed after a day")
+    name: str
+    content_type: str
+    size: int
+    sha256: str
+
+
 class SharedMessageOut(BaseModel):
     id: str
     network: str
@@ -257,10 +310,22 @@ class SharedMessageOut(BaseModel):
     delivery: dict[str, str] | None = Field(None, description="for the author: state per destination")
     reply_to: str | None = Field(None, description="the message this one answers")
     mentions: list[str] = Field(default_factory=list, description="participants it addresses")
+    attachments: list[AttachmentOut] = Field(default_factory=list, description="files of the message")
+    data: dict[str, Any] | None = Field(None, description="structured content beside the text")
+    reactions: dict[str, list[str]] = Field(default_factory=dict,
+                                            description="participants who reacted, by reaction (e.g. seen)")
     edited: bool = Field(False, description="the body is the latest edit of what was first posted")
     deleted: bool = Field(False, description="deleted by its author's company: `body` is empty (a tombstone)")
     redacted: list[str] | None = Field(None, description="for the author, when posting: the outbound guard's rules "
                                                          "that redacted part of the body (`body` is what was sent)")
+
+
+class ReactionOut(BaseModel):
+    id: str = Field(description="the reaction's own event id")
+    message: str = Field(description="the message reacted to")
+    reaction: str
+    participant: str
+    removed: bool = Field(description="true: the reaction was taken back")
 
 
 class SharedMessagePage(BaseModel):

@@ -69,6 +69,8 @@ class RetentionService:
                 for stored in batch:
                     stub = StubEvent.of(SequencedEvent.from_wire(parse_json(stored.wire)))
                     await tx.events.keep_as_stub(stored.row_id, type_=STUB_TYPE, wire=encode_canonical(stub.to_wire()))
+                    await tx.files.remove_for_event(stored.event_id)  # a message's files go with its body
+                    await tx.message_text.remove(stored.event_id)
                 if batch:
                     await tx.audit.record(actor=actor, action="retention.applied", target=name, network=name, now=now,
                                           detail={"messages": len(batch), "up_to_seq": batch[-1].seq})

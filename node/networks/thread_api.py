@@ -2,24 +2,49 @@
 
 from __future__ import annotations
 
-from aiohttp import web
+from urllib.parse import quote
 
+from aiohttp import web
+from pydantic import Field
+
+from federation.event_content import MAX_FILE_BYTES
+from node.basics.errors import PayloadTooLarge
 from node.basics.rate_limit import PostRateLimiter
 from node.http.auth import current_caller, current_principal
-from node.http.io import read_body, read_query, respond
+from node.http.fields import QueryModel
+from node.http.io import read_body, read_query, read_raw, respond
 from node.http.openapi import Endpoint
 from node.http.posting import post_endpoint, read_post, respond_posted
 from node.networks.models import (
     EditSharedMessage,
+    FileOut,
     PostSharedMessage,
+    React,
+    ReactionOut,
     SharedMessageOut,
     SharedMessagePage,
     SharedPageQuery,
+    SharedSearchQuery,
+    SharedSearchResults,
     SharedThreadList,
 )
 from node.networks.threads import SharedThreadService
 
 __all__ = ["shared_thread_endpoints"]
+
+
+class FileTooLarge(PayloadTooLarge):
+    code = "file_too_large"
+
+
+class UploadQuery(QueryModel):
+    name: str = Field(min_length=1, max_length=200, description="the file's name as members will see it")
+
+
+# A file a browser must never render in this node's origin: it downloads, sandboxed, as what
+# its author's node signed (node.networks.files).
+_FILE_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox; default-src 'none'",
+                 "Cache-Control": "private, max-age=3600"}
 
 
 def shared_thread_endpoints(service: SharedThreadService, limiter: PostRateLimiter) -> list[Endpoint]:
@@ -40,7 +65,8 @@ def shared_thread_endpoints(service: SharedThreadService, limiter: PostRateLimit
         req, key = await read_post(request, PostSharedMessage, limiter)
         posted = await service.post(current_principal(request), request.match_info["network"],
                                     request.match_info["thread"], req.body, reply_to=req.reply_to,
-                                    mentions=req.mentions, idempotency=key)
+                                    mentions=req.mentions, attachments=req.attachments, data=req.data,
+                                    idempotency=key)
         return respond_posted(posted)
 
     async def edit(request: web.Request) -> web.Response:
@@ -54,10 +80,43 @@ def shared_thread_endpoints(service: SharedThreadService, limiter: PostRateLimit
         return respond(await service.change(current_principal(request), request.match_info["network"],
                                             request.match_info["thread"], request.match_info["event"], body=None))
 
+    async def upload(request: web.Request) -> web.Response:
+        limiter.check(current_caller(request).token_id)
+        query = read_query(request, UploadQuery)
+        data = await read_raw(request, MAX_FILE_BYTES, FileTooLarge)
+        me = service.participant(current_principal(request))
+        out = await service.files.upload(me, name=query.name, content_type=request.headers.get("Content-Type", ""),
+                                         data=data)
+        return respond(out, status=201)
+
+    async def download(request: web.Request) -> web.Response:
+        m = request.match_info
+        attachment, data = await service.files.download(service.participant(current_principal(request)),
+                                                        m["network"], m["thread"], m["event"], int(m["position"]))
+        headers = {**_FILE_HEADERS, "Content-Disposition": f"attachment; filename*=UTF-8''{quote(attachment.name)}",
+                   "ETag": f'"{attachment.sha256}"', "Digest": f"sha-256={attachment.sha256}"}
+        return web.Response(body=data, content_type=attachment.content_type, headers=headers)
+
+    async def search(request: web.Request) -> web.Response:
+        query = read_query(request, SharedSearchQuery)
+        return respond(await service.search(current_principal(request), query.q, network=query.network,
+                                            limit=query.limit))
+
+    async def react(request: web.Request) -> web.Response:
+        limiter.check(current_caller(request).token_id)
+        req = await read_body(request, React)
+        m = request.match_info
+        out = await service.react(current_principal(request), m["network"], m["thread"], m["event"], req.reaction,
+                                  removed=req.removed)
+        return respond(out, status=201)
+
     t = "/v1/networks/{network}/threads/{thread}/messages"
     return [
         Endpoint("GET", "/v1/shared-threads", threads, "Shared threads the caller takes part in",
                  response=SharedThreadList, scope="read"),
+        Endpoint("GET", "/v1/shared-threads/search", search, "Search the messages of the shared threads the caller "
+                 "takes part in (this node's copy; every word must match), newest first", query=SharedSearchQuery,
+                 response=SharedSearchResults, scope="read"),
         Endpoint("GET", t, read, "Read a shared thread in the host's order (forwards from `after`, or backwards "
                  "with `before`); pending posts last", query=SharedPageQuery, response=SharedMessagePage, scope="read"),
         post_endpoint(t, post, "Post in a shared thread (Idempotency-Key header: a retry is stored once)",
@@ -67,4 +126,13 @@ def shared_thread_endpoints(service: SharedThreadService, limiter: PostRateLimit
                  rate_limited=True),
         Endpoint("DELETE", t + "/{event}", delete, "Delete one of the caller's own messages (a tombstone stays)",
                  response=SharedMessageOut, scope="post", errors=(403, 404, 429), rate_limited=True),
+        Endpoint("POST", t + "/{event}/reactions", react, "React to a message (\"seen\", \"working\"), or take the "
+                 "reaction back with `removed`", body=React, response=ReactionOut, status=201, scope="post",
+                 rate_limited=True),
+        Endpoint("POST", "/v1/files", upload, f"Upload a file (the raw bytes, with its Content-Type and ?name=; at "
+                 f"most {MAX_FILE_BYTES} bytes) to attach to a post in a shared thread", query=UploadQuery,
+                 raw_body="application/octet-stream", response=FileOut, status=201, scope="post", rate_limited=True, errors=(403,)),
+        Endpoint("GET", t + "/{event}/files/{position}", download, "Download a file of a message (fetched from its "
+                 "author's node the first time, and checked against what that node signed)",
+                 media_type="application/octet-stream", scope="read", errors=(403, 404, 410, 502, 503)),
     ]

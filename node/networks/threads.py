@@ -8,8 +8,11 @@ posts come last, marked pending, with their delivery state.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any, cast
+
 from federation.errors import InvalidIdentifier
-from federation.event_content import MessageDeleted, MessageEdited, MessagePosted
+from federation.event_content import MessageDeleted, MessageEdited, MessagePosted, MessageReacted
 from federation.identifiers import ParticipantId
 from node.basics.clock import Clock
 from node.basics.errors import Forbidden, InvalidRequest, NotFoundError
@@ -17,7 +20,16 @@ from node.federation.chain_state import stored_view
 from node.federation.engine import FederationEngine
 from node.guard.outbound import OutboundGuard
 from node.http.idempotency import IdempotencyKey, Posted, run_once
-from node.networks.models import SharedMessageOut, SharedMessagePage, SharedThreadList, SharedThreadOut
+from node.networks.files import PreparedFile, SharedFileService, thread_network_id
+from node.networks.models import (
+    AttachmentOut,
+    ReactionOut,
+    SharedMessageOut,
+    SharedMessagePage,
+    SharedSearchResults,
+    SharedThreadList,
+    SharedThreadOut,
+)
 from node.workspace.directory import Directory
 from storage.group_commit import GroupCommit
 from storage.network.events import StoredEvent
@@ -29,14 +41,18 @@ __all__ = ["SharedThreadService"]
 
 class SharedThreadService:
     def __init__(self, storage: Storage, engine: FederationEngine, directory: Directory, clock: Clock,
-                 guard: OutboundGuard) -> None:
+                 guard: OutboundGuard, files: SharedFileService) -> None:
         self._storage = storage
+        self.files = files
         self._guard = guard
         self._clock = clock
         self._engine = engine
         self._directory = directory
         # Concurrent posts share a transaction; a post's work only writes, so it can run again.
         self._posts = GroupCommit(storage)
+
+    def participant(self, caller: Principal) -> str:
+        return self._directory.participant_id(caller)
 
     async def threads(self, caller: Principal) -> SharedThreadList:
         me = self._directory.participant_id(caller)
@@ -54,12 +70,12 @@ class SharedThreadService:
     async def read(self, caller: Principal, network: str, thread: str, *, after: int, limit: int) -> SharedMessagePage:
         me = self._directory.participant_id(caller)
         async with self._storage.network_transaction() as tx:
-            network_id = await self._thread_of(tx, me, network, thread)
+            network_id = await thread_network_id(tx, me, network, thread)
             page = await tx.events.in_thread(network_id, thread, after_seq=after, limit=limit, include_pending=True)
             mine = [e.row_id for e in page if e.sender == me]
             delivery = await tx.outbox.states_for_events(mine)
-            edits, deletes = await _latest_changes(tx, network_id, thread)
-        messages = [_message_out(stored, network, thread, me, delivery, edits, deletes)
+            changes = await _latest_changes(tx, network_id, thread)
+        messages = [_message_out(stored, network, thread, me, delivery, changes)
                     for stored in page if stored.type == "message.posted"]
         last_seq = page[-1].seq if len(page) == limit else None
         return SharedMessagePage(messages=messages, next_cursor=str(last_seq) if last_seq is not None else None)
@@ -70,39 +86,68 @@ class SharedThreadService:
         posts after them), oldest first; `prev_cursor` goes further back while there is more."""
         me = self._directory.participant_id(caller)
         async with self._storage.network_transaction() as tx:
-            network_id = await self._thread_of(tx, me, network, thread)
+            network_id = await thread_network_id(tx, me, network, thread)
             page = await tx.events.messages_before(network_id, thread, before_seq=before, limit=limit)
             pending = await tx.events.pending_in_thread(network_id, thread) if before is None else []
             mine = [e.row_id for e in [*page, *pending] if e.sender == me]
             delivery = await tx.outbox.states_for_events(mine)
-            edits, deletes = await _latest_changes(tx, network_id, thread)
-        messages = [_message_out(stored, network, thread, me, delivery, edits, deletes)
+            changes = await _latest_changes(tx, network_id, thread)
+        messages = [_message_out(stored, network, thread, me, delivery, changes)
                     for stored in [*page, *(p for p in pending if p.sender == me)]]
         first_seq = page[0].seq if len(page) == limit else None
         return SharedMessagePage(messages=messages, next_cursor=None,
                                  prev_cursor=str(first_seq) if first_seq is not None else None)
 
+    async def search(self, caller: Principal, query: str, *, network: str | None, limit: int) -> SharedSearchResults:
+        """Messages of the shared threads the caller takes part in that hold every word of `query`,
+        in this node's own copy (so it works while other nodes are away), newest first."""
+        me = self._directory.participant_id(caller)
+        async with self._storage.network_transaction(read_only=True) as tx:
+            hits = await tx.message_text.search(query, participant=me, network=network, limit=limit)
+            found = [await tx.events.find(hit.event_id) for hit in hits]
+            stored = [e for e in found if e is not None and e.type == "message.posted"]
+            changes = {}
+            for e in stored:
+                if (e.network_id, e.thread) not in changes:
+                    changes[e.network_id, e.thread] = await _latest_changes(tx, e.network_id, cast(str, e.thread))
+            delivery = await tx.outbox.states_for_events([e.row_id for e in stored if e.sender == me])
+        names = {hit.event_id: hit for hit in hits}
+        return SharedSearchResults(items=[
+            _message_out(e, names[e.event_id].network, names[e.event_id].thread, me, delivery,
+                         changes[e.network_id, e.thread]) for e in stored])
+
     async def post(self, caller: Principal, network: str, thread: str, body: str, *, reply_to: str | None = None,
-                   mentions: list[str] | None = None,
+                   mentions: list[str] | None = None, attachments: list[str] | None = None,
+                   data: dict[str, Any] | None = None,
                    idempotency: IdempotencyKey | None = None) -> Posted[SharedMessageOut]:
         me = ParticipantId(caller.kind, caller.handle, self._engine.server)
-        # Before anything is signed: a blocked body is refused here and never reaches the outbox.
+        # Before anything is signed: a blocked body or file is refused here and never reaches the outbox.
         verdict = await self._guard.check(author=str(me), network=network, thread=thread, field="message",
                                           text=body)
+        files: list[PreparedFile] = []
+        if attachments:
+            async with self._storage.network_transaction(read_only=True) as tx:
+                await thread_network_id(tx, str(me), network, thread)  # 404 before the files are read
+            files = await self.files.prepare(str(me), network, thread, attachments)
 
         async def work(tx: Transaction) -> SharedMessageOut:
-            await self._thread_of(tx, str(me), network, thread)
-            accepted = await self._engine.author(tx, network, thread=thread, sender=me,
-                                                 content=MessagePosted(body=verdict.text, reply_to=reply_to,
-                                                                       mentions=_participants(mentions)))
+            await thread_network_id(tx, str(me), network, thread)
+            content = MessagePosted(body=verdict.text, reply_to=reply_to, mentions=_participants(mentions),
+                                    attachments=tuple(f.attachment for f in files) or None, data=data)
+            accepted = await self._engine.author(tx, network, thread=thread, sender=me, content=content)
             assert accepted.origin_ts is not None  # author always signs
+            await self.files.attach(tx, files, event_id=accepted.event_id)
             await self._guard.record(tx, verdict, author=str(me), network=network, thread=thread, field="message",
                                      event_id=accepted.event_id)
+            for prepared in files:
+                await self._guard.record(tx, prepared.verdict, author=str(me), network=network, thread=thread,
+                                         field="file", event_id=accepted.event_id)
             return SharedMessageOut(
                 id=accepted.event_id, network=network, thread=thread, seq=accepted.seq,
                 status="pending" if accepted.seq is None else "sequenced", sender=str(me), body=verdict.text,
                 origin_ts=accepted.origin_ts, delivery=None, redacted=verdict.rules("redact") or None,
-                reply_to=reply_to, mentions=list(mentions or []),
+                reply_to=reply_to, mentions=list(mentions or []), data=data,
+                attachments=_attachments_out(content.to_wire()),
             )
 
         return await run_once(self._storage, self._clock, caller.id, idempotency, SharedMessageOut, work,
@@ -118,17 +163,15 @@ class SharedThreadService:
         if body is not None:
             verdict = await self._guard.check(author=str(me), network=network, thread=thread, field="edit", text=body)
         async with self._storage.transaction() as tx:
-            network_id = await self._thread_of(tx, str(me), network, thread)
-            original = await tx.events.find(event_id)
-            if (original is None or original.network_id != network_id or original.thread != thread
-                    or original.type != "message.posted"):
-                raise NotFoundError(f"no message {event_id} in {network}/{thread}")
+            original = await _message(tx, str(me), network, thread, event_id)
             if original.sender != str(me):
                 raise Forbidden("only the message's author may edit or delete it")
             content = (MessageDeleted(event_id=event_id) if verdict is None
                        else MessageEdited(event_id=event_id, body=verdict.text))
             accepted = await self._engine.author(tx, network, thread=thread, sender=me, content=content)
-            if verdict is not None:
+            if verdict is None:
+                await tx.files.remove_for_event(event_id)  # at once here; every other node on the delete
+            else:
                 await self._guard.record(tx, verdict, author=str(me), network=network, thread=thread, field="edit",
                                          event_id=accepted.event_id)
             posted, sequenced_at = stored_view(original.wire)
@@ -137,15 +180,21 @@ class SharedThreadService:
             status="pending" if original.seq is None else "sequenced", sender=str(me),
             body="" if verdict is None else verdict.text, origin_ts=original.origin_ts, sequenced_at=sequenced_at,
             reply_to=posted.get("reply_to"), edited=verdict is not None, deleted=verdict is None,
+            attachments=[] if verdict is None else _attachments_out(posted),
+            data=None if verdict is None else posted.get("data"),
             redacted=(verdict.rules("redact") or None) if verdict is not None else None,
         )
 
-    async def _thread_of(self, tx: NetworkTransaction, me: str, network: str, thread: str) -> int:
-        """The network's row id, if `me` takes part in the thread; otherwise it does not exist."""
-        network_id = await tx.networks.network_id_if_participant(network, thread, me)  # None: also held back
-        if network_id is None:
-            raise NotFoundError(f"shared thread {network}/{thread} not found")
-        return network_id
+    async def react(self, caller: Principal, network: str, thread: str, event_id: str, reaction: str, *,
+                    removed: bool) -> ReactionOut:
+        """Acknowledge a message ("seen", "working"), or take the acknowledgement back."""
+        me = ParticipantId(caller.kind, caller.handle, self._engine.server)
+        async with self._storage.transaction() as tx:
+            await _message(tx, str(me), network, thread, event_id)
+            accepted = await self._engine.author(tx, network, thread=thread, sender=me, content=MessageReacted(
+                event_id=event_id, reaction=reaction, removed=True if removed else None))
+        return ReactionOut(id=accepted.event_id, message=event_id, reaction=reaction, participant=str(me),
+                           removed=removed)
 
     @staticmethod
     async def _held_back(tx: NetworkTransaction, network: str, thread: str) -> bool:
@@ -153,17 +202,46 @@ class SharedThreadService:
         return record is not None and record.status != "accepted"
 
 
-async def _latest_changes(tx: NetworkTransaction, network_id: int, thread: str) -> tuple[dict[str, str], set[str]]:
-    """The latest body of each edited message of the thread, and the deleted ones."""
-    edits: dict[str, str] = {}
-    deletes: set[str] = set()
+async def _message(tx: NetworkTransaction, me: str, network: str, thread: str, event_id: str) -> StoredEvent:
+    """A message of a shared thread `me` takes part in, or 404."""
+    network_id = await thread_network_id(tx, me, network, thread)
+    original = await tx.events.find(event_id)
+    if (original is None or original.network_id != network_id or original.thread != thread
+            or original.type != "message.posted"):
+        raise NotFoundError(f"no message {event_id} in {network}/{thread}")
+    return original
+
+
+@dataclass(slots=True)
+class _Changes:
+    """What later events did to the messages of a thread, in the host's order."""
+
+    edits: dict[str, str] = field(default_factory=dict)  # latest body by message
+    deletes: set[str] = field(default_factory=set)
+    reactions: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # message -> reaction -> who
+
+
+async def _latest_changes(tx: NetworkTransaction, network_id: int, thread: str) -> _Changes:
+    changes = _Changes()
     for change in await tx.events.changes_in_thread(network_id, thread):
         content, _ = stored_view(change.wire)
+        target = content["event_id"]
         if change.type == "message.deleted":
-            deletes.add(content["event_id"])
+            changes.deletes.add(target)
+        elif change.type == "message.edited":
+            changes.edits[target] = content["body"]
         else:
-            edits[content["event_id"]] = content["body"]
-    return edits, deletes
+            who = changes.reactions.setdefault(target, {}).setdefault(content["reaction"], [])
+            if content.get("removed"):
+                if change.sender in who:
+                    who.remove(change.sender)
+            elif change.sender not in who:
+                who.append(change.sender)
+    return changes
+
+
+def _attachments_out(content: dict[str, Any]) -> list[AttachmentOut]:
+    return [AttachmentOut(position=i, **a) for i, a in enumerate(content.get("attachments", []))]
 
 
 def _participants(ids: list[str] | None) -> tuple[ParticipantId, ...] | None:
@@ -178,17 +256,20 @@ def _participants(ids: list[str] | None) -> tuple[ParticipantId, ...] | None:
 
 
 def _message_out(stored: StoredEvent, network: str, thread: str, me: str, delivery: dict[int, dict[str, str]],
-                 edits: dict[str, str], deletes: set[str]) -> SharedMessageOut:
+                 changes: _Changes) -> SharedMessageOut:
     """A stored `message.posted` as the caller sees it: its latest body, or a tombstone."""
     content, sequenced_at = stored_view(stored.wire)
-    deleted = stored.event_id in deletes
+    deleted = stored.event_id in changes.deletes
+    reactions = {r: who for r, who in changes.reactions.get(stored.event_id, {}).items() if who}
     return SharedMessageOut(
         id=stored.event_id, network=network, thread=thread, seq=stored.seq,
         status="pending" if stored.seq is None else "sequenced", sender=stored.sender,
-        body="" if deleted else edits.get(stored.event_id, content["body"]),
+        body="" if deleted else changes.edits.get(stored.event_id, content["body"]),
         origin_ts=stored.origin_ts, sequenced_at=sequenced_at,
         delivery=delivery.get(stored.row_id) if stored.sender == me else None,
         reply_to=content.get("reply_to"), mentions=content.get("mentions", []),
-        edited=stored.event_id in edits and not deleted, deleted=deleted,
+        attachments=[] if deleted else _attachments_out(content), data=None if deleted else content.get("data"),
+        reactions={} if deleted else reactions,
+        edited=stored.event_id in changes.edits and not deleted, deleted=deleted,
     )
 

@@ -32,6 +32,7 @@ from urllib.parse import quote, urlencode
 from node.basics.errors import ConfigError
 
 if TYPE_CHECKING:
+    from node.client.agent_client import AgentClient
     from node.client.http import AgentNetError, NodeHttp
 from node.ops import output as out
 from node.ops.arguments import (
@@ -97,6 +98,46 @@ class Api:
             return await self._http.call(method, path, params=query, json_body=body, headers=headers, once=True)
         except AgentNetError as e:
             raise self._refusal(e) from None
+
+    async def upload(self, name: str, data: bytes, media_type: str) -> Any:
+        """POST /v1/files with the raw bytes (the client listener)."""
+        from node.client.http import AgentNetError, refusal
+
+        assert self._http is not None, "an Api is used inside `async with`"
+        try:
+            status, body, _ = await self._http.raw("POST", "/v1/files", params={"name": name}, data=data,
+                                                   headers={"Content-Type": media_type})
+            answer = json.loads(body) if body else None
+        except AgentNetError as e:
+            raise self._refusal(e) from None
+        except ValueError:
+            raise CliError(f"the node's answer to the upload is not JSON (HTTP {status})") from None
+        if status >= 400:
+            raise self._refusal(refusal(status, answer, None))
+        return answer
+
+    async def download(self, path: str) -> bytes:
+        """A file's bytes (the client listener)."""
+        from node.client.http import AgentNetError, refusal
+
+        assert self._http is not None, "an Api is used inside `async with`"
+        try:
+            status, body, _ = await self._http.raw("GET", path)
+        except AgentNetError as e:
+            raise self._refusal(e) from None
+        if status >= 400:
+            try:
+                answer = json.loads(body)
+            except ValueError:
+                answer = None
+            raise self._refusal(refusal(status, answer, None))
+        return body
+
+    def agent_client(self) -> AgentClient:
+        """The Python client on the same listener and token (for the event stream)."""
+        from node.client.agent_client import AgentClient
+
+        return AgentClient(self.base_url, self._token)
 
     def _refusal(self, error: AgentNetError) -> CliError:
         if error.code == "invalid_url":
@@ -369,13 +410,19 @@ def _partner_changes(args: argparse.Namespace, current: dict) -> dict:
     if args.max_events_per_minute is not None:
         limit = args.max_events_per_minute
         current["max_events_per_minute"] = None if limit == "none" else int(limit)
+    if args.files is not None:
+        current["files"] = args.files
+    if args.max_file_bytes is not None:
+        current["max_file_bytes"] = args.max_file_bytes
+    if args.file_types is not None:
+        current["file_types"] = None if args.file_types == "any" else [t for t in args.file_types.split(",") if t]
     return current
 
 
 async def _policy_partner(args: argparse.Namespace, api: Api) -> None:
     path = f"/v1/policy/partners/{_seg(args.server)}"
     current = await api.call("GET", path)
-    if any(getattr(args, o) is not None for o in ("agents", "max_message_chars", "threads", "max_events_per_minute")):
+    if any(getattr(args, o) is not None for o in _PARTNER_OPTIONS):
         current = await api.call("PUT", path, _partner_changes(args, current["policy"]))
     _show(args, current, lambda d, a: out.partner_policy(d))
 
@@ -426,9 +473,17 @@ async def _thread_call(args: argparse.Namespace, api: Api, method: str, path: st
 
 
 async def _post_message(args: argparse.Namespace, api: Api) -> None:
-    body = sys.stdin.read() if args.body == "-" else args.body
+    from node.ops.client_commands import attach_files, structured_data
+
+    body: dict[str, Any] = {"body": sys.stdin.read() if args.body == "-" else args.body}
+    shared = {"mentions": args.mention, "reply_to": args.reply_to, "data": structured_data(args.data),
+              "attachments": [*(args.attach or []), *await attach_files(api, args.file)] or None}
+    given = {k: v for k, v in shared.items() if v}
+    if given and args.network is None:
+        raise CliError("--mention, --reply-to, --attach, --file and --data are for shared threads: give --network",
+                       EXIT_USAGE)
     headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else None
-    posted = await _thread_call(args, api, "POST", _messages_path(args), body={"body": body}, headers=headers)
+    posted = await _thread_call(args, api, "POST", _messages_path(args), body={**body, **given}, headers=headers)
     _show(args, posted, lambda m, a: f"Posted {m['id']} in {a.thread}"
           + (f" (seq {m['seq']})" if m.get("seq") is not None else f" ({m['status']})" if m.get("status") else ""))
 
@@ -698,12 +753,21 @@ def _register_networks(sub, b: _Builder) -> None:
                                        _said(f"{verb.title()}ed {{server}}")), path=verb).add_argument("server")
 
 
+_PARTNER_OPTIONS = ("agents", "max_message_chars", "threads", "max_events_per_minute", "files", "max_file_bytes",
+                    "file_types")
+
+
 def _partner_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--agents", type=_yes_no, metavar="yes|no",
                         help="may its participants be agents (in networks hosted here)")
     parser.add_argument("--max-message-chars", type=int, metavar="N", help="the longest message it may send")
     parser.add_argument("--max-events-per-minute", metavar="N|none",
                         help="events it may submit to networks hosted here, a minute (none: the node's limits only)")
+    parser.add_argument("--files", type=_yes_no, metavar="yes|no",
+                        help="may files cross with it (its files fetched here, this node's served to it)")
+    parser.add_argument("--max-file-bytes", type=int, metavar="N", help="the largest file it may send")
+    parser.add_argument("--file-types", metavar="TYPE,...|any",
+                        help="media types it may send files of, e.g. application/pdf,image/* (any: no limit)")
     parser.add_argument("--threads", choices=("auto", "ask"),
                         help="ask: threads it opens naming this company's participants wait for `agentnet consent`")
 
@@ -883,11 +947,21 @@ def _register_client(sub, b: _Builder) -> None:
     p.add_argument("body", help="the message ('-': read stdin)")
     p.add_argument("--network")
     p.add_argument("--idempotency-key", help="a retry with the same key is stored once")
+    p.add_argument("--reply-to", metavar="MESSAGE", help="the id of the message it answers (shared threads)")
+    p.add_argument("--mention", action="append", metavar="PARTICIPANT",
+                   help="a participant of the shared thread it addresses, e.g. agent:delivery@globex.example; repeat")
+    p.add_argument("--file", action="append", type=Path, metavar="PATH", help="upload and attach a file; repeat (8 at "
+                                                                               "most, 25 MiB each)")
+    p.add_argument("--attach", action="append", metavar="FILE_ID", help="attach an earlier `agentnet upload`; repeat")
+    p.add_argument("--data", metavar="JSON", help="structured content beside the text: a JSON object, integers only")
     p = b.leaf(sub, "read", f"read as an agent or person (token from --token): {where}", _read,
                path="read", listener="client")
     p.add_argument("thread")
     p.add_argument("--network")
     _paging(p, "after")
+    from node.ops.client_commands import register_verbs  # here: it imports this module's names when it runs
+
+    register_verbs(sub, b.leaf)
 
 
 def register(sub) -> None:

@@ -83,9 +83,18 @@ def message_log(messages: Iterable[dict]) -> str:
     for m in messages:
         position = f"#{m['seq']}" if m.get("seq") is not None else m.get("status") or f"id {m['id']}"
         at = m.get("origin_ts", m.get("created_at"))
-        out.append(f"{clean(position)}  {when(at)}  {clean(m['sender'])}")
+        marks = [w for w in ("edited", "deleted") if m.get(w)]
+        reply = f"  reply to {m['reply_to']}" if m.get("reply_to") else ""
+        out.append(f"{clean(position)}  {when(at)}  {clean(m['sender'])}  {clean(m['id'])}{clean(reply)}"
+                   + (f"  ({', '.join(marks)})" if marks else ""))
         for line in str(m["body"]).splitlines() or [""]:
             out.append("    " + _CONTROL.sub("?", line.replace("\t", "    ")))
+        for a in m.get("attachments") or []:
+            out.append(clean(f"    [file {a['position']}: {a['name']}, {a['content_type']}, {a['size']} bytes]"))
+        if m.get("data"):
+            out.append(clean(f"    [data: {json.dumps(m['data'], ensure_ascii=False)}]"))
+        if m.get("reactions"):
+            out.append(clean("    [" + "; ".join(f"{r}: {', '.join(who)}" for r, who in m["reactions"].items()) + "]"))
     return "\n".join(out) if out else "(no messages)"
 
 
@@ -227,6 +236,9 @@ def _partner_lines(policy: dict) -> list[str]:
     return [f"  agents allowed:     {'yes' if policy['agents'] else 'no'}",
             f"  longest message:    {policy['max_message_chars']} characters",
             f"  events a minute:    {policy.get('max_events_per_minute') or 'the node limits only'}",
+            "  files:              " + (f"up to {policy.get('max_file_bytes')} bytes, "
+                                         f"{', '.join(policy['file_types']) if policy.get('file_types') else 'any type'}"
+                                         if policy.get("files", True) else "none cross"),
             f"  threads it opens:   {'shown at once' if policy['threads'] == 'auto' else 'held for consent'}"]
 
 

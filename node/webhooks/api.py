@@ -16,6 +16,7 @@ from yarl import URL
 from node.basics.clock import Clock
 from node.basics.errors import Conflict, InvalidRequest
 from node.basics.limits import WebhookLimits
+from node.feed.filters import FeedFilter
 from node.http.auth import current_admin, current_caller
 from node.http.io import read_body, respond
 from node.http.openapi import Endpoint
@@ -42,7 +43,8 @@ def _out(hook: Webhook) -> dict:
     return dict(id=str(hook.id), url=hook.url, status=hook.status, created_at=hook.created_at,
                 failures=hook.failures, last_status=hook.last_status, last_error=hook.last_error,
                 last_success_at=hook.last_success_at, disabled_reason=hook.disabled_reason,
-                next_attempt_at=hook.next_attempt_at if hook.status == "active" else None)
+                next_attempt_at=hook.next_attempt_at if hook.status == "active" else None,
+                filter=FeedFilter.from_stored(hook.filter))
 
 
 def _bad_url(message: str) -> InvalidRequest:
@@ -80,7 +82,7 @@ class WebhookService:
         self._wake = wake
         self._destinations = destinations or Destinations.from_limits(limits)
 
-    async def create(self, owner: Principal, url: str) -> WebhookCreated:
+    async def create(self, owner: Principal, url: str, only: FeedFilter | None = None) -> WebhookCreated:
         url = check_url(url, allow_http=self._limits.allow_http)
         parsed = URL(url)
         try:
@@ -92,7 +94,8 @@ class WebhookService:
             if await tx.webhooks.count_for(owner.id) >= MAX_WEBHOOKS_PER_PRINCIPAL:
                 raise Conflict(f"a principal has at most {MAX_WEBHOOKS_PER_PRINCIPAL} webhooks; delete one first")
             _floor, head = await tx.feed.bounds()
-            hook = await tx.webhooks.create(owner.id, url=url, secret=generate_secret(), cursor=head, now=now)
+            hook = await tx.webhooks.create(owner.id, url=url, secret=generate_secret(), cursor=head, now=now,
+                                            filter=only.stored() if only is not None else None)
             await tx.audit.record(actor=self._directory.participant_id(owner), action="webhook.create",
                                   target=f"webhook:{hook.id}", now=now, detail={"host": URL(url).host})
         return WebhookCreated(**_out(hook), secret=hook.secret)
@@ -147,7 +150,7 @@ class WebhookService:
 def webhook_client_endpoints(service: WebhookService) -> list[Endpoint]:
     async def create(request: web.Request) -> web.Response:
         req = await read_body(request, CreateWebhook)
-        return respond(await service.create(current_caller(request).principal, req.url), status=201)
+        return respond(await service.create(current_caller(request).principal, req.url, req.filter), status=201)
 
     async def list_(request: web.Request) -> web.Response:
         return respond(await service.list_own(current_caller(request).principal))

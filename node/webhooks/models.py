@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from node.feed.filters import FeedFilter
 from node.http.fields import Request
 
 __all__ = [
@@ -30,6 +31,8 @@ class CreateWebhook(Request):
     url: str = Field(min_length=1, max_length=MAX_URL_CHARS,
                      description="https URL that receives each event as a signed POST; it must lead to a "
                                  "public address, or to a host on the operator's webhook_allowed_hosts")
+    filter: FeedFilter | None = Field(None, description="deliver only what this keeps (network, thread, types, "
+                                                        "mentions of the owner); omit for every event")
 
 
 class WebhookOut(BaseModel):
@@ -43,6 +46,7 @@ class WebhookOut(BaseModel):
     last_success_at: int | None
     next_attempt_at: int | None = Field(description="when the next attempt may start (active only)")
     disabled_reason: str | None
+    filter: FeedFilter | None = Field(None, description="what it delivers; null: every event its owner may see")
 
 
 class WebhookCreated(WebhookOut):

@@ -44,6 +44,7 @@ from yarl import URL
 from node.basics.backoff import retry_delay_ms
 from node.basics.clock import Clock
 from node.basics.limits import WebhookLimits
+from node.feed.filters import FeedFilter
 from node.feed.models import EventOut
 from node.feed.service import CursorExpired, CursorUnknown, FeedService
 from node.webhooks.resolver import DestinationRefused, Destinations
@@ -189,14 +190,14 @@ class WebhookWorker:
             await self._disable(hook, "its owner is disabled; enable the owner, then the webhook", now=now)
             return False
         try:
-            page = await self._feed.read(owners[0], str(hook.cursor), limit=1)
+            page = await self._feed.read(owners[0], str(hook.cursor), limit=1, only=FeedFilter.from_stored(hook.filter))
         except (CursorExpired, CursorUnknown) as e:
             await self._reset_cursor(hook, e, now=now)
             return True
-        if not page.events:  # nothing this owner may see: step over the rest of the feed
+        if not page.events:  # nothing this owner may see (or follows): step over what was read
             async with self._storage.transaction() as tx:
                 await tx.webhooks.advance(hook.id, cursor=int(page.next_cursor), now=now)
-            return False
+            return int(page.next_cursor) > hook.cursor  # a filter reads a bounded stretch: there may be more
         event = page.events[0]
         answer = await self._post(hook, event)
         now = self._clock.now_ms()

@@ -145,10 +145,11 @@ class EventRepository:
         return [_event(r) for r in rows]
 
     async def changes_in_thread(self, network_id: int, thread: str) -> list[StoredEvent]:
-        """The thread's edits and deletes, sequenced first in order, then pending ones (ours)."""
+        """The thread's edits, deletes and reactions, sequenced first in order, then pending ones (ours)."""
         rows = await self._conn.execute(select(network_events).where(
             network_events.c.network_id == network_id, network_events.c.thread == thread,
-            network_events.c.type.in_(("message.edited", "message.deleted"))).order_by(network_events.c.id))
+            network_events.c.type.in_(("message.edited", "message.deleted", "message.reacted")),
+        ).order_by(network_events.c.id))
         found = [_event(r) for r in rows]
         return sorted(found, key=lambda e: (e.seq is None, e.seq or 0, e.row_id))
 

@@ -42,6 +42,8 @@ __all__ = [
     "peers",
     "policies",
     "request_nonces",
+    "shared_files",
+    "shared_message_text",
     "shared_thread_participants",
     "shared_threads",
     "thread_consents",
@@ -342,3 +344,38 @@ thread_consents = Table(
     Index("ix_thread_consents_status", "status"),
 )
 
+
+# Files of messages in shared threads. An upload is this node's participant's (`owner`) until a
+# post attaches it (`event_id`, `position`); a file of another company's message is a copy
+# fetched from its node, checked against the signed attachment. `data` is null once the message
+# is deleted or its body removed for retention: the row says the file existed, not what it held.
+shared_files = Table(
+    "shared_files",
+    NETWORK_METADATA,
+    Column("id", String(40), primary_key=True),
+    Column("owner", String(340), nullable=True),
+    Column("event_id", String(64), nullable=True),
+    Column("position", Integer, nullable=True),
+    Column("name", String(200), nullable=False),
+    Column("content_type", String(127), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(43), nullable=False),
+    Column("data", LargeBinary, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("event_id", "position"),
+    Index("ix_shared_files_owner", "owner", "created_at"),
+)
+
+# The latest text of each message of a shared thread in this node's copy, for search: written
+# when a message is sequenced here, replaced by an edit, removed by a delete or by retention.
+# Full-text search runs over it (`storage.network.message_text`): SQLite FTS5, PostgreSQL GIN.
+shared_message_text = Table(
+    "shared_message_text",
+    NETWORK_METADATA,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("network_id", _Id, ForeignKey("networks.id", ondelete="CASCADE"), nullable=False),
+    Column("event_id", String(64), nullable=False, unique=True),
+    Column("thread", String(64), nullable=False),
+    Column("body", Text, nullable=False),
+    Index("ix_shared_message_text_thread", "network_id", "thread"),
+)

@@ -17,8 +17,10 @@ from storage.feed_writer import FeedWriter
 from storage.network.alerts import AlertRepository
 from storage.network.consents import ConsentRepository
 from storage.network.events import EventRepository
+from storage.network.files import FileRepository
 from storage.network.halts import HaltRepository
 from storage.network.inbound import InboundRepository
+from storage.network.message_text import MessageTextRepository
 from storage.network.networks import NetworkRepository
 from storage.network.node_keys import NodeKeyRepository
 from storage.network.outbox import OutboxRepository
@@ -53,6 +55,8 @@ class NetworkTransaction:
         self.alerts = AlertRepository(conn)
         self.policies = PolicyRepository(conn)
         self.consents = ConsentRepository(conn)
+        self.files = FileRepository(conn)
+        self.message_text = MessageTextRepository(conn)
 
     async def flush(self) -> None:
         """Write what the repositories hold back until commit (heads, feed and audit rows)."""

@@ -35,8 +35,10 @@ class KnowledgeItem:
 
 
 def is_search_object(name: str | None) -> bool:
-    """The search index is made by hand in the migration, outside the declared metadata."""
-    return name is not None and (name.startswith("knowledge_fts") or name == "ix_knowledge_items_search")
+    """The search indexes (knowledge; shared messages, `storage.network.message_text`) are made
+    by hand in the migrations, outside the declared metadata."""
+    return name is not None and (name.startswith(("knowledge_fts", "shared_message_fts"))
+                                 or name in ("ix_knowledge_items_search", "ix_shared_message_text_search"))
 
 
 def search_words(query: str) -> list[str]:

@@ -271,5 +271,6 @@ webhooks = Table(
     Column("last_success_at", BigInteger, nullable=True),
     Column("disabled_reason", Text, nullable=True),
     Column("created_at", BigInteger, nullable=False),
+    Column("filter", Text, nullable=True),  # JSON (node.feed.filters.FeedFilter); null: every event
     Index("ix_webhooks_principal_id", "principal_id"),
 )

@@ -30,21 +30,23 @@ class Webhook:
     last_success_at: int | None
     disabled_reason: str | None
     created_at: int
+    filter: str | None = None  # what it follows, as JSON (node.feed.filters); None: everything
 
 
 def _webhook(row) -> Webhook:
     return Webhook(row.id, row.principal_id, row.url, row.secret, row.status, row.cursor, row.failures,
                    row.first_failure_at, row.next_attempt_at, row.last_status, row.last_error,
-                   row.last_success_at, row.disabled_reason, row.created_at)
+                   row.last_success_at, row.disabled_reason, row.created_at, row.filter)
 
 
 class WebhookRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
 
-    async def create(self, principal_id: int, *, url: str, secret: str, cursor: int, now: int) -> Webhook:
+    async def create(self, principal_id: int, *, url: str, secret: str, cursor: int, now: int,
+                     filter: str | None = None) -> Webhook:
         values = dict(principal_id=principal_id, url=url, secret=secret, status="active", cursor=cursor,
-                      failures=0, next_attempt_at=now, created_at=now)
+                      failures=0, next_attempt_at=now, created_at=now, filter=filter)
         result = await self._conn.execute(webhooks.insert().values(**values))
         return await self.get(inserted_id(result))
 

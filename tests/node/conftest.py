@@ -107,3 +107,17 @@ async def pair(tmp_path):
     await globex.stop()
     await acme.stop()
 
+
+
+@pytest.fixture
+async def three(tmp_path):
+    """Acme, Globex and Initech as three real nodes over TLS (`test_lifecycle.incident` joins them)."""
+    from tests.cluster import start_node
+    from tests.tls_fixtures import TestCertificateAuthority
+
+    ca = TestCertificateAuthority()
+    nodes = [await start_node(tmp_path, server, ca)
+             for server in ("acme.example", "globex.example", "initech.example")]
+    yield nodes
+    for node in reversed(nodes):
+        await node.stop()

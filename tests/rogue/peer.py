@@ -152,6 +152,7 @@ class RoguePeer:
         self.relay: dict[str, dict[str, Any]] = {}  # server -> key document to relay
         self.transaction_answer: Callable[[list[Any]], list[dict]] | None = None
         self.error_answer: tuple[int, str] | None = None  # answer every request with this error
+        self.files: dict[str, tuple[bytes, str]] = {}  # federation path tail -> (bytes, media type) it serves
         self.endpoint = ""
         self._runner: web.AppRunner | None = None
         self.http: aiohttp.ClientSession | None = None
@@ -189,6 +190,9 @@ class RoguePeer:
             return self._json({"error": {"code": code, "message": "refused by the rogue"}}, status=status)
         if tail == "keys":
             return self._json(self.own_document())
+        if request.method == "GET" and tail in self.files:
+            data, media_type = self.files[tail]
+            return web.Response(body=data, content_type=media_type)
         if tail == "ping":
             return self._json({})
         if request.method == "POST" and tail == "invites":  # a real host invites the rogue

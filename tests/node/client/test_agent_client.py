@@ -90,6 +90,26 @@ async def test_whoami_threads_post_read_and_search_are_typed(acme):
         assert (shown[shared.id].deleted, shown[shared.id].body) == (True, "")
         assert (shown[answer.id].body, shown[answer.id].reply_to) == ("Checklist done.", shared.id)
 
+        upload = await client.upload("checklist.csv", b"step,done\ndrain,yes\n", "text/csv")
+        assert (upload.size, upload.content_type) == (20, "text/csv")
+        handoff = await client.post("status", "Checklist attached.", network="rollout", attachments=[upload.id],
+                                    data={"ticket": "OPS-7"})
+        assert [a.name for a in handoff.attachments] == ["checklist.csv"] and handoff.data == {"ticket": "OPS-7"}
+        assert await client.download("rollout", "status", handoff.id) == b"step,done\ndrain,yes\n"
+        seen = await client.react("rollout", "status", handoff.id, "seen")
+        assert (seen.message, seen.removed) == (handoff.id, False)
+        shown = {m.id: m for m in (await client.read("status", network="rollout")).messages}
+        assert shown[handoff.id].reactions == {"seen": [me.id]}
+        await client.react("rollout", "status", handoff.id, "seen", removed=True)
+        shown = {m.id: m for m in (await client.read("status", network="rollout")).messages}
+        assert shown[handoff.id].reactions == {}
+        with pytest.raises(AgentNetError) as refused:
+            await client.download("rollout", "status", handoff.id, 1)
+        assert (refused.value.status, refused.value.code) == (404, "not_found")
+        with pytest.raises(AgentNetError) as refused:
+            await client.upload("../x", b"x")
+        assert refused.value.code == "invalid_request"
+
 
 async def test_events_long_poll_from_a_cursor(acme):
     tokens = await company(acme)

@@ -4,22 +4,10 @@ host going away while members keep reading and posting."""
 
 from __future__ import annotations
 
-import pytest
-
-from tests.cluster import ClusterNode, eventually, start_node
-from tests.tls_fixtures import TestCertificateAuthority
+from tests.cluster import ClusterNode, eventually
 
 NETWORK, THREAD = "incident-42", "bridge"
 SERVERS = ["acme.example", "globex.example", "initech.example"]
-
-
-@pytest.fixture
-async def three(tmp_path):
-    ca = TestCertificateAuthority()
-    nodes = [await start_node(tmp_path, server, ca) for server in SERVERS]
-    yield nodes
-    for node in reversed(nodes):
-        await node.stop()
 
 
 async def _network(node: ClusterNode) -> dict:

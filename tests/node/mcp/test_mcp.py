@@ -21,7 +21,8 @@ from tests.cluster import ClusterNode, eventually, start_node
 from tests.node.networks.test_seed_scenario import ACME, GLOBEX, NETWORK, THREAD, open_rollout
 from tests.tls_fixtures import TestCertificateAuthority
 
-TOOLS = {"list_threads", "read_thread", "post_message", "edit_message", "search_knowledge", "wait_for_messages"}
+TOOLS = {"list_threads", "read_thread", "post_message", "edit_message", "react", "search_knowledge", "search_messages",
+         "wait_for_messages"}
 
 
 @asynccontextmanager
@@ -277,6 +278,25 @@ async def test_shared_threads_across_two_companies(tmp_path):
             assert (deleted["deleted"], deleted["body"]) == (True, "")
             private = await refused(ops, "post_message", thread="x", body="hi", reply_to=posted["id"])
             assert private["code"] == "invalid_request"
+            # A hand-off with structured content, acknowledged without a reply.
+            handoff = await call(ops, "post_message", network=NETWORK, thread=THREAD, body="Cutover plan attached.",
+                                 data={"ticket": "OPS-7", "window": {"start": 1700000000000, "minutes": 30}})
+            assert handoff["data"]["window"]["minutes"] == 30
+            bad = await refused(ops, "post_message", network=NETWORK, thread=THREAD, body="x", data={"ratio": 0.5})
+            assert bad["code"] == "invalid_request" and "canonical" in bad["message"]
+            ack = await call(delivery, "react", network=NETWORK, thread=THREAD, message_id=handoff["id"],
+                             reaction="seen")
+            assert (ack["message"], ack["participant"], ack["removed"]) == (handoff["id"], f"agent:delivery@{GLOBEX}",
+                                                                           False)
+
+            async def acknowledged_at_acme() -> dict | None:
+                page = await call(ops, "read_thread", network=NETWORK, thread=THREAD)
+                mine = [m for m in page["messages"] if m["id"] == handoff["id"] and m["reactions"]]
+                return mine[0] if mine else None
+
+            shown = await eventually(acknowledged_at_acme)
+            assert shown["reactions"] == {"seen": [f"agent:delivery@{GLOBEX}"]}
+            assert shown["data"] == {"ticket": "OPS-7", "window": {"start": 1700000000000, "minutes": 30}}
         async with mcp(acme, outsider) as pat:
             assert (await call(pat, "list_threads"))["shared"] == []
             assert (await refused(pat, "read_thread", network=NETWORK, thread=THREAD))["code"] == "not_found"

@@ -20,14 +20,7 @@ DELIVERY = f"agent:delivery@{GLOBEX}"
 
 async def _stream_first(node: ClusterNode, token: str, after: str) -> dict:
     """The first event the stream filtered to mentions of the caller sends."""
-    async with aiohttp.ClientSession() as http, http.get(
-            f"http://127.0.0.1:{node.ports['client']}/v1/events/stream?mentions=me&after={after}",
-            headers={"Authorization": f"Bearer {token}"}) as stream:
-        async with asyncio.timeout(15):
-            async for line in stream.content:
-                if line.startswith(b"data: ") and "id" in (data := json.loads(line[6:])):
-                    return data  # an event (the stream's own frames, like its cursor, have no id)
-    raise AssertionError("no event")
+    return (await _stream_types(node, token, f"mentions=me&after={after}", 1))[0]
 
 
 async def test_an_agent_waits_for_mentions_of_itself_only(pair):
@@ -77,3 +70,57 @@ async def test_an_agent_waits_for_mentions_of_itself_only(pair):
     async with AgentClient(f"http://127.0.0.1:{globex.ports['client']}", tokens["delivery"]) as client:
         page = await client.events(start, mentions_only=True)
         assert [e.id for e in page.events] == [asked["id"], posted["id"]]
+
+
+async def _stream_types(node: ClusterNode, token: str, query: str, count: int) -> list[dict]:
+    """The first `count` events of the stream opened with `query`."""
+    found: list[dict] = []
+    async with aiohttp.ClientSession() as http, http.get(
+            f"http://127.0.0.1:{node.ports['client']}/v1/events/stream?{query}",
+            headers={"Authorization": f"Bearer {token}"}) as stream:
+        async with asyncio.timeout(15):
+            async for line in stream.content:
+                if line.startswith(b"data: ") and "id" in (data := json.loads(line[6:])):
+                    found.append(data)  # an event (the stream's own frames, like its cursor, have no id)
+                    if len(found) == count:
+                        return found
+    raise AssertionError(f"only {found}")
+
+
+async def test_subscribers_follow_a_network_a_thread_or_event_types(pair):
+    acme, globex = pair
+    tokens = await open_rollout(acme, globex)
+    start = (await globex.client(tokens["delivery"], "GET", "/v1/events"))["next_cursor"]
+    await globex.client(tokens["delivery"], "POST", "/v1/threads/internal-qa/messages", {"body": "private note"},
+                        expect=201)
+    shared = await acme.client(tokens["alex"], "POST", MESSAGES, {"body": "Status?"}, expect=201)
+    await eventually(lambda: globex.client(tokens["delivery"], "GET", f"{MESSAGES}"))
+    await globex.client(tokens["delivery"], "POST", f"{MESSAGES}/{shared['id']}/reactions", {"reaction": "seen"},
+                        expect=201)
+
+    async def page(query: str) -> list[tuple[str, str | None]]:
+        got = await globex.client(tokens["delivery"], "GET", f"/v1/events?after={start}&{query}")
+        return [(e["type"], e["thread"]) for e in got["events"]]
+
+    async def settled() -> bool:
+        return len(await page("limit=200")) >= 3
+
+    await eventually(settled)
+    assert await page(f"network={NETWORK}&types=message.posted") == [("message.posted", THREAD)]
+    assert await page("thread=internal-qa") == [("message.posted", "internal-qa")]
+    assert await page(f"network={NETWORK}&thread={THREAD}&types=message.reacted") == [("message.reacted", THREAD)]
+    assert await page("network=elsewhere") == []
+    bad = await globex.client(tokens["delivery"], "GET", f"/v1/events?after={start}&types=posted", expect=422)
+    assert "event types separated by commas" in bad["error"]["message"]
+    streamed = await _stream_types(globex, tokens["delivery"], f"after={start}&types=message.reacted", 1)
+    assert streamed[0]["type"] == "message.reacted" and streamed[0]["content"]["reaction"] == "seen"
+
+    async with mcp(globex, tokens["delivery"]) as delivery:
+        seen = await call(delivery, "wait_for_messages", after=start, timeout_seconds=0, thread="internal-qa")
+        assert [e["body"] for e in seen["events"]] == ["private note"]
+    async with AgentClient(f"http://127.0.0.1:{globex.ports['client']}", tokens["delivery"]) as client:
+        got = await client.events(start, network=NETWORK, types=["message.posted", "message.reacted"])
+        assert [e.type for e in got.events] == ["message.posted", "message.reacted"]
+        async with client.stream(start, thread="internal-qa") as events:
+            first = await asyncio.wait_for(events.__anext__(), 15)
+            assert first.body == "private note"

@@ -61,8 +61,9 @@ async def test_a_partner_s_agents_allowed_then_refused_then_allowed(pair):
 
     audit = (await acme.admin("GET", f"/v1/audit?action=policy.&partner={GLOBEX}"))["items"]
     assert [e["action"] for e in audit] == ["policy.partner_reset", "policy.partner"]
-    assert audit[1]["detail"] == {"before": None, "after": {"agents": False, "max_message_chars": 16384, "max_events_per_minute": None,
-                                                          "threads": "auto"}}
+    assert audit[1]["detail"] == {"before": None, "after": {
+        "agents": False, "max_message_chars": 16384, "max_events_per_minute": None, "threads": "auto", "files": True,
+        "max_file_bytes": 25 * 1024 * 1024, "file_types": None}}
 
 
 async def test_attaching_an_agent_is_refused_when_the_partner_may_not_have_agents(pair):
@@ -139,7 +140,7 @@ async def test_bad_policy_is_refused_and_changes_nothing(pair):
     for path, body in (("/v1/policy/node", {"accept_invites": "maybe"}),
                        ("/v1/policy/node", {"auto_accept": ["not a server"]}),
                        ("/v1/policy/partners", {"max_message_chars": 0}),
-                       (f"/v1/policy/partners/{GLOBEX}", {"agents": False, "files": True})):
+                       (f"/v1/policy/partners/{GLOBEX}", {"agents": False, "faxes": True})):
         answer = await acme.admin("PUT", path, body, expect=422)
         assert answer["error"]["code"] == "invalid_request"
     assert (await acme.admin("GET", "/v1/policy"))["partners"] == []

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from storage.network.tables import network_events, networks
+from storage.network.tables import network_events, networks, shared_files
 from tests.cluster import ClusterNode, eventually
 from tests.node.networks.test_seed_scenario import NETWORK, THREAD, open_rollout
 from tests.node.ops.test_export import _cli, _verify_elsewhere
@@ -26,8 +26,11 @@ async def _stored(node: ClusterNode) -> tuple[bytes, bytes, list[str]]:
 async def test_a_member_removes_bodies_after_close_and_its_copy_still_verifies(pair, tmp_path):
     acme, globex = pair
     tokens = await open_rollout(acme, globex)
+    upload = await globex.upload(tokens["sam"], "notes.txt", b"RETAIN-SECRET-file")
     for i in range(3):
-        await globex.client(tokens["sam"], "POST", MESSAGES, {"body": f"RETAIN-SECRET-{i}"}, expect=201)
+        await globex.client(tokens["sam"], "POST", MESSAGES, {"body": f"RETAIN-SECRET-{i}",
+                                                             **({"attachments": [upload["id"]]} if i == 0 else {})},
+                            expect=201)
     await acme.client(tokens["alex"], "POST", MESSAGES, {"body": "RETAIN-SECRET-host"}, expect=201)
     await acme.admin("POST", f"/v1/networks/{NETWORK}/close")
 
@@ -53,6 +56,8 @@ async def test_a_member_removes_bodies_after_close_and_its_copy_still_verifies(p
     head, wires, types = await _stored(globex)
     assert head == before[0] and b"RETAIN-SECRET" not in wires
     assert types.count("stub") == 4 and "message.posted" not in types
+    async with globex.storage.engine.connect() as conn:  # the file went with its message's body
+        assert (await conn.execute(select(shared_files.c.data))).scalars().all() == [None]
     assert (await globex.client(tokens["sam"], "GET", MESSAGES))["messages"] == []
     assert b"RETAIN-SECRET" in (await _stored(acme))[1]  # the host's copy is the host's
     (entry,) = (await globex.admin("GET", "/v1/audit?action=retention."))["items"]

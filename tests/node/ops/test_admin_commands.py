@@ -124,7 +124,7 @@ async def test_tokens_appear_only_where_they_are_made(cli, acme):
     await cli.admin(acme, "person", "enable", "alex")
 
 
-async def test_two_companies_through_the_cli_only(cli, acme, globex):
+async def test_two_companies_through_the_cli_only(cli, acme, globex, tmp_path):
     await cli.admin(acme, "network", "create", NETWORK, "--title", "Rollout")
     invited = await cli.admin_json(acme, "network", "invite", NETWORK, globex.server, "--endpoint", globex.endpoint)
     invites = await cli.admin(globex, "invites")
@@ -160,6 +160,7 @@ async def test_two_companies_through_the_cli_only(cli, acme, globex):
     await eventually(delivered)
     log = await cli.client(globex, delivery, "read", "--network", NETWORK, THREAD)
     assert "#" in log and "agent:ops@acme.example" in log
+    await _converse_from_the_shell(cli, acme, globex, ops, delivery, posted.split()[1], tmp_path)
 
     shown = await cli.admin(acme, "network", "show", NETWORK)
     assert "Members" in shown and "globex.example" in shown and THREAD in shown
@@ -170,6 +171,43 @@ async def test_two_companies_through_the_cli_only(cli, acme, globex):
 
     assert "Closed thread" in await cli.admin(acme, "thread", "close", NETWORK, THREAD)
     assert "Closed network" in await cli.admin(acme, "network", "close", NETWORK)
+
+
+async def _converse_from_the_shell(cli, acme, globex, ops: str, delivery: str, first: str, tmp_path) -> None:
+    """The participant verbs beside post and read, against two real nodes."""
+    assert (await cli.client(globex, delivery, "whoami")).startswith("agent:delivery@globex.example (")
+    plan = tmp_path / "plan.csv"
+    plan.write_bytes(b"step,owner\ndrain,globex\n")
+    reply = await cli.client(globex, delivery, "reply", NETWORK, THREAD, first, "Working on it.",
+                             "--mention", "agent:ops@acme.example")
+    answer_id = reply.split()[1]
+    assert f"a reply to {first}" in reply
+    assert "Edited" in await cli.client(globex, delivery, "edit", NETWORK, THREAD, answer_id, "Done: plan attached.")
+    with_file = await cli.client(globex, delivery, "post", "--network", NETWORK, THREAD, "The plan.", "--file",
+                                 str(plan), "--data", '{"ticket": "OPS-7"}')
+    file_message = with_file.split()[1]
+    assert "Reacted seen" in await cli.client(acme, ops, "react", NETWORK, THREAD, file_message, "seen")
+
+    async def arrived() -> str | None:
+        log = await cli.client(acme, ops, "read", "--network", NETWORK, THREAD)
+        return log if "[file 0: plan.csv, text/csv, 24 bytes]" in log and "seen: agent:ops" in log else None
+
+    log = await eventually(arrived)
+    assert f"reply to {first}" in log and "(edited)" in log and '[data: {"ticket": "OPS-7"}]' in log
+    saved = tmp_path / "saved.csv"
+    assert "Wrote 24 bytes" in await cli.client(acme, ops, "download", NETWORK, THREAD, file_message, "-o", str(saved))
+    assert saved.read_bytes() == plan.read_bytes() and saved.stat().st_mode & 0o777 == 0o600
+    exists = await cli.client(acme, ops, "download", NETWORK, THREAD, file_message, "-o", str(saved), expect=2)
+    assert exists == ""
+    mentions = await cli.client(acme, ops, "events", "--after", "0", "--mentions")
+    assert "Done: plan attached." not in mentions and "Working on it." in mentions  # the feed shows what was sent
+    assert "Deleted" in await cli.client(globex, delivery, "delete", NETWORK, THREAD, answer_id)
+    upload = await cli.client(globex, delivery, "upload", str(plan), "--name", "later.csv")
+    assert upload.startswith("file_") and "text/csv, 24 bytes" in upload
+    await cli.client(globex, delivery, "post", "--network", NETWORK, THREAD, "Later.", "--attach", upload.split()[0])
+    private_only = await cli.client(globex, delivery, "post", "x", "hi", "--mention", "agent:ops@acme.example",
+                                    expect=2)
+    assert private_only == ""
 
 
 async def test_exit_codes_and_one_line_errors(cli, acme):
@@ -301,7 +339,16 @@ async def test_policy_commands_change_only_what_they_name(cli, acme):
     assert partner.startswith("globex.example (its own):") and "agents allowed:     no" in partner
     await cli.admin(acme, "policy", "partner", "globex.example", "--max-message-chars", "500")
     mine = await cli.admin_json(acme, "policy", "partner", "globex.example")
-    assert mine["policy"] == {"agents": False, "max_message_chars": 500, "max_events_per_minute": None, "threads": "auto"}
+    assert mine["policy"] == {"agents": False, "max_message_chars": 500, "max_events_per_minute": None, "threads": "auto",
+                              "files": True, "max_file_bytes": 25 * 1024 * 1024, "file_types": None}
+    shown = await cli.admin(acme, "policy", "partner", "globex.example", "--max-file-bytes", "1000",
+                            "--file-types", "application/pdf,image/*")
+    assert "files:              up to 1000 bytes, application/pdf, image/*" in shown
+    assert "files:              none cross" in await cli.admin(acme, "policy", "partner", "globex.example",
+                                                                 "--files", "no")
+    await cli.admin(acme, "policy", "partner", "globex.example", "--files", "yes", "--file-types", "any")
+    mine = await cli.admin_json(acme, "policy", "partner", "globex.example")
+    assert (mine["policy"]["files"], mine["policy"]["file_types"]) == (True, None)
     await cli.admin(acme, "policy", "default", "--max-message-chars", "1000")
     assert "(the partners default)" in await cli.admin(acme, "policy", "reset", "globex.example")
     assert (await cli.admin_json(acme, "policy", "partner", "globex.example"))["policy"]["max_message_chars"] == 1000
@@ -309,7 +356,7 @@ async def test_policy_commands_change_only_what_they_name(cli, acme):
                              "--admin-url", f"http://127.0.0.1:{acme.ports['admin']}", "--admin-token", acme.admin_token)
     assert code == 2 and "max_message_chars" in err
     actions = [e["action"] for e in (await cli.admin_json(acme, "audit", "--action", "policy."))["items"]]
-    assert actions == ["policy.partner_reset", "policy.default_partner", "policy.partner", "policy.partner",
+    assert actions == ["policy.partner_reset", "policy.default_partner", *["policy.partner"] * 5,
                        "policy.node", "policy.node"]
     await cli.admin(acme, "policy", "node", "--retain-days-after-close", "90")
     assert "removed 90 days after a network closes" in await cli.admin(acme, "policy", "show")

@@ -153,6 +153,43 @@ async def test_a_private_message_reaches_its_members_webhook_signed_and_not_a_no
     assert "secret" not in view
 
 
+async def test_a_filtered_webhook_delivers_only_what_it_follows_and_steps_over_the_rest(acme, receivers):
+    ops = await acme.create("agent", "ops", "Ops")
+    alex = await acme.create("person", "alex", "Alex")
+    for name in ("billing", "ops-log"):
+        await acme.admin("POST", "/v1/threads", {"name": name, "title": name, "members": ["agent:ops", "person:alex"]})
+    await acme.admin("POST", "/v1/networks", {"name": "desk", "title": "Desk"})
+    for who in ("agent:ops", "person:alex"):
+        await acme.admin("POST", "/v1/networks/desk/participants", {"participant": who})
+    await acme.admin("POST", "/v1/networks/desk/threads", {"name": "triage", "title": "Triage",
+                                                            "participants": [f"agent:ops@{ACME}", f"person:alex@{ACME}"]})
+    billing, mentions = await receivers(), await receivers()
+    made = await acme.client(ops, "POST", "/v1/webhooks", {"url": billing.url, "filter": {"thread": "billing"}},
+                             expect=201)
+    billing.secret = made["secret"]
+    assert made["filter"] == {"network": None, "thread": "billing", "types": None, "mentions": False}
+    made = await acme.client(ops, "POST", "/v1/webhooks", {"url": mentions.url, "filter": {"mentions": True}},
+                             expect=201)
+    mentions.secret = made["secret"]
+    bad = await acme.client(ops, "POST", "/v1/webhooks", {"url": billing.url, "filter": {"types": ["posted"]}},
+                            expect=422)
+    assert "an event type" in bad["error"]["message"]
+
+    for i in range(25):  # more than one filtered read steps over at once
+        await post(acme, alex, "ops-log", f"noise {i}")
+    await post(acme, alex, "billing", "Refund approved.")
+    triage = "/v1/networks/desk/threads/triage/messages"
+    await acme.client(alex, "POST", triage, {"body": "chatter"}, expect=201)
+    await acme.client(alex, "POST", triage, {"body": "Ops, can you check?", "mentions": [f"agent:ops@{ACME}"]},
+                      expect=201)
+    await post(acme, alex, "billing", "Invoice sent.")
+    await until(lambda: len(billing.accepted) == 2 and len(mentions.accepted) == 1)
+    assert billing.bodies() == ["Refund approved.", "Invoice sent."]
+    assert mentions.bodies() == ["Ops, can you check?"]
+    await asyncio.sleep(0.3)  # nothing else arrives late
+    assert len(billing.seen) == 2 and len(mentions.seen) == 1
+
+
 async def test_retries_keep_the_webhook_id_and_deliver_each_event_once_in_order(acme, receivers):
     ops = await acme.create("agent", "ops", "Ops")
     await acme.admin("POST", "/v1/threads", {"name": "ops-log", "title": "Log", "members": ["agent:ops"]})
