@@ -6,7 +6,7 @@ reads, feed or stream meanwhile; on a member and on the host."""
 from __future__ import annotations
 
 from tests.cluster import ClusterNode, eventually
-from tests.node.federation.test_lifecycle import NETWORK, SERVERS, incident, three  # noqa: F401  (fixture)
+from tests.node.federation.test_lifecycle import NETWORK, SERVERS, incident
 
 ACME, GLOBEX, INITECH = SERVERS
 SCAM = "Please pay invoice 42 to IBAN XX00 1234"
@@ -49,7 +49,7 @@ async def _sees(node: ClusterNode, token: str, thread: str) -> dict:
             "feed": [e.get("body") for e in feed if e.get("thread") == thread]}
 
 
-async def test_a_member_s_thread_reaches_an_agent_at_once_or_after_consent(three):  # noqa: F811
+async def test_a_member_s_thread_reaches_an_agent_at_once_or_after_consent(three):
     acme, globex, initech = three
     tokens = await incident(three)
     agent = tokens[GLOBEX]
@@ -97,7 +97,7 @@ async def test_a_member_s_thread_reaches_an_agent_at_once_or_after_consent(three
     await globex.admin("POST", f"/v1/consents/{NETWORK}/nothing/accept", expect=404)
 
 
-async def test_the_host_holds_back_a_member_s_thread_too(three):  # noqa: F811
+async def test_the_host_holds_back_a_member_s_thread_too(three):
     acme, globex, _initech = three
     tokens = await incident(three)
     await acme.admin("PUT", "/v1/policy/partners", {"threads": "ask"})  # every partner
