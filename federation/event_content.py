@@ -55,6 +55,7 @@ __all__ = [
     "ParticipantAttached",
     "ParticipantDetached",
     "ThreadClosed",
+    "ThreadJoined",
     "ThreadOpened",
     "ThreadSilenced",
     "check_data",
@@ -179,6 +180,25 @@ class ParticipantDetached(Content):
 @_register("thread.opened", in_thread=True)
 class ThreadOpened(Content):
     title: Title
+    participants: Annotated[
+        tuple[Participant, ...],
+        BeforeValidator(_list_to_tuple),
+        Field(min_length=1, max_length=MAX_THREAD_PARTICIPANTS),
+    ]
+
+    @field_validator("participants")
+    @classmethod
+    def _unique(cls, value: tuple[ParticipantId, ...]) -> tuple[ParticipantId, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("participants must not repeat")
+        return value
+
+
+@_register("thread.joined", in_thread=True)
+class ThreadJoined(Content):
+    """Participants added to an open thread by one of its participants (or an operator of the
+    host, or of the company that opened it): they read and write in it from here on."""
+
     participants: Annotated[
         tuple[Participant, ...],
         BeforeValidator(_list_to_tuple),

@@ -9,7 +9,7 @@ it must escape it for where it goes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import cast
 
 from federation.event_content import (
@@ -17,6 +17,7 @@ from federation.event_content import (
     MessageEdited,
     MessagePosted,
     ParticipantAttached,
+    ThreadJoined,
     ThreadOpened,
 )
 from federation.export_file import ExportDocument
@@ -148,6 +149,11 @@ class ReportBuilder:
             self._threads[cast(str, ev.thread)] = ThreadRecord(
                 cast(str, ev.thread), content.title, tuple(str(p) for p in content.participants), str(ev.sender),
                 event.seq, None)
+        elif isinstance(content, ThreadJoined):
+            name = cast(str, ev.thread)
+            opened = self._threads[name]  # the rules refuse joining a thread that was never opened
+            self._threads[name] = replace(opened, participants=(*opened.participants,
+                                                                *(str(p) for p in content.participants)))
         elif ev.type == "thread.closed":
             name = cast(str, ev.thread)
             opened = self._threads[name]  # the rules refuse closing a thread that was never opened

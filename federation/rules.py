@@ -19,8 +19,9 @@ Choices worth knowing:
   attach, open and close threads, leave, close) but are never attached, so they never post.
 - A company that leaves or is removed has all its participants detached at once; being
   admitted again does not re-attach them.
-- A thread's participants are fixed when it opens. Detaching keeps a participant in the set
-  (history still shows who took part) but stops them posting.
+- A thread's participants are set when it opens; a participant (or an operator of the host or
+  of the opener's company) may add more (``thread.joined``), never remove one. Detaching keeps
+  a participant in the set (history still shows who took part) but stops them posting.
 - A thread is closed by whoever opened it, by its company's operators, or by the host's
   operators; no one else, so a member cannot end a conversation another company started.
 - The host's operators can silence agents in a thread (``thread.silenced``): from then on
@@ -35,12 +36,13 @@ Choices worth knowing:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Literal, cast
+from typing import cast
 
 from federation.errors import RuleViolation
 from federation.event_content import (
+    MAX_THREAD_PARTICIPANTS,
     MemberAdmitted,
     MemberLeft,
     MemberRemoved,
@@ -51,11 +53,12 @@ from federation.event_content import (
     NetworkCreated,
     ParticipantAttached,
     ParticipantDetached,
+    ThreadJoined,
     ThreadOpened,
     ThreadSilenced,
 )
 from federation.events import Event
-from federation.identifiers import ParticipantId
+from federation.network_state import MemberStatus, MessageLookup, MessageRecord, NetworkState, ThreadState
 
 __all__ = [
     "MemberStatus",
@@ -68,53 +71,6 @@ __all__ = [
     "initial_state",
     "recipients",
 ]
-
-MemberStatus = Literal["member", "left", "removed"]
-
-
-@dataclass(frozen=True, slots=True)
-class ThreadState:
-    open: bool
-    participants: frozenset[ParticipantId]
-    opened_by: ParticipantId  # the sender of thread.opened: it, and its company's operators, may close it
-    agents_silenced: bool = False  # thread.silenced: only people may write
-
-
-@dataclass(frozen=True, slots=True)
-class MessageRecord:
-    """What the rules need to know about an earlier ``message.posted``."""
-
-    origin: str
-    thread: str
-    deleted: bool = False
-
-
-MessageLookup = Callable[[str], MessageRecord | None]
-"""``event_id -> MessageRecord`` of a posted message in this network, or ``None``."""
-
-
-@dataclass(frozen=True, slots=True)
-class NetworkState:
-    name: str
-    host: str
-    title: str
-    history_visible_to_new_members: bool
-    closed: bool = False
-    members: Mapping[str, MemberStatus] = field(default_factory=dict)
-    participants: Mapping[ParticipantId, bool] = field(default_factory=dict)  # id -> attached
-    threads: Mapping[str, ThreadState] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        # Private read-only copies: no caller can change a state after building it.
-        for name in ("members", "participants", "threads"):
-            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
-
-    def is_member(self, server: str) -> bool:
-        return self.members.get(server) == "member"
-
-    def is_attached(self, participant: ParticipantId) -> bool:
-        return self.participants.get(participant, False)
-
 
 def initial_state(created: Event) -> NetworkState:
     """The state right after ``network.created``; its origin becomes the host."""
@@ -271,6 +227,28 @@ def _check_open_thread(state: NetworkState, event: Event, _: MessageLookup) -> N
             raise RuleViolation("participant_not_attached", f"{participant} is not attached")
 
 
+def _check_join(state: NetworkState, event: Event, _: MessageLookup) -> None:
+    thread = state.threads.get(cast(str, event.thread))
+    if thread is None:
+        raise RuleViolation("unknown_thread", f"no thread {event.thread}")
+    if not thread.open:
+        raise RuleViolation("thread_closed", f"thread {event.thread} is closed")
+    if event.sender.is_operator:
+        if event.origin not in (state.host, thread.opened_by.server):
+            raise RuleViolation("not_thread_owner", f"only the host's operators ({state.host}) or those of the "
+                                f"company that opened {event.thread} ({thread.opened_by.server}) may add to it")
+    elif not state.is_attached(event.sender) or event.sender not in thread.participants:
+        raise RuleViolation("not_a_participant", f"{event.sender} is not in {event.thread}")
+    added = cast(ThreadJoined, event.content).participants
+    for participant in added:
+        if not state.is_attached(participant):
+            raise RuleViolation("participant_not_attached", f"{participant} is not attached")
+        if participant in thread.participants:
+            raise RuleViolation("already_participant", f"{participant} is already in {event.thread}")
+    if len(thread.participants) + len(added) > MAX_THREAD_PARTICIPANTS:
+        raise RuleViolation("too_many_participants", f"a thread has at most {MAX_THREAD_PARTICIPANTS} participants")
+
+
 def _require_poster(state: NetworkState, event: Event) -> None:
     """The sender may write into ``event.thread``: it exists, is open, and they take part."""
     thread = state.threads.get(cast(str, event.thread))
@@ -354,6 +332,13 @@ def _open_thread(state: NetworkState, event: Event) -> NetworkState:
     return replace(state, threads={**state.threads, cast(str, event.thread): thread})
 
 
+def _join_thread(state: NetworkState, event: Event) -> NetworkState:
+    name = cast(str, event.thread)
+    thread = state.threads[name]
+    joined = replace(thread, participants=thread.participants | frozenset(cast(ThreadJoined, event.content).participants))
+    return replace(state, threads={**state.threads, name: joined})
+
+
 def _close_thread(state: NetworkState, event: Event) -> NetworkState:
     name = cast(str, event.thread)
     closed = replace(state.threads[name], open=False)
@@ -388,6 +373,7 @@ _RULES: Mapping[str, _Rule] = MappingProxyType(
         "participant.attached": _Rule(_check_attach, _apply_attach),
         "participant.detached": _Rule(_check_detach, _apply_detach),
         "thread.opened": _Rule(_check_open_thread, _open_thread),
+        "thread.joined": _Rule(_check_join, _join_thread),
         "thread.closed": _Rule(_check_close_thread, _close_thread),
         "thread.silenced": _Rule(_check_silence, _silence),
         "message.posted": _Rule(_check_post, _unchanged),

@@ -16,13 +16,26 @@ event, so it cannot halt a network.
 
 from __future__ import annotations
 
-from federation.event_content import ThreadOpened
+from typing import cast
+
+from federation.event_content import ThreadJoined, ThreadOpened
 from federation.events import Event
 from node.federation.policy import partner_policy
 from storage.network.networks import NetworkRecord
 from storage.network.transaction import NetworkTransaction
 
 __all__ = ["held_back"]
+
+
+async def _first_of_ours(tx: NetworkTransaction, network: NetworkRecord, event: Event, server: str) -> bool:
+    """Whether `event` brings this company into the thread: it opens it, or it adds this company's
+    first participants to it (a thread it already takes part in was consented to, or needed none).
+    The projection has already applied the event."""
+    if isinstance(event.content, ThreadOpened) or event.thread is None:
+        return True
+    added = {str(p) for p in cast(ThreadJoined, event.content).participants}
+    current = [t for t in await tx.networks.threads(network.id) if t.name == event.thread]
+    return not any(p.endswith("@" + server) and p not in added for t in current for p in t.participants)
 
 
 async def held_back(tx: NetworkTransaction, network: NetworkRecord, event: Event, *, server: str, now: int) -> bool:
@@ -35,8 +48,9 @@ async def held_back(tx: NetworkTransaction, network: NetworkRecord, event: Event
     if key in tx.memo:
         return bool(tx.memo[key])
     content = event.content
-    if (isinstance(content, ThreadOpened) and event.origin != server
+    if (isinstance(content, ThreadOpened | ThreadJoined) and event.origin != server
             and any(p.server == server for p in content.participants)
+            and await _first_of_ours(tx, network, event, server)
             and (await partner_policy(tx, event.origin))[0].threads == "ask"):
         await tx.consents.request(network.id, event.thread, opened_by=str(event.sender), now=now)
         await tx.audit.record(actor=str(event.sender), action="consent.requested", target=f"{network.name}:"

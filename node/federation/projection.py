@@ -15,6 +15,7 @@ from federation.event_content import (
     MessagePosted,
     ParticipantAttached,
     ParticipantDetached,
+    ThreadJoined,
     ThreadOpened,
     ThreadSilenced,
 )
@@ -70,6 +71,12 @@ async def _thread_opened(tx: NetworkTransaction, network_id: int, event: Event, 
                                   participants=[str(p) for p in content.participants], now=now)
 
 
+async def _thread_joined(tx: NetworkTransaction, network_id: int, event: Event, state: NetworkState,
+                         now: int, event_id: str) -> None:
+    await tx.networks.add_thread_participants(network_id, cast(str, event.thread),
+                                              [str(p) for p in cast(ThreadJoined, event.content).participants])
+
+
 async def _thread_closed(tx: NetworkTransaction, network_id: int, event: Event, state: NetworkState,
                          now: int, event_id: str) -> None:
     await tx.networks.close_thread(network_id, cast(str, event.thread))
@@ -115,6 +122,7 @@ _PROJECTORS: dict[str, Projector] = {
     "participant.attached": _attached,
     "participant.detached": _detached,
     "thread.opened": _thread_opened,
+    "thread.joined": _thread_joined,
     "thread.closed": _thread_closed,
     "thread.silenced": _thread_silenced,
     "message.posted": _message_posted,

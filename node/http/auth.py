@@ -16,6 +16,7 @@ from storage.private.principals import Principal
 from storage.storage import Storage
 
 __all__ = [
+    "DEFAULT_SCOPES",
     "SCOPES",
     "Caller",
     "Operator",
@@ -32,8 +33,10 @@ __all__ = [
 
 # What a principal token may be allowed to do. `read` covers threads, the event stream and
 # "events since"; `post` posting; `knowledge:read` knowledge search; `webhooks` managing the
-# caller's own webhook endpoints.
-SCOPES = ("read", "post", "knowledge:read", "webhooks")
+# caller's own webhook endpoints; `threads` opening shared threads and adding participants to
+# them, which names people of other companies: only when the operator grants it.
+SCOPES = ("read", "post", "knowledge:read", "webhooks", "threads")
+DEFAULT_SCOPES = ("read", "post", "knowledge:read", "webhooks")
 
 # Either the admin actor name (admin listener) or a Principal (client listener).
 _IDENTITY = web.RequestKey("agentnet.identity", object)

@@ -39,7 +39,13 @@ from node.http.errors import describe
 from node.http.fields import MAX_BODY_CHARS, MAX_PAGE
 from node.http.idempotency import KEY_PATTERN, bind_key
 from node.http.openapi import Handler
-from node.networks.models import ReactionOut, SharedSearchResults, SharedThreadOut
+from node.networks.models import (
+    NetworkParticipants,
+    ReactionOut,
+    SharedSearchResults,
+    SharedThreadOut,
+    ThreadChangeOut,
+)
 from node.networks.threads import SharedThreadService
 from node.workspace.client_service import ClientService
 from node.workspace.models import KnowledgeResults, ThreadOut
@@ -61,6 +67,10 @@ Mentions = Annotated[list[Annotated[str, Field(max_length=330, pattern=r"^(agent
                      Field(min_length=1, max_length=32, description="e.g. [\"agent:delivery@globex.example\"]")]
 EventTypes = Annotated[list[Annotated[str, Field(pattern=r"^[a-z]+\.[a-z]+$")]],
                       Field(min_length=1, max_length=20, description="e.g. [\"message.posted\", \"message.reacted\"]")]
+ThreadTitle = Annotated[str, Field(min_length=1, max_length=200, description="shown to every participant")]
+Participants = Annotated[list[Annotated[str, Field(max_length=330,
+                                                   pattern=r"^(agent|person):[a-z0-9][a-z0-9._-]{0,63}@\S+$")]],
+                         Field(min_length=1, max_length=255, description="e.g. [\"agent:delivery@globex.example\"]")]
 Reaction = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[^\s\x00-\x1f\x7f]+$",
                                 description="one word or emoji, e.g. seen or working")]
 MessageId = Annotated[str, Field(pattern=r"^\$[A-Za-z0-9_-]{43}$", description="a message's id ($ and 43 characters)")]
@@ -221,6 +231,41 @@ def build_mcp_server(*, client: ClientService, shared: SharedThreadService, feed
             return await client.search_knowledge(caller.principal, query, limit=limit)
 
         return await _run(ctx, "search_knowledge", "knowledge:read", action)
+
+    @server.tool(annotations=_READ_ONLY)
+    async def list_participants(ctx: Context,
+                                network: SharedNetworkName) -> Annotated[CallToolResult, NetworkParticipants]:
+        """Who takes part in a network you are attached to: each participant's id (to mention or
+        add them), display name, agent or person, and company."""
+        async def action(caller: Caller) -> NetworkParticipants:
+            return await shared.network_participants(caller.principal, network)
+
+        return await _run(ctx, "list_participants", "read", action)
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False,
+                                             idempotent_hint=False, open_world_hint=True))
+    async def open_thread(ctx: Context, network: SharedNetworkName, name: ThreadName, title: ThreadTitle,
+                          participants: Participants) -> Annotated[CallToolResult, ThreadChangeOut]:
+        """Open a shared thread in a network you are attached to, with you and `participants`
+        (ids from list_participants). Needs a token the operator gave the `threads` scope; each
+        other company may hold the thread back until its operator accepts it."""
+        async def action(caller: Caller) -> ThreadChangeOut:
+            limiter.check(caller.token_id)
+            return await shared.open_thread(caller.principal, network, name, title, participants)
+
+        return await _run(ctx, "open_thread", "threads", action)
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False,
+                                             idempotent_hint=False, open_world_hint=True))
+    async def add_participants(ctx: Context, network: SharedNetworkName, thread: ThreadName,
+                               participants: Participants) -> Annotated[CallToolResult, ThreadChangeOut]:
+        """Add participants (ids from list_participants) to a shared thread you take part in
+        (the `threads` scope)."""
+        async def action(caller: Caller) -> ThreadChangeOut:
+            limiter.check(caller.token_id)
+            return await shared.add_participants(caller.principal, network, thread, participants)
+
+        return await _run(ctx, "add_participants", "threads", action)
 
     @server.tool(annotations=_READ_ONLY)
     async def search_messages(ctx: Context, query: Query, network: NetworkName | None = None,

@@ -9,6 +9,7 @@ from node.http.auth import current_admin
 from node.http.io import read_body, read_query, respond
 from node.http.openapi import Endpoint
 from node.networks.models import (
+    AddParticipants,
     AlertList,
     AttachParticipant,
     CreateNetwork,
@@ -87,6 +88,11 @@ def network_admin_endpoints(networks: NetworkService, partners: PartnerService) 
         req = await read_body(request, OpenSharedThread)
         return respond(await networks.open_thread(name(request), req, actor=current_admin(request)), status=201)
 
+    async def add_to_thread(request: web.Request) -> web.Response:
+        req = await read_body(request, AddParticipants)
+        return respond(await networks.add_to_thread(name(request), request.match_info["thread"], req.participants,
+                                                    actor=current_admin(request)))
+
     async def close_thread(request: web.Request) -> web.Response:
         thread = request.match_info["thread"]
         return respond(await networks.close_thread(name(request), thread, actor=current_admin(request)))
@@ -147,6 +153,9 @@ def network_admin_endpoints(networks: NetworkService, partners: PartnerService) 
                  body=AttachParticipant, response=NetworkOut, errors=(403,)),
         Endpoint("POST", n + "/threads", open_thread, "Open a shared thread with named participants",
                  body=OpenSharedThread, response=NetworkOut, status=201, errors=(403,)),
+        Endpoint("POST", n + "/threads/{thread}/participants", add_to_thread, "Add participants to a shared thread "
+                 "(the host's operators, or those of the company that opened it)", body=AddParticipants,
+                 response=NetworkOut, errors=(403,)),
         Endpoint("POST", n + "/threads/{thread}/close", close_thread, "Close a shared thread (read-only)",
                  response=NetworkOut, errors=(403,)),
         Endpoint("POST", n + "/threads/{thread}/silence", silence,

@@ -25,6 +25,7 @@ from node.http.fields import (
 )
 
 __all__ = [
+    "AddParticipants",
     "AlertList",
     "AlertOut",
     "AttachParticipant",
@@ -39,7 +40,10 @@ __all__ = [
     "NetworkList",
     "NetworkListQuery",
     "NetworkOut",
+    "NetworkParticipants",
     "OpenSharedThread",
+    "OpenThreadAsParticipant",
+    "ParticipantInfo",
     "ParticipantOut",
     "PeerList",
     "PeerOut",
@@ -56,6 +60,7 @@ __all__ = [
     "SharedThreadList",
     "SharedThreadOut",
     "SilenceAgents",
+    "ThreadChangeOut",
     "VouchedKeyOut",
 ]
 
@@ -137,6 +142,41 @@ class SharedPageQuery(SeqPageQuery):
         if self.after is not None and self.before is not None:
             raise ValueError("give after (forwards) or before (backwards), not both")
         return self
+
+
+class ParticipantInfo(BaseModel):
+    id: str
+    display_name: str
+    kind: Literal["agent", "person"]
+    company: str = Field(description="the server of the participant's company")
+    attached: bool = Field(description="false: detached (it took part before; it cannot write now)")
+
+
+class NetworkParticipants(BaseModel):
+    network: str
+    host: str
+    companies: dict[str, str] = Field(description="member companies by server: member, left or removed")
+    items: list[ParticipantInfo]
+
+
+class OpenThreadAsParticipant(Request):
+    name: Slug
+    title: Title
+    participants: list[ParticipantRef] = Field(
+        min_length=1, max_length=255, description="the others (the caller takes part too); attached to the network")
+
+
+class AddParticipants(Request):
+    participants: list[ParticipantRef] = Field(min_length=1, max_length=255,
+                                               description="attached to the network, not yet in the thread")
+
+
+class ThreadChangeOut(BaseModel):
+    id: str = Field(description="the event's id")
+    network: str
+    thread: str
+    status: str = Field(description="pending (waiting for the host) or sequenced")
+    participants: list[str] = Field(description="the participants it opened the thread with, or added")
 
 
 class SharedSearchQuery(QueryModel):

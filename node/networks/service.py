@@ -5,7 +5,7 @@ Each action is an event through the federation engine plus its audit row, in one
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from federation.event_content import (
@@ -16,6 +16,7 @@ from federation.event_content import (
     ParticipantAttached,
     ParticipantDetached,
     ThreadClosed,
+    ThreadJoined,
     ThreadOpened,
     ThreadSilenced,
 )
@@ -123,6 +124,13 @@ class NetworkService:
         async with self._acting() as tx:
             return await self._act(tx, name, req.name, ThreadOpened(title=title.text, participants=participants),
                                    actor, "thread.open", req.name, guarded=title)
+
+    async def add_to_thread(self, name: str, thread: str, participants: Sequence[str], *, actor: str) -> NetworkOut:
+        """As an operator of the host, or of the company that opened the thread: more participants."""
+        added = tuple(dict.fromkeys(ParticipantId.parse(p) for p in participants))
+        async with self._acting() as tx:
+            return await self._act(tx, name, thread, ThreadJoined(participants=added), actor, "thread.add",
+                                   f"{thread} {' '.join(str(p) for p in added)}"[:300])
 
     async def close_thread(self, name: str, thread: str, *, actor: str) -> NetworkOut:
         async with self._acting() as tx:

@@ -16,8 +16,11 @@ from node.http.io import read_body, read_query, read_raw, respond
 from node.http.openapi import Endpoint
 from node.http.posting import post_endpoint, read_post, respond_posted
 from node.networks.models import (
+    AddParticipants,
     EditSharedMessage,
     FileOut,
+    NetworkParticipants,
+    OpenThreadAsParticipant,
     PostSharedMessage,
     React,
     ReactionOut,
@@ -27,6 +30,7 @@ from node.networks.models import (
     SharedSearchQuery,
     SharedSearchResults,
     SharedThreadList,
+    ThreadChangeOut,
 )
 from node.networks.threads import SharedThreadService
 
@@ -97,6 +101,22 @@ def shared_thread_endpoints(service: SharedThreadService, limiter: PostRateLimit
                    "ETag": f'"{attachment.sha256}"', "Digest": f"sha-256={attachment.sha256}"}
         return web.Response(body=data, content_type=attachment.content_type, headers=headers)
 
+    async def participants(request: web.Request) -> web.Response:
+        return respond(await service.network_participants(current_principal(request), request.match_info["network"]))
+
+    async def open_thread(request: web.Request) -> web.Response:
+        limiter.check(current_caller(request).token_id)
+        req = await read_body(request, OpenThreadAsParticipant)
+        return respond(await service.open_thread(current_principal(request), request.match_info["network"], req.name,
+                                                 req.title, req.participants), status=201)
+
+    async def add_participants(request: web.Request) -> web.Response:
+        limiter.check(current_caller(request).token_id)
+        req = await read_body(request, AddParticipants)
+        m = request.match_info
+        return respond(await service.add_participants(current_principal(request), m["network"], m["thread"],
+                                                      req.participants), status=201)
+
     async def search(request: web.Request) -> web.Response:
         query = read_query(request, SharedSearchQuery)
         return respond(await service.search(current_principal(request), query.q, network=query.network,
@@ -114,6 +134,16 @@ def shared_thread_endpoints(service: SharedThreadService, limiter: PostRateLimit
     return [
         Endpoint("GET", "/v1/shared-threads", threads, "Shared threads the caller takes part in",
                  response=SharedThreadList, scope="read"),
+        Endpoint("GET", "/v1/networks/{network}/participants", participants, "Who takes part in a network the caller "
+                 "is attached to: display names, agent or person, and companies", response=NetworkParticipants,
+                 scope="read"),
+        Endpoint("POST", "/v1/networks/{network}/threads", open_thread, "Open a shared thread with the caller among "
+                 "its participants (each other company's node applies its own consent policy)",
+                 body=OpenThreadAsParticipant, response=ThreadChangeOut, status=201, scope="threads",
+                 rate_limited=True, errors=(403, 409)),
+        Endpoint("POST", "/v1/networks/{network}/threads/{thread}/participants", add_participants, "Add participants "
+                 "to a shared thread the caller takes part in", body=AddParticipants, response=ThreadChangeOut,
+                 status=201, scope="threads", rate_limited=True, errors=(403, 409)),
         Endpoint("GET", "/v1/shared-threads/search", search, "Search the messages of the shared threads the caller "
                  "takes part in (this node's copy; every word must match), newest first", query=SharedSearchQuery,
                  response=SharedSearchResults, scope="read"),

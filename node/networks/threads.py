@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from federation.errors import InvalidIdentifier
-from federation.event_content import MessageDeleted, MessageEdited, MessagePosted, MessageReacted
+from federation.event_content import (
+    MessageDeleted,
+    MessageEdited,
+    MessagePosted,
+    MessageReacted,
+    ThreadJoined,
+    ThreadOpened,
+)
 from federation.identifiers import ParticipantId
 from node.basics.clock import Clock
 from node.basics.errors import Forbidden, InvalidRequest, NotFoundError
@@ -23,12 +30,15 @@ from node.http.idempotency import IdempotencyKey, Posted, run_once
 from node.networks.files import PreparedFile, SharedFileService, thread_network_id
 from node.networks.models import (
     AttachmentOut,
+    NetworkParticipants,
+    ParticipantInfo,
     ReactionOut,
     SharedMessageOut,
     SharedMessagePage,
     SharedSearchResults,
     SharedThreadList,
     SharedThreadOut,
+    ThreadChangeOut,
 )
 from node.workspace.directory import Directory
 from storage.group_commit import GroupCommit
@@ -97,6 +107,55 @@ class SharedThreadService:
         first_seq = page[0].seq if len(page) == limit else None
         return SharedMessagePage(messages=messages, next_cursor=None,
                                  prev_cursor=str(first_seq) if first_seq is not None else None)
+
+    async def network_participants(self, caller: Principal, network: str) -> NetworkParticipants:
+        """Who takes part in a network the caller is attached to: display names and companies."""
+        me = self._directory.participant_id(caller)
+        async with self._storage.network_transaction(read_only=True) as tx:
+            record = await tx.networks.find(network)
+            found = await tx.networks.participants(record.id) if record is not None else {}
+            if record is None or record.archived_at is not None or not found.get(me, ("", False))[1]:
+                raise NotFoundError(f"network {network} not found (or the caller is not attached to it)")
+            members = await tx.networks.members(record.id)
+        items = []
+        for pid, (name, attached) in sorted(found.items()):
+            parsed = ParticipantId.parse(pid)
+            items.append(ParticipantInfo(id=pid, display_name=name, kind=cast(Any, parsed.kind), company=parsed.server,
+                                         attached=attached))
+        return NetworkParticipants(network=network, host=record.host, companies=dict(members), items=items)
+
+    async def open_thread(self, caller: Principal, network: str, name: str, title: str,
+                          participants: list[str]) -> ThreadChangeOut:
+        """A shared thread opened by the caller (scope `threads`), with it among the participants.
+        Each other company's node applies its own consent policy to it."""
+        me = ParticipantId(caller.kind, caller.handle, self._engine.server)
+        everyone = tuple(dict.fromkeys([me, *(ParticipantId.parse(p) for p in participants)]))
+        verdict = await self._guard.check(author=str(me), network=network, thread=name, field="title", text=title)
+        async with self._storage.transaction() as tx:
+            accepted = await self._engine.author(tx, network, thread=name, sender=me,
+                                                 content=ThreadOpened(title=verdict.text, participants=everyone))
+            await self._guard.record(tx, verdict, author=str(me), network=network, thread=name, field="title",
+                                     event_id=accepted.event_id)
+            await tx.audit.record(actor=str(me), action="thread.open", target=f"{network}:{name}",
+                                  now=self._clock.now_ms(), network=network,
+                                  detail={"participants": [str(p) for p in everyone]})
+        return ThreadChangeOut(id=accepted.event_id, network=network, thread=name, participants=[str(p) for p in everyone],
+                               status="pending" if accepted.seq is None else "sequenced")
+
+    async def add_participants(self, caller: Principal, network: str, thread: str,
+                               participants: list[str]) -> ThreadChangeOut:
+        """Participants added to a thread the caller takes part in (scope `threads`)."""
+        me = ParticipantId(caller.kind, caller.handle, self._engine.server)
+        added = tuple(dict.fromkeys(ParticipantId.parse(p) for p in participants))
+        async with self._storage.transaction() as tx:
+            await thread_network_id(tx, str(me), network, thread)
+            accepted = await self._engine.author(tx, network, thread=thread, sender=me,
+                                                 content=ThreadJoined(participants=added))
+            await tx.audit.record(actor=str(me), action="thread.add", target=f"{network}:{thread}",
+                                  now=self._clock.now_ms(), network=network,
+                                  detail={"participants": [str(p) for p in added]})
+        return ThreadChangeOut(id=accepted.event_id, network=network, thread=thread, participants=[str(p) for p in added],
+                               status="pending" if accepted.seq is None else "sequenced")
 
     async def search(self, caller: Principal, query: str, *, network: str | None, limit: int) -> SharedSearchResults:
         """Messages of the shared threads the caller takes part in that hold every word of `query`,

@@ -57,7 +57,7 @@ errors are one line on stderr."""
 # An invite or an accept waits for the other company's node; a minute covers a slow peer.
 _TIMEOUT_S = 60
 _USAGE_STATUSES = {400, 401, 422}
-SCOPES = ("read", "post", "knowledge:read", "webhooks")
+SCOPES = ("read", "post", "knowledge:read", "webhooks", "threads")
 _SECRETS = {"admin_token", "token", "secret"}  # never formatted into a confirmation line
 
 
@@ -581,7 +581,9 @@ def _group(sub, name: str, help_: str):
 
 
 def _token_options(parser: argparse.ArgumentParser, kind: str) -> None:
-    parser.add_argument("--scope", action="append", choices=SCOPES, help="repeat for several (default: all)")
+    parser.add_argument("--scope", action="append", choices=SCOPES,
+                        help="repeat for several (default: all but threads, which lets it open threads and add "
+                             "participants)")
     parser.add_argument("--expires-in", type=int, metavar="SECONDS", help="default: never")
     parser.add_argument("--token-file", type=Path, metavar="FILE",
                         help="save the token to FILE (mode 0600) instead of printing it; `post` and `read` take "
@@ -727,6 +729,13 @@ def _register_networks(sub, b: _Builder) -> None:
     p.add_argument("network")
     p.add_argument("thread")
     p.add_argument("--title", required=True)
+    p.add_argument("--participant", action="append", required=True, help="kind:handle@server; repeat")
+    p = b.leaf(th, "add", "add participants to a shared thread (host, or the company that opened it)",
+               _post(lambda a: f"{_n(a)}/threads/{_seg(a.thread)}/participants",
+                     _said("Added to thread {thread} in {network}"), lambda a: {"participants": a.participant}),
+               path="thread add")
+    p.add_argument("network")
+    p.add_argument("thread")
     p.add_argument("--participant", action="append", required=True, help="kind:handle@server; repeat")
     p = b.leaf(th, "silence", "host only: let only people write in a shared thread (--lift: agents again)",
                _post(lambda a: f"{_n(a)}/threads/{_seg(a.thread)}/silence",

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from importlib.metadata import version
 
 from node.basics.clock import Clock
-from node.http.auth import SCOPES
+from node.http.auth import DEFAULT_SCOPES
 from node.workspace.directory import Directory
 from node.workspace.models import (
     AddKnowledge,
@@ -185,7 +185,7 @@ class AdminService:
     @staticmethod
     async def _issue(tx: Transaction, principal: Principal, req: IssueToken, *, now: int) -> tuple[str, TokenRecord]:
         token = issue_token(TOKEN_TAGS[principal.kind])
-        scopes = frozenset(req.scopes) if req.scopes is not None else frozenset(SCOPES)
+        scopes = frozenset(req.scopes) if req.scopes is not None else frozenset(DEFAULT_SCOPES)
         expires_at = now + req.expires_in_seconds * 1000 if req.expires_in_seconds is not None else None
         record = await tx.tokens.add(principal.id, token_hash=token.digest, prefix=token.prefix, scopes=scopes,
                                      expires_at=expires_at, now=now)

@@ -63,10 +63,10 @@ MAX_KNOWLEDGE_CHARS = 65_536
 MAX_PROFILE_CHARS = 4_096
 MAX_MEMBERS = 500  # a thread wider than this is an announcement list, not a conversation
 
-Scope = Literal["read", "post", "knowledge:read", "webhooks"]  # node.http.auth.SCOPES
+Scope = Literal["read", "post", "knowledge:read", "webhooks", "threads"]  # node.http.auth.SCOPES
 # Ten years: a token meant to outlive that should be rotated anyway.
 MAX_TOKEN_LIFETIME_S = 10 * 365 * 24 * 3600
-Scopes = Annotated[list[Scope], Field(min_length=1, max_length=4)]
+Scopes = Annotated[list[Scope], Field(min_length=1, max_length=5)]
 Lifetime = Annotated[int, Field(ge=60, le=MAX_TOKEN_LIFETIME_S)]
 
 
@@ -74,7 +74,7 @@ class CreatePrincipal(Request):
     handle: Handle
     display_name: Title
     profile: str = Field("", max_length=MAX_PROFILE_CHARS)
-    scopes: Scopes | None = Field(None, description="scopes of the first token; default: all")
+    scopes: Scopes | None = Field(None, description="scopes of the first token; default: all but threads")
     token_expires_in_seconds: Lifetime | None = Field(None, description="default: the token does not expire")
 
 
@@ -89,7 +89,8 @@ class Deleted(BaseModel):
 
 
 class IssueToken(Request):
-    scopes: Scopes | None = Field(None, description="default: all (read, post, knowledge:read, webhooks)")
+    scopes: Scopes | None = Field(None, description="default: read, post, knowledge:read, webhooks (threads, to open "
+                                                    "shared threads and add participants, only when asked)")
     expires_in_seconds: Lifetime | None = Field(None, description="default: the token does not expire")
 
 

@@ -201,6 +201,12 @@ class NetworkRepository:
                 [{"thread_id": thread_id, "participant": p} for p in sorted(set(participants))],
             )
 
+    async def add_thread_participants(self, network_id: int, name: str, participants: list[str]) -> None:
+        thread_id = await self._conn.scalar(select(shared_threads.c.id).where(
+            shared_threads.c.network_id == network_id, shared_threads.c.name == name))
+        await self._conn.execute(shared_thread_participants.insert(),
+                                 [{"thread_id": thread_id, "participant": p} for p in sorted(set(participants))])
+
     async def close_thread(self, network_id: int, name: str) -> None:
         await self._conn.execute(
             update(shared_threads)

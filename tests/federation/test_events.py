@@ -39,6 +39,7 @@ EXAMPLES: dict[str, tuple[str | None, dict[str, Any]]] = {
     "participant.attached": (None, {"participant": "agent:bot@acme.example", "display_name": "B"}),
     "participant.detached": (None, {"participant": "agent:bot@acme.example"}),
     "thread.opened": ("t1", {"title": "T", "participants": ["person:alice@acme.example"]}),
+    "thread.joined": ("t1", {"participants": ["agent:bot@acme.example"]}),
     "thread.closed": ("t1", {}),
     "thread.silenced": ("t1", {"agents": True}),
     "message.posted": ("t1", {"body": "hi", "reply_to": EID, "mentions": ["agent:bot@acme.example"],

@@ -8,6 +8,7 @@ import pytest
 from federation.errors import RuleViolation
 from federation.event_content import CONTENT_TYPES
 from federation.events import Event, content_hash, event_id
+from federation.identifiers import ParticipantId
 from federation.rules import (
     _RULES,
     MessageRecord,
@@ -296,6 +297,26 @@ def test_reactions_need_a_live_message_of_the_thread_and_a_participant(state: Ne
 
 OPS_ACME = "operator:admin@acme.example"
 OPS_GLOBEX = "operator:admin@globex.example"
+CAROL = "person:carol@acme.example"
+
+
+def test_participants_join_an_open_thread_added_by_a_participant_or_an_owner_s_operator(state: NetworkState) -> None:
+    with_carol = run(state, attach(ALICE, CAROL))
+    joined = run(with_carol, event("thread.joined", BOT, thread="t1", participants=[CAROL]))
+    assert ParticipantId.parse(CAROL) in joined.threads["t1"].participants
+    run(run(state, attach(BOB, "person:bob@globex.example")), event(
+        "thread.joined", OPS_ACME, thread="t1", participants=["person:bob@globex.example"]))  # the host's operator
+    refused(with_carol, event("thread.joined", OPS_GLOBEX, thread="t1", participants=[CAROL]), "not_thread_owner")
+    outsider = run(with_carol, attach(BOB, "person:bob@globex.example"))
+    refused(outsider, event("thread.joined", "person:bob@globex.example", thread="t1", participants=[CAROL]),
+            "not_a_participant")
+    refused(with_carol, event("thread.joined", BOT, thread="t1", participants=[EVE]), "participant_not_attached")
+    refused(joined, event("thread.joined", BOT, thread="t1", participants=[CAROL]), "already_participant")
+    refused(with_carol, event("thread.joined", BOT, thread="nope", participants=[CAROL]), "unknown_thread")
+    closed = run(with_carol, event("thread.closed", ALICE, thread="t1"))
+    refused(closed, event("thread.joined", BOT, thread="t1", participants=[CAROL]), "thread_closed")
+    # The one who joined may post from here on.
+    run(joined, post(CAROL, "hello"))
 
 
 def test_operators_open_threads_without_being_attached(state: NetworkState) -> None:

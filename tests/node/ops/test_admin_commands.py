@@ -471,6 +471,7 @@ COMMANDS = {
     "POST /v1/networks/{network}/resume": "network resume n",
     "POST /v1/networks/{network}/threads": "thread open n t --title T --participant agent:ops@acme.example",
     "POST /v1/networks/{network}/threads/{thread}/close": "thread close n t",
+    "POST /v1/networks/{network}/threads/{thread}/participants": "thread add n t --participant agent:x@acme.example",
     "GET /v1/overview": "status", "GET /v1/status": "status --json",
     "GET /v1/peers": "peers", "POST /v1/peers/{server}/block": "block globex.example",
     "POST /v1/peers/{server}/unblock": "unblock globex.example",
