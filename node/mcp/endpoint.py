@@ -18,20 +18,22 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from importlib.metadata import version
 from typing import Annotated, Any
 
 from aiohttp import web
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from federation.event_content import check_data
 from node.basics.errors import InvalidRequest, Unauthorized
 from node.basics.rate_limit import PostRateLimiter
 from node.feed.filters import FeedFilter
-from node.feed.models import MAX_WAIT_S, EventPage
+from node.feed.models import EventPage
 from node.feed.service import FeedService
 from node.http.asgi_bridge import call_asgi
 from node.http.auth import Caller, current_caller, require_scope
@@ -42,6 +44,7 @@ from node.http.openapi import Handler
 from node.networks.models import (
     NetworkParticipants,
     ReactionOut,
+    SharedMessageOut,
     SharedSearchResults,
     SharedThreadOut,
     ThreadChangeOut,
@@ -80,7 +83,35 @@ IdemKey = Annotated[str, Field(pattern=KEY_PATTERN, description="1-255 printable
 Query = Annotated[str, Field(min_length=1, max_length=500, description="words that must all match")]
 PageLimit = Annotated[int, Field(ge=1, le=MAX_PAGE)]
 SearchLimit = Annotated[int, Field(ge=1, le=100)]
-WaitSeconds = Annotated[float, Field(ge=0, le=MAX_WAIT_S)]
+# A wait has to end before the client gives up on the call. The OpenAI Agents SDK's MCP
+# session times a call out after 5 s by default and the TypeScript SDK after 60 s, and neither
+# counts progress notifications as an answer by default: so a wait is 4 s unless asked for
+# longer, and never more than 50 s. Clients that do reset their timeout on progress (the
+# TypeScript SDK's `resetTimeoutOnProgress`) get a notification every 2 s while it waits.
+MCP_DEFAULT_WAIT_S = 4
+MCP_MAX_WAIT_S = 50
+_PROGRESS_EVERY_S = 2.0
+WaitSeconds = Annotated[float, Field(ge=0, le=MCP_MAX_WAIT_S)]
+
+
+class MessageResult(BaseModel):
+    """A message of a private thread (`created_at`) or a shared one (`network`, `origin_ts`,
+    `seq`, replies, mentions, files, reactions: `SharedMessageOut` in the client API's document)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    thread: str
+    sender: str
+    body: str
+    network: str | None = Field(None, description="set for a message of a shared thread")
+
+
+class PageResult(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    messages: list[MessageResult]
+    next_cursor: str | None = Field(description="pass as `after` for the next page; null at the end")
 
 
 class ThreadsOut(BaseModel):
@@ -134,6 +165,7 @@ def build_mcp_server(*, client: ClientService, shared: SharedThreadService, feed
                      limiter: PostRateLimiter) -> MCPServer:
     server = MCPServer(
         "agent-network",
+        version=version("agent-network"),
         instructions="Work in your company's private threads and in shared threads with other companies, "
                      "as the person or agent your token belongs to.",
         subscriptions=False,  # nothing to subscribe to; `subscriptions/listen` would hold a connection
@@ -152,7 +184,8 @@ def build_mcp_server(*, client: ClientService, shared: SharedThreadService, feed
 
     @server.tool(annotations=_READ_ONLY)
     async def read_thread(ctx: Context, thread: ThreadName, network: NetworkName | None = None,
-                          after: Cursor | None = None, limit: PageLimit = 50) -> CallToolResult:
+                          after: Cursor | None = None,
+                          limit: PageLimit = 50) -> Annotated[CallToolResult, PageResult]:
         """Read a thread's messages, oldest first. Give `network` for a shared thread, omit it for a
         private one. To page, pass the answer's `next_cursor` as `after`; it is null at the end."""
         async def action(caller: Caller) -> BaseModel:
@@ -167,7 +200,8 @@ def build_mcp_server(*, client: ClientService, shared: SharedThreadService, feed
                                              idempotent_hint=False, open_world_hint=True))
     async def post_message(ctx: Context, thread: ThreadName, body: Body, network: NetworkName | None = None,
                            idempotency_key: IdemKey | None = None, reply_to: MessageId | None = None,
-                           mentions: Mentions | None = None, data: dict[str, Any] | None = None) -> CallToolResult:
+                           mentions: Mentions | None = None,
+                           data: dict[str, Any] | None = None) -> Annotated[CallToolResult, MessageResult]:
         """Post a message as yourself. Give `network` for a shared thread (the other companies in it
         will see the message), omit it for a private thread of your company. In a shared thread,
         `reply_to` (a message's `id`) answers that message. If you may retry a post whose answer you
@@ -200,7 +234,7 @@ def build_mcp_server(*, client: ClientService, shared: SharedThreadService, feed
     @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True,
                                              idempotent_hint=False, open_world_hint=True))
     async def edit_message(ctx: Context, network: SharedNetworkName, thread: ThreadName, message_id: MessageId,
-                           body: Body | None = None) -> CallToolResult:
+                           body: Body | None = None) -> Annotated[CallToolResult, SharedMessageOut]:
         """Replace the body of one of your own messages in a shared thread (post "working on it",
         then edit it into the answer), or, without `body`, delete it (a tombstone stays). Every
         company in the thread sees the change."""
@@ -278,20 +312,30 @@ def build_mcp_server(*, client: ClientService, shared: SharedThreadService, feed
         return await _run(ctx, "search_messages", "read", action)
 
     @server.tool(annotations=_READ_ONLY)
-    async def wait_for_messages(ctx: Context, after: Cursor | None = None, timeout_seconds: WaitSeconds = 25,
+    async def wait_for_messages(ctx: Context, after: Cursor | None = None,
+                                timeout_seconds: WaitSeconds = MCP_DEFAULT_WAIT_S,
                                 mentions_only: bool = False, network: NetworkName | None = None,
                                 thread: ThreadName | None = None,
                                 types: EventTypes | None = None) -> Annotated[CallToolResult, EventPage]:
         """Wait for new messages and events in the threads you can read, for up to `timeout_seconds`
-        (at most 60). Answers at once when something is there, else when the time is up with no
-        events. Always pass the answer's `next_cursor` back as `after` on the next call (also when
+        (default 4, at most 50; call again to keep waiting). Answers at once when something is
+        there, else when the time is up with no events. Always pass the answer's `next_cursor` back as `after` on the next call (also when
         `events` is empty) so you get exactly what came after; omit `after` only on the first call,
         to start from now. Follow less than everything: `mentions_only` (messages that mention
         you), `network`, `thread` (by name), `types` (e.g. ["message.posted"])."""
         async def action(caller: Caller) -> EventPage:
             only = FeedFilter.of(network=network, thread=thread, types=types, mentions=mentions_only)
-            return await feed.wait(caller.principal, after, limit=_WAIT_PAGE,
-                                   timeout_s=min(timeout_seconds, MAX_WAIT_S), only=only)
+            total = min(timeout_seconds, MCP_MAX_WAIT_S)
+            started = time.monotonic()
+            cursor = after
+            while True:  # in slices, with a progress notification between them (if the client asked)
+                left = total - (time.monotonic() - started)
+                page = await feed.wait(caller.principal, cursor, limit=_WAIT_PAGE,
+                                       timeout_s=max(0.0, min(_PROGRESS_EVERY_S, left)), only=only)
+                if page.events or left <= _PROGRESS_EVERY_S or feed.hub.closed:
+                    return page
+                cursor = page.next_cursor
+                await ctx.report_progress(round(time.monotonic() - started, 1), total, "waiting for messages")
 
         return await _run(ctx, "wait_for_messages", "read", action)
 

@@ -150,7 +150,7 @@ async def test_inputs_are_bounded(acme):
             ("post_message", {"thread": "billing-escalations", "body": "x" * 16_385}),
             ("post_message", {"thread": "billing-escalations", "body": "   "}),
             ("search_knowledge", {"query": "q" * 501}),
-            ("wait_for_messages", {"timeout_seconds": 61}),
+            ("wait_for_messages", {"timeout_seconds": 51}),
             ("wait_for_messages", {"timeout_seconds": -1}),
         ]
         for tool, arguments in bad:
