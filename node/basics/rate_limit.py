@@ -30,6 +30,7 @@ class TokenBuckets:
             raise ValueError("a rate must be positive and its burst at least 1")
         self._rate = rate_per_s
         self._burst = float(burst)
+        self.rate, self.burst = self._rate, self._burst
         self._now = monotonic
         self._buckets: OrderedDict[Hashable, tuple[float, float]] = OrderedDict()  # key -> (tokens, at)
 
@@ -48,6 +49,12 @@ class TokenBuckets:
         while len(self._buckets) > _MAX_BUCKETS:
             self._buckets.popitem(last=False)
         return 0.0
+
+    def level(self, key: Hashable) -> float:
+        """What `key` could spend now, without spending it."""
+        now = self._now()
+        tokens, at = self._buckets.get(key, (self._burst, now))
+        return min(self._burst, tokens + (now - at) * self._rate)
 
     def give_back(self, key: Hashable, cost: float) -> None:
         """Undo a `take` whose work was refused by a later check."""
@@ -72,6 +79,15 @@ class PostRateLimiter:
         wait = self._buckets.take(token_id)
         if wait:
             raise _refuse(self._describe, wait)
+
+    def headers(self, token_id: int) -> dict[str, str]:
+        """The caller's standing as the `RateLimit-*` headers say it (draft-ietf-httpapi-ratelimit-
+        headers): the burst, the posts it may make now, and the seconds until its bucket is full."""
+        level = self._buckets.level(token_id)
+        burst, rate = self._buckets.burst, self._buckets.rate
+        return {"RateLimit-Limit": str(int(burst)), "RateLimit-Remaining": str(int(level)),
+                "RateLimit-Reset": str(math.ceil((burst - level) / rate)),
+                "RateLimit-Policy": f"{int(burst)};w={math.ceil(burst / rate)}"}
 
 
 class PeerRateLimiter:

@@ -23,6 +23,7 @@ __all__ = [
     "admin_authenticator",
     "auth_middleware",
     "authenticate_digest",
+    "caller_or_none",
     "current_admin",
     "current_caller",
     "current_operator",
@@ -183,6 +184,12 @@ def current_caller(request: web.Request) -> Caller:
     identity = request[_IDENTITY]
     assert isinstance(identity, Caller), "a client route behind the principal authenticator"
     return identity
+
+
+def caller_or_none(request: web.Request) -> Caller | None:
+    """The client caller, if the request was authenticated as one (signals, logging)."""
+    identity = request.get(_IDENTITY)
+    return identity if isinstance(identity, Caller) else None
 
 
 def current_principal(request: web.Request) -> Principal:

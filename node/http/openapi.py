@@ -20,11 +20,12 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from node.http.fields import form
 from node.http.io import read_path
 from node.http.path_parameters import path_model, path_parameter_schema
 
-__all__ = ["Endpoint", "ErrorBody", "Handler", "Header", "InvalidRequestBody", "add_endpoints", "error_statuses",
-           "openapi_document"]
+__all__ = ["RATE_LIMIT_HEADERS", "Endpoint", "ErrorBody", "Handler", "Header", "InvalidRequestBody", "add_endpoints",
+           "error_statuses", "openapi_document", "operation_id"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _PATH_PARAM = re.compile(r"{(\w+)}")
@@ -64,6 +65,14 @@ class Header:
 
 
 RETRY_AFTER = Header("Retry-After", "seconds to wait before trying again", r"^[0-9]+$", required=True)
+# The caller's post budget, on every answer to a token (node.basics.rate_limit.PostRateLimiter).
+RATE_LIMIT_HEADERS = (
+    Header("RateLimit-Limit", "posts the token may make at once (its burst)", r"^[0-9]+$"),
+    Header("RateLimit-Remaining", "posts it may make now", r"^[0-9]+$"),
+    Header("RateLimit-Reset", "seconds until its budget is full again", r"^[0-9]+$"),
+    Header("RateLimit-Policy", "the burst and the window it refills in, e.g. 30;w=3",
+           form(r"^[0-9]+;w=[0-9]+$", "a burst and a window in seconds, e.g. 30;w=3")),
+)
 
 _ERRORS = {
     400: "Malformed JSON (`malformed_json`)",
@@ -99,6 +108,7 @@ class Endpoint:
     media_type: str = "application/json"  # of the success answer
     body_required: bool = True
     raw_body: str | None = None  # media type of a body that is not JSON (a file upload)
+    operation_id: str | None = None  # default: the method and the path, e.g. get_networks_network
 
     @property
     def path_parameters(self) -> tuple[str, ...]:
@@ -143,7 +153,24 @@ def _checking_path(endpoint: Endpoint) -> Handler:
     return checked
 
 
-def openapi_document(title: str, version: str, endpoints: Sequence[Endpoint]) -> dict:
+def operation_id(e: Endpoint) -> str:
+    """The endpoint's `operationId`: its own, else the method and the path's words."""
+    if e.operation_id is not None:
+        return e.operation_id
+    words = [w.strip("{}").replace("-", "_") for w in e.path.split("/") if w and w != "v1"]
+    return "_".join([e.method.lower(), *words])
+
+
+def _tag(path: str) -> str:
+    """The part of the API an endpoint belongs to: the path's first word after /v1."""
+    words = [w for w in path.split("/") if w and w != "v1"]
+    return words[0] if words and not words[0].startswith("{") else "node"
+
+
+def openapi_document(title: str, version: str, endpoints: Sequence[Endpoint], *,
+                     every_answer_headers: Sequence[Header] = ()) -> dict:
+    """`every_answer_headers`: headers each answer to an authenticated request carries (the
+    client listener's rate-limit headers)."""
     models = {ErrorBody, InvalidRequestBody}
     for e in endpoints:
         models.update(m for m in (e.body, e.response) if m is not None)
@@ -155,7 +182,8 @@ def openapi_document(title: str, version: str, endpoints: Sequence[Endpoint]) ->
 
     paths: dict[str, dict] = {}
     for e in endpoints:
-        operation: dict = {"summary": e.summary, "parameters": _parameters(e)}
+        operation: dict = {"operationId": operation_id(e), "tags": [_tag(e.path)], "summary": e.summary,
+                           "parameters": _parameters(e)}
         if e.scope is not None:
             operation["description"] = f"Requires a token with the `{e.scope}` scope."
             operation["x-required-scope"] = e.scope
@@ -173,21 +201,28 @@ def openapi_document(title: str, version: str, endpoints: Sequence[Endpoint]) ->
             ok["content"] = {e.media_type: {"schema": ref_of[e.response]}}
         elif e.media_type != "application/json":
             ok["content"] = {e.media_type: {"schema": {"type": "string"}}}
-        if e.response_headers:
-            ok["headers"] = _headers(e.response_headers)
+        always = () if e.public else tuple(every_answer_headers)
+        if e.response_headers or always:
+            ok["headers"] = _headers((*e.response_headers, *always))
         operation["responses"] = {str(e.status): ok}
         for status in error_statuses(e):
             body = InvalidRequestBody if status == 422 else ErrorBody
             answer = {"description": _ERRORS[status], "content": {"application/json": {"schema": ref_of[body]}}}
-            if status == 429:
-                answer["headers"] = _headers((RETRY_AFTER,))
+            headers = (*((RETRY_AFTER,) if status == 429 else ()), *always)
+            if headers:
+                answer["headers"] = _headers(headers)
             operation["responses"][str(status)] = answer
         if not e.public:
             operation["security"] = [{"bearer": []}]
         paths.setdefault(e.path, {})[e.method.lower()] = operation
+    ids = [operation_id(e) for e in endpoints]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise ValueError(f"operationId used twice: {repeated}")
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version},
+        "servers": [{"url": "/", "description": "this listener, wherever the document was fetched from"}],
         "paths": paths,
         "components": {
             "schemas": defs.get("$defs", {}),

@@ -47,9 +47,10 @@ async def read_post(request: web.Request, model: type[M], limiter: PostRateLimit
 
 
 def post_endpoint(path: str, handler: Handler, summary: str, *, body: type[BaseModel],
-                  response: type[BaseModel], errors: tuple[int, ...] = ()) -> Endpoint:
+                  response: type[BaseModel], errors: tuple[int, ...] = (), operation_id: str | None = None) -> Endpoint:
     return Endpoint("POST", path, handler, summary, body=body, response=response, status=201, scope="post",
-                    headers=(IDEMPOTENCY_KEY,), response_headers=(REPLAYED,), rate_limited=True, errors=errors)
+                    headers=(IDEMPOTENCY_KEY,), response_headers=(REPLAYED,), rate_limited=True, errors=errors,
+                    operation_id=operation_id)
 
 
 def respond_posted(posted: Posted) -> web.Response:

@@ -16,13 +16,14 @@ from node.basics.rate_limit import PostRateLimiter
 from node.http.auth import (
     admin_authenticator,
     auth_middleware,
+    caller_or_none,
     current_caller,
     current_operator,
     principal_authenticator,
     require_scope,
 )
 from node.http.errors import error_middleware
-from node.http.openapi import Endpoint, Handler, add_endpoints, openapi_document
+from node.http.openapi import RATE_LIMIT_HEADERS, Endpoint, Handler, add_endpoints, openapi_document
 from node.http.roles import area_of, permits
 from node.workspace.admin_api import admin_endpoints
 from node.workspace.admin_service import AdminService
@@ -41,6 +42,7 @@ _OPENAPI_PATH = "/openapi.json"
 
 def _app(title: str, endpoints: Sequence[Endpoint], authenticate, max_body_bytes: int, *,
          listener: str) -> web.Application:
+    every_answer = RATE_LIMIT_HEADERS if listener == "client" else ()
     app = web.Application(
         client_max_size=max_body_bytes,
         middlewares=[error_middleware,
@@ -52,7 +54,8 @@ def _app(title: str, endpoints: Sequence[Endpoint], authenticate, max_body_bytes
 
     async def openapi(_request: web.Request) -> web.Response:
         if not document:
-            document.append(openapi_document(title, version("agent-network"), endpoints))
+            document.append(openapi_document(title, version("agent-network"), endpoints,
+                                             every_answer_headers=every_answer))
         return web.json_response(document[0])
 
     app.router.add_get(_OPENAPI_PATH, openapi)
@@ -104,4 +107,13 @@ def build_client_app(storage, clock: Clock, directory: Directory, *, service: Cl
     """`tokens_version` turns on the token cache (`node.http.auth.principal_authenticator`)."""
     endpoints = [*client_endpoints(service, directory, limiter), *extra]
     authenticate = principal_authenticator(storage, clock, tokens_version=tokens_version)
-    return _app("Agent Network client API", endpoints, authenticate, max_body_bytes, listener="client")
+    app = _app("Agent Network client API", endpoints, authenticate, max_body_bytes, listener="client")
+
+    async def rate_limit_headers(request: web.Request, response: web.StreamResponse) -> None:
+        """Every answer to a token says where its post budget stands (the stream's too)."""
+        caller = caller_or_none(request)
+        if caller is not None:
+            response.headers.update(limiter.headers(caller.token_id))
+
+    app.on_response_prepare.append(rate_limit_headers)
+    return app

@@ -133,36 +133,36 @@ def shared_thread_endpoints(service: SharedThreadService, limiter: PostRateLimit
     t = "/v1/networks/{network}/threads/{thread}/messages"
     return [
         Endpoint("GET", "/v1/shared-threads", threads, "Shared threads the caller takes part in",
-                 response=SharedThreadList, scope="read"),
+                 response=SharedThreadList, scope="read", operation_id="list_shared_threads"),
         Endpoint("GET", "/v1/networks/{network}/participants", participants, "Who takes part in a network the caller "
                  "is attached to: display names, agent or person, and companies", response=NetworkParticipants,
-                 scope="read"),
+                 scope="read", operation_id="list_network_participants"),
         Endpoint("POST", "/v1/networks/{network}/threads", open_thread, "Open a shared thread with the caller among "
                  "its participants (each other company's node applies its own consent policy)",
                  body=OpenThreadAsParticipant, response=ThreadChangeOut, status=201, scope="threads",
-                 rate_limited=True, errors=(403, 409)),
+                 rate_limited=True, errors=(403, 409), operation_id="open_shared_thread"),
         Endpoint("POST", "/v1/networks/{network}/threads/{thread}/participants", add_participants, "Add participants "
                  "to a shared thread the caller takes part in", body=AddParticipants, response=ThreadChangeOut,
-                 status=201, scope="threads", rate_limited=True, errors=(403, 409)),
+                 status=201, scope="threads", rate_limited=True, errors=(403, 409), operation_id="add_thread_participants"),
         Endpoint("GET", "/v1/shared-threads/search", search, "Search the messages of the shared threads the caller "
                  "takes part in (this node's copy; every word must match), newest first", query=SharedSearchQuery,
-                 response=SharedSearchResults, scope="read"),
+                 response=SharedSearchResults, scope="read", operation_id="search_shared_threads"),
         Endpoint("GET", t, read, "Read a shared thread in the host's order (forwards from `after`, or backwards "
-                 "with `before`); pending posts last", query=SharedPageQuery, response=SharedMessagePage, scope="read"),
+                 "with `before`); pending posts last", query=SharedPageQuery, response=SharedMessagePage, scope="read", operation_id="read_shared_thread"),
         post_endpoint(t, post, "Post in a shared thread (Idempotency-Key header: a retry is stored once)",
-                      body=PostSharedMessage, response=SharedMessageOut),
+                      body=PostSharedMessage, response=SharedMessageOut, operation_id="post_shared_message"),
         Endpoint("PATCH", t + "/{event}", edit, "Edit one of the caller's own messages (every member sees the edit)",
                  body=EditSharedMessage, response=SharedMessageOut, scope="post", errors=(403, 404, 429),
-                 rate_limited=True),
+                 rate_limited=True, operation_id="edit_shared_message"),
         Endpoint("DELETE", t + "/{event}", delete, "Delete one of the caller's own messages (a tombstone stays)",
-                 response=SharedMessageOut, scope="post", errors=(403, 404, 429), rate_limited=True),
+                 response=SharedMessageOut, scope="post", errors=(403, 404, 429), rate_limited=True, operation_id="delete_shared_message"),
         Endpoint("POST", t + "/{event}/reactions", react, "React to a message (\"seen\", \"working\"), or take the "
                  "reaction back with `removed`", body=React, response=ReactionOut, status=201, scope="post",
-                 rate_limited=True),
+                 rate_limited=True, operation_id="react_to_message"),
         Endpoint("POST", "/v1/files", upload, f"Upload a file (the raw bytes, with its Content-Type and ?name=; at "
                  f"most {MAX_FILE_BYTES} bytes) to attach to a post in a shared thread", query=UploadQuery,
-                 raw_body="application/octet-stream", response=FileOut, status=201, scope="post", rate_limited=True, errors=(403,)),
+                 raw_body="application/octet-stream", response=FileOut, status=201, scope="post", rate_limited=True, errors=(403,), operation_id="upload_file"),
         Endpoint("GET", t + "/{event}/files/{position}", download, "Download a file of a message (fetched from its "
                  "author's node the first time, and checked against what that node signed)",
-                 media_type="application/octet-stream", scope="read", errors=(403, 404, 410, 502, 503)),
+                 media_type="application/octet-stream", scope="read", errors=(403, 404, 410, 502, 503), operation_id="download_file"),
     ]

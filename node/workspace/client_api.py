@@ -51,15 +51,16 @@ def client_endpoints(service: ClientService, directory: Directory, limiter: Post
         return respond(await service.search_knowledge(current_principal(request), query.q, limit=query.limit))
 
     return [
-        Endpoint("GET", "/v1/whoami", whoami, "Who the token belongs to", response=PrincipalOut),
+        Endpoint("GET", "/v1/whoami", whoami, "Who the token belongs to", response=PrincipalOut,
+                 operation_id="whoami"),
         Endpoint("GET", "/v1/threads", threads, "Private threads the caller belongs to", response=ThreadList,
-                 scope="read"),
+                 scope="read", operation_id="list_private_threads"),
         Endpoint("GET", "/v1/threads/{name}/messages", read,
                  "Read a thread, oldest first, with cursor pagination", query=PageQuery, response=MessagePage,
-                 scope="read"),
+                 scope="read", operation_id="read_private_thread"),
         post_endpoint("/v1/threads/{name}/messages", post,
                       "Post in a thread (Idempotency-Key header: a retry is stored once)",
-                      body=PostMessage, response=MessageOut),
+                      body=PostMessage, response=MessageOut, operation_id="post_private_message"),
         Endpoint("GET", "/v1/knowledge/search", search, "Search the knowledge the caller may read",
-                 query=SearchQuery, response=KnowledgeResults, scope="knowledge:read"),
+                 query=SearchQuery, response=KnowledgeResults, scope="knowledge:read", operation_id="search_knowledge"),
     ]

@@ -5,8 +5,8 @@ a live connection in `config.attributes["connection"]`; there is no alembic.ini 
 from alembic import context
 
 from storage.network.tables import NETWORK_METADATA
-from storage.private.knowledge import is_search_object
 from storage.private.tables import PRIVATE_METADATA
+from storage.search import is_search_object
 
 target_metadata = [PRIVATE_METADATA, NETWORK_METADATA]
 

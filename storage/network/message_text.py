@@ -21,7 +21,7 @@ from storage.network.tables import (
     shared_threads,
     thread_consents,
 )
-from storage.private.knowledge import search_words
+from storage.search import search_words, sqlite_match
 
 __all__ = ["MessageHit", "MessageTextRepository"]
 
@@ -74,7 +74,7 @@ class MessageTextRepository:
         if network is not None:
             stmt = stmt.where(networks.c.name == network)
         if self._conn.dialect.name == "sqlite":
-            match = " ".join('"' + w.replace('"', '""') + '"' for w in words)
+            match = sqlite_match(words)
             stmt = stmt.where(t.c.id.in_(select(text("rowid")).select_from(text("shared_message_fts")).where(
                 text("shared_message_fts MATCH :match")))).params(match=match)
         else:

@@ -7,7 +7,6 @@ words before it reaches either engine, so query syntax in it is never interprete
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from sqlalchemy import delete, exists, func, or_, select, text
@@ -16,13 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from storage.errors import NotFound
 from storage.private.tables import knowledge_items, knowledge_readers
 from storage.results import inserted_id
+from storage.search import search_words, sqlite_match
 
-__all__ = ["KnowledgeItem", "KnowledgeRepository", "is_search_object", "search_words"]
-
-# More words than this adds nothing to a search and only costs the engine time.
-_MAX_QUERY_WORDS = 16
-_WORD = re.compile(r"\w+", re.UNICODE)
-
+__all__ = ["KnowledgeItem", "KnowledgeRepository"]
 
 @dataclass(frozen=True, slots=True)
 class KnowledgeItem:
@@ -32,17 +27,6 @@ class KnowledgeItem:
     restricted: bool
     reader_ids: tuple[int, ...]
     created_at: int
-
-
-def is_search_object(name: str | None) -> bool:
-    """The search indexes (knowledge; shared messages, `storage.network.message_text`) are made
-    by hand in the migrations, outside the declared metadata."""
-    return name is not None and (name.startswith(("knowledge_fts", "shared_message_fts"))
-                                 or name in ("ix_knowledge_items_search", "ix_shared_message_text_search"))
-
-
-def search_words(query: str) -> list[str]:
-    return [w.lower() for w in _WORD.findall(query)][:_MAX_QUERY_WORDS]
 
 
 class KnowledgeRepository:
@@ -105,7 +89,7 @@ class KnowledgeRepository:
             return []
         stmt = select(knowledge_items)
         if self._conn.dialect.name == "sqlite":
-            match = " ".join('"' + w.replace('"', '""') + '"' for w in words)
+            match = sqlite_match(words)
             stmt = stmt.where(
                 knowledge_items.c.id.in_(
                     select(text("rowid")).select_from(text("knowledge_fts")).where(

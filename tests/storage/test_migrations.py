@@ -7,8 +7,8 @@ from storage.engine import create_engine
 from storage.errors import StorageConfigError
 from storage.migrations_runner import HEAD_REVISION, current_revision, ensure_schema, head_revision
 from storage.network.tables import NETWORK_METADATA
-from storage.private.knowledge import is_search_object
 from storage.private.tables import PRIVATE_METADATA
+from storage.search import is_search_object
 
 
 async def test_fresh_database_refuses_without_auto_migrate(database_url):
