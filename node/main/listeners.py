@@ -25,6 +25,7 @@ from node.http.auth import (
 from node.http.errors import error_middleware
 from node.http.openapi import RATE_LIMIT_HEADERS, Endpoint, Handler, add_endpoints, openapi_document
 from node.http.roles import area_of, permits
+from node.mcp.resource_metadata import challenge, resource_metadata_endpoints
 from node.workspace.admin_api import admin_endpoints
 from node.workspace.admin_service import AdminService
 from node.workspace.client_api import client_endpoints
@@ -105,15 +106,18 @@ def build_client_app(storage, clock: Clock, directory: Directory, *, service: Cl
                      max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
                      tokens_version: Callable[[], int] | None = None) -> web.Application:
     """`tokens_version` turns on the token cache (`node.http.auth.principal_authenticator`)."""
-    endpoints = [*client_endpoints(service, directory, limiter), *extra]
+    endpoints = [*client_endpoints(service, directory, limiter), *resource_metadata_endpoints(), *extra]
     authenticate = principal_authenticator(storage, clock, tokens_version=tokens_version)
     app = _app("Agent Network client API", endpoints, authenticate, max_body_bytes, listener="client")
 
     async def rate_limit_headers(request: web.Request, response: web.StreamResponse) -> None:
-        """Every answer to a token says where its post budget stands (the stream's too)."""
+        """Every answer to a token says where its post budget stands (the stream's too); a 401
+        says where to learn how to get one (RFC 9728: what remote MCP hosts look for)."""
         caller = caller_or_none(request)
         if caller is not None:
             response.headers.update(limiter.headers(caller.token_id))
+        elif response.status == 401:
+            response.headers["WWW-Authenticate"] = challenge(request)
 
     app.on_response_prepare.append(rate_limit_headers)
     return app

@@ -306,3 +306,20 @@ async def test_shared_threads_across_two_companies(tmp_path):
     finally:
         await globex.stop()
         await acme.stop()
+
+
+async def test_a_remote_host_learns_from_the_401_where_the_resource_metadata_is(acme):
+    base = f"http://127.0.0.1:{acme.ports['client']}"
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{base}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"}) as refused:
+            assert refused.status == 401
+            challenge = refused.headers["WWW-Authenticate"]
+        assert challenge == (f'Bearer realm="agentnet", resource_metadata="{base}/.well-known/'
+                             'oauth-protected-resource/mcp"')
+        url = challenge.split('resource_metadata="')[1].rstrip('"')
+        async with http.get(url) as found:
+            metadata = await found.json()
+        assert metadata["resource"] == f"{base}/mcp" and metadata["bearer_methods_supported"] == ["header"]
+        assert "read" in metadata["scopes_supported"] and metadata["authorization_servers"] == []
+        async with http.get(f"{base}/v1/whoami", headers={"Authorization": "Bearer nope"}) as wrong:
+            assert wrong.status == 401 and "resource_metadata" in wrong.headers["WWW-Authenticate"]
