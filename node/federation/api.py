@@ -50,6 +50,7 @@ from node.basics.errors import (
 )
 from node.basics.limits import FederationLimits
 from node.basics.rate_limit import PeerRateLimiter
+from node.federation.activity import ActivityMessage, ActivityRelay
 from node.federation.catch_up import CATCH_UP_PAGE, CatchUpWorker
 from node.federation.delivery import DeliveryWorker
 from node.federation.engine import FederationEngine
@@ -179,7 +180,7 @@ class _KeyBody(BaseModel):
 
 def build_federation_app(*, storage: NetworkStore, engine: FederationEngine, peering: PeeringReceiver,
                          delivery: DeliveryWorker, catch_up: CatchUpWorker, refresher: KeyRefresher,
-                         halts: HaltKeeper, clock: Clock, files: FileExchange,
+                         halts: HaltKeeper, clock: Clock, files: FileExchange, activity: ActivityRelay,
                          limits: FederationLimits = FederationLimits(),
                          on_event: Callable[[str], None] = lambda result: None) -> web.Application:
     """`on_event` hears how each pushed event settled: accepted, duplicate or refused (metrics)."""
@@ -257,6 +258,11 @@ def build_federation_app(*, storage: NetworkStore, engine: FederationEngine, pee
         attachment, data = await files.serve(request[_ORIGIN], m["network"], m["event_id"], int(m["position"]))
         return web.Response(body=data, content_type=attachment.content_type)
 
+    async def activity_changed(request: web.Request) -> web.Response:
+        message = await _body(request, ActivityMessage)
+        await activity.received(request[_ORIGIN], request.match_info["network"], message)
+        return web.json_response({})
+
     app = web.Application(client_max_size=MAX_FEDERATION_BODY_BYTES, middlewares=[
         error_middleware, _auth_middleware(storage, server, clock, refresher, limiter),
     ])
@@ -269,6 +275,7 @@ def build_federation_app(*, storage: NetworkStore, engine: FederationEngine, pee
     app.router.add_get(f"{p}/networks/{{network}}/events", events, name="peer:events")
     app.router.add_get(f"{p}/servers/{{server}}/keys", relay_keys, name="peer:relay-keys")
     app.router.add_get(f"{p}/networks/{{network}}/files/{{event_id}}/{{position}}", file, name="peer:file")
+    app.router.add_post(f"{p}/networks/{{network}}/activity", activity_changed, name="peer:activity")
     app.router.add_post(f"{p}/ping", ping, name="peer:ping")
     return app
 

@@ -16,6 +16,7 @@ from federation.keys import SigningKey
 from node.basics.clock import Clock
 from node.basics.limits import ClientLimits, FederationLimits, WebhookLimits
 from node.basics.rate_limit import PostRateLimiter
+from node.federation.activity import ActivityBoard, ActivityRelay
 from node.federation.api import build_federation_app
 from node.federation.catch_up import CatchUpWorker
 from node.federation.chain_state import StateCache
@@ -109,8 +110,9 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
     retention = RetentionService(storage, clock)
     networks = NetworkService(storage, engine, delivery, directory, clock, catch_up, guard)
     exchange = FileExchange(storage, client, server=server_name, clock=clock)
+    activity = ActivityRelay(storage, client, ActivityBoard(), server=server_name)
     shared = SharedThreadService(storage, engine, directory, clock, guard,
-                                 SharedFileService(storage, exchange, guard, clock))
+                                 SharedFileService(storage, exchange, guard, clock), activity)
     hub = FeedHub()
     storage.on_feed_commit(hub.notify)
     feed = FeedService(storage, clock, directory, hub, poll_interval_s=limits.feed_poll_s)
@@ -150,7 +152,7 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
         client_app=client_app,
         federation_app=build_federation_app(storage=storage, engine=engine, peering=peering, delivery=delivery,
                                             catch_up=catch_up, refresher=refresher, halts=halts, clock=clock,
-                                            files=exchange, limits=federation_limits,
+                                            files=exchange, activity=activity, limits=federation_limits,
                                             on_event=metrics.event_received),
         metrics=metrics, workers=workers,
     )

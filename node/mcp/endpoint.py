@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from importlib.metadata import version
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
 from mcp.server.mcpserver import Context, MCPServer
@@ -42,6 +42,7 @@ from node.http.fields import MAX_BODY_CHARS, MAX_PAGE
 from node.http.idempotency import KEY_PATTERN, bind_key
 from node.http.openapi import Handler
 from node.networks.models import (
+    ActivityList,
     NetworkParticipants,
     ReactionOut,
     SharedMessageOut,
@@ -256,6 +257,21 @@ def build_mcp_server(*, client: ClientService, shared: SharedThreadService, feed
             return await shared.react(caller.principal, network, thread, message_id, reaction, removed=removed)
 
         return await _run(ctx, "react", "post", action)
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False,
+                                             idempotent_hint=True, open_world_hint=True))
+    async def set_activity(ctx: Context, network: SharedNetworkName, thread: ThreadName,
+                           state: Literal["typing", "working", "idle"],
+                           ttl_seconds: Annotated[int, Field(ge=1, le=60)] = 30) -> Annotated[CallToolResult,
+                                                                                              ActivityList]:
+        """Show the others in a shared thread that you are working on something ("working") or
+        writing ("typing"), for `ttl_seconds` unless you set it again; "idle" clears it. It is
+        not part of the history. The answer lists who is active there now."""
+        async def action(caller: Caller) -> ActivityList:
+            limiter.check(caller.token_id)
+            return await shared.set_activity(caller.principal, network, thread, state, ttl_seconds)
+
+        return await _run(ctx, "set_activity", "post", action)
 
     @server.tool(annotations=_READ_ONLY)
     async def search_knowledge(ctx: Context, query: Query,

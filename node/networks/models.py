@@ -25,6 +25,8 @@ from node.http.fields import (
 )
 
 __all__ = [
+    "ActivityList",
+    "ActivityOut",
     "AddParticipants",
     "AlertList",
     "AlertOut",
@@ -52,6 +54,7 @@ __all__ = [
     "ReactionOut",
     "RefusalOut",
     "SeqPageQuery",
+    "SetActivity",
     "SharedMessageOut",
     "SharedMessagePage",
     "SharedPageQuery",
@@ -177,6 +180,21 @@ class ThreadChangeOut(BaseModel):
     thread: str
     status: str = Field(description="pending (waiting for the host) or sequenced")
     participants: list[str] = Field(description="the participants it opened the thread with, or added")
+
+
+class SetActivity(Request):
+    state: Literal["typing", "working", "idle"] = Field(description="idle clears it")
+    ttl_s: int = Field(30, ge=1, le=60, description="seconds it lasts unless set again")
+
+
+class ActivityOut(BaseModel):
+    participant: str
+    state: Literal["typing", "working"]
+    expires_in_s: float
+
+
+class ActivityList(BaseModel):
+    items: list[ActivityOut] = Field(description="who is typing or working in the thread now (not in the history)")
 
 
 class SharedSearchQuery(QueryModel):

@@ -16,6 +16,7 @@ from node.http.io import read_body, read_query, read_raw, respond
 from node.http.openapi import Endpoint
 from node.http.posting import post_endpoint, read_post, respond_posted
 from node.networks.models import (
+    ActivityList,
     AddParticipants,
     EditSharedMessage,
     FileOut,
@@ -24,6 +25,7 @@ from node.networks.models import (
     PostSharedMessage,
     React,
     ReactionOut,
+    SetActivity,
     SharedMessageOut,
     SharedMessagePage,
     SharedPageQuery,
@@ -117,6 +119,17 @@ def shared_thread_endpoints(service: SharedThreadService, limiter: PostRateLimit
         return respond(await service.add_participants(current_principal(request), m["network"], m["thread"],
                                                       req.participants), status=201)
 
+    async def set_activity(request: web.Request) -> web.Response:
+        limiter.check(current_caller(request).token_id)
+        req = await read_body(request, SetActivity)
+        m = request.match_info
+        return respond(await service.set_activity(current_principal(request), m["network"], m["thread"], req.state,
+                                                  req.ttl_s))
+
+    async def activity(request: web.Request) -> web.Response:
+        m = request.match_info
+        return respond(await service.activity(current_principal(request), m["network"], m["thread"]))
+
     async def search(request: web.Request) -> web.Response:
         query = read_query(request, SharedSearchQuery)
         return respond(await service.search(current_principal(request), query.q, network=query.network,
@@ -131,6 +144,7 @@ def shared_thread_endpoints(service: SharedThreadService, limiter: PostRateLimit
         return respond(out, status=201)
 
     t = "/v1/networks/{network}/threads/{thread}/messages"
+    a = "/v1/networks/{network}/threads/{thread}/activity"
     return [
         Endpoint("GET", "/v1/shared-threads", threads, "Shared threads the caller takes part in",
                  response=SharedThreadList, scope="read", operation_id="list_shared_threads"),
@@ -144,6 +158,11 @@ def shared_thread_endpoints(service: SharedThreadService, limiter: PostRateLimit
         Endpoint("POST", "/v1/networks/{network}/threads/{thread}/participants", add_participants, "Add participants "
                  "to a shared thread the caller takes part in", body=AddParticipants, response=ThreadChangeOut,
                  status=201, scope="threads", rate_limited=True, errors=(403, 409), operation_id="add_thread_participants"),
+        Endpoint("POST", a, set_activity, "Say the caller is typing or working in a thread (or idle): shown to every "
+                 "member for ttl_s seconds, never stored", body=SetActivity, response=ActivityList, scope="post",
+                 rate_limited=True, errors=(409,), operation_id="set_activity"),
+        Endpoint("GET", a, activity, "Who is typing or working in a thread now", response=ActivityList, scope="read",
+                 operation_id="get_activity"),
         Endpoint("GET", "/v1/shared-threads/search", search, "Search the messages of the shared threads the caller "
                  "takes part in (this node's copy; every word must match), newest first", query=SharedSearchQuery,
                  response=SharedSearchResults, scope="read", operation_id="search_shared_threads"),

@@ -8,6 +8,7 @@ posts come last, marked pending, with their delivery state.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -22,13 +23,16 @@ from federation.event_content import (
 )
 from federation.identifiers import ParticipantId
 from node.basics.clock import Clock
-from node.basics.errors import Forbidden, InvalidRequest, NotFoundError
+from node.basics.errors import Forbidden, InvalidRequest, NetworkFrozen, NotFoundError
+from node.federation.activity import ActivityMessage, ActivityRelay, State
 from node.federation.chain_state import stored_view
 from node.federation.engine import FederationEngine
 from node.guard.outbound import OutboundGuard
 from node.http.idempotency import IdempotencyKey, Posted, run_once
 from node.networks.files import PreparedFile, SharedFileService, thread_network_id
 from node.networks.models import (
+    ActivityList,
+    ActivityOut,
     AttachmentOut,
     NetworkParticipants,
     ParticipantInfo,
@@ -51,8 +55,9 @@ __all__ = ["SharedThreadService"]
 
 class SharedThreadService:
     def __init__(self, storage: Storage, engine: FederationEngine, directory: Directory, clock: Clock,
-                 guard: OutboundGuard, files: SharedFileService) -> None:
+                 guard: OutboundGuard, files: SharedFileService, activity: ActivityRelay) -> None:
         self._storage = storage
+        self._activity = activity
         self.files = files
         self._guard = guard
         self._clock = clock
@@ -156,6 +161,27 @@ class SharedThreadService:
                                   detail={"participants": [str(p) for p in added]})
         return ThreadChangeOut(id=accepted.event_id, network=network, thread=thread, participants=[str(p) for p in added],
                                status="pending" if accepted.seq is None else "sequenced")
+
+    async def set_activity(self, caller: Principal, network: str, thread: str, state: State, ttl_s: int) -> ActivityList:
+        """The caller is typing, working, or neither (`idle`) in a thread it takes part in: shown
+        to every member for `ttl_s` seconds, never stored."""
+        me = self._directory.participant_id(caller)
+        async with self._storage.network_transaction(read_only=True) as tx:
+            await thread_network_id(tx, me, network, thread)
+            record = await tx.networks.get(network)
+        if record.frozen_at is not None:
+            raise NetworkFrozen(f"{network} is frozen by this company's operators")
+        await self._activity.local(network, ActivityMessage(thread=thread, participant=me, state=state, ttl_s=ttl_s))
+        return await self.activity(caller, network, thread)
+
+    async def activity(self, caller: Principal, network: str, thread: str) -> ActivityList:
+        me = self._directory.participant_id(caller)
+        async with self._storage.network_transaction(read_only=True) as tx:
+            await thread_network_id(tx, me, network, thread)
+        now = time.monotonic()
+        return ActivityList(items=[ActivityOut(participant=a.participant, state=cast(Any, a.state),
+                                               expires_in_s=round(a.expires_at - now, 1))
+                                   for a in self._activity.board.current(network, thread)])
 
     async def search(self, caller: Principal, query: str, *, network: str | None, limit: int) -> SharedSearchResults:
         """Messages of the shared threads the caller takes part in that hold every word of `query`,

@@ -9,6 +9,7 @@ million integers held the event loop for seconds).
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import pytest
@@ -276,3 +277,17 @@ async def test_a_rogue_member_cannot_mention_someone_outside_the_thread(world: W
     assert (result["status"], result["reason"]) == (403, "mention_not_participant")
     assert not await stored(world.acme, event_id(post))
     assert (await event_count(world.acme), await head(world.acme, NETWORK)) == before
+
+
+async def test_a_member_cannot_show_another_company_s_participant_as_active(world: World):
+    await rogue_joins_rollout(world)
+    path = f"/networks/{NETWORK}/activity"
+    forged = json.dumps({"thread": THREAD, "participant": f"agent:delivery@{GLOBEX}", "state": "typing"}).encode()
+    answer = await world.rogue.send(world.acme, "POST", path, forged)
+    assert (answer.status, answer.code) == (403, "not_a_peer")
+    own = json.dumps({"thread": THREAD, "participant": MOLE, "state": "typing"}).encode()  # not in the thread
+    assert (await world.rogue.send(world.acme, "POST", path, own)).status == 200
+    shown = await world.acme.client(world.tokens["ops"], "GET", f"/v1/networks/{NETWORK}/threads/{THREAD}/activity")
+    assert shown["items"] == []
+    malformed = await world.rogue.send(world.acme, "POST", path, b'{"thread": "x", "state": "typing"}')
+    assert malformed.status == 422

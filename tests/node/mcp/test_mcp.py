@@ -22,7 +22,7 @@ from tests.node.networks.test_seed_scenario import ACME, GLOBEX, NETWORK, THREAD
 from tests.tls_fixtures import TestCertificateAuthority
 
 TOOLS = {"list_threads", "read_thread", "post_message", "edit_message", "react", "search_knowledge", "search_messages",
-         "list_participants", "open_thread", "add_participants",
+         "list_participants", "open_thread", "add_participants", "set_activity",
          "wait_for_messages"}
 
 
