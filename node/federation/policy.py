@@ -50,6 +50,7 @@ __all__ = [
 ]
 
 NODE_SCOPE = "node"
+_HANDLE = r"^[a-z0-9][a-z0-9._-]{0,63}$"  # node.http.fields.Handle
 # "type/subtype" or "type/*", as the protocol writes media types (federation.event_content).
 _MEDIA_RANGE = form(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,62}/(\*|[a-z0-9][a-z0-9!#$&^_.+-]{0,62})$",
                     "a media type in lower case, or a type with /* (e.g. application/pdf or image/*)")
@@ -80,6 +81,10 @@ class NodePolicy(BaseModel):
         default_factory=list, max_length=MAX_AUTO_ACCEPT,
         description="servers whose invites are always refused (other traffic is not blocked: `agentnet block` does "
                     "that)")
+    a2a_agents: list[Annotated[str, Field(pattern=_HANDLE)]] = Field(
+        default_factory=list, max_length=100,
+        description="this company's agents published to A2A clients: an agent card each, and A2A messages into "
+                    "threads (node.a2a.gateway)")
     retain_days_after_close: int | None = Field(
         None, ge=0, le=36_500,
         description="message bodies in this node's copy of a closed network are removed this many days after it "

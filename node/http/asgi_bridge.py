@@ -75,15 +75,19 @@ def _client_gone(request: web.Request) -> bool:
 class _Exchange:
     """One request's ASGI channel: `receive` feeds the body, `send` writes the response."""
 
-    def __init__(self, request: web.Request) -> None:
+    def __init__(self, request: web.Request, body: bytes | None = None) -> None:
         self.request = request
         self.response: web.StreamResponse | None = None
         self.complete = asyncio.Event()
         self.disconnected = False
         self._body_done = False
         self._received = 0
+        self._body = body
 
     async def receive(self) -> Message:
+        if self._body is not None and not self._body_done:  # the handler read it already, whole
+            self._body_done = True
+            return {"type": "http.request", "body": self._body, "more_body": False}
         if not self._body_done:
             try:
                 chunk = await self.request.content.readany()
@@ -132,11 +136,12 @@ class _Exchange:
             raise
 
 
-async def call_asgi(app: ASGIApp, request: web.Request, *,
-                    state: Mapping[str, Any] | None = None) -> web.StreamResponse:
+async def call_asgi(app: ASGIApp, request: web.Request, *, state: Mapping[str, Any] | None = None,
+                    body: bytes | None = None) -> web.StreamResponse:
     """Run `app` for this request and return the response it streamed; `state` becomes
-    `scope["state"]` (for Starlette apps, `request.state`)."""
-    exchange = _Exchange(request)
+    `scope["state"]` (for Starlette apps, `request.state`). `body`: the request's body, when
+    the handler has read it already (to check it first)."""
+    exchange = _Exchange(request, body)
     try:
         await app(_scope(request, state or {}), exchange.receive, exchange.send)
     except Exception:

@@ -13,6 +13,7 @@ import aiohttp
 from aiohttp import web
 
 from federation.keys import SigningKey
+from node.a2a.gateway import A2AGateway, a2a_endpoints
 from node.basics.clock import Clock
 from node.basics.limits import ClientLimits, FederationLimits, WebhookLimits
 from node.basics.rate_limit import PostRateLimiter
@@ -127,6 +128,7 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
         storage, clock, directory, service=client_service, limiter=limiter, max_body_bytes=max_body_bytes,
         tokens_version=lambda: hub.tokens_version,
         extra=[*shared_thread_endpoints(shared, limiter), *feed_endpoints(feed, storage, clock, limits),
+               *a2a_endpoints(A2AGateway(storage, shared, client_service, server=server_name), limiter),
                *webhook_client_endpoints(webhook_service), *health],
     )
     mount_mcp(client_app, client=client_service, shared=shared, feed=feed, limiter=limiter)

@@ -392,6 +392,8 @@ async def _policy_node(args: argparse.Namespace, api: Api) -> None:
         current["auto_accept"] = []
     current["refuse_invites_from"] = sorted({*current["refuse_invites_from"], *(args.refuse_invites_from or [])}
                                             - set(args.allow_invites_from or []))
+    current["a2a_agents"] = sorted({*current.get("a2a_agents", []), *(args.a2a_agent or [])}
+                                   - set(args.no_a2a_agent or []))
     if args.retain_days_after_close is not None:
         days = args.retain_days_after_close
         current["retain_days_after_close"] = None if days == "never" else int(days)
@@ -796,6 +798,9 @@ def _register_policy(sub, b: _Builder) -> None:
                    help="always refuse this server's invites; repeat")
     p.add_argument("--allow-invites-from", action="append", metavar="SERVER",
                    help="take a server off the refused list; repeat")
+    p.add_argument("--a2a-agent", action="append", metavar="HANDLE",
+                   help="publish this agent to A2A clients (an agent card, messages into threads); repeat")
+    p.add_argument("--no-a2a-agent", action="append", metavar="HANDLE", help="stop publishing this agent; repeat")
     p.add_argument("--retain-days-after-close", metavar="DAYS|never",
                    help="remove message bodies of closed networks this many days after they closed (kept as stubs)")
     b.leaf(sub, "retention", "apply the node's retention now (it also runs every few minutes)",

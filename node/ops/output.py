@@ -255,6 +255,7 @@ def policy(data: dict) -> str:
              f"  accepts invites:    {'yes' if node['accept_invites'] else 'no'}",
              f"  auto-accepted from: {', '.join(clean(s) for s in node['auto_accept']) or '-'}",
              f"  invites refused from: {', '.join(clean(s) for s in node['refuse_invites_from']) or '-'}",
+             f"  A2A agents:         {', '.join(clean(s) for s in node.get('a2a_agents', [])) or '-'}",
              f"  blocked:            {', '.join(clean(s) for s in data['blocked']) or '-'}",
              "  message bodies:     " + ("kept" if node.get("retain_days_after_close") is None else
                                          f"removed {node['retain_days_after_close']} days after a network closes"),

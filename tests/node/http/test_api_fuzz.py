@@ -144,6 +144,7 @@ async def world(tmp_path) -> AsyncIterator[World]:
         await acme.admin("POST", "/v1/threads", {"name": "billing", "title": "Billing",
                                                  "members": ["agent:fuzzer", "agent:ops", "person:alex"]})
         await acme.admin("POST", "/v1/knowledge", {"title": "Runbook", "body": "Retry webhooks before cutover."})
+        await acme.admin("PUT", "/v1/policy/node", {"a2a_agents": ["ops"]})  # its card and A2A endpoint answer
         await acme.admin("POST", "/v1/networks", {"name": "rollout", "title": "Rollout"})
         for participant in ("agent:fuzzer", "agent:ops", "person:alex"):
             await acme.admin("POST", "/v1/networks/rollout/participants", {"participant": participant})

@@ -329,11 +329,11 @@ async def test_policy_commands_change_only_what_they_name(cli, acme):
     await cli.admin(acme, "policy", "node", "--accept-invites", "no", "--auto-accept", "globex.example")
     node = (await cli.admin_json(acme, "policy", "show"))["node"]
     assert node == {"accept_invites": False, "auto_accept": ["globex.example"], "refuse_invites_from": [],
-                    "retain_days_after_close": None}
+                    "retain_days_after_close": None, "a2a_agents": []}
     await cli.admin(acme, "policy", "node", "--auto-accept", "initech.example")  # adds; the switch stays
     node = (await cli.admin_json(acme, "policy", "show"))["node"]
     assert node == {"accept_invites": False, "auto_accept": ["globex.example", "initech.example"],
-                    "refuse_invites_from": [], "retain_days_after_close": None}
+                    "refuse_invites_from": [], "retain_days_after_close": None, "a2a_agents": []}
 
     partner = await cli.admin(acme, "policy", "partner", "globex.example", "--agents", "no")
     assert partner.startswith("globex.example (its own):") and "agents allowed:     no" in partner
