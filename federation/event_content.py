@@ -13,6 +13,7 @@ from types import MappingProxyType
 from typing import Annotated, Any, ClassVar
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -104,6 +105,21 @@ Endpoint = Annotated[str, Field(max_length=8 + 300 + 201, pattern=r"^https://[^\
 Body = Annotated[str, Field(min_length=1, max_length=MAX_BODY_CHARS)]
 
 
+def _unique_participants(value: tuple[ParticipantId, ...]) -> tuple[ParticipantId, ...]:
+    if len(set(value)) != len(value):
+        raise ValueError("participants must not repeat")
+    return value
+
+
+# A thread's participants, as opened or added: 1-256 ids, no repeats, in the order sent.
+Participants = Annotated[
+    tuple[Participant, ...],
+    BeforeValidator(_list_to_tuple),
+    Field(min_length=1, max_length=MAX_THREAD_PARTICIPANTS),
+    AfterValidator(_unique_participants),
+]
+
+
 class Content(BaseModel):
     """Base of all content models; ``event_type`` is the registry key and wire ``type``."""
 
@@ -180,18 +196,7 @@ class ParticipantDetached(Content):
 @_register("thread.opened", in_thread=True)
 class ThreadOpened(Content):
     title: Title
-    participants: Annotated[
-        tuple[Participant, ...],
-        BeforeValidator(_list_to_tuple),
-        Field(min_length=1, max_length=MAX_THREAD_PARTICIPANTS),
-    ]
-
-    @field_validator("participants")
-    @classmethod
-    def _unique(cls, value: tuple[ParticipantId, ...]) -> tuple[ParticipantId, ...]:
-        if len(set(value)) != len(value):
-            raise ValueError("participants must not repeat")
-        return value
+    participants: Participants
 
 
 @_register("thread.joined", in_thread=True)
@@ -199,18 +204,7 @@ class ThreadJoined(Content):
     """Participants added to an open thread by one of its participants (or an operator of the
     host, or of the company that opened it): they read and write in it from here on."""
 
-    participants: Annotated[
-        tuple[Participant, ...],
-        BeforeValidator(_list_to_tuple),
-        Field(min_length=1, max_length=MAX_THREAD_PARTICIPANTS),
-    ]
-
-    @field_validator("participants")
-    @classmethod
-    def _unique(cls, value: tuple[ParticipantId, ...]) -> tuple[ParticipantId, ...]:
-        if len(set(value)) != len(value):
-            raise ValueError("participants must not repeat")
-        return value
+    participants: Participants
 
 
 @_register("thread.closed", in_thread=True)

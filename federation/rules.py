@@ -227,12 +227,18 @@ def _check_open_thread(state: NetworkState, event: Event, _: MessageLookup) -> N
             raise RuleViolation("participant_not_attached", f"{participant} is not attached")
 
 
-def _check_join(state: NetworkState, event: Event, _: MessageLookup) -> None:
+def _open_thread_of(state: NetworkState, event: Event) -> ThreadState:
+    """The event's thread, which must exist and be open."""
     thread = state.threads.get(cast(str, event.thread))
     if thread is None:
         raise RuleViolation("unknown_thread", f"no thread {event.thread}")
     if not thread.open:
         raise RuleViolation("thread_closed", f"thread {event.thread} is closed")
+    return thread
+
+
+def _check_join(state: NetworkState, event: Event, _: MessageLookup) -> None:
+    thread = _open_thread_of(state, event)
     if event.sender.is_operator:
         if event.origin not in (state.host, thread.opened_by.server):
             raise RuleViolation("not_thread_owner", f"only the host's operators ({state.host}) or those of the "
@@ -251,11 +257,7 @@ def _check_join(state: NetworkState, event: Event, _: MessageLookup) -> None:
 
 def _require_poster(state: NetworkState, event: Event) -> None:
     """The sender may write into ``event.thread``: it exists, is open, and they take part."""
-    thread = state.threads.get(cast(str, event.thread))
-    if thread is None:
-        raise RuleViolation("unknown_thread", f"no thread {event.thread}")
-    if not thread.open:
-        raise RuleViolation("thread_closed", f"thread {event.thread} is closed")
+    thread = _open_thread_of(state, event)
     if not state.is_attached(event.sender):
         raise RuleViolation("not_attached", f"{event.sender} is not attached")
     if event.sender not in thread.participants:
@@ -279,11 +281,7 @@ def _check_close_thread(state: NetworkState, event: Event, _: MessageLookup) -> 
 
 
 def _check_silence(state: NetworkState, event: Event, _: MessageLookup) -> None:
-    thread = state.threads.get(cast(str, event.thread))
-    if thread is None:
-        raise RuleViolation("unknown_thread", f"no thread {event.thread}")
-    if not thread.open:
-        raise RuleViolation("thread_closed", f"thread {event.thread} is closed")
+    thread = _open_thread_of(state, event)
     if not (event.sender.is_operator and event.origin == state.host):
         raise RuleViolation("not_host", f"only the host's operators ({state.host}) may silence agents")
     agents = cast(ThreadSilenced, event.content).agents
