@@ -33,6 +33,7 @@ __all__ = [
     "AttachParticipant",
     "AttachmentOut",
     "CreateNetwork",
+    "EditOut",
     "EditSharedMessage",
     "FileOut",
     "HaltOut",
@@ -338,6 +339,11 @@ class SharedThreadList(BaseModel):
     items: list[SharedThreadOut]
 
 
+class EditOut(BaseModel):
+    body: str = Field(description="what the message said before this edit")
+    replaced_at: int = Field(description="when the edit replaced it (the author's node's clock)")
+
+
 class AttachmentOut(BaseModel):
     position: int = Field(description="where it is in the message: GET .../messages/{id}/files/{position}")
     name: str
@@ -373,6 +379,8 @@ class SharedMessageOut(BaseModel):
     reactions: dict[str, list[str]] = Field(default_factory=dict,
                                             description="participants who reacted, by reaction (e.g. seen)")
     edited: bool = Field(False, description="the body is the latest edit of what was first posted")
+    history: list[EditOut] | None = Field(None, description="for the author's company only: each body an edit "
+                                                           "replaced, oldest first (the chain holds them all)")
     deleted: bool = Field(False, description="deleted by its author's company: `body` is empty (a tombstone)")
     redacted: list[str] | None = Field(None, description="for the author, when posting: the outbound guard's rules "
                                                          "that redacted part of the body (`body` is what was sent)")

@@ -34,6 +34,7 @@ from node.networks.models import (
     ActivityList,
     ActivityOut,
     AttachmentOut,
+    EditOut,
     NetworkParticipants,
     ParticipantInfo,
     ReactionOut,
@@ -302,6 +303,7 @@ class _Changes:
     """What later events did to the messages of a thread, in the host's order."""
 
     edits: dict[str, str] = field(default_factory=dict)  # latest body by message
+    earlier: dict[str, list[tuple[str, int]]] = field(default_factory=dict)  # bodies an edit replaced, and when
     deletes: set[str] = field(default_factory=set)
     reactions: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # message -> reaction -> who
 
@@ -314,6 +316,7 @@ async def _latest_changes(tx: NetworkTransaction, network_id: int, thread: str) 
         if change.type == "message.deleted":
             changes.deletes.add(target)
         elif change.type == "message.edited":
+            changes.earlier.setdefault(target, []).append((changes.edits.get(target, ""), change.origin_ts))
             changes.edits[target] = content["body"]
         else:
             who = changes.reactions.setdefault(target, {}).setdefault(content["reaction"], [])
@@ -346,6 +349,12 @@ def _message_out(stored: StoredEvent, network: str, thread: str, me: str, delive
     content, sequenced_at = stored_view(stored.wire)
     deleted = stored.event_id in changes.deletes
     reactions = {r: who for r, who in changes.reactions.get(stored.event_id, {}).items() if who}
+    history = None
+    if stored.event_id in changes.earlier and not deleted and stored.origin == me.rsplit("@", 1)[1]:
+        # The author's company sees what its edits replaced: the first body, then each edit's.
+        replaced = changes.earlier[stored.event_id]
+        history = [EditOut(body=content["body"] if i == 0 else body, replaced_at=at)
+                   for i, (body, at) in enumerate(replaced)]
     return SharedMessageOut(
         id=stored.event_id, network=network, thread=thread, seq=stored.seq,
         status="pending" if stored.seq is None else "sequenced", sender=stored.sender,
@@ -355,6 +364,6 @@ def _message_out(stored: StoredEvent, network: str, thread: str, me: str, delive
         reply_to=content.get("reply_to"), mentions=content.get("mentions", []),
         attachments=[] if deleted else _attachments_out(content), data=None if deleted else content.get("data"),
         reactions={} if deleted else reactions,
-        edited=stored.event_id in changes.edits and not deleted, deleted=deleted,
+        edited=stored.event_id in changes.edits and not deleted, deleted=deleted, history=history,
     )
 

@@ -44,6 +44,10 @@ async def test_a_reply_an_edit_and_a_delete_reach_both_companies(pair):
     for node, token in ((globex, tokens["sam"]), (acme, tokens["alex"])):
         await eventually(lambda node=node, token=token: _shows(
             node, token, working["id"], body="Validated: retries stop after 3 attempts (GLX-431).", edited=True))
+    # What the edit replaced: shown to the author's company (Sam is Globex too), not to Acme.
+    (ours,) = [m for m in (await _seen(globex, tokens["sam"])).values() if m["id"] == working["id"]]
+    assert [h["body"] for h in ours["history"]] == ["working on it"] and ours["history"][0]["replaced_at"] > 0
+    assert (await _seen(acme, tokens["alex"]))[working["id"]]["history"] is None
     # Only the author: another participant of its own company, or of another, is refused.
     await globex.client(tokens["sam"], "PATCH", f"{MESSAGES}/{working['id']}", {"body": "x"}, expect=403)
     await acme.client(tokens["alex"], "PATCH", f"{MESSAGES}/{working['id']}", {"body": "x"}, expect=403)
