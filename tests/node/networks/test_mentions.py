@@ -11,10 +11,14 @@ import aiohttp
 
 from node.client.agent_client import AgentClient
 from tests.cluster import ClusterNode, eventually
+from tests.node.federation.test_lifecycle import NETWORK as INCIDENT
+from tests.node.federation.test_lifecycle import SERVERS, incident
+from tests.node.federation.test_lifecycle import THREAD as BRIDGE
 from tests.node.mcp.test_mcp import call, mcp
 from tests.node.networks.test_seed_scenario import GLOBEX, NETWORK, THREAD, open_rollout
 
 MESSAGES = f"/v1/networks/{NETWORK}/threads/{THREAD}/messages"
+ACME_SERVER, _, INITECH_SERVER = SERVERS
 DELIVERY = f"agent:delivery@{GLOBEX}"
 
 
@@ -124,3 +128,28 @@ async def test_subscribers_follow_a_network_a_thread_or_event_types(pair):
         async with client.stream(start, thread="internal-qa") as events:
             first = await asyncio.wait_for(events.__anext__(), 15)
             assert first.body == "private note"
+
+
+async def test_across_three_nodes_a_reply_with_a_mention_wakes_only_the_agent_it_names(three):
+    acme, globex, initech = three
+    tokens = await incident(three)
+    bridge = f"/v1/networks/{INCIDENT}/threads/{BRIDGE}/messages"
+    async with mcp(initech, tokens[INITECH_SERVER]) as named, mcp(globex, tokens[GLOBEX]) as other:
+        start_named = (await call(named, "wait_for_messages", timeout_seconds=0))["next_cursor"]
+        start_other = (await call(other, "wait_for_messages", timeout_seconds=0))["next_cursor"]
+        waiting = asyncio.create_task(call(named, "wait_for_messages", after=start_named, timeout_seconds=30,
+                                           mentions_only=True))
+        question = await globex.client(tokens[GLOBEX], "POST", bridge, {"body": "Who owns the DNS switch?"},
+                                       expect=201)
+        await eventually(lambda: _has_message(acme, tokens[ACME_SERVER], bridge, question["id"]))
+        answer = await acme.client(tokens[ACME_SERVER], "POST", bridge, {
+            "body": "Initech does: can you confirm?", "reply_to": question["id"],
+            "mentions": [f"agent:oncall@{INITECH_SERVER}"]}, expect=201)
+        woken = await asyncio.wait_for(waiting, 30)
+        assert [(e["id"], e["content"]["reply_to"]) for e in woken["events"]] == [(answer["id"], question["id"])]
+        quiet = await call(other, "wait_for_messages", after=start_other, timeout_seconds=1, mentions_only=True)
+        assert quiet["events"] == []  # Globex's agent was not named: nothing wakes it
+
+
+async def _has_message(node: ClusterNode, token: str, path: str, event_id: str) -> bool:
+    return any(m["id"] == event_id for m in (await node.client(token, "GET", path))["messages"])
