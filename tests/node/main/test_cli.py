@@ -23,13 +23,26 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _free_ports(n: int) -> list[str]:
+    """`n` distinct free ports: each socket is held until all are chosen, so none comes twice
+    (one at a time, the kernel may hand back the port it just freed)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [str(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
 def _init(tmp_path, capsys, *extra) -> str:
+    admin, client, federation = _free_ports(3)
     code = main(["init", "--server-name", "acme.example", "--data-dir", str(tmp_path / "acme"),
-                 "--admin-port", str(_free_port()), "--client-port", str(_free_port()),
-                 "--federation-port", str(_free_port()), *extra])
-    out = capsys.readouterr().out
-    assert code == 0, out
-    return out.strip().splitlines()[-1]
+                 "--admin-port", admin, "--client-port", client, "--federation-port", federation, *extra])
+    captured = capsys.readouterr()
+    assert code == 0, captured.out + captured.err
+    return captured.out.strip().splitlines()[-1]
 
 
 async def test_init_writes_settings_key_and_hashed_admin_token(tmp_path, capsys):
@@ -113,8 +126,9 @@ def test_a_token_file_others_can_read_is_used_with_a_warning(tmp_path, capsys):
 
 def test_the_data_dir_defaults_to_agentnet_data_dir(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("AGENTNET_DATA_DIR", str(tmp_path / "from-env"))
-    assert main(["init", "--server-name", "acme.example", "--admin-port", str(_free_port()),
-                 "--client-port", str(_free_port()), "--federation-port", str(_free_port())]) == 0
+    admin, client, federation = _free_ports(3)
+    assert main(["init", "--server-name", "acme.example", "--admin-port", admin,
+                 "--client-port", client, "--federation-port", federation]) == 0
     assert (tmp_path / "from-env" / "agentnet.toml").is_file()
     assert f"created in {tmp_path / 'from-env'}" in capsys.readouterr().out
 
