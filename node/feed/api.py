@@ -108,7 +108,7 @@ async def _follow(feed: FeedService, storage: Storage, clock: Clock, limits: Cli
             wait = min(limits.feed_poll_s, limits.token_recheck_s - (now - checked_at),
                        limits.stream_heartbeat_s - (now - last_write))
             await hub.wait(waiter, wait)
-        if hub.closed:
+        if hub.closed or writer.gone:
             return
         now = time.monotonic()
         if hub.tokens_version != tokens_seen or now - checked_at >= limits.token_recheck_s:
@@ -132,6 +132,12 @@ class _FrameWriter:
         self._request = request
         self._response = response
         self._timeout_s = timeout_s
+
+    @property
+    def gone(self) -> bool:
+        """The client closed its end: stop now rather than at the next write."""
+        transport = self._request.transport
+        return transport is None or transport.is_closing()
 
     async def send(self, frame: str) -> bool:
         try:

@@ -22,8 +22,11 @@ from storage.storage import Storage
 
 __all__ = ["UPLOAD_TTL_MS", "PreparedFile", "SharedFileService", "thread_network_id"]
 
-# How long an upload waits for a post to attach it.
+# How long an upload waits for a post to attach it, and how many may wait per uploader: a
+# message takes 8, so 32 is room for a few posts in preparation, and bounds what one token can
+# make the node keep (32 x 25 MiB) without posting anything.
 UPLOAD_TTL_MS = 24 * 3600 * 1000
+MAX_WAITING_UPLOADS = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +72,9 @@ class SharedFileService:
                 {"field": "body", "location": "body", "message": "at least one byte"}])
         file_id, digest = new_file_id(), sha256_b64(data)
         async with self._storage.network_transaction() as tx:
+            if await tx.files.waiting(me) >= MAX_WAITING_UPLOADS:
+                raise Conflict(f"{MAX_WAITING_UPLOADS} uploads of yours wait for a post already: attach them to a "
+                               "post, or wait a day for them to go")
             await tx.files.add(id=file_id, owner=me, name=name, content_type=media_type, sha256=digest, data=data,
                                now=self._clock.now_ms())
         return FileOut(id=file_id, name=name, content_type=media_type, size=len(data), sha256=digest)

@@ -180,7 +180,8 @@ def shared_thread_endpoints(service: SharedThreadService, limiter: PostRateLimit
                  rate_limited=True, operation_id="react_to_message"),
         Endpoint("POST", "/v1/files", upload, f"Upload a file (the raw bytes, with its Content-Type and ?name=; at "
                  f"most {MAX_FILE_BYTES} bytes) to attach to a post in a shared thread", query=UploadQuery,
-                 raw_body="application/octet-stream", response=FileOut, status=201, scope="post", rate_limited=True, errors=(403,), operation_id="upload_file"),
+                 raw_body="application/octet-stream", response=FileOut, status=201, scope="post", rate_limited=True,
+                 errors=(403, 409), operation_id="upload_file"),
         Endpoint("GET", t + "/{event}/files/{position}", download, "Download a file of a message (fetched from its "
                  "author's node the first time, and checked against what that node signed)",
                  media_type="application/octet-stream", scope="read", errors=(403, 404, 410, 502, 503), operation_id="download_file"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -80,6 +80,11 @@ class FileRepository:
         result = await self._conn.execute(update(shared_files).where(
             shared_files.c.event_id == event_id, shared_files.c.data.is_not(None)).values(data=None))
         return result.rowcount or 0
+
+    async def waiting(self, owner: str) -> int:
+        """Uploads of `owner` that no post attached yet."""
+        return await self._conn.scalar(select(func.count()).select_from(shared_files).where(
+            shared_files.c.owner == owner, shared_files.c.event_id.is_(None))) or 0
 
     async def expire_uploads(self, *, before: int) -> int:
         """Delete uploads no post attached, made before `before`."""

@@ -6,6 +6,7 @@ from every node; a host that swaps a file's bytes is caught."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from base64 import urlsafe_b64encode
 
@@ -34,7 +35,7 @@ async def files_held(node: ClusterNode) -> list[tuple[str | None, int | None, bo
     async with node.storage.engine.connect() as conn:
         rows = await conn.execute(select(shared_files.c.event_id, shared_files.c.position,
                                          shared_files.c.data.is_not(None)))
-        return sorted(tuple(r) for r in rows)
+        return sorted((tuple(r) for r in rows), key=lambda r: (r[0] or "", r[1] if r[1] is not None else -1))
 
 
 async def post_file(node: ClusterNode, token: str, name: str, content: bytes, content_type: str = "text/plain",
@@ -166,6 +167,14 @@ async def test_uploads_are_the_uploader_s_and_bad_ones_are_refused(three):
                                 expect=409)
     assert posted["id"] in again["error"]["message"]
     assert len(await files_held(globex)) == 1
+    # One token cannot make the node keep files without posting them: 32 may wait, not more.
+    spare = await globex.create("agent", "spare", "Spare")
+    for i in range(32):
+        await globex.upload(spare, f"f{i}.txt", b"x")
+        await asyncio.sleep(0.05)  # under the token's post rate (10 a second, bursts of 30)
+    full = await globex.upload(spare, "one-more.txt", b"x", expect=409)
+    assert "32 uploads of yours wait" in full["error"]["message"]
+    assert len(await files_held(globex)) == 33
 
 
 async def _attached(node: ClusterNode, participant: str) -> bool:
