@@ -36,6 +36,7 @@ from a2a.types import (
     StringList,
 )
 from a2a.utils.constants import PROTOCOL_VERSION_CURRENT
+from a2a.utils.errors import TaskNotCancelableError
 from aiohttp import web
 from google.protobuf.json_format import MessageToDict
 from pydantic import BaseModel, Field
@@ -86,7 +87,8 @@ class _ThreadExecutor(AgentExecutor):
                                                          task_id=context.task_id))
 
     async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
-        raise NotImplementedError("a message is posted at once; there is nothing to cancel")
+        # A message is posted at once and answered with a message, never a running task.
+        raise TaskNotCancelableError("a message is posted at once; there is nothing to cancel")
 
 
 @dataclass

@@ -24,8 +24,9 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from node.basics.errors import NotAPeer, PeerRefused, PeerUnreachable, UnknownNetwork
+from node.basics.errors import NotAPeer, PeerRefused, PeerUnreachable
 from node.federation.peer_client import PeerClient
+from node.federation.standing import network_of_member
 from storage.network.transaction import NetworkStore
 
 __all__ = ["MAX_TTL_S", "Activity", "ActivityBoard", "ActivityMessage", "ActivityRelay", "State"]
@@ -104,11 +105,7 @@ class ActivityRelay:
         """Another node's word, checked against this node's copy; dropped quietly if it is wrong
         in a way a race explains (not in the thread yet), refused if the sender has no standing."""
         async with self._storage.network_transaction(read_only=True) as tx:
-            record = await tx.networks.find(network)
-            if record is None:
-                raise UnknownNetwork(f"this node holds no network {network!r}")
-            if origin != record.host and (await tx.networks.members(record.id)).get(origin) != "member":
-                raise NotAPeer(f"{origin} is not a member of {network}")
+            record = await network_of_member(tx, network, origin)
             own = message.participant.rsplit("@", 1)[1] == origin
             visible = await tx.networks.network_id_if_participant(network, message.thread, message.participant)
         if not own and origin != record.host:

@@ -23,11 +23,12 @@ from urllib.parse import quote
 from federation.event_content import Attachment, MessagePosted
 from federation.keys import b64encode
 from node.basics.clock import Clock
-from node.basics.errors import Forbidden, Gone, NotAPeer, NotFoundError, PeerRefused, PeerUnreachable, UnknownNetwork
+from node.basics.errors import Forbidden, Gone, NotFoundError, PeerRefused, PeerUnreachable
 from node.federation.chain_state import stored_content
 from node.federation.hidden_history import admitted_at
 from node.federation.peer_client import PeerClient
 from node.federation.policy import PolicyRefused, file_refusal, partner_policy
+from node.federation.standing import network_of_member
 from storage.errors import AlreadyExists
 from storage.network.events import StoredEvent
 from storage.network.networks import NetworkRecord
@@ -98,11 +99,7 @@ class FileExchange:
     async def serve(self, origin: str, network_name: str, event_id: str, position: int) -> tuple[Attachment, bytes]:
         """A file for another node, `origin`, after every check this company makes."""
         async with self._storage.network_transaction(read_only=True) as tx:
-            network = await tx.networks.find(network_name)
-            if network is None:
-                raise UnknownNetwork(f"this node holds no network {network_name!r}")
-            if origin != network.host and (await tx.networks.members(network.id)).get(origin) != "member":
-                raise NotAPeer(f"{origin} is not a member of {network_name}")
+            network = await network_of_member(tx, network_name, origin)
             found = await find_attachment(tx, network, event_id, position)
             if not network.history_visible and (found.event.seq or 0) < await admitted_at(tx, network, origin):
                 raise NotFoundError(f"no message {event_id} in {network_name}")  # hidden from it: as if none

@@ -291,3 +291,25 @@ async def test_a_member_cannot_show_another_company_s_participant_as_active(worl
     assert shown["items"] == []
     malformed = await world.rogue.send(world.acme, "POST", path, b'{"thread": "x", "state": "typing"}')
     assert malformed.status == 422
+
+
+async def test_a_member_cannot_join_a_thread_it_is_not_in_nor_react_in_it(world: World):
+    """thread.joined and message.reacted, submitted by a hostile member: refused by the host
+    with the rule's reason, and nothing stored."""
+    await rogue_joins_rollout(world)
+    posted = await world.acme.client(world.tokens["ops"], "POST", f"/v1/networks/{NETWORK}/threads/{THREAD}/messages",
+                                     {"body": "status?"})
+    before = (await event_count(world.acme), await head(world.acme, NETWORK))
+    attempts = [
+        (world.rogue.submission(NETWORK, "thread.joined", {"participants": [MOLE]}, sender=MOLE, thread=THREAD),
+         "not_a_participant"),
+        (world.rogue.submission(NETWORK, "thread.joined", {"participants": [MOLE]}, sender=f"operator:admin@{ROGUE}",
+                                thread=THREAD), "not_thread_owner"),
+        (world.rogue.submission(NETWORK, "message.reacted", {"event_id": posted["id"], "reaction": "seen"},
+                                sender=MOLE, thread=THREAD), "not_a_participant"),
+    ]
+    for submitted, reason in attempts:
+        (result,) = (await world.rogue.put_events(world.acme, [submitted])).json["results"]
+        assert (result["status"], result["reason"]) == (403, reason), result
+        assert not await stored(world.acme, event_id(submitted))
+    assert (await event_count(world.acme), await head(world.acme, NETWORK)) == before
