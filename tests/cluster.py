@@ -76,12 +76,15 @@ class ClusterNode:
     async def admin(self, method: str, path: str, body: Any = None, *, expect: int | None = None) -> Any:
         return await self._call(f"http://127.0.0.1:{self.ports['admin']}", self.admin_token, method, path, body, expect)
 
-    async def client(self, token: str, method: str, path: str, body: Any = None, *, expect: int | None = None) -> Any:
-        return await self._call(f"http://127.0.0.1:{self.ports['client']}", token, method, path, body, expect)
+    async def client(self, token: str, method: str, path: str, body: Any = None, *, expect: int | None = None,
+                     headers: dict[str, str] | None = None) -> Any:
+        return await self._call(f"http://127.0.0.1:{self.ports['client']}", token, method, path, body, expect,
+                                headers)
 
-    async def _call(self, base: str, token: str, method: str, path: str, body: Any, expect: int | None) -> Any:
+    async def _call(self, base: str, token: str, method: str, path: str, body: Any, expect: int | None,
+                    headers: dict[str, str] | None = None) -> Any:
         async with self.http.request(method, base + path, json=body,
-                                     headers={"Authorization": f"Bearer {token}"}) as resp:
+                                     headers={"Authorization": f"Bearer {token}", **(headers or {})}) as resp:
             data = await resp.json()
             if expect is not None:
                 assert resp.status == expect, (resp.status, data)
@@ -107,7 +110,7 @@ class ClusterNode:
             return resp.status, resp.headers, await resp.read()
 
     async def create(self, kind: str, handle: str, display_name: str, **extra: Any) -> str:
-        plural = "agents" if kind == "agent" else "people"
+        plural = {"agent": "agents", "person": "people", "app": "apps"}[kind]
         made = await self.admin("POST", f"/v1/{plural}", {"handle": handle, "display_name": display_name, **extra})
         return made["token"]
 

@@ -53,7 +53,8 @@ class FeedFilter(BaseModel):
         return bool(self.network or self.thread or self.types or self.mentions)
 
     def matches(self, event: EventOut, me: str) -> bool:
-        if self.mentions and me not in event.mentions:
+        """`me`: the subscriber's participant id (an application's: any of its agents')."""
+        if self.mentions and me not in event.mentions and not set(event.audience or ()) & set(event.mentions):
             return False
         if self.network is not None and event.network != self.network:
             return False

@@ -33,6 +33,8 @@ class EventOut(BaseModel):
                                                        "when it placed the event in the network's order (shared "
                                                        "events; the author's own clock may be wrong, this one "
                                                        "orders the network)")
+    audience: list[str] | None = Field(None, description="for an application's feed: which of its agents the event "
+                                                         "concerns (act as one of them with the Act-As header)")
 
 
 class EventPage(BaseModel):

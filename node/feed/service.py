@@ -70,7 +70,6 @@ class FeedService:
 
     async def _page(self, caller: Principal, after: str | None, *, limit: int) -> tuple[EventPage, bool]:
         """One page of the caller's feed, and whether it was full (more may follow at once)."""
-        participant = self._directory.participant_id(caller)
         async with self._storage.read_transaction() as tx:
             floor, head = await tx.feed.bounds()  # read first: every position <= head is committed
             if after is None:
@@ -84,14 +83,36 @@ class FeedService:
                 raise CursorUnknown(
                     f"cursor {position} is ahead of this node's feed (at {head}); it was not issued "
                     "here or the node was restored from a backup: start again without `after`")
-            entries = await tx.feed.visible_after(position, principal_id=caller.id, participant=participant,
-                                                  limit=limit)
-            events = await self._hydrate(tx, entries)
+            if caller.kind == "app":
+                entries, audience = await self._visible_to_agents(tx, caller, position, limit=limit)
+            else:
+                entries, audience = await tx.feed.visible_after(
+                    position, principal_id=caller.id, participant=self._directory.participant_id(caller),
+                    limit=limit), None
+            events = await self._hydrate(tx, entries, audience)
         if len(entries) == limit:
             next_position = entries[-1].position
         else:  # nothing visible up to head: skip past it
             next_position = max(head, entries[-1].position if entries else position)
         return EventPage(events=events, next_cursor=str(next_position)), len(entries) == limit
+
+    async def _visible_to_agents(self, tx: Transaction, app: Principal, after: int, *,
+                                 limit: int) -> tuple[list[FeedEntry], dict[int, list[str]]]:
+        """An application's page: what any of its (enabled) agents may see, each row with the
+        agents it concerns. Each agent's view is read up to `limit` and the first `limit`
+        positions of their union taken: an agent whose view filled its page reaches at least
+        as far as the union's last position, so nothing before the next cursor is skipped."""
+        rows: dict[int, FeedEntry] = {}
+        audience: dict[int, list[str]] = {}
+        for agent in await tx.principals.app_agents(app.id):
+            if agent.disabled:
+                continue
+            participant = self._directory.participant_id(agent)
+            for entry in await tx.feed.visible_after(after, principal_id=agent.id, participant=participant,
+                                                     limit=limit):
+                rows.setdefault(entry.position, entry)
+                audience.setdefault(entry.position, []).append(participant)
+        return [rows[p] for p in sorted(rows)[:limit]], audience
 
     async def wait(self, caller: Principal, after: str | None, *, limit: int, timeout_s: float,
                    only: FeedFilter | None = None) -> EventPage:
@@ -106,7 +127,8 @@ class FeedService:
             after = page.next_cursor
             await self.hub.wait(waiter, min(remaining, self._poll_s))
 
-    async def _hydrate(self, tx: Transaction, entries: list[FeedEntry]) -> list[EventOut]:
+    async def _hydrate(self, tx: Transaction, entries: list[FeedEntry],
+                       audience: dict[int, list[str]] | None) -> list[EventOut]:
         private = await tx.private_threads.messages_by_ids(
             [e.private_message_id for e in entries if e.private_message_id is not None])
         thread_names = await tx.private_threads.names_by_id({m.thread_id for m in private.values()})
@@ -124,7 +146,7 @@ class FeedService:
                     cursor=str(entry.position), scope="shared", type=stored.type,
                     network=entry.network_name, thread=stored.thread, id=stored.event_id, seq=stored.seq,
                     sender=stored.sender, body=body, mentions=mentioned, content=content, at=stored.origin_ts,
-                    sequenced_at=sequenced_at,
+                    sequenced_at=sequenced_at, audience=None if audience is None else audience[entry.position],
                 ))
             elif entry.private_message_id is not None and entry.private_message_id in private:
                 message = private[entry.private_message_id]
@@ -132,6 +154,6 @@ class FeedService:
                     cursor=str(entry.position), scope="private", type="message.posted", network=None,
                     thread=thread_names.get(message.thread_id), id=str(message.id), seq=None,
                     sender=senders[message.sender_id], body=message.body, content={"body": message.body},
-                    at=message.created_at,
+                    at=message.created_at, audience=None if audience is None else audience[entry.position],
                 ))
         return out

@@ -64,15 +64,18 @@ def _bearer(request: web.Request) -> str:
 
 
 # Token prefixes (`node.workspace.tokens`), and what the listeners take.
-_KINDS = {"anadm_": "the admin token", "anagt_": "an agent's token", "anper_": "a person's token"}
-_TAKES = {"admin": ("anadm_",), "client": ("anagt_", "anper_")}
+_KINDS = {"anadm_": "the admin token", "anagt_": "an agent's token", "anper_": "a person's token",
+          "anapp_": "an application's token"}
+_TAKES = {"admin": ("anadm_",), "client": ("anagt_", "anper_", "anapp_")}
 _WHERE = {"admin": "the admin token (anadm_..., in DATA_DIR/admin.token)",
-          "client": "an agent's or person's token (anagt_... or anper_...)"}
+          "client": "an agent's, person's or application's token (anagt_..., anper_... or anapp_...)"}
 
 
-def auth_middleware(authenticate: Authenticator, public_paths: Collection[str], *, listener: str):
+def auth_middleware(authenticate: Authenticator, public_paths: Collection[str], *, listener: str,
+                    resolve: Callable[[web.Request, Any], Awaitable[Any]] | None = None):
     """`listener` ("admin" or "client") names the kind of token it takes, so a token of the other
-    kind is refused as that, not as merely invalid."""
+    kind is refused as that, not as merely invalid. `resolve` turns the identity into the one
+    the request acts as (an application acting as one of its agents: `node.workspace.apps`)."""
 
     @web.middleware
     async def middleware(request: web.Request, handler) -> web.StreamResponse:
@@ -84,7 +87,7 @@ def auth_middleware(authenticate: Authenticator, public_paths: Collection[str], 
             identity = await authenticate(token)
             if identity is None:
                 raise Unauthorized("the bearer token is not valid (revoked, expired, or never issued)")
-            request[_IDENTITY] = identity
+            request[_IDENTITY] = identity if resolve is None else await resolve(request, identity)
         return await handler(request)
 
     return middleware
@@ -114,13 +117,16 @@ def admin_authenticator(storage: Storage) -> Authenticator:
 @dataclass(frozen=True, slots=True)
 class Caller:
     """A principal as authenticated by one token; open streams re-check `token_hash` (a
-    digest, never the token) so a revoked or expired token ends them."""
+    digest, never the token) so a revoked or expired token ends them. An application's token
+    acting as an agent gives the agent as `principal`, the application as `app` and the
+    application token's scopes."""
 
     principal: Principal
     token_id: int
     scopes: frozenset[str]
     expires_at: int | None
     token_hash: str
+    app: Principal | None = None  # the application acting as `principal` (node.workspace.apps)
 
 
 def principal_authenticator(storage: Storage, clock: Clock, *,

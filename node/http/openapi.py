@@ -75,7 +75,8 @@ RATE_LIMIT_HEADERS = (
 )
 
 _ERRORS = {
-    400: "Malformed JSON (`malformed_json`)",
+    400: "Malformed JSON (`malformed_json`), or an Act-As header that does not fit the token (`act_as_required`, "
+         "`act_as_not_allowed`)",
     401: "No bearer token, or one that is unknown, revoked or expired, or whose owner is disabled (`unauthorized`)",
     403: "Not allowed: the token lacks the scope (`insufficient_scope`), or the network's rules refuse it",
     404: "Nothing by that name here, or nothing the caller may see (`not_found`)",

@@ -10,7 +10,7 @@ read everything (except the owner's area) and change its own areas:
 |---|---|
 | owner | everything, and operators |
 | networks | networks, invites, consent, threads, attachments, network exports |
-| workspace | people, agents and their tokens, private threads, knowledge, webhooks |
+| workspace | people, agents, applications and their tokens, private threads, knowledge, webhooks |
 | security | policy, the outbound guard and its flags, blocking peers, retention |
 | auditor | nothing: reads only |
 """
@@ -38,6 +38,7 @@ _AREAS: tuple[tuple[str, str], ...] = (
     ("/v1/consents", "networks"),
     ("/v1/agents", "workspace"),
     ("/v1/people", "workspace"),
+    ("/v1/apps", "workspace"),
     ("/v1/threads", "workspace"),
     ("/v1/knowledge", "workspace"),
     ("/v1/webhooks", "workspace"),

@@ -6,6 +6,7 @@ lifecycle and hands in the storage, clock and limits.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from importlib.metadata import version
 
@@ -28,6 +29,7 @@ from node.http.roles import area_of, permits
 from node.mcp.resource_metadata import challenge, resource_metadata_endpoints
 from node.workspace.admin_api import admin_endpoints
 from node.workspace.admin_service import AdminService
+from node.workspace.apps import ACT_AS_HEADER, act_as_resolver, app_endpoints
 from node.workspace.client_api import client_endpoints
 from node.workspace.client_service import ClientService
 from node.workspace.directory import Directory
@@ -42,13 +44,13 @@ _OPENAPI_PATH = "/openapi.json"
 
 
 def _app(title: str, endpoints: Sequence[Endpoint], authenticate, max_body_bytes: int, *,
-         listener: str) -> web.Application:
+         listener: str, resolve=None) -> web.Application:
     every_answer = RATE_LIMIT_HEADERS if listener == "client" else ()
     app = web.Application(
         client_max_size=max_body_bytes,
         middlewares=[error_middleware,
                      auth_middleware(authenticate, {_OPENAPI_PATH, *(e.path for e in endpoints if e.public)},
-                                     listener=listener)],
+                                     listener=listener, resolve=resolve)],
     )
     add_endpoints(app, endpoints, guard=_permitted if listener == "admin" else _scoped)
     document: list[dict] = []  # built at the first request: few nodes are ever asked, and it is large
@@ -97,7 +99,7 @@ def build_admin_app(storage, clock: Clock, directory: Directory, *, extra: Seque
     service = AdminService(storage, clock, directory, on_tokens_changed=on_tokens_changed,
                            on_private_deleted=on_private_deleted, on_private_added=on_private_added)
     endpoints = [*admin_endpoints(service), *operator_endpoints(storage, clock, on_tokens_changed=on_tokens_changed),
-                 *extra]
+                 *app_endpoints(storage, clock, directory, on_changed=on_tokens_changed), *extra]
     return _app("Agent Network admin API", endpoints, admin_authenticator(storage), max_body_bytes, listener="admin")
 
 
@@ -106,9 +108,13 @@ def build_client_app(storage, clock: Clock, directory: Directory, *, service: Cl
                      max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
                      tokens_version: Callable[[], int] | None = None) -> web.Application:
     """`tokens_version` turns on the token cache (`node.http.auth.principal_authenticator`)."""
-    endpoints = [*client_endpoints(service, directory, limiter), *resource_metadata_endpoints(), *extra]
+    # Any request with a token may carry Act-As, and be refused for it (node.workspace.apps).
+    endpoints = [e if e.public else dataclasses.replace(e, headers=(*e.headers, ACT_AS_HEADER),
+                                                        errors=tuple(dict.fromkeys((*e.errors, 400, 403))))
+                 for e in (*client_endpoints(service, directory, limiter), *resource_metadata_endpoints(), *extra)]
     authenticate = principal_authenticator(storage, clock, tokens_version=tokens_version)
-    app = _app("Agent Network client API", endpoints, authenticate, max_body_bytes, listener="client")
+    app = _app("Agent Network client API", endpoints, authenticate, max_body_bytes, listener="client",
+               resolve=act_as_resolver(storage))
 
     async def rate_limit_headers(request: web.Request, response: web.StreamResponse) -> None:
         """Every answer to a token says where its post budget stands (the stream's too); a 401

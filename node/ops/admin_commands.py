@@ -593,10 +593,11 @@ def _token_options(parser: argparse.ArgumentParser, kind: str) -> None:
     parser.set_defaults(kind=kind)
 
 
-def _register_principals(sub, b: _Builder, kind: str, plural: str) -> None:
+def _register_principals(sub, b: _Builder, kind: str, plural: str):
     group = _group(sub, kind, f"{plural}: create, list, disable, enable, tokens")
     base = f"/v1/{plural}"
-    p = b.leaf(group, "create", f"create {'an' if kind == 'agent' else 'a'} {kind}; prints its token once",
+    an = "an" if kind[0] in "aeiou" else "a"
+    p = b.leaf(group, "create", f"create {an} {kind}; prints its token once",
                _post(lambda a: base, _token_made("Created"), _create_principal_body), path=f"{kind} create")
     p.add_argument("handle")
     p.add_argument("--display-name", help="default: the handle")
@@ -605,11 +606,11 @@ def _register_principals(sub, b: _Builder, kind: str, plural: str) -> None:
     b.leaf(group, "list", f"list {plural}", _get(lambda a: base, _items(out.PRINCIPAL_COLUMNS, f"(no {plural})")),
            path=f"{kind} list")
     for verb in ("disable", "enable"):
-        p = b.leaf(group, verb, f"{verb} a {kind}" + (": its tokens stop working at once" if verb == "disable" else ""),
+        p = b.leaf(group, verb, f"{verb} {an} {kind}" + (": its tokens stop working at once" if verb == "disable" else ""),
                    _post(_path_to(lambda a: f"{base}/{_seg(a.handle)}", f"/{verb}"), _said(f"{{id}} {verb}d")),
                    path=f"{kind} {verb}")
         p.add_argument("handle")
-    tokens = _group(group, "token", f"a {kind}'s tokens")
+    tokens = _group(group, "token", f"{an} {kind}'s tokens")
     p = b.leaf(tokens, "rotate", "revoke every token and print a new one",
                _post(lambda a: f"{base}/{_seg(a.handle)}/token", _token_made("Every earlier token revoked for"),
                      _token_body), path=f"{kind} token rotate")
@@ -629,7 +630,7 @@ def _register_principals(sub, b: _Builder, kind: str, plural: str) -> None:
                      _said("Revoked token {id}")), path=f"{kind} token revoke")
     p.add_argument("handle")
     p.add_argument("token_id")
-    p = b.leaf(group, "rename", f"change a {kind}'s display name or profile here",
+    p = b.leaf(group, "rename", f"change {an} {kind}'s display name or profile here",
                _send("PATCH", lambda a: f"{base}/{_seg(a.handle)}", _said("{id} is now {display_name}"),
                      lambda a: {k: v for k, v in (("display_name", a.display_name), ("profile", a.profile))
                                 if v is not None}), path=f"{kind} rename")
@@ -641,6 +642,7 @@ def _register_principals(sub, b: _Builder, kind: str, plural: str) -> None:
                  lambda d, a: f"Every token of {kind}:{_clean_handle(a)} is revoked ({len(d['items'])} tokens, "
                               f"{sum(t['active'] for t in d['items'])} active)"),
            path=f"{kind} token revoke-all").add_argument("handle")
+    return group
 
 
 def _clean_handle(args: argparse.Namespace) -> str:
@@ -978,11 +980,35 @@ def _register_client(sub, b: _Builder) -> None:
     register_verbs(sub, b.leaf)
 
 
+def _register_apps(sub, b: _Builder) -> None:
+    """Applications (one integration acting as several agents) are principals like agents,
+    plus the list of agents each may act as."""
+    group = _register_principals(sub, b, "app", "apps")
+    p = b.leaf(group, "agents", "show the agents an application may act as; with --agent or --none, set them",
+               _app_agents, path="app agents")
+    p.add_argument("handle")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--agent", action="append", metavar="HANDLE", help="an agent it may act as; repeat for several "
+                                                                          "(replaces the list)")
+    which.add_argument("--none", action="store_true", help="it may act as no agent")
+
+
+async def _app_agents(args: argparse.Namespace, api: Api) -> None:
+    path = f"/v1/apps/{_seg(args.handle)}/agents"
+    if args.agent is None and not args.none:
+        data = await api.call("GET", path)
+    else:
+        data = await api.call("PUT", path, {"agents": args.agent or []})
+    _show(args, data, lambda d, a: f"{d['app']} acts as:\n" + out.table(d["agents"], out.PRINCIPAL_COLUMNS,
+                                                                         empty="(no agents)"))
+
+
 def register(sub) -> None:
     b = _Builder()
     _register_company(sub, b)
     _register_principals(sub, b, "agent", "agents")
     _register_principals(sub, b, "person", "people")
+    _register_apps(sub, b)
     _register_networks(sub, b)
     _register_policy(sub, b)
     _register_guard(sub, b)

@@ -41,7 +41,7 @@ from storage.private.audit import AuditFilter
 
 __all__ = ["admin_endpoints"]
 
-_KINDS = {"agents": "agent", "people": "person"}
+_KINDS = {"agents": "agent", "people": "person", "apps": "app"}
 
 
 def admin_endpoints(service: AdminService) -> list[Endpoint]:
@@ -172,6 +172,7 @@ def admin_endpoints(service: AdminService) -> list[Endpoint]:
         Endpoint("GET", "/v1/status", status, "Node status", response=StatusOut),
         *principal_endpoints("people"),
         *principal_endpoints("agents"),
+        *principal_endpoints("apps"),
         Endpoint("POST", "/v1/threads", create_thread, "Create a private thread",
                  body=CreateThread, response=ThreadOut, status=201, errors=(404, 409)),
         Endpoint("GET", "/v1/threads", list_threads, "List private threads", response=ThreadList),

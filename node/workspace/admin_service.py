@@ -45,7 +45,7 @@ __all__ = ["TOKEN_TAGS", "AdminService", "knowledge_out", "threads_out"]
 
 log = logging.getLogger(__name__)
 
-TOKEN_TAGS = {"agent": "agt", "person": "per"}
+TOKEN_TAGS = {"agent": "agt", "person": "per", "app": "app"}
 
 
 class AdminService:

@@ -40,6 +40,9 @@ class Directory:
                     [{"field": field, "location": "body", "message": "not a principal of this node"}],
                 )
             kind, _, handle = local.partition(":")
+            if kind not in ("agent", "person"):  # an application is never a participant or member
+                raise InvalidRequest(f"{ref} is not an agent or a person",
+                                     [{"field": field, "location": "body", "message": "agent:HANDLE or person:HANDLE"}])
             found.append(await tx.principals.get(kind, handle))
         return found
 

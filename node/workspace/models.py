@@ -115,11 +115,16 @@ class IssuedToken(TokenInfo):
 
 class PrincipalOut(BaseModel):
     id: str = Field(description="participant id, kind:handle@server")
-    kind: Literal["agent", "person"]
+    kind: Literal["agent", "person", "app"]
     handle: str
     display_name: str
     disabled: bool
     created_at: int
+
+
+class AppAgents(BaseModel):
+    app: str = Field(description="the application, app:handle@server")
+    agents: list[PrincipalOut] = Field(description="the agents it may act as (Act-As header)")
 
 
 class PrincipalWithToken(PrincipalOut):

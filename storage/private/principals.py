@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.errors import AlreadyExists, NotFound
-from storage.private.tables import admin_tokens, principal_tokens, principals
+from storage.private.tables import admin_tokens, app_agents, principal_tokens, principals
 from storage.results import inserted_id
 
 __all__ = ["AdminTokenRecord", "AdminTokenRepository", "Principal", "PrincipalRepository", "TokenRecord",
@@ -125,6 +125,18 @@ class PrincipalRepository:
         await self._conn.execute(
             update(principals).where(principals.c.id == principal_id).values(disabled=disabled)
         )
+
+    async def app_agents(self, app_id: int) -> list[Principal]:
+        """The agents application `app_id` may act as, by handle."""
+        rows = await self._conn.execute(
+            select(principals).join(app_agents, app_agents.c.agent_id == principals.c.id)
+            .where(app_agents.c.app_id == app_id).order_by(principals.c.handle))
+        return [_principal(r) for r in rows]
+
+    async def set_app_agents(self, app_id: int, agent_ids: list[int]) -> None:
+        await self._conn.execute(delete(app_agents).where(app_agents.c.app_id == app_id))
+        if agent_ids:
+            await self._conn.execute(app_agents.insert(), [{"app_id": app_id, "agent_id": a} for a in agent_ids])
 
 
 class TokenRepository:

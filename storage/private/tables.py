@@ -25,6 +25,7 @@ __all__ = [
     "DEFAULT_TOKEN_SCOPES",
     "PRIVATE_METADATA",
     "admin_tokens",
+    "app_agents",
     "audit_head",
     "audit_log",
     "client_feed",
@@ -97,6 +98,16 @@ principal_tokens = Table(
     Column("scopes", String(200), nullable=False, server_default=DEFAULT_TOKEN_SCOPES),
     Column("expires_at", BigInteger, nullable=True),
     Index("ix_principal_tokens_principal", "principal_id"),
+)
+
+# The agents an application may act as (`app:handle`, a principal of kind "app"): one
+# integration with one token and one feed for several of the company's agents.
+app_agents = Table(
+    "app_agents",
+    PRIVATE_METADATA,
+    Column("app_id", _Id, ForeignKey("principals.id", ondelete="CASCADE"), primary_key=True),
+    Column("agent_id", _Id, ForeignKey("principals.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_app_agents_agent", "agent_id"),
 )
 
 admin_tokens = Table(

@@ -64,7 +64,7 @@ async def test_a_bad_value_is_named_with_its_expected_form(acme, path, body, fie
 @pytest.mark.parametrize(("listener", "prefix", "words"), [
     ("admin", "anagt_", "this is an agent's token; the admin listener takes the admin token"),
     ("admin", "anper_", "this is a person's token; the admin listener takes the admin token"),
-    ("client", "anadm_", "this is the admin token; the client listener takes an agent's or person's token"),
+    ("client", "anadm_", "this is the admin token; the client listener takes an agent's, person's or application's"),
 ])
 async def test_a_token_of_the_other_kind_is_named_as_such(acme, listener, prefix, words):
     path = "/v1/status" if listener == "admin" else "/v1/whoami"

@@ -41,13 +41,15 @@ async def test_a_422_names_its_fields_in_the_document(node):
 async def test_posts_name_the_idempotency_key_and_their_429(node):
     _admin, client = await _documents(node)
     post = client["paths"]["/v1/threads/{name}/messages"]["post"]
-    (header,) = [p for p in post["parameters"] if p["in"] == "header"]
+    (header, act_as) = [p for p in post["parameters"] if p["in"] == "header"]
+    assert act_as["name"] == "Act-As" and not act_as["required"]  # for an application's token
     assert header["name"] == "Idempotency-Key" and not header["required"]
     assert header["schema"]["pattern"] == r"^[\x21-\x7e]{1,255}$"
     assert post["responses"]["429"]["headers"]["Retry-After"]["required"] is True
     assert "Idempotent-Replayed" in post["responses"]["201"]["headers"]
     read = client["paths"]["/v1/threads/{name}/messages"]["get"]
-    assert "429" not in read["responses"] and all(p["in"] != "header" for p in read["parameters"])
+    assert "429" not in read["responses"]
+    assert [p["name"] for p in read["parameters"] if p["in"] == "header"] == ["Act-As"]
 
 
 async def test_the_event_stream_is_documented_as_a_stream(node):
@@ -55,7 +57,7 @@ async def test_the_event_stream_is_documented_as_a_stream(node):
     stream = client["paths"]["/v1/events/stream"]["get"]
     assert list(stream["responses"]["200"]["content"]) == ["text/event-stream"]
     assert {"410", "422"} <= set(stream["responses"])
-    assert [p["name"] for p in stream["parameters"] if p["in"] == "header"] == ["Last-Event-ID"]
+    assert [p["name"] for p in stream["parameters"] if p["in"] == "header"] == ["Last-Event-ID", "Act-As"]
 
 
 def test_errors_follow_from_what_an_endpoint_reads():

@@ -454,6 +454,13 @@ COMMANDS = {
     "POST /v1/people/{handle}/token": "person token rotate sam", "POST /v1/people/{handle}/tokens": "person token issue sam",
     "GET /v1/people/{handle}/tokens": "person token list sam",
     "POST /v1/people/{handle}/tokens/{token_id}/revoke": "person token revoke sam 1",
+    "POST /v1/apps": "app create fleet", "GET /v1/apps": "app list",
+    "POST /v1/apps/{handle}/disable": "app disable fleet", "POST /v1/apps/{handle}/enable": "app enable fleet",
+    "POST /v1/apps/{handle}/token": "app token rotate fleet", "POST /v1/apps/{handle}/tokens": "app token issue fleet",
+    "GET /v1/apps/{handle}/tokens": "app token list fleet",
+    "POST /v1/apps/{handle}/tokens/{token_id}/revoke": "app token revoke fleet 1",
+    "POST /v1/apps/{handle}/tokens/revoke": "app token revoke-all fleet", "PATCH /v1/apps/{handle}": "app rename fleet",
+    "GET /v1/apps/{handle}/agents": "app agents fleet", "PUT /v1/apps/{handle}/agents": "app agents fleet --agent ops",
     "GET /v1/alerts": "alerts", "GET /v1/audit": "audit", "GET /v1/policy": "policy show", "PUT /v1/policy/node": "policy node", "PUT /v1/policy/partners": "policy default", "GET /v1/policy/partners/{server}": "policy partner globex.example", "PUT /v1/policy/partners/{server}": "policy partner globex.example --agents no",
     "DELETE /v1/policy/partners/{server}": "policy reset globex.example", "GET /v1/audit/verify": "audit-verify", "GET /v1/invites": "invites",
     "POST /v1/invites/{invite}/accept": "invite accept X", "POST /v1/invites/{invite}/decline": "invite decline X",
@@ -511,6 +518,18 @@ async def test_every_admin_operation_has_a_command(acme):
     parser = _parser()
     for argv in COMMANDS.values():
         parser.parse_args(argv.split())  # each exists (argparse exits 2 on an unknown command)
+
+
+async def test_an_application_is_made_and_given_its_agents(cli, acme):
+    await cli.admin(acme, "agent", "create", "ops")
+    await cli.admin(acme, "agent", "create", "billing")
+    made = await cli.admin(acme, "app", "create", "fleet", "--display-name", "Agent fleet")
+    assert "anapp_" in made
+    out = await cli.admin(acme, "app", "agents", "fleet", "--agent", "ops", "--agent", "billing")
+    assert "app:fleet@acme.example acts as:" in out and "agent:billing@acme.example" in out
+    shown = await cli.admin_json(acme, "app", "agents", "fleet")
+    assert [a["handle"] for a in shown["agents"]] == ["billing", "ops"]
+    assert "(no agents)" in await cli.admin(acme, "app", "agents", "fleet", "--none")
 
 
 async def test_private_thread_show_members_and_knowledge_search(cli, acme):
