@@ -113,12 +113,15 @@ class SseParser:
 class AgentClient:
     """`async with AgentClient("http://127.0.0.1:8702", token) as client: ...`
 
-    Pass `session` to share an aiohttp session (the client then does not close it)."""
+    Pass `session` to share an aiohttp session (the client then does not close it). With an
+    application's token, `act_as="ops"` makes every call as that agent (docs/agents.md)."""
 
     def __init__(self, base_url: str, token: str, *, session: aiohttp.ClientSession | None = None,
                  timeout: float = 30.0, retry: RetryPolicy = RetryPolicy(),
-                 stream_idle_timeout: float = 45.0) -> None:
+                 stream_idle_timeout: float = 45.0, act_as: str | None = None) -> None:
         self.http = NodeHttp(base_url, token, session=session, timeout=timeout, retry=retry)
+        if act_as is not None:
+            self.http.headers["Act-As"] = act_as
         # The node sends a keepalive every 15 s by default; three missed ones mean a dead link.
         self._idle_timeout = stream_idle_timeout
 

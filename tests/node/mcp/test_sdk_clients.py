@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from node.mcp.endpoint import MCP_DEFAULT_WAIT_S, MCP_MAX_WAIT_S
 from tests.cluster import ClusterNode
 from tests.node.networks.test_seed_scenario import NETWORK, THREAD, open_rollout
+from tests.node_tools import exclusive, require_node
 
 TS_DIR = Path(__file__).parent / "ts"
 
@@ -89,14 +89,12 @@ async def test_the_openai_agents_sdk_adapter_at_its_defaults(pair):
 @pytest.fixture(scope="module")
 def typescript_sdk() -> Path:
     """`npm ci` of the committed lock file, once; a machine without Node skips, unless CI says it must not."""
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        if os.environ.get("AGENTNET_REQUIRE_NODE"):
-            pytest.fail("Node.js and npm are required (AGENTNET_REQUIRE_NODE is set)")
-        pytest.skip("Node.js and npm are not installed")
-    if not (TS_DIR / "node_modules" / "@modelcontextprotocol" / "sdk").is_dir():
-        done = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=TS_DIR, capture_output=True, text=True,
-                              timeout=600)
-        assert done.returncode == 0, done.stderr[-2000:]
+    require_node()
+    with exclusive(TS_DIR):
+        if not (TS_DIR / "node_modules" / "@modelcontextprotocol" / "sdk").is_dir():
+            done = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=TS_DIR, capture_output=True,
+                                  text=True, timeout=600)
+            assert done.returncode == 0, done.stderr[-2000:]
     return TS_DIR
 
 

@@ -8,6 +8,7 @@ import json
 
 import aiohttp
 
+from node.client.agent_client import AgentClient
 from tests.cluster import ClusterNode, eventually
 from tests.node.networks.test_seed_scenario import GLOBEX, NETWORK, THREAD, open_rollout
 from tests.node.webhooks.test_webhooks import receivers, register  # noqa: F401 (a fixture)
@@ -84,6 +85,10 @@ async def test_an_application_reads_one_feed_for_its_agents_and_posts_as_each(pa
     await eventually(delivered)
     assert {tuple(p["data"]["audience"]) for _id, p in hook.accepted} == {(DELIVERY,), (HELPER,)}
     assert await _count(acme, tokens["alex"]) == before + 1
+    async with AgentClient(f"http://127.0.0.1:{globex.ports['client']}", app, act_as="delivery") as client:
+        assert (await client.whoami()).id == DELIVERY
+        posted = await client.post(THREAD, "Sent through the Python client", network=NETWORK)
+        assert posted.sender == DELIVERY
 
 
 async def test_an_application_acts_only_as_its_agents_with_its_own_scopes(pair):
