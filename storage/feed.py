@@ -119,3 +119,13 @@ class FeedRepository:
         result = await self._conn.execute(delete(client_feed).where(client_feed.c.position <= cut))
         await self._conn.execute(update(feed_state).where(feed_state.c.id == 1).values(floor=cut))
         return result.rowcount
+
+    async def threads_after(self, after: int, *, upto: int, limit: int) -> list[tuple[int, str, str]]:
+        """(position, network name, thread) of shared-thread rows in (after, upto], in order:
+        which threads changed, for those who follow a thread without reading its events here."""
+        rows = await self._conn.execute(
+            select(client_feed.c.position, networks.c.name, client_feed.c.thread)
+            .join(networks, networks.c.id == client_feed.c.network_id)
+            .where(client_feed.c.position > after, client_feed.c.position <= upto, client_feed.c.thread.is_not(None))
+            .order_by(client_feed.c.position).limit(limit))
+        return [(r.position, r.name, r.thread) for r in rows]

@@ -114,6 +114,18 @@ class FeedService:
                 audience.setdefault(entry.position, []).append(participant)
         return [rows[p] for p in sorted(rows)[:limit]], audience
 
+    async def threads_changed(self, after: int | None, *, limit: int = 500) -> tuple[list[tuple[str, str]], int]:
+        """Shared threads (network, thread) with feed rows after `after` (None: from now), and the
+        position to pass next. For change notifications only: it says nothing of what changed,
+        and who may read it is checked by whoever listens (`node.mcp.resources`)."""
+        async with self._storage.read_transaction() as tx:
+            _floor, head = await tx.feed.bounds()
+            if after is None:
+                return [], head
+            rows = await tx.feed.threads_after(after, upto=head, limit=limit)
+        next_position = rows[-1][0] if len(rows) == limit else head
+        return [(network, thread) for _p, network, thread in rows], next_position
+
     async def wait(self, caller: Principal, after: str | None, *, limit: int, timeout_s: float,
                    only: FeedFilter | None = None) -> EventPage:
         """Like `read`, but wait up to `timeout_s` for something to show."""

@@ -35,6 +35,7 @@ from node.feed.hub import FeedHub
 from node.feed.service import FeedService
 from node.guard.admin_api import guard_admin_endpoints
 from node.guard.outbound import OutboundGuard
+from node.http.auth import Caller, authenticate_digest
 from node.main.housekeeping import HousekeepingWorker
 from node.main.listeners import DEFAULT_MAX_BODY_BYTES, build_admin_app, build_client_app
 from node.mcp.mount import mount_mcp
@@ -131,7 +132,11 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
                *a2a_endpoints(A2AGateway(storage, shared, client_service, server=server_name), limiter),
                *webhook_client_endpoints(webhook_service), *health],
     )
-    mount_mcp(client_app, client=client_service, shared=shared, feed=feed, limiter=limiter)
+    async def token_still_valid(caller: Caller) -> bool:
+        return await authenticate_digest(storage, clock, caller.token_hash) is not None
+
+    mount_mcp(client_app, client=client_service, shared=shared, feed=feed, limiter=limiter,
+              still_valid=token_still_valid)
     client_app.on_shutdown.append(lambda _app: _close(hub))
     parts = NodeParts(
         engine=engine, delivery=delivery, catch_up=catch_up, webhooks=webhooks,

@@ -19,12 +19,14 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from importlib.metadata import version
 from typing import Annotated, Any, Literal
 
 from aiohttp import web
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
@@ -41,6 +43,7 @@ from node.http.errors import describe
 from node.http.fields import MAX_BODY_CHARS, MAX_PAGE
 from node.http.idempotency import KEY_PATTERN, bind_key
 from node.http.openapi import Handler
+from node.mcp.resources import StillValid, ThreadChanges, serve_thread_resources
 from node.networks.models import (
     ActivityList,
     NetworkParticipants,
@@ -142,7 +145,11 @@ def _error_result(exc: Exception, tool: str) -> CallToolResult:
 
 
 def _caller(ctx: Context) -> Caller:
-    request = ctx.request_context.request
+    return caller_of(ctx.request_context.request)
+
+
+def caller_of(request: Any) -> Caller:
+    """The caller the bridge put in the (Starlette) request's ASGI scope."""
     caller = getattr(request, "scope", {}).get("state", {}).get(CALLER_STATE_KEY)
     if not isinstance(caller, Caller):  # only reachable if the tool is served without the bridge
         raise Unauthorized("a bearer token is required")
@@ -163,14 +170,20 @@ _READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
 
 def build_mcp_server(*, client: ClientService, shared: SharedThreadService, feed: FeedService,
-                     limiter: PostRateLimiter) -> MCPServer:
+                     limiter: PostRateLimiter, bus: InMemorySubscriptionBus | None = None,
+                     still_valid: StillValid | None = None) -> MCPServer:
+    """`bus` and `still_valid` serve shared threads as resources with change notifications
+    (`node.mcp.resources`); without them the server has tools only."""
     server = MCPServer(
         "agent-network",
         version=version("agent-network"),
         instructions="Work in your company's private threads and in shared threads with other companies, "
-                     "as the person or agent your token belongs to.",
-        subscriptions=False,  # nothing to subscribe to; `subscriptions/listen` would hold a connection
+                     "as the person or agent your token belongs to. Shared threads are also resources "
+                     "(agentnet://networks/{network}/threads/{thread}) you can follow with subscriptions/listen.",
+        subscriptions=False if bus is None else bus,
     )
+    if bus is not None and still_valid is not None:
+        serve_thread_resources(server, bus=bus, shared=shared, caller_of=caller_of, still_valid=still_valid)
 
     @server.tool(annotations=_READ_ONLY)
     async def list_threads(ctx: Context) -> Annotated[CallToolResult, ThreadsOut]:
@@ -359,10 +372,13 @@ def build_mcp_server(*, client: ClientService, shared: SharedThreadService, feed
 
 
 def mcp_handler(*, client: ClientService, shared: SharedThreadService, feed: FeedService,
-                limiter: PostRateLimiter, path: str, max_body_bytes: int) -> tuple[Handler, Callable[[], Any]]:
-    """The aiohttp handler for `path`, and the session manager's `run` to keep entered while it
-    serves (`node.mcp.mount` mounts both)."""
-    server = build_mcp_server(client=client, shared=shared, feed=feed, limiter=limiter)
+                limiter: PostRateLimiter, path: str, max_body_bytes: int,
+                still_valid: StillValid) -> tuple[Handler, Callable[[], Any]]:
+    """The aiohttp handler for `path`, and what to keep entered while it serves: the session
+    manager and the task that publishes thread changes (`node.mcp.mount` mounts both)."""
+    bus = InMemorySubscriptionBus()
+    server = build_mcp_server(client=client, shared=shared, feed=feed, limiter=limiter, bus=bus,
+                              still_valid=still_valid)
     server.streamable_http_app(
         streamable_http_path=path,
         stateless_http=True,
@@ -377,4 +393,9 @@ def mcp_handler(*, client: ClientService, shared: SharedThreadService, feed: Fee
         state = {CALLER_STATE_KEY: current_caller(request)}
         return await call_asgi(manager.handle_request, request, state=state)
 
-    return handle, manager.run
+    @asynccontextmanager
+    async def run() -> AsyncIterator[None]:
+        async with manager.run(), ThreadChanges(feed, bus).running():
+            yield
+
+    return handle, run

@@ -10,13 +10,14 @@ the listener shuts down. The first MCP request waits for the import (a few hundr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
 from node.basics.rate_limit import PostRateLimiter
 from node.feed.service import FeedService
 from node.http.asgi_bridge import HeldContext
+from node.http.auth import Caller
 from node.http.openapi import Handler
 from node.networks.threads import SharedThreadService
 from node.workspace.client_service import ClientService
@@ -29,8 +30,10 @@ MAX_MCP_BODY_BYTES = 256 * 1024
 
 
 def mount_mcp(app: web.Application, *, client: ClientService, shared: SharedThreadService, feed: FeedService,
-              limiter: PostRateLimiter, path: str = "/mcp", max_body_bytes: int = MAX_MCP_BODY_BYTES) -> None:
-    """Serve the MCP endpoint at `path` on `app` (behind its auth and error middlewares)."""
+              limiter: PostRateLimiter, still_valid: Callable[[Caller], Awaitable[bool]], path: str = "/mcp",
+              max_body_bytes: int = MAX_MCP_BODY_BYTES) -> None:
+    """Serve the MCP endpoint at `path` on `app` (behind its auth and error middlewares);
+    `still_valid` tells whether a caller's token still works (open listens re-check it)."""
     handler: Handler | None = None
     running: HeldContext | None = None
     building = asyncio.Lock()
@@ -43,7 +46,7 @@ def mount_mcp(app: web.Application, *, client: ClientService, shared: SharedThre
                     from node.mcp.endpoint import mcp_handler
 
                     made, run = mcp_handler(client=client, shared=shared, feed=feed, limiter=limiter, path=path,
-                                            max_body_bytes=max_body_bytes)
+                                            max_body_bytes=max_body_bytes, still_valid=still_valid)
                     held = HeldContext(run)
                     await held.enter()
                     handler, running = made, held
@@ -55,8 +58,8 @@ def mount_mcp(app: web.Application, *, client: ClientService, shared: SharedThre
             await running.exit()
 
     # No GET: a standalone SSE stream carries server-initiated messages of a session, and a
-    # stateless server has none, so the stream would only hold a connection open. Clients take
-    # the 405 as "no stream offered". DELETE (end a session) gets the SDK's own 405.
+    # stateless server has none (change notifications come on `subscriptions/listen`, a POST).
+    # Clients take the 405 as "no stream offered". DELETE (end a session) gets the SDK's own 405.
     for method in ("POST", "DELETE"):
         app.router.add_route(method, path, handle)
     app.cleanup_ctx.append(stop_when_done)
