@@ -1,6 +1,7 @@
-"""Node.js for the suite's TypeScript checks (the MCP SDK, the TypeScript client): a machine
-without Node skips them unless CI says it must not, and what is installed or built in the
-checkout is done by one test process at a time, so xdist's workers never race on it."""
+"""Third-party tooling the suite installs into the checkout (Node.js packages for the
+TypeScript checks, a virtualenv for LangChain's MCP adapter): a machine without Node skips the
+TypeScript checks unless CI says it must not, and what is installed or built is done by one
+test process at a time, so xdist's workers never race on it."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def require_node() -> None:
 
 @contextmanager
 def exclusive(directory: Path) -> Iterator[None]:
-    """Hold `directory`'s lock (a file beside its node_modules) while installing or building there."""
+    """Hold `directory`'s lock (a file in it) while installing or building there."""
     with open(directory / ".suite.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:

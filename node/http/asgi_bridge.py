@@ -125,7 +125,12 @@ class _Exchange:
             if body:
                 await self._io(self.response.write(body))
             if not message.get("more_body", False):
-                await self._io(self.response.write_eof())
+                try:
+                    await self._io(self.response.write_eof())
+                except ConnectionError:
+                    # The client had the whole body and closed before the last chunk (LangChain's
+                    # MCP adapter does, each call): nothing is lost, so nothing is reported.
+                    pass
                 self.complete.set()
 
     async def _io(self, write: Awaitable[Any]) -> None:
