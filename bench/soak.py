@@ -189,7 +189,7 @@ async def _read_thread(http: aiohttp.ClientSession, node: BenchNode, token: str,
     messages, after = [], "0"
     while True:
         page = await get_json(http, node, f"{path}?after={after}&limit=200", admin=False, token=token, timeout=30)
-        messages += page["messages"]
+        messages += page["items"]
         if page["next_cursor"] is None:
             return messages
         after = page["next_cursor"]

@@ -63,7 +63,7 @@ def feed_endpoints(feed: FeedService, storage: Storage, clock: Clock, limits: Cl
         })
         await response.prepare(request)
         writer = _FrameWriter(request, response, limits.stream_write_timeout_s)
-        ready = after if page.events else page.next_cursor  # events come only after a given cursor
+        ready = after if page.items else page.next_cursor  # events come only after a given cursor
         if not await writer.send(f"retry: 2000\nid: {ready}\nevent: ready\ndata: {json.dumps({'cursor': ready})}\n\n"):
             return response
         await _follow(feed, storage, clock, limits, caller, page, waiter, writer, only=only)
@@ -97,13 +97,13 @@ async def _follow(feed: FeedService, storage: Storage, clock: Clock, limits: Cli
     tokens_seen = hub.tokens_version
     checked_at = last_write = time.monotonic()
     while True:
-        for event in page.events:
+        for event in page.items:
             frame = f"id: {event.cursor}\nevent: {event.type}\ndata: {event.model_dump_json()}\n\n"
             if not await writer.send(frame):
                 return
             last_write = time.monotonic()
         cursor = page.next_cursor
-        if len(page.events) < _PAGE:
+        if len(page.items) < _PAGE:
             now = time.monotonic()
             wait = min(limits.feed_poll_s, limits.token_recheck_s - (now - checked_at),
                        limits.stream_heartbeat_s - (now - last_write))

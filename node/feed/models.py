@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints, computed_field
 
-from node.http.fields import Cursor, QueryModel, Slug, form
+from node.http.fields import Cursor, QueryModel, Slug, form, formerly, old_name
 
 __all__ = ["EventOut", "EventPage", "EventsQuery", "FilterQuery", "StreamQuery"]
 
@@ -28,7 +28,8 @@ class EventOut(BaseModel):
     body: str | None = Field(description="the text, for messages")
     mentions: list[str] = Field(default_factory=list, description="participants a message addresses")
     content: dict[str, Any]
-    at: int = Field(description="milliseconds since the epoch, as the author's node stamped it")
+    created_at: int = Field(validation_alias=formerly("created_at", "at"),
+                            description="milliseconds since the epoch, as the author's node stamped it")
     sequenced_at: int | None = Field(None, description="milliseconds since the epoch on the network host's clock "
                                                        "when it placed the event in the network's order (shared "
                                                        "events; the author's own clock may be wrong, this one "
@@ -36,10 +37,20 @@ class EventOut(BaseModel):
     audience: list[str] | None = Field(None, description="for an application's feed: which of its agents the event "
                                                          "concerns (act as one of them with the Act-As header)")
 
+    @computed_field(**old_name("created_at"))  # type: ignore[prop-decorator]
+    @property
+    def at(self) -> int:
+        return self.created_at
+
 
 class EventPage(BaseModel):
-    events: list[EventOut]
-    next_cursor: str = Field(description="pass as `after` next time, also when `events` is empty")
+    items: list[EventOut] = Field(validation_alias=formerly("items", "events"))
+    next_cursor: str = Field(description="pass as `after` next time, also when `items` is empty")
+
+    @computed_field(**old_name("items"))  # type: ignore[prop-decorator]
+    @property
+    def events(self) -> list[EventOut]:
+        return self.items
 
 
 class FilterQuery(QueryModel):

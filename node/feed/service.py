@@ -60,20 +60,20 @@ class FeedService:
         cursor = after
         for _ in range(_FILTERED_PAGES):
             page, full = await self._page(caller, cursor, limit=limit)
-            found += [e for e in page.events if only.matches(e, me)]
+            found += [e for e in page.items if only.matches(e, me)]
             cursor = page.next_cursor
             if not full or len(found) >= limit:
                 break
         if len(found) > limit:
             found, cursor = found[:limit], found[limit - 1].cursor
-        return EventPage(events=found, next_cursor=cursor)
+        return EventPage(items=found, next_cursor=cursor)
 
     async def _page(self, caller: Principal, after: str | None, *, limit: int) -> tuple[EventPage, bool]:
         """One page of the caller's feed, and whether it was full (more may follow at once)."""
         async with self._storage.read_transaction() as tx:
             floor, head = await tx.feed.bounds()  # read first: every position <= head is committed
             if after is None:
-                return EventPage(events=[], next_cursor=str(head)), False
+                return EventPage(items=[], next_cursor=str(head)), False
             position = int(after)
             if position < floor:
                 raise CursorExpired(
@@ -94,7 +94,7 @@ class FeedService:
             next_position = entries[-1].position
         else:  # nothing visible up to head: skip past it
             next_position = max(head, entries[-1].position if entries else position)
-        return EventPage(events=events, next_cursor=str(next_position)), len(entries) == limit
+        return EventPage(items=events, next_cursor=str(next_position)), len(entries) == limit
 
     async def _visible_to_agents(self, tx: Transaction, app: Principal, after: int, *,
                                  limit: int) -> tuple[list[FeedEntry], dict[int, list[str]]]:
@@ -134,7 +134,7 @@ class FeedService:
             waiter = self.hub.waiter()
             page = await self.read(caller, after, limit=limit, only=only)
             remaining = deadline - time.monotonic()
-            if page.events or remaining <= 0 or self.hub.closed:
+            if page.items or remaining <= 0 or self.hub.closed:
                 return page
             after = page.next_cursor
             await self.hub.wait(waiter, min(remaining, self._poll_s))
@@ -157,7 +157,7 @@ class FeedService:
                 out.append(EventOut(
                     cursor=str(entry.position), scope="shared", type=stored.type,
                     network=entry.network_name, thread=stored.thread, id=stored.event_id, seq=stored.seq,
-                    sender=stored.sender, body=body, mentions=mentioned, content=content, at=stored.origin_ts,
+                    sender=stored.sender, body=body, mentions=mentioned, content=content, created_at=stored.origin_ts,
                     sequenced_at=sequenced_at, audience=None if audience is None else audience[entry.position],
                 ))
             elif entry.private_message_id is not None and entry.private_message_id in private:
@@ -166,6 +166,6 @@ class FeedService:
                     cursor=str(entry.position), scope="private", type="message.posted", network=None,
                     thread=thread_names.get(message.thread_id), id=str(message.id), seq=None,
                     sender=senders[message.sender_id], body=message.body, content={"body": message.body},
-                    at=message.created_at, audience=None if audience is None else audience[entry.position],
+                    created_at=message.created_at, audience=None if audience is None else audience[entry.position],
                 ))
         return out

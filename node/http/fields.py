@@ -10,15 +10,31 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, StringConstraints
 
 from federation.event_content import MAX_BODY_CHARS
 from federation.identifiers import MAX_SERVER_NAME_CHARS, ParticipantId, validate_server_name
 
 __all__ = [
     "MAX_BODY_CHARS", "MAX_PAGE", "SERVER_PATTERN", "Cursor", "EventId", "Handle", "MessageBody", "ParticipantRef",
-    "PrincipalRef", "QueryModel", "Request", "ServerName", "Slug", "Title", "form", "form_of",
+    "PrincipalRef", "QueryModel", "Request", "ServerName", "Slug", "Title", "form", "form_of", "formerly",
+    "old_name",
 ]
+
+# The naming convention of every response (docs/agents.md, "Conventions"): lists under `items`,
+# instants as `*_at` in integer milliseconds. A field renamed to follow it still reads its old
+# name (`formerly`: stored idempotent answers, older nodes' answers) and is still sent under it
+# (`old_name`, a computed field marked deprecated in the OpenAPI document) until a release that
+# the CHANGELOG names.
+
+
+def formerly(new: str, old: str) -> AliasChoices:
+    return AliasChoices(new, old)
+
+
+def old_name(new: str) -> dict:
+    """The computed field's settings: deprecated in the document, pointing to `new`."""
+    return {"json_schema_extra": {"deprecated": True}, "description": f"deprecated: the same as `{new}`"}
 
 MAX_PAGE = 200
 

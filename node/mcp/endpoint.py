@@ -99,8 +99,8 @@ WaitSeconds = Annotated[float, Field(ge=0, le=MCP_MAX_WAIT_S)]
 
 
 class MessageResult(BaseModel):
-    """A message of a private thread (`created_at`) or a shared one (`network`, `origin_ts`,
-    `seq`, replies, mentions, files, reactions: `SharedMessageOut` in the client API's document)."""
+    """A message of a private thread or a shared one (`network`, `seq`, replies, mentions, files,
+    reactions: `SharedMessageOut` in the client API's document)."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -108,14 +108,17 @@ class MessageResult(BaseModel):
     thread: str
     sender: str
     body: str
+    created_at: int = Field(description="milliseconds since the epoch, as the author's node stamped it")
     network: str | None = Field(None, description="set for a message of a shared thread")
 
 
 class PageResult(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    messages: list[MessageResult]
+    items: list[MessageResult]
     next_cursor: str | None = Field(description="pass as `after` for the next page; null at the end")
+    messages: list[MessageResult] | None = Field(None, description="deprecated: the same as `items`",
+                                                 json_schema_extra={"deprecated": True})
 
 
 class ThreadsOut(BaseModel):
@@ -349,7 +352,7 @@ def build_mcp_server(*, client: ClientService, shared: SharedThreadService, feed
         """Wait for new messages and events in the threads you can read, for up to `timeout_seconds`
         (default 4, at most 50; call again to keep waiting). Answers at once when something is
         there, else when the time is up with no events. Always pass the answer's `next_cursor` back as `after` on the next call (also when
-        `events` is empty) so you get exactly what came after; omit `after` only on the first call,
+        `items` is empty) so you get exactly what came after; omit `after` only on the first call,
         to start from now. Follow less than everything: `mentions_only` (messages that mention
         you), `network`, `thread` (by name), `types` (e.g. ["message.posted"])."""
         async def action(caller: Caller) -> EventPage:
@@ -361,7 +364,7 @@ def build_mcp_server(*, client: ClientService, shared: SharedThreadService, feed
                 left = total - (time.monotonic() - started)
                 page = await feed.wait(caller.principal, cursor, limit=_WAIT_PAGE,
                                        timeout_s=max(0.0, min(_PROGRESS_EVERY_S, left)), only=only)
-                if page.events or left <= _PROGRESS_EVERY_S or feed.hub.closed:
+                if page.items or left <= _PROGRESS_EVERY_S or feed.hub.closed:
                     return page
                 cursor = page.next_cursor
                 await ctx.report_progress(round(time.monotonic() - started, 1), total, "waiting for messages")

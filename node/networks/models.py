@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, computed_field, field_validator, model_validator
 
 from federation.event_content import MAX_ATTACHMENTS, MAX_DATA_BYTES, MAX_REACTION_CHARS, check_data
 from node.http.fields import (
@@ -22,6 +22,8 @@ from node.http.fields import (
     Slug,
     Title,
     form,
+    formerly,
+    old_name,
 )
 
 __all__ = [
@@ -368,7 +370,8 @@ class SharedMessageOut(BaseModel):
     status: str = Field(description="pending (waiting for the host) or sequenced")
     sender: str
     body: str
-    origin_ts: int = Field(description="when the author's node says it was sent (its own clock)")
+    created_at: int = Field(validation_alias=formerly("created_at", "origin_ts"),
+                            description="when the author's node says it was sent (its own clock)")
     sequenced_at: int | None = Field(None, description="when the network's host placed it in the network's order "
                                                        "(the host's clock); None while pending")
     delivery: dict[str, str] | None = Field(None, description="for the author: state per destination")
@@ -385,6 +388,11 @@ class SharedMessageOut(BaseModel):
     redacted: list[str] | None = Field(None, description="for the author, when posting: the outbound guard's rules "
                                                          "that redacted part of the body (`body` is what was sent)")
 
+    @computed_field(**old_name("created_at"))  # type: ignore[prop-decorator]
+    @property
+    def origin_ts(self) -> int:
+        return self.created_at
+
 
 class ReactionOut(BaseModel):
     id: str = Field(description="the reaction's own event id")
@@ -395,7 +403,12 @@ class ReactionOut(BaseModel):
 
 
 class SharedMessagePage(BaseModel):
-    messages: list[SharedMessageOut]
+    items: list[SharedMessageOut] = Field(validation_alias=formerly("items", "messages"))
     next_cursor: str | None
     prev_cursor: str | None = Field(None, description="reading backwards (`before`): pass as `before` for the "
                                                       "page before this one; null at the start of the thread")
+
+    @computed_field(**old_name("items"))  # type: ignore[prop-decorator]
+    @property
+    def messages(self) -> list[SharedMessageOut]:
+        return self.items

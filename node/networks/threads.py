@@ -94,7 +94,7 @@ class SharedThreadService:
         messages = [_message_out(stored, network, thread, me, delivery, changes)
                     for stored in page if stored.type == "message.posted"]
         last_seq = page[-1].seq if len(page) == limit else None
-        return SharedMessagePage(messages=messages, next_cursor=str(last_seq) if last_seq is not None else None)
+        return SharedMessagePage(items=messages, next_cursor=str(last_seq) if last_seq is not None else None)
 
     async def read_back(self, caller: Principal, network: str, thread: str, *, before: int | None,
                         limit: int) -> SharedMessagePage:
@@ -111,7 +111,7 @@ class SharedThreadService:
         messages = [_message_out(stored, network, thread, me, delivery, changes)
                     for stored in [*page, *(p for p in pending if p.sender == me)]]
         first_seq = page[0].seq if len(page) == limit else None
-        return SharedMessagePage(messages=messages, next_cursor=None,
+        return SharedMessagePage(items=messages, next_cursor=None,
                                  prev_cursor=str(first_seq) if first_seq is not None else None)
 
     async def network_participants(self, caller: Principal, network: str) -> NetworkParticipants:
@@ -231,7 +231,7 @@ class SharedThreadService:
             return SharedMessageOut(
                 id=accepted.event_id, network=network, thread=thread, seq=accepted.seq,
                 status="pending" if accepted.seq is None else "sequenced", sender=str(me), body=verdict.text,
-                origin_ts=accepted.origin_ts, delivery=None, redacted=verdict.rules("redact") or None,
+                created_at=accepted.origin_ts, delivery=None, redacted=verdict.rules("redact") or None,
                 reply_to=reply_to, mentions=list(mentions or []), data=data,
                 attachments=_attachments_out(content.to_wire()),
             )
@@ -264,7 +264,7 @@ class SharedThreadService:
         return SharedMessageOut(
             id=event_id, network=network, thread=thread, seq=original.seq,
             status="pending" if original.seq is None else "sequenced", sender=str(me),
-            body="" if verdict is None else verdict.text, origin_ts=original.origin_ts, sequenced_at=sequenced_at,
+            body="" if verdict is None else verdict.text, created_at=original.origin_ts, sequenced_at=sequenced_at,
             reply_to=posted.get("reply_to"), edited=verdict is not None, deleted=verdict is None,
             attachments=[] if verdict is None else _attachments_out(posted),
             data=None if verdict is None else posted.get("data"),
@@ -359,7 +359,7 @@ def _message_out(stored: StoredEvent, network: str, thread: str, me: str, delive
         id=stored.event_id, network=network, thread=thread, seq=stored.seq,
         status="pending" if stored.seq is None else "sequenced", sender=stored.sender,
         body="" if deleted else changes.edits.get(stored.event_id, content["body"]),
-        origin_ts=stored.origin_ts, sequenced_at=sequenced_at,
+        created_at=stored.origin_ts, sequenced_at=sequenced_at,
         delivery=delivery.get(stored.row_id) if stored.sender == me else None,
         reply_to=content.get("reply_to"), mentions=content.get("mentions", []),
         attachments=[] if deleted else _attachments_out(content), data=None if deleted else content.get("data"),

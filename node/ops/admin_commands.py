@@ -541,8 +541,8 @@ async def _export(args: argparse.Namespace, api: Api) -> None:
 
 async def _read(args: argparse.Namespace, api: Api) -> None:
     try:
-        await _paged(_messages_path(args), "messages", "after", "messages",
-                     lambda d, a: out.message_log(d["messages"]))(args, api)
+        await _paged(_messages_path(args), "items", "after", "messages",
+                     lambda d, a: out.message_log(d["items"]))(args, api)
     except CliError as e:
         raise _or_shared(args, e) from None
 

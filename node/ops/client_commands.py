@@ -148,7 +148,7 @@ async def _events(args: argparse.Namespace, api: Api) -> None:
     query = {"limit": args.limit, "wait": min(max(args.wait, 0), 60), "after": args.after,
              **({"mentions": "me"} if args.mentions else {})}
     page = await api.call("GET", "/v1/events", query=query)
-    _show(args, page, "\n".join([*(_event_line(e) for e in page["events"]), f"(next: --after {page['next_cursor']})"]))
+    _show(args, page, "\n".join([*(_event_line(e) for e in page["items"]), f"(next: --after {page['next_cursor']})"]))
 
 
 async def _tail(args: argparse.Namespace, api: Api) -> None:

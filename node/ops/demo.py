@@ -266,7 +266,7 @@ class _Demo:
             # awaited within this turn of the loop, so it sees this turn's variables.
             async def sequenced() -> bool:
                 page = await self.client(n, handle).read(THREAD, network=NETWORK)  # noqa: B023
-                return any(m.id == posted.id and m.status == "sequenced" for m in page.messages)  # noqa: B023
+                return any(m.id == posted.id and m.status == "sequenced" for m in page.items)  # noqa: B023
 
             await self.until(sequenced, f"sequencing {handle}'s message", nodes)
             self.say(f"  {posted.sender} posted ({len(body)} characters) via {n.server}")
@@ -311,7 +311,7 @@ class _Demo:
         expected = len(_story(nodes))
 
         async def read(n: DemoNode) -> list:
-            return (await self.client(n, n.company.agent[0]).read(THREAD, network=NETWORK, limit=200)).messages
+            return (await self.client(n, n.company.agent[0]).read(THREAD, network=NETWORK, limit=200)).items
 
         async def converged() -> bool:
             return all([sum(m.status == "sequenced" for m in await read(n)) == expected for n in nodes])
@@ -337,7 +337,7 @@ class _Demo:
         for n in nodes:
             c = n.company
             agent = self.client(n, c.agent[0])
-            thread = (await agent.read(c.private_thread)).messages
+            thread = (await agent.read(c.private_thread)).items
             knowledge = (await agent.search_knowledge(c.knowledge_title)).items
             print(f"  {c.name} ({n.server})", flush=True)
             for m in thread:

@@ -82,7 +82,7 @@ def message_log(messages: Iterable[dict]) -> str:
     out = []
     for m in messages:
         position = f"#{m['seq']}" if m.get("seq") is not None else m.get("status") or f"id {m['id']}"
-        at = m.get("origin_ts", m.get("created_at"))
+        at = m.get("created_at", m.get("origin_ts"))  # an older node says origin_ts
         marks = [w for w in ("edited", "deleted") if m.get(w)]
         reply = f"  reply to {m['reply_to']}" if m.get("reply_to") else ""
         out.append(f"{clean(position)}  {when(at)}  {clean(m['sender'])}  {clean(m['id'])}{clean(reply)}"
@@ -157,7 +157,7 @@ PRIVATE_THREAD_COLUMNS = [C("THREAD", "name"), C("TITLE", "title"), C("MEMBERS",
                           C("CREATED", lambda t: when(t["created_at"]))]
 KNOWLEDGE_COLUMNS = [C("ID", "id"), C("TITLE", "title"), C("READERS", lambda k: k["readers"] or "everyone"),
                      C("CREATED", lambda k: when(k["created_at"])), C("BODY", lambda k: _preview(k["body"]))]
-AUDIT_COLUMNS = [C("SEQ", "id"), C("AT", lambda a: when(a["at"])), C("ACTOR", "actor"), C("ACTION", "action"),
+AUDIT_COLUMNS = [C("SEQ", "id"), C("AT", lambda a: when(a["created_at"])), C("ACTOR", "actor"), C("ACTION", "action"),
                  C("TARGET", "target"), C("NETWORK", "network"), C("PARTNER", "partner"), C("DETAIL", "detail")]
 WEBHOOK_COLUMNS = [C("ID", "id"), C("OWNER", "owner"), C("URL", "url"), C("STATUS", "status"),
                    C("FAILURES", "failures"), C("LAST ANSWER", "last_status"),

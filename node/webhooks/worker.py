@@ -86,7 +86,7 @@ def message_id(webhook_id: int, cursor: str) -> str:
 
 
 def payload(event: EventOut) -> bytes:
-    at = datetime.fromtimestamp(event.at / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    at = datetime.fromtimestamp(event.created_at / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     document = {"type": event.type, "timestamp": at, "data": event.model_dump(mode="json")}
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
 
@@ -194,11 +194,11 @@ class WebhookWorker:
         except (CursorExpired, CursorUnknown) as e:
             await self._reset_cursor(hook, e, now=now)
             return True
-        if not page.events:  # nothing this owner may see (or follows): step over what was read
+        if not page.items:  # nothing this owner may see (or follows): step over what was read
             async with self._storage.transaction() as tx:
                 await tx.webhooks.advance(hook.id, cursor=int(page.next_cursor), now=now)
             return int(page.next_cursor) > hook.cursor  # a filter reads a bounded stretch: there may be more
-        event = page.events[0]
+        event = page.items[0]
         answer = await self._post(hook, event)
         now = self._clock.now_ms()
         if answer.error is None:

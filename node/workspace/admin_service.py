@@ -284,7 +284,7 @@ class AdminService:
         async with self._storage.read_transaction() as tx:
             entries = await tx.audit.page(before=before, limit=limit, where=where)
         items = [
-            AuditEntryOut(id=str(e.seq), at=e.at, actor=e.actor, action=e.action, target=e.target,
+            AuditEntryOut(id=str(e.seq), created_at=e.at, actor=e.actor, action=e.action, target=e.target,
                           network=e.network, partner=e.partner, detail=e.detail, hash=e.hash)
             for e in entries
         ]

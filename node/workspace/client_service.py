@@ -41,7 +41,7 @@ class ClientService:
             messages = await tx.private_threads.messages(thread.id, after_id=after, limit=limit)
             names = await self._directory.ids_to_names(tx, [m.sender_id for m in messages])
         out = [self._message_out(thread, m, names) for m in messages]
-        return MessagePage(messages=out, next_cursor=out[-1].id if len(out) == limit else None)
+        return MessagePage(items=out, next_cursor=out[-1].id if len(out) == limit else None)
 
     async def post(self, caller: Principal, name: str, body: str, *,
                    idempotency: IdempotencyKey | None = None) -> Posted[MessageOut]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from node.http.fields import (
     MAX_PAGE,
@@ -22,6 +22,8 @@ from node.http.fields import (
     Slug,
     Title,
     form,
+    formerly,
+    old_name,
 )
 
 __all__ = [
@@ -180,8 +182,13 @@ class MessageOut(BaseModel):
 
 
 class MessagePage(BaseModel):
-    messages: list[MessageOut]
+    items: list[MessageOut] = Field(validation_alias=formerly("items", "messages"))
     next_cursor: str | None = Field(description="pass as `after` for the next page; null at the end")
+
+    @computed_field(**old_name("items"))  # type: ignore[prop-decorator]
+    @property
+    def messages(self) -> list[MessageOut]:
+        return self.items
 
 
 class PageQuery(QueryModel):
@@ -240,7 +247,7 @@ class KnowledgeResults(BaseModel):
 
 class AuditEntryOut(BaseModel):
     id: str = Field(description="the entry's seq in the chain, as a string (a cursor)")
-    at: int
+    created_at: int = Field(validation_alias=formerly("created_at", "at"))
     actor: str
     action: str
     target: str
@@ -248,6 +255,11 @@ class AuditEntryOut(BaseModel):
     partner: str | None
     detail: dict
     hash: str
+
+    @computed_field(**old_name("created_at"))  # type: ignore[prop-decorator]
+    @property
+    def at(self) -> int:
+        return self.created_at
 
 
 class AuditCheckOut(BaseModel):

@@ -66,3 +66,25 @@ def test_errors_follow_from_what_an_endpoint_reads():
 
     post = post_endpoint("/v1/threads/{name}/messages", handler, "post", body=PostMessage, response=MessageOut)
     assert error_statuses(post) == [400, 401, 403, 404, 413, 422, 429, 503]
+
+
+async def test_renamed_fields_are_sent_under_both_names_and_the_old_ones_are_marked_deprecated(node):
+    from node.feed.models import EventOut, EventPage
+    from node.networks.models import SharedMessageOut, SharedMessagePage
+    from node.workspace.models import AuditEntryOut, MessagePage
+
+    admin, client = await _documents(node)
+    served = {**admin["components"]["schemas"], **client["components"]["schemas"]}
+    for model, new, old in ((MessagePage, "items", "messages"), (SharedMessagePage, "items", "messages"),
+                            (EventPage, "items", "events"), (EventOut, "created_at", "at"),
+                            (SharedMessageOut, "created_at", "origin_ts"), (AuditEntryOut, "created_at", "at")):
+        schema = served.get(model.__name__) or model.model_json_schema(mode="serialization")
+        properties = schema["properties"]
+        assert not properties[new].get("deprecated"), model
+        assert properties[old]["deprecated"] is True and f"`{new}`" in properties[old]["description"], model
+    assert "MessagePage" in served and "AuditEntryOut" in served  # the documents say it, not only the models
+    # What is sent has both, with the same value, and either is read.
+    page = MessagePage(items=[MessageOut(id="1", thread="t", sender="agent:ops@acme.example", body="hi",
+                                         created_at=5)], next_cursor=None).model_dump(mode="json")
+    assert page["items"] == page["messages"] and page["items"][0]["created_at"] == 5
+    assert MessagePage.model_validate({"messages": page["items"], "next_cursor": None}).items[0].body == "hi"

@@ -12,7 +12,7 @@ import pytest
 from tests.node.conftest import bearer
 
 ROOT = Path(__file__).resolve().parents[3]
-ONE_PLACE = {"node/main/listeners.py", "node/mcp/endpoint.py"}
+ONE_PLACE = {"node/main/listeners.py", "node/mcp/endpoint.py", "node/mcp/resources.py"}
 
 
 def _calls_require_scope(path: Path) -> bool:

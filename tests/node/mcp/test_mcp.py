@@ -193,7 +193,7 @@ async def test_wait_returns_a_message_posted_after_it_started(acme):
         # Nothing new: the wait ends empty when its time is up, with the cursor it was given.
         began = time.monotonic()
         idle = await call(ops, "wait_for_messages", after=page["next_cursor"], timeout_seconds=1)
-        assert idle == {"events": [], "next_cursor": page["next_cursor"]}
+        assert idle == {"items": [], "events": [], "next_cursor": page["next_cursor"]}  # events: the old name
         assert 0.9 <= time.monotonic() - began < 10
 
 

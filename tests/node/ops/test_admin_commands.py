@@ -282,7 +282,7 @@ async def test_private_threads_knowledge_audit_and_paging(cli, acme):
     page = await cli.client(acme, ops, "read", "billing", "--limit", "2")
     assert "message 1" in page and "message 2" not in page
     everything = await cli.client(acme, ops, "read", "billing", "--limit", "2", "--all", "--json")
-    assert [m["body"].split("\n")[0] for m in json.loads(everything)["messages"]] == [f"message {n}" for n in range(5)]
+    assert [m["body"].split("\n")[0] for m in json.loads(everything)["items"]] == [f"message {n}" for n in range(5)]
     assert "    second line" in await cli.client(acme, ops, "read", "billing")
 
     await cli.admin(acme, "knowledge", "add", "--title", "Runbook", "--body", "Validate retries.",
