@@ -24,9 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from node.client.agent_client import AgentClient, AgentNetError
-from node.feed.models import EventOut
-from node.workspace.models import KnowledgeOut, PrincipalOut
+from node.client import AgentClient, AgentNetError, EventOut, KnowledgeOut, PrincipalOut
 
 __all__ = ["AgentSpec", "main", "open_items"]
 

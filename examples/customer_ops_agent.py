@@ -15,7 +15,7 @@ import sys
 
 from agent_runtime import AgentSpec, main, open_items
 
-from node.workspace.models import KnowledgeOut
+from node.client import KnowledgeOut
 
 # "ready to move ... to production", "ready for prod", "ready to go live"
 _READY = re.compile(r"\bready\b.{0,80}\b(production|prod|go live|go-live)\b", re.I | re.S)

@@ -15,7 +15,7 @@ import sys
 
 from agent_runtime import AgentSpec, main, open_items
 
-from node.workspace.models import KnowledgeOut
+from node.client import KnowledgeOut
 
 _WEBHOOK = re.compile(r"\bwebhooks?\b", re.I)
 _CONCERN = re.compile(r"\b(validat\w*|retr(y|ies|ied))\b", re.I)

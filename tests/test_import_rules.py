@@ -10,6 +10,7 @@ through every import, at module level or inside a function. `federation/`'s own 
 from __future__ import annotations
 
 import ast
+import sys
 from collections import deque
 from pathlib import Path
 
@@ -23,6 +24,8 @@ PACKAGES = ("node", "storage", "federation")
 FEED_BRIDGE = "storage.feed_writer"
 AUDIT_BRIDGE = "storage.audit_writer"
 BRIDGES = frozenset({FEED_BRIDGE, AUDIT_BRIDGE})
+# What the client's distribution depends on (node/client/pyproject.toml), besides the standard library.
+CLIENT_DEPENDENCIES = frozenset({"aiohttp", "pydantic"})
 
 
 def _module_name(path: Path) -> str:
@@ -31,24 +34,37 @@ def _module_name(path: Path) -> str:
 
 
 def _imports(path: Path) -> set[str]:
-    """Every module `path` names in an import, and every `module.name` it imports from one."""
+    """Every module `path` names in an import, and every `module.name` it imports from one;
+    a relative import (`from .http import x`) by the absolute name it stands for."""
+    package = _module_name(path).split(".")
+    if path.name != "__init__.py":
+        package.pop()
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package[:len(package) - node.level + 1] if node.level else []
+            module = ".".join([*base, *([node.module] if node.module else [])])
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)
     return names
 
 
-def _graph() -> dict[str, set[str]]:
-    sources = {_module_name(p): p for package in PACKAGES for p in (ROOT / package).rglob("*.py")
-               if "versions" not in p.parts}
-    return {name: {d for d in _imports(path) if d in sources} for name, path in sources.items()}
+def _absolute_imports(path: Path) -> set[str]:
+    """The modules `path` names in an import by their absolute names."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+    return names
 
 
-GRAPH = _graph()
+SOURCES = {_module_name(p): p for package in PACKAGES for p in (ROOT / package).rglob("*.py")
+           if "versions" not in p.parts and "node_modules" not in p.parts}
+GRAPH = {name: {d for d in _imports(path) if d in SOURCES} for name, path in SOURCES.items()}
 
 
 def _first_path(start: str, forbidden: tuple[str, ...], *, through: frozenset[str] = frozenset()) -> str | None:
@@ -126,8 +142,23 @@ def test_nothing_imports_the_entry_point(module):
     assert not {d for d in GRAPH[module] if d.startswith("node.main")}
 
 
+@pytest.mark.parametrize("module", _room("node.client"))
+def test_the_client_stands_alone(module):
+    """`node/client/` is also the `agentnet-client` distribution (`node/client/pyproject.toml`),
+    installed without the server as `agentnet_client`: its modules import the standard library,
+    aiohttp, pydantic and each other, and each other by relative imports only (`node.client`
+    is not there when it is installed alone)."""
+    imported = _imports(SOURCES[module])
+    outside = sorted(name for name in imported if name != "node.client" and not name.startswith("node.client."))
+    assert {name.split(".")[0] for name in outside} <= set(sys.stdlib_module_names) | CLIENT_DEPENDENCIES, outside
+    assert not {name for name in _absolute_imports(SOURCES[module]) if name.split(".")[0] in PACKAGES}
+
+
 def test_the_rules_can_fail():
     """A check that cannot fail checks nothing: the walk finds a known chain."""
     assert _first_path("node.main.assembly", ("storage.private",)) is not None
     assert _first_path("storage.network.transaction", ("storage.private",)) == \
         "storage.private.tables <- storage.audit_writer <- storage.network.transaction"
+    # A relative import is followed like an absolute one.
+    assert "node.client.http" in GRAPH["node.client.agent_client"]
+    assert {"node.client.models", "node.client.http"} <= _imports(SOURCES["node.client"])

@@ -1,8 +1,11 @@
 """An async client for the client listener, for agents and people.
 
-It parses every answer into the pydantic models the node itself serves (`node.workspace.models`,
-`node.networks.models`, `node.feed.models`), so there is one definition of each body, and turns
-every failure into one error type, `AgentNetError`, so a program handles one thing.
+It parses every answer into the client's own models (`models.py`: the node's response bodies,
+checked against its OpenAPI document, that accept fields a newer node adds), and turns every
+failure into one error type, `AgentNetError`, so a program handles one thing. Like every module
+of this package it imports only the standard library, aiohttp, pydantic and its neighbours (by
+relative imports): the same files are `node.client` in the server and `agentnet_client` when
+installed alone (`pyproject.toml` here). `sync_client.py` holds the blocking interface.
 
 Retries are safe only where the node makes them so. A post carries an `Idempotency-Key`
 (generated when the caller gives none) and every retry of that post reuses it: a post whose
@@ -35,18 +38,25 @@ from urllib.parse import quote
 import aiohttp
 from pydantic import BaseModel, ValidationError
 
-from node.client.http import AgentNetError, NodeHttp, RetryPolicy, refusal
-from node.feed.models import EventOut, EventPage
-from node.networks.models import (
+from .http import AgentNetError, NodeHttp, RetryPolicy, refusal
+from .models import (
+    EventOut,
+    EventPage,
     FileOut,
+    KnowledgeResults,
+    MessageOut,
+    MessagePage,
+    PrincipalOut,
     ReactionOut,
     SharedMessageOut,
     SharedMessagePage,
     SharedSearchResults,
     SharedThreadList,
+    ThreadList,
+    WebhookCreated,
+    WebhookList,
+    WebhookOut,
 )
-from node.webhooks.models import WebhookCreated, WebhookList, WebhookOut
-from node.workspace.models import KnowledgeResults, MessageOut, MessagePage, PrincipalOut, ThreadList
 
 __all__ = ["AgentClient", "AgentNetError", "EventStream", "RetryPolicy", "SseFrame", "SseParser"]
 
@@ -276,7 +286,7 @@ class AgentClient:
 
     async def create_webhook(self, url: str, *, only: dict[str, Any] | None = None) -> WebhookCreated:
         """Events delivered as signed POSTs to `url`; the answer holds the secret, once. `only`
-        narrows them: {"network", "thread", "types", "mentions"} (node.feed.filters)."""
+        narrows them: {"network", "thread", "types", "mentions"} (`FeedFilter`)."""
         # No Idempotency-Key on this route: a retry after a lost answer would make a second one.
         body: dict[str, Any] = {"url": url, **({"filter": only} if only else {})}
         return await self._call("POST", "/v1/webhooks", WebhookCreated, json_body=body, once=True)

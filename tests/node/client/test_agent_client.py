@@ -12,9 +12,15 @@ import pytest
 from aiohttp import web
 
 from node.client.agent_client import AgentClient, AgentNetError, RetryPolicy, SseFrame, SseParser
-from node.feed.models import EventOut
-from node.networks.models import SharedMessageOut, SharedMessagePage
-from node.workspace.models import KnowledgeResults, MessageOut, MessagePage, PrincipalOut
+from node.client.models import (
+    EventOut,
+    KnowledgeResults,
+    MessageOut,
+    MessagePage,
+    PrincipalOut,
+    SharedMessageOut,
+    SharedMessagePage,
+)
 from tests.cluster import ClusterNode, eventually, start_node
 from tests.tls_fixtures import TestCertificateAuthority
 
