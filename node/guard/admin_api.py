@@ -7,14 +7,14 @@ import logging
 from typing import Literal
 
 from aiohttp import web
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from node.basics.clock import Clock
 from node.federation.chain_state import stored_view
 from node.guard.outbound import GUARD_SCOPE, OutboundGuard, guard_policy, refusal
 from node.guard.rules import GuardPolicy
 from node.http.auth import current_admin
-from node.http.fields import MAX_PAGE, Cursor, QueryModel, Request
+from node.http.fields import MAX_PAGE, Cursor, QueryModel, Request, formerly, old_name
 from node.http.io import read_body, read_query, respond
 from node.http.openapi import Endpoint
 from storage.errors import NotFound
@@ -46,7 +46,7 @@ class FlagQuery(QueryModel):
 
 class FlagOut(BaseModel):
     id: int
-    at: int
+    created_at: int = Field(validation_alias=formerly("created_at", "at"))
     author: str
     network: str
     thread: str | None
@@ -57,6 +57,11 @@ class FlagOut(BaseModel):
     reviewed_by: str | None
     verdict: str | None
     note: str | None
+
+    @computed_field(**old_name("created_at"))  # type: ignore[prop-decorator]
+    @property
+    def at(self) -> int:
+        return self.created_at
 
 
 class FlagPage(BaseModel):
@@ -151,6 +156,6 @@ async def _bodies(tx: Transaction, flags: list[GuardFlag]) -> dict[str, str]:
 
 
 def _out(flag: GuardFlag, body: str | None) -> FlagOut:
-    return FlagOut(id=flag.id, at=flag.at, author=flag.author, network=flag.network, thread=flag.thread,
+    return FlagOut(id=flag.id, created_at=flag.at, author=flag.author, network=flag.network, thread=flag.thread,
                    event_id=flag.event_id, rules=flag.rules, body=body, reviewed_at=flag.reviewed_at,
                    reviewed_by=flag.reviewed_by, verdict=flag.verdict, note=flag.note)

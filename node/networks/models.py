@@ -231,9 +231,14 @@ class HaltOut(BaseModel):
     event_id: str | None
     code: str
     reason: str
-    since: int
+    halted_at: int = Field(validation_alias=formerly("halted_at", "since"))
     tries: int
     next_try_at: int = Field(description="when it is tried again by itself; `resume` tries at once")
+
+    @computed_field(**old_name("halted_at"))  # type: ignore[prop-decorator]
+    @property
+    def since(self) -> int:
+        return self.halted_at
 
 
 class RefusalOut(BaseModel):
@@ -242,7 +247,12 @@ class RefusalOut(BaseModel):
     seq: int | None
     type: str
     error: str = Field(description="the member's answer: status, code and message")
-    at: int | None
+    created_at: int | None = Field(validation_alias=formerly("created_at", "at"))
+
+    @computed_field(**old_name("created_at"))  # type: ignore[prop-decorator]
+    @property
+    def at(self) -> int | None:
+        return self.created_at
 
 
 class VouchedKeyOut(BaseModel):

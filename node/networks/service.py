@@ -237,9 +237,9 @@ async def network_out(tx: NetworkTransaction, network: NetworkRecord, server: st
                                  participants=list(t.participants), agents_silenced=t.agents_silenced) for t in threads],
         pending_events=len(await tx.events.pending(network.id)),
         halted=None if halt is None else HaltOut(seq=halt.seq, event_id=halt.event_id, code=halt.code,
-                                                 reason=halt.reason, since=halt.since, tries=halt.tries,
+                                                 reason=halt.reason, halted_at=halt.since, tries=halt.tries,
                                                  next_try_at=halt.next_try_at),
-        refusals=[RefusalOut(member=r.destination, event_id=r.event_id, seq=r.seq, type=r.type, error=r.error, at=r.at)
+        refusals=[RefusalOut(member=r.destination, event_id=r.event_id, seq=r.seq, type=r.type, error=r.error, created_at=r.at)
                   for r in await tx.outbox.refusals(network.id)],
         vouched_keys=[VouchedKeyOut(server=k.server, key_id=k.key_id, fingerprint=VerifyKey(k.public_key).fingerprint,
                                     status=k.status) for k in vouched],

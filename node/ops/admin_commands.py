@@ -926,9 +926,9 @@ def _register_company(sub, b: _Builder) -> None:
     p.add_argument("--limit", type=int, default=20, help="at most this many (default 20, at most 100)")
 
     p = b.leaf(sub, "audit", "the audit log, newest first; the options narrow it",
-               _paged("/v1/audit", "items", "before", "audit entries", _items(out.AUDIT_COLUMNS, "(no entries)"),
+               _paged("/v1/audit", "items", "after", "audit entries", _items(out.AUDIT_COLUMNS, "(no entries)"),
                       _audit_filters), path="audit")
-    _paging(p, "before")
+    _paging(p, "after", "before")  # --before: its name before the naming convention
     p.add_argument("--actor", help="who did it, e.g. admin:anadm_1a2b or agent:ops@acme.example")
     p.add_argument("--action", help='an action, or a prefix ending in "." (e.g. invite.)')
     p.add_argument("--network")
@@ -949,9 +949,10 @@ def _register_company(sub, b: _Builder) -> None:
                path=f"webhooks {verb}").add_argument("webhook")
 
 
-def _paging(parser: argparse.ArgumentParser, cursor: str) -> None:
+def _paging(parser: argparse.ArgumentParser, cursor: str, *old_names: str) -> None:
     parser.add_argument("--limit", type=int, default=50, help="per page (default 50, at most 200)")
-    parser.add_argument(f"--{cursor}", metavar="CURSOR", help="a cursor printed by an earlier page")
+    parser.add_argument(f"--{cursor}", *(f"--{n}" for n in old_names), dest=cursor, metavar="CURSOR",
+                        help="a cursor printed by an earlier page")
     parser.add_argument("--all", action="store_true", help="every page (progress on stderr)")
 
 

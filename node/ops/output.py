@@ -151,7 +151,7 @@ ALERT_COLUMNS = [C("KIND", "kind"), C("NETWORK", "network"), C("SERVER", "server
                  C("LAST", lambda a: when(a["last_seen_at"])), C("WHAT", "message")]
 VOUCHED_KEY_COLUMNS = [C("SERVER", "server"), C("KEY", "key_id"), C("STATUS", "status"),
                        C("FINGERPRINT", "fingerprint")]
-REFUSAL_COLUMNS = [C("MEMBER", "member"), C("SEQ", "seq"), C("TYPE", "type"), C("AT", lambda r: when(r["at"])),
+REFUSAL_COLUMNS = [C("MEMBER", "member"), C("SEQ", "seq"), C("TYPE", "type"), C("AT", lambda r: when(r["created_at"])),
                    C("ERROR", "error")]
 PRIVATE_THREAD_COLUMNS = [C("THREAD", "name"), C("TITLE", "title"), C("MEMBERS", "members"),
                           C("CREATED", lambda t: when(t["created_at"]))]
@@ -178,7 +178,7 @@ def network_detail(n: dict) -> str:
     if halted:
         head += "\n\n" + key_values([
             ("HALTED at seq", halted["seq"]), ("event", halted["event_id"]), ("why", halted["reason"]),
-            ("since", when(halted["since"])), ("tries", halted["tries"]), ("next try", when(halted["next_try_at"])),
+            ("since", when(halted["halted_at"])), ("tries", halted["tries"]), ("next try", when(halted["next_try_at"])),
             ("way out", f"fix the cause, then `agentnet network resume {n['name']}`; or `agentnet network leave`")])
     members = table([{"server": s, "status": st} for s, st in n["members"].items()],
                     [C("SERVER", "server"), C("STATUS", "status")])
@@ -208,7 +208,7 @@ NETWORK_SUMMARY_COLUMNS = [
 
 def overview(o: dict) -> str:
     node, cert = o["node"], o["certificate"]
-    expiry = "-" if cert is None else f"{when(cert['not_after'])} ({cert['days_left']} days)" + (
+    expiry = "-" if cert is None else f"{when(cert['expires_at'])} ({cert['days_left']} days)" + (
         "  RENEW SOON" if cert["days_left"] < 30 else "")
     head = key_values([("server", f"{node['server_name']} ({node['display_name']})"), ("version", node["version"]),
                        ("signing key", f"{o['key']['key_id']}  {o['key']['fingerprint']}"),
@@ -290,7 +290,7 @@ def guard_check(data: dict) -> str:
     return "\n".join(lines)
 
 
-FLAG_COLUMNS = [Column("ID", "id"), Column("AT", lambda f: when(f["at"])), Column("AUTHOR", "author"),
+FLAG_COLUMNS = [Column("ID", "id"), Column("AT", lambda f: when(f["created_at"])), Column("AUTHOR", "author"),
                 Column("WHERE", lambda f: f"{f['network']}/{f['thread'] or '-'}"), Column("RULES", "rules"),
                 Column("VERDICT", "verdict"), Column("MESSAGE", lambda f: _preview(f["body"] or "-"))]
 

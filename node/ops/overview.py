@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from node.basics.clock import Clock
 from node.federation.tls import certificate_not_after_ms
+from node.http.fields import formerly, old_name
 from node.http.io import respond
 from node.http.openapi import Endpoint
 from node.networks.models import PeerOut
@@ -41,8 +42,14 @@ class KeyOut(BaseModel):
 
 
 class CertificateOut(BaseModel):
-    not_after: int = Field(description="when the federation listener's certificate expires (ms since the epoch)")
+    expires_at: int = Field(validation_alias=formerly("expires_at", "not_after"),
+                            description="when the federation listener's certificate expires (ms since the epoch)")
     days_left: int
+
+    @computed_field(**old_name("expires_at"))  # type: ignore[prop-decorator]
+    @property
+    def not_after(self) -> int:
+        return self.expires_at
 
 
 class NetworkSummary(BaseModel):
@@ -80,7 +87,7 @@ def overview_endpoints(status: Callable[[], Awaitable[StatusOut]], networks: Net
             node=await status(),
             key=KeyOut(key_id=identity.key_id, fingerprint=identity.fingerprint),
             certificate=None if not_after is None else CertificateOut(
-                not_after=not_after, days_left=(not_after - clock.now_ms()) // _DAY_MS),
+                expires_at=not_after, days_left=(not_after - clock.now_ms()) // _DAY_MS),
             networks=[NetworkSummary(name=n.name, host=n.host, hosted_here=n.hosted_here, closed=n.closed,
                                      members=sum(state == "member" for state in n.members.values()),
                                      pending_events=n.pending_events, halted=n.halted is not None) for n in held],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from node.basics.errors import InvalidRequest
 from node.http.auth import current_admin
 from node.http.io import read_body, read_query, respond
 from node.http.openapi import Endpoint
@@ -155,7 +156,11 @@ def admin_endpoints(service: AdminService) -> list[Endpoint]:
 
     async def audit(request: web.Request) -> web.Response:
         query = read_query(request, AuditQuery)
-        before = int(query.before) if query.before is not None else None
+        if query.after is not None and query.before is not None:
+            raise InvalidRequest("give `after` (or its old name `before`), not both",
+                                 [{"field": "before", "location": "query", "message": "the same as after"}])
+        cursor = query.after if query.after is not None else query.before
+        before = int(cursor) if cursor is not None else None
         where = AuditFilter(actor=query.actor, action=query.action, network=query.network, partner=query.partner,
                             since=query.since, until=query.until)
         return respond(await service.audit(before=before, limit=query.limit, where=where))

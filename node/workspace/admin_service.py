@@ -136,7 +136,7 @@ class AdminService:
                 detail={"token_prefix": record.prefix, "revoked": revoked, "scopes": sorted(record.scopes)},
             )
         self._tokens_changed()
-        return TokenOut(id=target, token=secret, token_id=str(record.id), scopes=sorted(record.scopes),
+        return TokenOut(principal=target, token=secret, token_id=str(record.id), scopes=sorted(record.scopes),
                         expires_at=record.expires_at)
 
     async def issue_token(self, kind: str, handle: str, req: IssueToken, *, actor: str) -> IssuedToken:

@@ -141,11 +141,16 @@ class PrincipalList(BaseModel):
 
 
 class TokenOut(BaseModel):
-    id: str
+    principal: str = Field(validation_alias=formerly("principal", "id"), description="whose token it is")
     token: str = Field(description="the new bearer token; every earlier token is revoked")
     token_id: str
     scopes: list[str]
     expires_at: int | None
+
+    @computed_field(**old_name("principal"))  # type: ignore[prop-decorator]
+    @property
+    def id(self) -> str:
+        return self.principal
 
 
 class CreateThread(Request):
@@ -197,7 +202,10 @@ class PageQuery(QueryModel):
 
 
 class AuditQuery(QueryModel):
-    before: Cursor | None = Field(None, description="a seq: entries before it (the next page)")
+    after: Cursor | None = Field(None, description="`next_cursor` of the page before: the entries after it in "
+                                                   "this list's order, newest first (the older ones)")
+    before: Cursor | None = Field(None, description="deprecated: the same as `after` (a seq: older entries)",
+                                  json_schema_extra={"deprecated": True})
     limit: int = Field(50, ge=1, le=MAX_PAGE)
     actor: str | None = Field(None, min_length=1, max_length=200, description="e.g. admin:anadm_1a2b")
     action: str | None = Field(None, min_length=1, max_length=64,

@@ -39,6 +39,7 @@ async def test_disable_and_rotate_cut_off_old_tokens(node):
     await node.admin.post("/v1/agents/ops/enable", headers=node.as_admin())
     assert (await node.client.get("/v1/whoami", headers=bearer(token))).status == 200
     rotated = await (await node.admin.post("/v1/agents/ops/token", headers=node.as_admin())).json()
+    assert rotated["principal"] == rotated["id"] == f"agent:ops@{SERVER}"  # id: the old name, deprecated
     assert (await node.client.get("/v1/whoami", headers=bearer(token))).status == 401
     assert (await node.client.get("/v1/whoami", headers=bearer(rotated["token"]))).status == 200
 
@@ -98,6 +99,15 @@ async def test_audit_log_records_changes_newest_first(node):
     assert actions == ["person.disable", "person.create", "node.init"]
     assert audit["items"][0]["actor"].startswith("admin:anadm_")
     assert all("token" not in str(e["detail"].get("token", "")) for e in audit["items"])
+    # The next page: `after` the cursor in the list's order (older entries); `before` is its old name.
+    first = await (await node.admin.get("/v1/audit?limit=1", headers=node.as_admin())).json()
+    for name in ("after", "before"):
+        rest = await (await node.admin.get(f"/v1/audit?limit=10&{name}={first['next_cursor']}",
+                                           headers=node.as_admin())).json()
+        assert [e["action"] for e in rest["items"]] == ["person.create", "node.init"]
+        assert all(e["created_at"] == e["at"] for e in rest["items"])
+    both = await node.admin.get(f"/v1/audit?after={first['next_cursor']}&before=1", headers=node.as_admin())
+    assert both.status == 422 and (await both.json())["error"]["fields"][0]["field"] == "before"
 
 
 async def test_status(node):
