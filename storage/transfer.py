@@ -30,6 +30,7 @@ from storage.network.tables import NETWORK_METADATA, policies
 from storage.private.tables import (
     PRIVATE_METADATA,
     admin_tokens,
+    app_agents,
     audit_head,
     audit_log,
     company,
@@ -61,13 +62,15 @@ _COLUMNS: dict[str, tuple[Table, tuple[str, ...]]] = {
     "principals": (principals, ("id", "kind", "handle", "display_name", "profile", "disabled", "created_at")),
     "principal_tokens": (principal_tokens, ("id", "principal_id", "token_hash", "prefix", "scopes", "created_at",
                                             "expires_at", "revoked_at")),
+    "app_agents": (app_agents, ("app_id", "agent_id")),
     "admin_tokens": (admin_tokens, ("token_hash", "prefix", "created_at", "revoked_at")),
     "private_threads": (private_threads, ("id", "name", "title", "created_at")),
     "private_thread_members": (private_thread_members, ("thread_id", "principal_id")),
     "private_messages": (private_messages, ("id", "thread_id", "sender_id", "body", "created_at")),
     "knowledge_items": (knowledge_items, ("id", "title", "body", "restricted", "created_at")),
     "knowledge_readers": (knowledge_readers, ("item_id", "principal_id")),
-    "webhooks": (webhooks, ("id", "principal_id", "url", "secret", "status", "disabled_reason", "created_at")),
+    "webhooks": (webhooks, ("id", "principal_id", "url", "secret", "status", "disabled_reason", "created_at",
+                            "filter")),
     "policies": (policies, ("scope", "settings", "updated_at", "updated_by")),
     "audit_log": (audit_log, ("seq", "at", "actor", "action", "target", "network", "partner", "detail",
                               "prev_hash", "hash")),
@@ -144,9 +147,9 @@ class PrivateTransfer:
         known = set(await self._conn.scalars(select(admin_tokens.c.token_hash)))
         await self._insert(admin_tokens, [r for r in rows.tables["admin_tokens"] if r["token_hash"] not in known])
         cursor = await self._conn.scalar(select(feed_state.c.head).where(feed_state.c.id == 1)) or 0
-        for name in ("principals", "principal_tokens", "private_threads", "private_thread_members",
+        for name in ("principals", "principal_tokens", "app_agents", "private_threads", "private_thread_members",
                      "private_messages", "knowledge_items", "knowledge_readers", "policies"):
-            await self._insert(_COLUMNS[name][0], rows.tables[name])
+            await self._insert(_COLUMNS[name][0], rows.tables.get(name, []))  # a file from before a table: none
         await self._insert(webhooks, [{**r, "cursor": cursor, "failures": 0, "next_attempt_at": now}
                                       for r in rows.tables["webhooks"]])
         replaced = await self._replace_audit(rows.tables["audit_log"], rows.audit_head)

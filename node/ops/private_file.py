@@ -71,7 +71,7 @@ class CompanyRecord(_Record):
 
 class PrincipalRecord(_Record):
     id: Id
-    kind: Literal["agent", "person"]
+    kind: Literal["agent", "person", "app"]
     handle: Handle
     display_name: Text200
     profile: str = Field(max_length=MAX_PROFILE_CHARS)
@@ -134,6 +134,14 @@ class WebhookRecord(_Record):
     status: Literal["active", "disabled"]
     disabled_reason: str | None = Field(max_length=4000)
     created_at: Ms
+    filter: str | None = Field(None, max_length=4000, description="what it follows (node.feed.filters), as JSON")
+
+
+class AppAgentRecord(_Record):
+    """An agent an application may act as (node.workspace.apps)."""
+
+    app_id: Id
+    agent_id: Id
 
 
 class PolicyRecord(_Record):
@@ -182,6 +190,7 @@ class PrivateFile(_Record):
     webhooks: list[WebhookRecord] = Field(max_length=MAX_WEBHOOKS)
     policies: list[PolicyRecord] = Field(max_length=MAX_POLICIES)
     audit: AuditLog
+    app_agents: list[AppAgentRecord] = Field(default_factory=list, max_length=MAX_TOKENS)
 
     @model_validator(mode="after")
     def _consistent(self) -> PrivateFile:
@@ -206,6 +215,8 @@ class PrivateFile(_Record):
             _unique(f"knowledge[{i}]", "readers", item.readers or [])
             _known(f"knowledge[{i}]", "readers", item.readers or [], principals)
         _known("webhooks", "principal_id", [w.principal_id for w in self.webhooks], principals)
+        _known("app_agents", "app_id", [a.app_id for a in self.app_agents], principals)
+        _known("app_agents", "agent_id", [a.agent_id for a in self.app_agents], principals)
         for i, policy in enumerate(self.policies):
             _check_policy(i, policy)
         _check_chain(self.audit)
@@ -307,6 +318,7 @@ def from_rows(rows: PrivateRows, *, exported_at: int, exported_by: str) -> Priva
         "knowledge": [{**_without(r, "restricted"), "readers": readers[r["id"]] if r["restricted"] else None}
                       for r in t["knowledge_items"]],
         "webhooks": t["webhooks"],
+        "app_agents": t["app_agents"],
         "policies": [{**r, "settings": json.loads(r["settings"])} for r in t["policies"]],
         "audit": {"head": {"seq": rows.audit_head[0], "hash": rows.audit_head[1]}, "entries": t["audit_log"]},
     })
@@ -331,6 +343,7 @@ def to_rows(file: PrivateFile) -> PrivateRows:
                             for r in plain(file.knowledge)],
         "knowledge_readers": [{"item_id": k.id, "principal_id": p} for k in file.knowledge for p in k.readers or []],
         "webhooks": plain(file.webhooks),
+        "app_agents": plain(file.app_agents),
         # As `storage.network.policies.PolicyRepository.put` writes it.
         "policies": [{**r, "settings": json.dumps(r["settings"], sort_keys=True)} for r in plain(file.policies)],
         "audit_log": plain(file.audit.entries),

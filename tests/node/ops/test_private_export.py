@@ -79,7 +79,10 @@ async def _populate_and_export(tmp: Path) -> Exported:
         partner = (await node.admin("GET", "/v1/policy/partners/globex.example"))["policy"]
         await node.admin("PUT", "/v1/policy/partners/globex.example", {**partner, "agents": False})
         await node.admin("PUT", "/v1/policy/guard", {"terms": ["Project Falcon"], "terms_action": "flag"})
-        hook = await node.client(tokens["ops"], "POST", "/v1/webhooks", {"url": HOOK}, expect=201)
+        hook = await node.client(tokens["ops"], "POST", "/v1/webhooks", {"url": HOOK, "filter": {"mentions": True}},
+                                 expect=201)
+        await node.create("app", "fleet", "Agent fleet")
+        await node.admin("PUT", "/v1/apps/fleet/agents", {"agents": ["ops"]})
 
         out = tmp / "acme.private.json"
         code, said, err = await _cli("export", "--private", "-o", str(out), *_admin(node))
@@ -98,6 +101,7 @@ async def _populate_and_export(tmp: Path) -> Exported:
             "policy": await node.admin("GET", "/v1/policy"),
             "guard": await node.admin("GET", "/v1/policy/guard"),
             "webhook": hook,
+            "fleet": await node.admin("GET", "/v1/apps/fleet/agents"),
         }
         return Exported(out, node.admin_token, tokens, seen)
     finally:
@@ -134,7 +138,7 @@ async def test_the_private_side_moves_from_sqlite_to_postgresql(exported, postgr
 
     # A second import finds a node in use: refused, nothing written.
     code, _, err = await _cli("import", str(exported.file), "--data-dir", str(target))
-    assert code == 1 and "not a fresh node's" in err and "principals: 3 rows" in err and "nothing was written" in err
+    assert code == 1 and "not a fresh node's" in err and "principals: 4 rows" in err and "nothing was written" in err
 
     node = ClusterNode(server=ACME, database_url=postgres_url, data_dir=tmp_path / "run",
                        key=SigningKey.load(target / "signing.key"), admin_token=exported.admin_token, ports={},
@@ -171,7 +175,8 @@ async def _check_imported(node: ClusterNode, exported: Exported, head: dict, ini
     assert await node.admin("GET", "/v1/policy") == seen["policy"]
     assert await node.admin("GET", "/v1/policy/guard") == seen["guard"]
     hooks = (await node.client(tokens["ops"], "GET", "/v1/webhooks"))["items"]
-    assert [(h["id"], h["url"]) for h in hooks] == [(seen["webhook"]["id"], HOOK)]
+    assert [(h["id"], h["url"], h["filter"]["mentions"]) for h in hooks] == [(seen["webhook"]["id"], HOOK, True)]
+    assert await node.admin("GET", "/v1/apps/fleet/agents") == seen["fleet"]  # the application and its agents
 
     anchor = f"{head['seq']}:{head['hash']}"
     check = await node.admin("GET", f"/v1/audit/verify?anchor={anchor}")
@@ -185,7 +190,7 @@ async def _check_imported(node: ClusterNode, exported: Exported, head: dict, ini
     again = await node.admin("GET", "/v1/export/private")  # from PostgreSQL now: the same private side
     before = json.loads(exported.file.read_bytes())
     for part in ("company", "principals", "tokens", "private_threads", "private_messages", "knowledge", "webhooks",
-                 "policies"):
+                 "policies", "app_agents"):
         assert again[part] == before[part], part
     assert again["audit"]["entries"][:head["seq"]] == before["audit"]["entries"]
 
