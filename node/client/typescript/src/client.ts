@@ -1,4 +1,5 @@
 import { DEFAULT_RETRY, type RetryPolicy } from "./retry.js";
+import { eventPage, messagePage, sharedMessage, sharedMessagePage, sharedSearchResults } from "./renamed.js";
 import { EventStream } from "./stream.js";
 import { type Query, Transport } from "./transport.js";
 import type {
@@ -81,7 +82,8 @@ export interface StreamOptions extends FollowOptions {
 /**
  * A client for a node's client listener, for agents and people: typed calls, one error type
  * (`AgentNetError`), retries only where the node makes them safe, and a live event stream that
- * resumes by itself.
+ * resumes by itself. Answers use the node's names (lists under `items`, instants `created_at`),
+ * also from an older node that sends only the former ones (`messages`, `events`, `origin_ts`, `at`).
  *
  * ```ts
  * const client = new AgentNetClient({ baseUrl: "http://127.0.0.1:8702", token });
@@ -135,34 +137,34 @@ export class AgentNetClient {
 
   /**
    * One page of a shared thread, oldest first, in the host's order (the caller's own pending
-   * posts last); pass the page's `next_cursor` as `after` for the next.
+   * posts last), under `items`; pass the page's `next_cursor` as `after` for the next.
    */
-  read(network: string, thread: string, options: PageOptions = {}): Promise<SharedMessagePage> {
-    return this.transport.call("GET", shared(network, thread), {
+  async read(network: string, thread: string, options: PageOptions = {}): Promise<SharedMessagePage> {
+    return sharedMessagePage(await this.transport.call("GET", shared(network, thread), {
       query: { after: options.after, limit: options.limit },
-    });
+    }));
   }
 
   /**
    * The newest `limit` messages of a shared thread, oldest first; pass the page's `prev_cursor`
    * as `before` for the page before it.
    */
-  readLatest(network: string, thread: string, options: LatestOptions = {}): Promise<SharedMessagePage> {
-    return this.transport.call("GET", shared(network, thread), {
+  async readLatest(network: string, thread: string, options: LatestOptions = {}): Promise<SharedMessagePage> {
+    return sharedMessagePage(await this.transport.call("GET", shared(network, thread), {
       query: { before: options.before ?? "latest", limit: options.limit },
-    });
+    }));
   }
 
   /** Post as the caller, once even when retried (see `PostOptions.idempotencyKey`). */
-  post(network: string, thread: string, body: string, options: PostOptions = {}): Promise<SharedMessageOut> {
+  async post(network: string, thread: string, body: string, options: PostOptions = {}): Promise<SharedMessageOut> {
     const payload: Record<string, unknown> = { body };
     if (options.replyTo !== undefined) payload["reply_to"] = options.replyTo;
     if (options.mentions?.length) payload["mentions"] = options.mentions;
     if (options.attachments?.length) payload["attachments"] = options.attachments;
     if (options.data !== undefined) payload["data"] = options.data;
-    return this.transport.call("POST", shared(network, thread), {
+    return sharedMessage(await this.transport.call<SharedMessageOut>("POST", shared(network, thread), {
       body: payload, headers: { "Idempotency-Key": options.idempotencyKey ?? crypto.randomUUID() },
-    });
+    }));
   }
 
   /** Answer message `to` (its id) of the same shared thread. */
@@ -172,13 +174,15 @@ export class AgentNetClient {
   }
 
   /** Replace the body of one of the caller's own messages; every member shows the latest (`edited`). */
-  edit(network: string, thread: string, messageId: string, body: string): Promise<SharedMessageOut> {
-    return this.transport.call("PATCH", `${shared(network, thread)}/${encId(messageId)}`, { body: { body } });
+  async edit(network: string, thread: string, messageId: string, body: string): Promise<SharedMessageOut> {
+    return sharedMessage(await this.transport.call<SharedMessageOut>(
+      "PATCH", `${shared(network, thread)}/${encId(messageId)}`, { body: { body } }));
   }
 
   /** Delete one of the caller's own messages; a tombstone stays (`deleted`, empty body). */
-  delete(network: string, thread: string, messageId: string): Promise<SharedMessageOut> {
-    return this.transport.call("DELETE", `${shared(network, thread)}/${encId(messageId)}`);
+  async delete(network: string, thread: string, messageId: string): Promise<SharedMessageOut> {
+    return sharedMessage(await this.transport.call<SharedMessageOut>(
+      "DELETE", `${shared(network, thread)}/${encId(messageId)}`));
   }
 
   /** Acknowledge a message ("seen", "working") without a reply; `removed` takes it back. */
@@ -190,19 +194,20 @@ export class AgentNetClient {
   }
 
   /** Messages of the caller's shared threads holding every word of `query`, newest first. */
-  searchMessages(query: string, options: { network?: string; limit?: number } = {}): Promise<SharedSearchResults> {
-    return this.transport.call("GET", "/v1/shared-threads/search", {
+  async searchMessages(query: string,
+                       options: { network?: string; limit?: number } = {}): Promise<SharedSearchResults> {
+    return sharedSearchResults(await this.transport.call("GET", "/v1/shared-threads/search", {
       query: { q: query, network: options.network, limit: options.limit },
-    });
+    }));
   }
 
   // --- private threads and knowledge -------------------------------------------------------
 
-  /** One page of a private thread, oldest first. */
-  readPrivate(thread: string, options: PageOptions = {}): Promise<MessagePage> {
-    return this.transport.call("GET", `/v1/threads/${enc(thread)}/messages`, {
+  /** One page of a private thread, oldest first, under `items`. */
+  async readPrivate(thread: string, options: PageOptions = {}): Promise<MessagePage> {
+    return messagePage(await this.transport.call("GET", `/v1/threads/${enc(thread)}/messages`, {
       query: { after: options.after, limit: options.limit },
-    });
+    }));
   }
 
   /** Post in a private thread, once even when retried. */
@@ -220,15 +225,15 @@ export class AgentNetClient {
   // --- events ------------------------------------------------------------------------------
 
   /**
-   * Events after a cursor (none given: no events, but the current cursor); `wait` long-polls.
-   * Pass `next_cursor` back as `after`, also when `events` is empty.
+   * Events after a cursor (none given: no events, but the current cursor), under `items`;
+   * `wait` long-polls. Pass `next_cursor` back as `after`, also when `items` is empty.
    */
-  events(options: EventsOptions = {}): Promise<EventPage> {
+  async events(options: EventsOptions = {}): Promise<EventPage> {
     const wait = options.wait ?? 0;
-    return this.transport.call("GET", "/v1/events", {
+    return eventPage(await this.transport.call("GET", "/v1/events", {
       query: { after: options.after, wait: options.wait, limit: options.limit, ...follow(options) },
       extraTimeMs: wait * 1000,
-    });
+    }));
   }
 
   /** Live events from `after` (none given: from now), resuming across dropped connections. */

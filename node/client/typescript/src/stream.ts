@@ -1,11 +1,13 @@
 import { AgentNetError, isObject, parseRetryAfter, refusal } from "./errors.js";
+import { event as renamedEvent } from "./renamed.js";
 import { RETRY_STATUSES, retryDelayMs } from "./retry.js";
 import { type SseFrame, SseParser } from "./sse.js";
 import { connectionFailed, type Query, sleep, type Transport } from "./transport.js";
 import type { EventOut } from "./types.js";
 
 /**
- * Live events (`GET /v1/events/stream`) as an async iterator that reconnects on its own.
+ * Live events (`GET /v1/events/stream`) as an async iterator that reconnects on its own. Each
+ * event has `created_at`, also from an older node that sends only `at`.
  *
  * Each Server-Sent Events frame's `id:` is a feed cursor. After a dropped connection, a 5xx or a
  * node restart the stream reconnects with `Last-Event-ID` set to the last event it handed out,
@@ -92,9 +94,12 @@ export class EventStream implements AsyncIterableIterator<EventOut> {
   private async *connect(connection: { ready: boolean }): AsyncGenerator<EventOut, void, undefined> {
     const transport = this.transport;
     const controller = new AbortController();
-    const stop = (): void => controller.abort();
-    this.stopped.signal.addEventListener("abort", stop, { once: true });
     let timer: ReturnType<typeof setTimeout> | undefined;
+    const stop = (): void => {
+      clearTimeout(timer); // closed while an event is handed out: no idle timer keeps the program alive
+      controller.abort();
+    };
+    this.stopped.signal.addEventListener("abort", stop, { once: true });
     const arm = (ms: number): void => {
       clearTimeout(timer);
       timer = setTimeout(() => controller.abort(new DOMException(`no data for ${ms} ms`, "TimeoutError")), ms);
@@ -166,7 +171,7 @@ export class EventStream implements AsyncIterableIterator<EventOut> {
       throw new AgentNetError(0, "bad_response", `unreadable event frame: ${frame.data.slice(0, 200)}`);
     }
     this.cursor = frame.id || event["cursor"];
-    return event as unknown as EventOut;
+    return renamedEvent(event as unknown as EventOut); // `created_at`, also from a node that sends only `at`
   }
 }
 

@@ -2,6 +2,13 @@
  * The bodies the client listener answers with, as its OpenAPI document (`GET /openapi.json`)
  * declares them. Field names are the node's own (snake_case), so what a program reads is what
  * the node sent. Every timestamp is milliseconds since the epoch.
+ *
+ * They follow the node's naming convention (docs/agents.md, "Conventions of every answer"):
+ * lists under `items`, instants in `*_at` fields. Nodes before it sent some under other names
+ * (`messages`, `events`, `origin_ts`, `at`); the node still sends those beside the new ones until
+ * release 0.3, and an older node sends only them. The client fills in the new name from the old
+ * one when only the old one came, so read the new names; the old ones are declared (optional,
+ * deprecated) only for code that has not moved yet.
  */
 
 /** `GET /v1/whoami` */
@@ -37,9 +44,11 @@ export interface MessageOut {
 }
 
 export interface MessagePage {
-  messages: MessageOut[];
+  items: MessageOut[];
   /** pass as `after` for the next page; null at the end */
   next_cursor: string | null;
+  /** @deprecated use items (sent until release 0.3; an older node sends only this) */
+  messages?: MessageOut[];
 }
 
 /** A shared thread the caller takes part in (`GET /v1/shared-threads`). */
@@ -85,7 +94,9 @@ export interface SharedMessageOut {
   sender: string;
   body: string;
   /** when the author's node says it was sent (its own clock) */
-  origin_ts: number;
+  created_at: number;
+  /** @deprecated use created_at (sent until release 0.3; an older node sends only this) */
+  origin_ts?: number;
   /** when the network's host placed it in the network's order; null while pending */
   sequenced_at?: number | null;
   /** for the author: state per destination */
@@ -110,11 +121,13 @@ export interface SharedMessageOut {
 }
 
 export interface SharedMessagePage {
-  messages: SharedMessageOut[];
+  items: SharedMessageOut[];
   /** pass as `after` for the next page */
   next_cursor: string | null;
   /** reading backwards (`before`): pass as `before` for the page before; null at the start */
   prev_cursor?: string | null;
+  /** @deprecated use items (sent until release 0.3; an older node sends only this) */
+  messages?: SharedMessageOut[];
 }
 
 export interface ReactionOut {
@@ -184,15 +197,19 @@ export interface EventOut {
   mentions?: string[];
   content: Record<string, unknown>;
   /** as the author's node stamped it */
-  at: number;
+  created_at: number;
+  /** @deprecated use created_at (sent until release 0.3; an older node sends only this) */
+  at?: number;
   /** on the network host's clock when it placed the event in the network's order */
   sequenced_at?: number | null;
 }
 
 export interface EventPage {
-  events: EventOut[];
-  /** pass as `after` next time, also when `events` is empty */
+  items: EventOut[];
+  /** pass as `after` next time, also when `items` is empty */
   next_cursor: string;
+  /** @deprecated use items (sent until release 0.3; an older node sends only this) */
+  events?: EventOut[];
 }
 
 /** What a webhook (or a feed read) keeps; omitted fields keep everything. */

@@ -2,7 +2,8 @@
  * The client against fake listeners (no node): what it retries and what it does not, that a post
  * keeps one Idempotency-Key across its retries, how refusals become AgentNetError, the SSE field
  * rules across chunk boundaries, and a stream that resumes with Last-Event-ID, reconnects after
- * an idle link, ends on `token_revoked`, and closes its connection when the program stops.
+ * an idle link, ends on `token_revoked`, and closes its connection when the program stops; and
+ * that an older node's names (`messages`, `events`, `origin_ts`, `at`) are read as the new ones.
  * `test/live.ts` runs against real nodes (tests/node/client/test_typescript_client.py).
  */
 import assert from "node:assert/strict";
@@ -74,9 +75,10 @@ async function refusalOf(call: () => Promise<unknown>): Promise<AgentNetError> {
   assert.fail("no error");
 }
 
+/** A shared message as a node sends it until 0.3: `created_at`, and the deprecated `origin_ts` beside it. */
 const MESSAGE = {
   id: "$" + "a".repeat(43), network: "rollout", thread: "status", seq: 1, status: "sequenced",
-  sender: "agent:ops@acme.example", body: "once", origin_ts: 1,
+  sender: "agent:ops@acme.example", body: "once", created_at: 1, origin_ts: 1,
 };
 
 test("the SSE parser follows the field rules across chunk boundaries", () => {
@@ -210,7 +212,7 @@ test("creating a webhook is never retried (it takes no Idempotency-Key)", async 
 test("a request past its timeout is a connection failure; a long poll's wait extends it", async () => {
   const node = await fake((req, res) => {
     if (req.url.startsWith("/v1/events")) {
-      setTimeout(() => json(res, 200, { events: [], next_cursor: "5" }), 400);
+      setTimeout(() => json(res, 200, { items: [], events: [], next_cursor: "5" }), 400);
     } // anything else: never answered
   });
   try {
@@ -220,6 +222,7 @@ test("a request past its timeout is a connection failure; a long poll's wait ext
     assert.equal(node.seen.length, 2);
     const page = await c.events({ after: "4", wait: 1, mentionsOnly: true, types: ["message.posted", "message.reacted"] });
     assert.equal(page.next_cursor, "5");
+    assert.deepEqual(page.items, []);
     const query = new URL(node.seen[2]!.url, node.url).searchParams;
     assert.deepEqual(Object.fromEntries(query), { after: "4", wait: "1", mentions: "me", types: "message.posted,message.reacted" });
   } finally {
@@ -232,10 +235,15 @@ test("an invalid base URL is refused when the client is made", () => {
                 (e: unknown) => e instanceof AgentNetError && e.code === "invalid_url");
 });
 
-function event(cursor: number, body: string): string {
-  const data = { cursor: String(cursor), scope: "private", type: "message.posted", network: null, thread: "billing",
-                 id: `m${cursor}`, seq: null, sender: "person:alex@acme.example", body, content: { body }, at: 1 };
-  return `id: ${cursor}\nevent: message.posted\ndata: ${JSON.stringify(data)}\n\n`;
+/** An event of the feed: as a node sends it until 0.3 (`created_at`, and `at` beside it), or as an older one (`at` only). */
+function eventOut(cursor: number, body: string, names: "current" | "old" = "current"): Record<string, unknown> {
+  return { cursor: String(cursor), scope: "private", type: "message.posted", network: null, thread: "billing",
+           id: `m${cursor}`, seq: null, sender: "person:alex@acme.example", body, content: { body },
+           ...(names === "current" ? { created_at: cursor * 1000, at: cursor * 1000 } : { at: cursor * 1000 }) };
+}
+
+function event(cursor: number, body: string, names: "current" | "old" = "current"): string {
+  return `id: ${cursor}\nevent: message.posted\ndata: ${JSON.stringify(eventOut(cursor, body, names))}\n\n`;
 }
 
 function sse(res: ServerResponse): void {
@@ -356,6 +364,77 @@ test("with actAs every call, the stream's too, names the agent; without it none 
     await client(node.url).whoami();
     assert.deepEqual(node.seen.map((r) => r.headers["act-as"]), ["ops", "ops", undefined]);
     assert.equal(node.seen[0]!.headers["authorization"], "Bearer anapp_test");
+  } finally {
+    await node.close();
+  }
+});
+
+test("an older node's names (messages, events, origin_ts, at) are read as items and created_at", async () => {
+  const { created_at: _created, ...shared } = MESSAGE;
+  const old = { ...shared, origin_ts: 7 }; // a node from before the naming convention: no created_at
+  const node = await fake((req, res) => {
+    const path = req.url.split("?")[0];
+    if (path === "/v1/networks/rollout/threads/status/messages") {
+      if (req.method === "POST") {
+        json(res, 201, old);
+      } else {
+        json(res, 200, { messages: [old], next_cursor: null, prev_cursor: null });
+      }
+    } else if (path === "/v1/threads/billing/messages") {
+      json(res, 200, { messages: [{ id: "m1", thread: "billing", sender: "person:alex@acme.example", body: "hi",
+                                    created_at: 5 }], next_cursor: null });
+    } else if (path === "/v1/shared-threads/search") {
+      json(res, 200, { items: [old] });
+    } else if (path === "/v1/events/stream") {
+      sse(res);
+      res.write('id: 8\nevent: ready\ndata: {"cursor": "8"}\n\n');
+      res.write(event(9, "streamed", "old"));
+    } else if (path === "/v1/events") {
+      json(res, 200, { events: [eventOut(9, "polled", "old")], next_cursor: "9" });
+    } else {
+      refused(res, 404, "not_found");
+    }
+  });
+  try {
+    const c = client(node.url);
+    const page = await c.read("rollout", "status");
+    assert.deepEqual(page.items.map((m) => [m.id, m.created_at]), [[MESSAGE.id, 7]]);
+    assert.equal(page.next_cursor, null);
+    const latest = await c.readLatest("rollout", "status", { limit: 1 });
+    assert.deepEqual(latest.items.map((m) => m.created_at), [7]);
+    assert.equal((await c.post("rollout", "status", "once")).created_at, 7);
+    assert.deepEqual((await c.searchMessages("once")).items.map((m) => m.created_at), [7]);
+    const notes = await c.readPrivate("billing");
+    assert.deepEqual(notes.items.map((m) => [m.body, m.created_at]), [["hi", 5]]);
+    const polled = await c.events({ after: "8" });
+    assert.deepEqual(polled.items.map((e) => [e.id, e.body, e.created_at]), [["m9", "polled", 9000]]);
+    assert.equal(polled.next_cursor, "9");
+    const stream = c.stream({ after: "8" });
+    const streamed = await stream.next();
+    stream.close();
+    assert.equal(streamed.done, false);
+    assert.deepEqual([streamed.value?.body, streamed.value?.created_at, stream.cursor], ["streamed", 9000, "9"]);
+  } finally {
+    await node.close();
+  }
+});
+
+test("a current node's pages (both names in them) are read under items, as sent", async () => {
+  const current = eventOut(4, "polled");
+  const node = await fake((req, res) => {
+    if (req.url.startsWith("/v1/events")) {
+      json(res, 200, { items: [current], events: [current], next_cursor: "4" });
+    } else {
+      json(res, 200, { items: [MESSAGE], messages: [MESSAGE], next_cursor: "1", prev_cursor: null });
+    }
+  });
+  try {
+    const c = client(node.url);
+    const page = await c.read("rollout", "status");
+    assert.deepEqual(page.items, [MESSAGE]);
+    assert.equal(page.items[0]!.created_at, 1);
+    const polled = await c.events({ after: "3" });
+    assert.deepEqual(polled.items.map((e) => [e.id, e.created_at]), [["m4", 4000]]);
   } finally {
     await node.close();
   }

@@ -60,8 +60,17 @@ async function message(client: AgentNetClient, id: string,
                        until: (m: SharedMessageOut) => boolean = () => true): Promise<SharedMessageOut> {
   return eventually(`message ${id} at ${client.baseUrl}`, async () => {
     const page = await client.read(NETWORK, THREAD, { limit: 200 });
-    return page.messages.find((m) => m.id === id && until(m));
+    return page.items.find((m) => m.id === id && until(m));
   });
+}
+
+/** Messages and events carry their instant as `created_at` (the node's convention; `origin_ts`, `at` before it). */
+function stamped(what: string, items: { created_at: number }[]): void {
+  for (const item of items) {
+    if (!Number.isInteger(item.created_at) || item.created_at <= 0) {
+      throw new Error(`${what}: created_at is ${String(item.created_at)}`);
+    }
+  }
 }
 
 async function refusal(call: () => Promise<unknown>): Promise<{ status: number; code: string; reason: string | null;
@@ -222,6 +231,7 @@ async function main(): Promise<Record<string, unknown>> {
   const posted = await acme.post(NETWORK, THREAD, "Is the retry fix deployed?",
                                  { mentions: [delivery.id], data: { ticket: 4012 } });
   const received = await message(globex, posted.id);
+  stamped("the post and the message received", [posted, received]);
   report["posted"] = { id: posted.id, status: posted.status, sender: posted.sender };
   report["received"] = { id: received.id, sender: received.sender, body: received.body, mentions: received.mentions,
                          data: received.data };
@@ -256,16 +266,18 @@ async function main(): Promise<Record<string, unknown>> {
   await new Promise((resolve) => setTimeout(resolve, 300));
   const third = await acme.post(NETWORK, THREAD, "Thanks, standing by.");
   const woken = await waiting;
+  stamped("the feed's events", [...mentions.items, ...posts.items, ...woken.items]);
   report["events"] = {
     start,
-    mentions: mentions.events.map((e) => e.id),
-    posts: posts.events.map((e) => [e.id, e.cursor, e.scope, e.network, e.thread, e.sender]),
+    mentions: mentions.items.map((e) => e.id),
+    posts: posts.items.map((e) => [e.id, e.cursor, e.scope, e.network, e.thread, e.sender]),
     postsNextCursor: posts.next_cursor,
-    longPoll: { ids: woken.events.map((e) => e.id), ms: Date.now() - waitStarted, next: woken.next_cursor },
+    longPoll: { ids: woken.items.map((e) => e.id), ms: Date.now() - waitStarted, next: woken.next_cursor },
   };
 
   // The stream delivered all three posts across the cut, each once, with its cursor.
   await eventually("three streamed posts", async () => streamed.length >= 3);
+  stamped("the streamed events", streamed);
   await new Promise((resolve) => setTimeout(resolve, 200)); // nothing more arrives
   report["stream"] = {
     ids: streamed.map((e) => e.id), cursors: streamed.map((e) => e.cursor), cursor: stream.cursor,
@@ -286,15 +298,15 @@ async function main(): Promise<Record<string, unknown>> {
   let after: string | null = null;
   do {
     const page = await globex.read(NETWORK, THREAD, { after, limit: 2 });
-    walked.push(...page.messages.map((m) => m.id));
+    walked.push(...page.items.map((m) => m.id));
     after = page.next_cursor;
     cursors.push(after);
   } while (after !== null && cursors.length < 50);
   const whole = await globex.read(NETWORK, THREAD, { limit: 200 });
   report["pages"] = {
-    latest: latest.messages.map((m) => m.id), prevCursor: latest.prev_cursor ?? null,
-    before: before.messages.map((m) => m.id),
-    walked, cursors, whole: whole.messages.map((m) => m.id), wholeNext: whole.next_cursor,
+    latest: latest.items.map((m) => m.id), prevCursor: latest.prev_cursor ?? null,
+    before: before.items.map((m) => m.id),
+    walked, cursors, whole: whole.items.map((m) => m.id), wholeNext: whole.next_cursor,
   };
   const found = await globex.searchMessages("retry production", { network: NETWORK });
   report["search"] = found.items.map((m) => [m.id, m.body]);
@@ -305,7 +317,7 @@ async function main(): Promise<Record<string, unknown>> {
   report["private"] = {
     threads: (await acme.threads()).items.map((t) => t.name),
     note: [note.thread, note.sender],
-    bodies: (await acme.readPrivate(privateThread)).messages.map((m) => m.body),
+    bodies: (await acme.readPrivate(privateThread)).items.map((m) => m.body),
   };
 
   // A deleted message leaves a tombstone on both nodes.
