@@ -33,6 +33,7 @@ from storage.private.idempotency import IdempotencyRepository
 from storage.private.knowledge import KnowledgeRepository
 from storage.private.principals import AdminTokenRepository, PrincipalRepository, TokenRepository
 from storage.private.threads import PrivateThreadRepository
+from storage.private.web import WebRepository
 from storage.private.webhooks import WebhookRepository
 from storage.sqlite import SqliteEngine
 from storage.transfer import PrivateTransfer
@@ -57,6 +58,7 @@ class Transaction(NetworkTransaction):
         self.idempotency = IdempotencyRepository(conn)
         self.webhooks = WebhookRepository(conn)
         self.guard_flags = GuardFlagRepository(conn)
+        self.web = WebRepository(conn)
         self.transfer = PrivateTransfer(conn)  # agentnet export --private and import: whole tables
 
 

@@ -151,7 +151,8 @@ class ClusterNode:
                               storage=self.storage, clock=SystemClock(), session=session,
                               trust=PeerTrust(bundle), certificate_file=cert,
                               webhook_limits=replace(self.webhook_limits, own_listeners=tuple(self.ports.items())),
-                              federation_limits=self.federation_limits)
+                              federation_limits=self.federation_limits,
+                              web_url=f"http://127.0.0.1:{self.ports['client']}")
 
         @web.middleware
         async def capture(request: web.Request, handler):

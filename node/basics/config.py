@@ -51,6 +51,9 @@ class NodeSettings(BaseSettings):
     public_endpoint: str | None = Field(
         None, description="https URL peers use to reach this node; default https://SERVER_NAME:FEDERATION_PORT"
     )
+    web_url: str | None = Field(
+        None, description="where people open the web app (sign-in links point there), e.g. https://chat.acme.example; "
+                          "default http://CLIENT_HOST:CLIENT_PORT")
     tls_cert_file: str = "tls.crt"
     tls_key_file: str = "tls.key"
     tls_ca_file: str | None = Field(
@@ -189,6 +192,10 @@ class NodeSettings(BaseSettings):
         if ":" in self.server_name or self.federation_port == 443:
             return f"https://{self.server_name}"
         return f"https://{self.server_name}:{self.federation_port}"
+
+    @property
+    def resolved_web_url(self) -> str:
+        return self.web_url or f"http://{self.client_host}:{self.client_port}"
 
     @property
     def tls_cert_path(self) -> Path:

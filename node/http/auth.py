@@ -72,14 +72,18 @@ _WHERE = {"admin": "the admin token (anadm_..., in DATA_DIR/admin.token)",
 
 
 def auth_middleware(authenticate: Authenticator, public_paths: Collection[str], *, listener: str,
-                    resolve: Callable[[web.Request, Any], Awaitable[Any]] | None = None):
+                    resolve: Callable[[web.Request, Any], Awaitable[Any]] | None = None,
+                    own_auth: str | None = None):
     """`listener` ("admin" or "client") names the kind of token it takes, so a token of the other
     kind is refused as that, not as merely invalid. `resolve` turns the identity into the one
-    the request acts as (an application acting as one of its agents: `node.workspace.apps`)."""
+    the request acts as (an application acting as one of its agents: `node.workspace.apps`).
+    `own_auth`: a path prefix whose routes authenticate by themselves (the web app's pages, by
+    their session cookie: `node.web.pages`)."""
 
     @web.middleware
     async def middleware(request: web.Request, handler) -> web.StreamResponse:
-        if request.path not in public_paths:
+        mine = own_auth is not None and (request.path == own_auth or request.path.startswith(own_auth + "/"))
+        if request.path not in public_paths and not mine:
             token = _bearer(request)
             kind = next((k for k in _KINDS if token.startswith(k)), None)
             if kind is not None and kind not in _TAKES[listener]:

@@ -33,6 +33,7 @@ PATH_PARAMETERS: dict[str, Any] = {
     "token_id": RowId,
     "webhook": RowId,
     "flag": RowId,           # a message the outbound guard flagged
+    "session": RowId,        # a web app session (node.web.sessions)
     "item": RowId,           # a knowledge item
     "operator": Slug,        # a named operator (node.http.roles)
     "event": EventId,        # a message of {thread}

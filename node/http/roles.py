@@ -39,6 +39,7 @@ _AREAS: tuple[tuple[str, str], ...] = (
     ("/v1/agents", "workspace"),
     ("/v1/people", "workspace"),
     ("/v1/apps", "workspace"),
+    ("/v1/web-sessions", "workspace"),
     ("/v1/threads", "workspace"),
     ("/v1/knowledge", "workspace"),
     ("/v1/webhooks", "workspace"),

@@ -55,6 +55,9 @@ from node.ops.health import WorkerMonitor, health_endpoints
 from node.ops.metrics import NodeMetrics, metrics_endpoints
 from node.ops.overview import NodeIdentity, overview_endpoints
 from node.ops.private_export import PrivateExporter, private_export_endpoints
+from node.web.admin_api import web_admin_endpoints
+from node.web.pages import web_routes
+from node.web.sessions import WebSessions
 from node.webhooks.api import WebhookService, webhook_admin_endpoints, webhook_client_endpoints
 from node.webhooks.resolver import Destinations
 from node.webhooks.worker import WebhookWorker
@@ -92,7 +95,8 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
              session: aiohttp.ClientSession, trust: PeerTrust, certificate_file: Path | None = None,
              max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, limits: ClientLimits = ClientLimits(),
              webhook_limits: WebhookLimits = WebhookLimits(),
-             federation_limits: FederationLimits = FederationLimits()) -> NodeParts:
+             federation_limits: FederationLimits = FederationLimits(), web_url: str | None = None) -> NodeParts:
+    """`web_url`: where people open the web app (sign-in links point there)."""
     directory = Directory(server_name)
     client = PeerClient(session, trust, server_name=server_name, signing_key=signing_key, clock=clock)
     delivery = DeliveryWorker(storage, client, clock)
@@ -137,6 +141,9 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
 
     mount_mcp(client_app, client=client_service, shared=shared, feed=feed, limiter=limiter,
               still_valid=token_still_valid)
+    sessions = WebSessions(storage, clock, directory, web_url=web_url or "http://127.0.0.1:8702")
+    web_routes(client_app, sessions=sessions, shared=shared, client=client_service, feed=feed, directory=directory,
+               limiter=limiter)
     client_app.on_shutdown.append(lambda _app: _close(hub))
     parts = NodeParts(
         engine=engine, delivery=delivery, catch_up=catch_up, webhooks=webhooks,
@@ -153,6 +160,7 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
                                                                     AdminService(storage, clock, directory).status,
                                                                     networks, partners, identity, clock),
                                                                 *webhook_admin_endpoints(webhook_service),
+                                                                *web_admin_endpoints(sessions),
                                                                 *health, *metrics_endpoints(metrics)],
                                   max_body_bytes=max_body_bytes, on_tokens_changed=hub.tokens_changed,
                                   on_private_deleted=guard.forget, on_private_added=guard.touch),

@@ -1008,7 +1008,21 @@ def register(sub) -> None:
     b = _Builder()
     _register_company(sub, b)
     _register_principals(sub, b, "agent", "agents")
-    _register_principals(sub, b, "person", "people")
+    people = _register_principals(sub, b, "person", "people")
+    p = b.leaf(people, "sign-in-link", "a one-time link that signs the person in to the web app (15 minutes)",
+               _post(lambda a: f"/v1/people/{_seg(a.handle)}/sign-in-link",
+                     lambda d, a: f"Sign-in link for person:{out.clean(a.handle)} (works once, until "
+                                  f"{out.when(d['expires_at'])}; send it to them only):\n{out.clean(d['url'])}",
+                     lambda a: {}), path="person sign-in-link")
+    p.add_argument("handle")
+    sessions = _group(sub, "web-session", "people signed in to the web app: list, revoke")
+    b.leaf(sessions, "list", "open web app sessions, newest first",
+           _get(lambda a: "/v1/web-sessions", _items(out.WEB_SESSION_COLUMNS, "(nobody is signed in)")),
+           path="web-session list")
+    p = b.leaf(sessions, "revoke", "sign a browser session out now",
+               _post(lambda a: f"/v1/web-sessions/{_seg(a.session)}/revoke", _said("Signed out session {session}")),
+               path="web-session revoke")
+    p.add_argument("session")
     _register_apps(sub, b)
     _register_networks(sub, b)
     _register_policy(sub, b)

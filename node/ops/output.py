@@ -141,6 +141,8 @@ INVITE_COLUMNS = [C("ID", "id"), C("DIRECTION", "direction"), C("NETWORK", "netw
 PRINCIPAL_COLUMNS = [C("ID", "id"), C("HANDLE", "handle"), C("NAME", "display_name"),
                      C("STATE", lambda p: "disabled" if p["disabled"] else "active"),
                      C("CREATED", lambda p: when(p["created_at"]))]
+WEB_SESSION_COLUMNS = [C("ID", "id"), C("PERSON", "person"), C("SINCE", lambda s: when(s["created_at"])),
+                       C("EXPIRES", lambda s: when(s["expires_at"])), C("BROWSER", "user_agent")]
 TOKEN_COLUMNS = [C("ID", "id"), C("PREFIX", "prefix"), C("SCOPES", "scopes"),
                  C("CREATED", lambda t: when(t["created_at"])), C("EXPIRES", lambda t: when(t["expires_at"])),
                  C("REVOKED", lambda t: when(t["revoked_at"])), C("ACTIVE", "active")]

@@ -40,6 +40,8 @@ __all__ = [
     "private_messages",
     "private_thread_members",
     "private_threads",
+    "sign_in_links",
+    "web_sessions",
     "webhooks",
 ]
 
@@ -108,6 +110,34 @@ app_agents = Table(
     Column("app_id", _Id, ForeignKey("principals.id", ondelete="CASCADE"), primary_key=True),
     Column("agent_id", _Id, ForeignKey("principals.id", ondelete="CASCADE"), primary_key=True),
     Index("ix_app_agents_agent", "agent_id"),
+)
+
+# The web app's sign-in: a one-time link the operator makes for a person (its token hashed like
+# every token, used once, short-lived), and the browser sessions it opens (the cookie's hash;
+# `csrf` is the session's form token, not a secret beyond the session's own).
+sign_in_links = Table(
+    "sign_in_links",
+    PRIVATE_METADATA,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("principal_id", _Id, ForeignKey("principals.id", ondelete="CASCADE"), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("used_at", BigInteger, nullable=True),
+)
+
+web_sessions = Table(
+    "web_sessions",
+    PRIVATE_METADATA,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("principal_id", _Id, ForeignKey("principals.id", ondelete="CASCADE"), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+    Column("user_agent", String(200), nullable=False, server_default=""),
+    Index("ix_web_sessions_principal", "principal_id"),
 )
 
 admin_tokens = Table(

@@ -461,6 +461,8 @@ COMMANDS = {
     "POST /v1/apps/{handle}/tokens/{token_id}/revoke": "app token revoke fleet 1",
     "POST /v1/apps/{handle}/tokens/revoke": "app token revoke-all fleet", "PATCH /v1/apps/{handle}": "app rename fleet",
     "GET /v1/apps/{handle}/agents": "app agents fleet", "PUT /v1/apps/{handle}/agents": "app agents fleet --agent ops",
+    "POST /v1/people/{handle}/sign-in-link": "person sign-in-link alex",
+    "GET /v1/web-sessions": "web-session list", "POST /v1/web-sessions/{session}/revoke": "web-session revoke 1",
     "GET /v1/alerts": "alerts", "GET /v1/audit": "audit", "GET /v1/policy": "policy show", "PUT /v1/policy/node": "policy node", "PUT /v1/policy/partners": "policy default", "GET /v1/policy/partners/{server}": "policy partner globex.example", "PUT /v1/policy/partners/{server}": "policy partner globex.example --agents no",
     "DELETE /v1/policy/partners/{server}": "policy reset globex.example", "GET /v1/audit/verify": "audit-verify", "GET /v1/invites": "invites",
     "POST /v1/invites/{invite}/accept": "invite accept X", "POST /v1/invites/{invite}/decline": "invite decline X",
@@ -597,3 +599,21 @@ async def test_rename_and_delete_commands(cli, acme):
     assert (await cli.admin_json(acme, "network", "show", "incident"))["archived_at"] is not None
     assert "Brought incident back" in await cli.admin(acme, "network", "unarchive", "incident")
 
+
+
+async def test_a_sign_in_link_from_the_command_line_opens_a_session(cli, acme):
+    import aiohttp
+
+    await cli.admin(acme, "person", "create", "alex")
+    said = await cli.admin(acme, "person", "sign-in-link", "alex")
+    assert "Sign-in link for person:alex (works once, until" in said
+    url = said.strip().splitlines()[-1]
+    assert url.startswith(f"http://127.0.0.1:{acme.ports['client']}/app/sign-in?token=")
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http, http.post(
+            url.partition("?")[0], data={"token": url.partition("token=")[2]}) as page:
+        assert page.status == 200 and "alex" in await page.text()
+    listed = await cli.admin(acme, "web-session", "list")
+    assert "person:alex@acme.example" in listed
+    session_id = (await cli.admin_json(acme, "web-session", "list"))["items"][0]["id"]
+    assert f"Signed out session {session_id}" in await cli.admin(acme, "web-session", "revoke", session_id)
+    assert "(nobody is signed in)" in await cli.admin(acme, "web-session", "list")

@@ -1,0 +1,244 @@
+"""The web app for people, on the client listener under /app: server-rendered pages (Jinja2,
+escaped everywhere), one small script for live updates, no build step (docs/web.md says why).
+
+Every page is answered with a strict Content-Security-Policy (no inline script, nothing from
+elsewhere, no framing), so text from another company is only ever text: the templates escape
+it, and the script inserts live messages with `textContent`. Every POST carries the session's
+form token and must come from this origin (Origin or Sec-Fetch-Site), or it is refused 403.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from node.basics.errors import NodeError
+from node.basics.rate_limit import PostRateLimiter
+from node.feed.filters import FeedFilter
+from node.feed.service import FeedService
+from node.networks.models import SharedMessageOut
+from node.networks.threads import SharedThreadService
+from node.web.sessions import WebSessions, csrf_matches
+from node.workspace.client_service import ClientService
+from node.workspace.directory import Directory
+from storage.errors import NotFound
+from storage.private.principals import Principal
+from storage.private.web import WebSession
+
+__all__ = ["COOKIE", "SECURITY_HEADERS", "web_routes"]
+
+COOKIE = "agentnet_session"
+_HERE = Path(__file__).parent
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+                               "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",  # a sign-in link's token never leaves in a Referer
+    "Cache-Control": "no-store",
+}
+_FORM = web.RequestKey("agentnet.web.form", dict)
+_STATIC = {"app.css": "text/css", "thread.js": "text/javascript"}
+_PAGE = 50  # messages a thread page shows; older ones are a page back
+_MAX_FORM_BYTES = 64 * 1024
+
+
+def _env() -> Environment:
+    env = Environment(loader=FileSystemLoader(_HERE / "templates"), autoescape=select_autoescape(default=True))
+    env.filters["when"] = lambda ms: time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ms / 1000))
+    env.filters["iso"] = lambda ms: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))
+    return env
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler) -> web.StreamResponse:
+    response = await handler(request)
+    if request.path == "/app" or request.path.startswith("/app/"):
+        response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+def web_routes(app: web.Application, *, sessions: WebSessions, shared: SharedThreadService, client: ClientService,
+               feed: FeedService, directory: Directory, limiter: PostRateLimiter) -> None:
+    env = _env()
+    app.middlewares.append(security_headers)
+
+    def page(name: str, status: int = 200, **values: Any) -> web.Response:
+        return web.Response(text=env.get_template(name).render(**values), status=status, content_type="text/html")
+
+    def problem(status: int, title: str, message: str) -> web.Response:
+        return page("problem.html", status, title=title, message=message)
+
+    async def signed_in(request: web.Request) -> tuple[WebSession, Principal] | None:
+        return await sessions.session(request.cookies.get(COOKIE))
+
+    def same_origin(request: web.Request) -> bool:
+        site = request.headers.get("Sec-Fetch-Site")
+        if site is not None:
+            return site in ("same-origin", "none")
+        origin = request.headers.get("Origin")
+        return origin is None or origin == f"{request.scheme}://{request.host}"
+
+    async def form(request: web.Request) -> dict[str, str]:
+        if request.content_length is not None and request.content_length > _MAX_FORM_BYTES:
+            raise web.HTTPRequestEntityTooLarge(max_size=_MAX_FORM_BYTES, actual_size=request.content_length)
+        return {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+
+    def person_only(handler: Callable[[web.Request, WebSession, Principal], Awaitable[web.StreamResponse]]):
+        async def wrapped(request: web.Request) -> web.StreamResponse:
+            found = await signed_in(request)
+            if found is None:
+                raise web.HTTPSeeOther("/app/signed-out")
+            if request.method == "POST":
+                fields = await form(request)
+                if not same_origin(request) or not csrf_matches(found[0], fields.get("csrf")):
+                    return problem(403, "Refused", "This form is out of date or came from another site. "
+                                                   "Go back, reload the page and try again.")
+                request[_FORM] = fields
+            try:
+                return await handler(request, *found)
+            except (NotFound, NodeError) as e:
+                status = getattr(e, "status", 404)
+                return problem(status if 400 <= status < 600 else 400, "Not possible",
+                               getattr(e, "message", None) or "That is not there, or not yours to see.")
+        return wrapped
+
+    # --- signing in and out ---------------------------------------------------------------
+
+    async def sign_in_page(request: web.Request) -> web.Response:
+        token = request.query.get("token", "")
+        if not token or len(token) > 100:
+            return problem(400, "Sign in", "This sign-in link is incomplete. Ask your operator for a new one.")
+        return page("sign_in.html", token=token)
+
+    async def sign_in(request: web.Request) -> web.StreamResponse:
+        if not same_origin(request):
+            return problem(403, "Refused", "Sign in from the link your operator sent you.")
+        token = (await form(request)).get("token", "")
+        opened = await sessions.sign_in(token, user_agent=request.headers.get("User-Agent", "")) if token else None
+        if opened is None:
+            return problem(400, "Sign in", "This sign-in link was used already or has expired. "
+                                           "Ask your operator for a new one.")
+        response = web.HTTPSeeOther("/app/")
+        response.set_cookie(COOKIE, opened[0].token, httponly=True, samesite="Strict", secure=request.secure,
+                            path="/app", max_age=7 * 24 * 3600)
+        raise response
+
+    async def signed_out(request: web.Request) -> web.Response:
+        return page("signed_out.html")
+
+    async def sign_out(request: web.Request, session: WebSession, person: Principal) -> web.StreamResponse:
+        await sessions.sign_out(session)
+        response = web.HTTPSeeOther("/app/signed-out")
+        response.del_cookie(COOKIE, path="/app")
+        raise response
+
+    # --- reading and writing --------------------------------------------------------------
+
+    async def visible_to(person: Principal, network: str, participants: list[str]) -> list[str]:
+        """The companies that can see a thread: its participants' and the network's host (which
+        holds every event it orders)."""
+        host = (await shared.network_participants(person, network)).host
+        return sorted({p.rpartition("@")[2] for p in participants} | {host})
+
+    async def home(request: web.Request, session: WebSession, person: Principal) -> web.Response:
+        threads = (await shared.threads(person)).items
+        rows = [(t, await visible_to(person, t.network, t.participants)) for t in threads]
+        private = (await client.threads(person)).items
+        return page("home.html", me=directory.describe(person), shared=rows, private=private, csrf=session.csrf)
+
+    async def thread_page(request: web.Request, session: WebSession, person: Principal) -> web.Response:
+        network, name = request.match_info["network"], request.match_info["thread"]
+        thread = next((t for t in (await shared.threads(person)).items if t.network == network and t.name == name),
+                      None)
+        if thread is None:
+            return problem(404, "Not found", "There is no such shared thread that you take part in.")
+        people = {p.id: p for p in (await shared.network_participants(person, network)).items}
+        messages = (await shared.read_back(person, network, name, before=None, limit=_PAGE)).items
+        return page("thread.html", me=directory.describe(person), thread=thread, csrf=session.csrf,
+                    visible=await visible_to(person, network, thread.participants),
+                    messages=[_shown(m, people) for m in messages],
+                    cursor=(await feed.read(person, None, limit=1)).next_cursor)
+
+    async def post(request: web.Request, session: WebSession, person: Principal) -> web.StreamResponse:
+        network, name = request.match_info["network"], request.match_info["thread"]
+        body = request[_FORM].get("body", "").strip()
+        if body:
+            limiter.check(-session.id)  # a session's own post budget (token ids are positive)
+            await shared.post(person, network, name, body)
+        raise web.HTTPSeeOther(f"/app/networks/{network}/threads/{name}")
+
+    async def events(request: web.Request, session: WebSession, person: Principal) -> web.StreamResponse:
+        """New messages of one thread as Server-Sent Events, for the thread page's script."""
+        network, name = request.query.get("network", ""), request.query.get("thread", "")
+        after = request.query.get("after")
+        only = FeedFilter.of(network=network, thread=name, types=["message.posted"])
+        people = {p.id: p for p in (await shared.network_participants(person, network)).items}
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", **SECURITY_HEADERS})
+        await response.prepare(request)
+        checked = time.monotonic()
+        while True:
+            page_ = await feed.wait(person, after, limit=50, timeout_s=15, only=only)
+            after = page_.next_cursor
+            for event in page_.items:
+                shown = _shown_event(event.content, event.sender, event.id, event.created_at, people)
+                await response.write(f"id: {event.cursor}\ndata: {json.dumps(shown)}\n\n".encode())
+            if not page_.items:
+                await response.write(b": keepalive\n\n")
+            if time.monotonic() - checked > 5:  # a revoked session or a disabled person ends the stream
+                checked = time.monotonic()
+                if await signed_in(request) is None or feed.hub.closed:
+                    return response
+            if request.transport is None or request.transport.is_closing():
+                return response
+            await asyncio.sleep(0)
+
+    async def static(request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        if name not in _STATIC:
+            raise web.HTTPNotFound()
+        return web.FileResponse(_HERE / "static" / name, headers={"Content-Type": _STATIC[name]})
+
+    async def root(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound("/app/")
+
+    app.router.add_get("/app", root)
+    app.router.add_get("/app/", person_only(home))
+    app.router.add_get("/app/sign-in", sign_in_page)
+    app.router.add_post("/app/sign-in", sign_in)
+    app.router.add_get("/app/signed-out", signed_out)
+    app.router.add_post("/app/sign-out", person_only(sign_out))
+    app.router.add_get("/app/events", person_only(events))
+    app.router.add_get("/app/networks/{network}/threads/{thread}", person_only(thread_page))
+    app.router.add_post("/app/networks/{network}/threads/{thread}", person_only(post))
+    app.router.add_get("/app/static/{name}", static)
+
+
+def _company(participant: str) -> str:
+    return participant.rpartition("@")[2]
+
+
+def _shown(message: SharedMessageOut, people: dict) -> dict[str, Any]:
+    shown = _shown_event({"body": message.body}, message.sender, message.id, message.created_at, people)
+    if message.delivery:
+        shown["delivery"] = ", ".join(
+            f"delivered to {server}" if state == "delivered" else f"waiting for {server}"
+            for server, state in sorted(message.delivery.items()))
+    elif message.status == "pending":
+        shown["delivery"] = "waiting for the network's host"
+    shown["deleted"] = message.deleted
+    return shown
+
+
+def _shown_event(content: dict, sender: str, event_id: str, created_at: int, people: dict) -> dict[str, Any]:
+    who = people.get(sender)
+    return {"id": event_id, "body": str(content.get("body", "")), "sender": who.display_name if who else sender,
+            "company": _company(sender), "badge": sender.partition(":")[0], "created_at": created_at,
+            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(created_at / 1000))}

@@ -1,0 +1,35 @@
+// Live messages on a thread page: new ones arrive as Server-Sent Events and are added as
+// text (textContent), never as markup, so nothing another company writes can run here.
+"use strict";
+(function () {
+  const list = document.getElementById("messages");
+  if (!list || !window.EventSource) return;
+  const query = new URLSearchParams({
+    network: list.dataset.network, thread: list.dataset.thread, after: list.dataset.cursor,
+  });
+  const source = new EventSource("/app/events?" + query.toString());
+
+  function part(tag, cls, text) {
+    const el = document.createElement(tag);
+    el.className = cls;
+    el.textContent = text;
+    return el;
+  }
+
+  source.onmessage = function (frame) {
+    const m = JSON.parse(frame.data);
+    if (list.querySelector('li[data-id="' + CSS.escape(m.id) + '"]')) return;
+    const item = document.createElement("li");
+    item.className = "message";
+    item.dataset.id = m.id;
+    const meta = document.createElement("div");
+    meta.className = "meta";
+    meta.append(part("span", "sender", m.sender), " ", part("span", "company", m.company), " ",
+                part("span", "badge", m.badge), " ");
+    const when = part("time", "", m.when);
+    when.dateTime = new Date(m.created_at).toISOString();
+    meta.append(when);
+    item.append(meta, part("p", "body", m.body));
+    list.append(item);
+  };
+})();

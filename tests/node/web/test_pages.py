@@ -1,0 +1,108 @@
+"""The web app over plain HTTP on two real nodes (the browser tests are test_browser.py): signing
+in with a one-time link, the session cookie, pages that escape what other companies write, and
+every refusal (a used link, a form without its token or from another site, no session)."""
+
+from __future__ import annotations
+
+import re
+
+import aiohttp
+
+from tests.cluster import ClusterNode, eventually
+from tests.node.networks.test_seed_scenario import ACME, GLOBEX, NETWORK, THREAD, open_rollout
+
+THREAD_PAGE = f"/app/networks/{NETWORK}/threads/{THREAD}"
+MESSAGES = f"/v1/networks/{NETWORK}/threads/{THREAD}/messages"
+
+
+def _base(node: ClusterNode) -> str:
+    return f"http://127.0.0.1:{node.ports['client']}"
+
+
+async def _signed_in(node: ClusterNode, handle: str) -> tuple[aiohttp.ClientSession, str]:
+    """A browser-like session signed in with a fresh link, and the link."""
+    link = (await node.admin("POST", f"/v1/people/{handle}/sign-in-link", {}))["url"]
+    http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+    async with http.get(link) as page:
+        assert page.status == 200 and "Sign in" in await page.text()
+        token = re.search(r'name="token" value="([^"]+)"', await page.text()).group(1)
+    async with http.post(f"{_base(node)}/app/sign-in", data={"token": token}) as home:
+        assert home.status == 200 and str(home.url).endswith("/app/")
+    return http, link
+
+
+def _csrf(html: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+
+
+async def test_a_person_signs_in_with_a_link_reads_and_posts(pair):
+    acme, globex = pair
+    tokens = await open_rollout(acme, globex)
+    hostile = '<script>alert(1)</script><img src=x onerror="alert(2)">'
+    await acme.client(tokens["ops"], "POST", MESSAGES, {"body": hostile}, expect=201)
+    sam, link = await _signed_in(globex, "sam")
+    async with sam:
+        cookie = next(c for c in sam.cookie_jar if c.key == "agentnet_session")
+        assert cookie["httponly"] and cookie["samesite"] == "Strict" and cookie["path"] == "/app"
+        async with sam.get(f"{_base(globex)}/app/") as home:
+            html = await home.text()
+            csp = home.headers["Content-Security-Policy"]
+            assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+            assert home.headers["X-Frame-Options"] == "DENY"
+            assert "Rollout status" in html and f"Visible to {ACME}, {GLOBEX}" in html
+
+        async def arrived() -> str:
+            async with sam.get(f"{_base(globex)}{THREAD_PAGE}") as page:
+                text = await page.text()
+            return text if "&lt;script&gt;" in text else ""
+
+        html = await eventually(arrived)
+        assert "<script>alert" not in html and "<img src=x" not in html  # text, escaped
+        assert 'class="badge">agent<' in html and "Customer Ops Agent" in html
+
+        # A form without its token, or from another site, is refused and posts nothing.
+        url = f"{_base(globex)}{THREAD_PAGE}"
+        async with sam.post(url, data={"body": "no token"}) as refused:
+            assert refused.status == 403
+        async with sam.post(url, data={"body": "cross-site", "csrf": _csrf(html)},
+                            headers={"Sec-Fetch-Site": "cross-site"}) as refused:
+            assert refused.status == 403
+        async with sam.post(url, data={"body": "Sam here, from the web app.", "csrf": _csrf(html)}) as posted:
+            assert posted.status == 200 and "Sam here, from the web app." in await posted.text()
+
+        async def on_acme() -> list[str]:
+            page = await acme.client(tokens["alex"], "GET", MESSAGES)
+            return [m["sender"] for m in page["items"] if m["body"] == "Sam here, from the web app."]
+
+        assert await eventually(on_acme) == [f"person:sam@{GLOBEX}"]
+        bodies = [m["body"] for m in (await acme.client(tokens["alex"], "GET", MESSAGES))["items"]]
+        assert "no token" not in bodies and "cross-site" not in bodies
+
+        # The link worked once.
+        async with aiohttp.ClientSession() as other, other.post(
+                f"{_base(globex)}/app/sign-in", data={"token": link.partition("token=")[2]}) as again:
+            assert again.status == 400 and "This sign-in link" in await again.text()
+        sessions = (await globex.admin("GET", "/v1/web-sessions"))["items"]
+        assert [s["person"] for s in sessions] == [f"person:sam@{GLOBEX}"]
+
+        # The operator revokes it: the next page is the signed-out one.
+        await globex.admin("POST", f"/v1/web-sessions/{sessions[0]['id']}/revoke", {})
+        async with sam.get(f"{_base(globex)}/app/") as gone:
+            assert str(gone.url).endswith("/app/signed-out") and "Rollout status" not in await gone.text()
+
+
+async def test_without_a_session_nothing_is_shown_and_agents_get_no_link(pair):
+    acme, globex = pair
+    await open_rollout(acme, globex)
+    async with aiohttp.ClientSession() as http:
+        for path in ("/app/", THREAD_PAGE, f"/app/events?network={NETWORK}&thread={THREAD}"):
+            async with http.get(f"{_base(acme)}{path}") as page:
+                assert str(page.url).endswith("/app/signed-out"), path
+        async with http.post(f"{_base(acme)}/app/sign-in", data={"token": "made-up"}) as refused:
+            assert refused.status == 400
+        async with http.get(f"{_base(acme)}/app/static/../pages.py") as sneaky:
+            assert sneaky.status == 404
+    await acme.admin("POST", "/v1/agents/ops/sign-in-link", {}, expect=404)  # no such route: people only
+    await acme.admin("POST", "/v1/people/nobody/sign-in-link", {}, expect=404)
+    await acme.admin("POST", "/v1/people/alex/disable")
+    await acme.admin("POST", "/v1/people/alex/sign-in-link", {}, expect=403)
