@@ -45,8 +45,9 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 _FORM = web.RequestKey("agentnet.web.form", dict)
-_STATIC = {"app.css": "text/css", "thread.js": "text/javascript"}
+_STATIC = {"app.css": "text/css", "thread.js": "text/javascript", "favicon.svg": "image/svg+xml"}
 _PAGE = 50  # messages a thread page shows; older ones are a page back
+_REACTIONS = ("seen", "working", "done")
 _MAX_FORM_BYTES = 64 * 1024
 
 
@@ -116,6 +117,9 @@ def web_routes(app: web.Application, *, sessions: WebSessions, shared: SharedThr
         token = request.query.get("token", "")
         if not token or len(token) > 100:
             return problem(400, "Sign in", "This sign-in link is incomplete. Ask your operator for a new one.")
+        if not await sessions.link_usable(token):
+            return problem(400, "Sign in", "This sign-in link was used already or has expired. "
+                                           "Ask your operator for a new one.")
         return page("sign_in.html", token=token)
 
     async def sign_in(request: web.Request) -> web.StreamResponse:
@@ -162,21 +166,43 @@ def web_routes(app: web.Application, *, sessions: WebSessions, shared: SharedThr
             return problem(404, "Not found", "There is no such shared thread that you take part in.")
         people = {p.id: p for p in (await shared.network_participants(person, network)).items}
         messages = (await shared.read_back(person, network, name, before=None, limit=_PAGE)).items
+        by_id = {m.id: m for m in messages}
+        me = directory.participant_id(person)
         return page("thread.html", me=directory.describe(person), thread=thread, csrf=session.csrf,
                     visible=await visible_to(person, network, thread.participants),
-                    messages=[_shown(m, people) for m in messages],
-                    cursor=(await feed.read(person, None, limit=1)).next_cursor)
+                    messages=[_shown(m, people, me=me, earlier=by_id) for m in messages],
+                    cursor=(await feed.read(person, None, limit=1)).next_cursor,
+                    base=f"/app/networks/{network}/threads/{name}")
+
+    async def participants(request: web.Request, session: WebSession, person: Principal) -> web.Response:
+        found = await shared.network_participants(person, request.match_info["network"])
+        companies = sorted(found.companies.items())
+        members = {server: [p for p in found.items if p.company == server] for server, _ in companies}
+        return page("network.html", me=directory.describe(person), csrf=session.csrf, network=found,
+                    companies=companies, members=members)
+
+    async def change(request: web.Request, session: WebSession, person: Principal) -> web.StreamResponse:
+        network, name, event = (request.match_info[k] for k in ("network", "thread", "event"))
+        fields, action = request[_FORM], request.match_info["action"]
+        if action == "edit" and fields.get("body", "").strip():
+            await shared.change(person, network, name, event, body=fields["body"].strip())
+        elif action == "delete":
+            await shared.change(person, network, name, event, body=None)
+        elif action == "react" and fields.get("reaction") in _REACTIONS:
+            await shared.react(person, network, name, event, fields["reaction"], removed=fields.get("removed") == "1")
+        raise web.HTTPSeeOther(f"/app/networks/{network}/threads/{name}")
 
     async def post(request: web.Request, session: WebSession, person: Principal) -> web.StreamResponse:
         network, name = request.match_info["network"], request.match_info["thread"]
-        body = request[_FORM].get("body", "").strip()
+        body, reply_to = request[_FORM].get("body", "").strip(), request[_FORM].get("reply_to") or None
         if body:
             limiter.check(-session.id)  # a session's own post budget (token ids are positive)
-            await shared.post(person, network, name, body)
+            await shared.post(person, network, name, body, reply_to=reply_to)
         raise web.HTTPSeeOther(f"/app/networks/{network}/threads/{name}")
 
     async def events(request: web.Request, session: WebSession, person: Principal) -> web.StreamResponse:
-        """New messages of one thread as Server-Sent Events, for the thread page's script."""
+        """New messages of one thread as Server-Sent Events, for the thread page's script. Ends
+        when the session does (checked every 5 s), the node stops, or the page goes away."""
         network, name = request.query.get("network", ""), request.query.get("thread", "")
         after = request.query.get("after")
         only = FeedFilter.of(network=network, thread=name, types=["message.posted"])
@@ -184,21 +210,23 @@ def web_routes(app: web.Application, *, sessions: WebSessions, shared: SharedThr
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", **SECURITY_HEADERS})
         await response.prepare(request)
         checked = time.monotonic()
-        while True:
-            page_ = await feed.wait(person, after, limit=50, timeout_s=15, only=only)
-            after = page_.next_cursor
-            for event in page_.items:
-                shown = _shown_event(event.content, event.sender, event.id, event.created_at, people)
-                await response.write(f"id: {event.cursor}\ndata: {json.dumps(shown)}\n\n".encode())
-            if not page_.items:
-                await response.write(b": keepalive\n\n")
-            if time.monotonic() - checked > 5:  # a revoked session or a disabled person ends the stream
-                checked = time.monotonic()
-                if await signed_in(request) is None or feed.hub.closed:
-                    return response
-            if request.transport is None or request.transport.is_closing():
-                return response
-            await asyncio.sleep(0)
+        try:
+            while not feed.hub.closed and request.transport is not None and not request.transport.is_closing():
+                found = await feed.wait(person, after, limit=50, timeout_s=15, only=only)
+                after = found.next_cursor
+                for event in found.items:
+                    shown = _shown_event(event.content, event.sender, event.id, event.created_at, people)
+                    await response.write(f"id: {event.cursor}\ndata: {json.dumps(shown)}\n\n".encode())
+                if not found.items:
+                    await response.write(b": keepalive\n\n")
+                if time.monotonic() - checked > 5:
+                    checked = time.monotonic()
+                    if await signed_in(request) is None:
+                        break
+                await asyncio.sleep(0)
+        except ConnectionResetError:
+            pass  # the page was closed or left: nothing to report
+        return response
 
     async def static(request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
@@ -219,14 +247,31 @@ def web_routes(app: web.Application, *, sessions: WebSessions, shared: SharedThr
     app.router.add_get("/app/networks/{network}/threads/{thread}", person_only(thread_page))
     app.router.add_post("/app/networks/{network}/threads/{thread}", person_only(post))
     app.router.add_get("/app/static/{name}", static)
+    app.router.add_get("/app/networks/{network}", person_only(participants))
+    app.router.add_post("/app/networks/{network}/threads/{thread}/messages/{event}/{action:edit|delete|react}",
+                        person_only(change))
 
 
 def _company(participant: str) -> str:
     return participant.rpartition("@")[2]
 
 
-def _shown(message: SharedMessageOut, people: dict) -> dict[str, Any]:
+def _shown(message: SharedMessageOut, people: dict, *, me: str = "",
+           earlier: dict[str, SharedMessageOut] | None = None) -> dict[str, Any]:
     shown = _shown_event({"body": message.body}, message.sender, message.id, message.created_at, people)
+    shown["mine"] = message.sender == me
+    shown["edited"] = message.edited
+    shown["mentions"] = [people[p].display_name if p in people else p for p in message.mentions]
+    shown["mentions_me"] = me in message.mentions
+    shown["reactions"] = {r: [people[p].display_name if p in people else p for p in who]
+                          for r, who in sorted(message.reactions.items()) if who}
+    shown["my_reactions"] = {r for r, who in message.reactions.items() if me in who}
+    target = (earlier or {}).get(message.reply_to) if message.reply_to else None
+    shown["reply_to"] = None if message.reply_to is None else {
+        "id": message.reply_to,
+        "sender": (people[target.sender].display_name if target and target.sender in people else
+                   target.sender if target else "an earlier message"),
+        "excerpt": "" if target is None else target.body[:80]}
     if message.delivery:
         shown["delivery"] = ", ".join(
             f"delivered to {server}" if state == "delivered" else f"waiting for {server}"

@@ -97,6 +97,11 @@ class WebSessions:
                                   detail={"session": str(session.id)})
         return Opened(token, session), found[1]
 
+    async def link_usable(self, link_token: str) -> bool:
+        """Whether the link would still sign someone in (it is not used by asking)."""
+        async with self._storage.read_transaction() as tx:
+            return await tx.web.link_usable(hash_token(link_token), now=self._clock.now_ms())
+
     async def session(self, cookie: str | None) -> tuple[WebSession, Principal] | None:
         if not cookie or len(cookie) > 100:
             return None

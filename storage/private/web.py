@@ -51,6 +51,11 @@ class WebRepository:
         return await self._conn.scalar(select(sign_in_links.c.principal_id)
                                        .where(sign_in_links.c.token_hash == token_hash))
 
+    async def link_usable(self, token_hash: str, *, now: int) -> bool:
+        return await self._conn.scalar(select(sign_in_links.c.id).where(
+            sign_in_links.c.token_hash == token_hash, sign_in_links.c.used_at.is_(None),
+            sign_in_links.c.expires_at > now)) is not None
+
     async def add_session(self, principal_id: int, *, token_hash: str, csrf: str, now: int, expires_at: int,
                           user_agent: str) -> WebSession:
         values = dict(principal_id=principal_id, token_hash=token_hash, csrf=csrf, created_at=now,
