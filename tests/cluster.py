@@ -152,7 +152,8 @@ class ClusterNode:
                               trust=PeerTrust(bundle), certificate_file=cert,
                               webhook_limits=replace(self.webhook_limits, own_listeners=tuple(self.ports.items())),
                               federation_limits=self.federation_limits,
-                              web_url=f"http://127.0.0.1:{self.ports['client']}")
+                              web_url=f"http://127.0.0.1:{self.ports['client']}",
+                              admin_url=f"http://127.0.0.1:{self.ports['admin']}")
 
         @web.middleware
         async def capture(request: web.Request, handler):

@@ -32,6 +32,7 @@ ROLES: dict[str, frozenset[str]] = {
 # Path prefix -> area, the first that matches; a path in none is the owner's (safe by default).
 _AREAS: tuple[tuple[str, str], ...] = (
     ("/v1/operators", "owner"),
+    ("/v1/console", "read"),  # a console link for oneself: the console checks the role per action
     ("/v1/export/private", "owner"),
     ("/v1/networks", "networks"),
     ("/v1/invites", "networks"),

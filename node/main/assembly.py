@@ -53,9 +53,10 @@ from node.networks.thread_api import shared_thread_endpoints
 from node.networks.threads import SharedThreadService
 from node.ops.health import WorkerMonitor, health_endpoints
 from node.ops.metrics import NodeMetrics, metrics_endpoints
-from node.ops.overview import NodeIdentity, overview_endpoints
+from node.ops.overview import NodeIdentity, overview_builder, overview_endpoints
 from node.ops.private_export import PrivateExporter, private_export_endpoints
 from node.web.admin_api import web_admin_endpoints
+from node.web.console import ConsoleSessions, console_endpoints, console_routes
 from node.web.pages import web_routes
 from node.web.sessions import WebSessions
 from node.webhooks.api import WebhookService, webhook_admin_endpoints, webhook_client_endpoints
@@ -95,8 +96,10 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
              session: aiohttp.ClientSession, trust: PeerTrust, certificate_file: Path | None = None,
              max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, limits: ClientLimits = ClientLimits(),
              webhook_limits: WebhookLimits = WebhookLimits(),
-             federation_limits: FederationLimits = FederationLimits(), web_url: str | None = None) -> NodeParts:
-    """`web_url`: where people open the web app (sign-in links point there)."""
+             federation_limits: FederationLimits = FederationLimits(), web_url: str | None = None,
+             admin_url: str | None = None) -> NodeParts:
+    """`web_url`: where people open the web app (sign-in links point there); `admin_url`: the
+    admin listener, where the operator console's links point."""
     directory = Directory(server_name)
     client = PeerClient(session, trust, server_name=server_name, signing_key=signing_key, clock=clock)
     delivery = DeliveryWorker(storage, client, clock)
@@ -142,6 +145,8 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
     mount_mcp(client_app, client=client_service, shared=shared, feed=feed, limiter=limiter,
               still_valid=token_still_valid)
     sessions = WebSessions(storage, clock, directory, web_url=web_url or "http://127.0.0.1:8702")
+    overview = overview_builder(AdminService(storage, clock, directory).status, networks, partners, identity, clock)
+    console = ConsoleSessions(clock, admin_url=admin_url or "http://127.0.0.1:8701")
     web_routes(client_app, sessions=sessions, shared=shared, client=client_service, feed=feed, directory=directory,
                limiter=limiter)
     client_app.on_shutdown.append(lambda _app: _close(hub))
@@ -156,9 +161,8 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
                                                                 *private_export_endpoints(PrivateExporter(storage, clock)),
                                                                 *guard_admin_endpoints(storage, clock, guard),
                                                                 *consent_admin_endpoints(storage, clock),
-                                                                *overview_endpoints(
-                                                                    AdminService(storage, clock, directory).status,
-                                                                    networks, partners, identity, clock),
+                                                                *overview_endpoints(overview),
+                                                                *console_endpoints(console),
                                                                 *webhook_admin_endpoints(webhook_service),
                                                                 *web_admin_endpoints(sessions),
                                                                 *health, *metrics_endpoints(metrics)],
@@ -171,6 +175,8 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
                                             on_event=metrics.event_received),
         metrics=metrics, workers=workers,
     )
+    console_routes(parts.admin_app, sessions=console, overview=overview, partners=partners, web_sessions=sessions,
+                   admin=AdminService(storage, clock, directory, on_tokens_changed=hub.tokens_changed))
     for listener, app in (("admin", parts.admin_app), ("client", parts.client_app),
                           ("federation", parts.federation_app)):
         app.middlewares.insert(0, metrics.middleware(listener))  # outermost: sees the final status

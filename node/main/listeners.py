@@ -51,7 +51,7 @@ def _app(title: str, endpoints: Sequence[Endpoint], authenticate, max_body_bytes
         middlewares=[error_middleware,
                      auth_middleware(authenticate, {_OPENAPI_PATH, *(e.path for e in endpoints if e.public)},
                                      listener=listener, resolve=resolve,
-                                     own_auth="/app" if listener == "client" else None)],
+                                     own_auth="/app" if listener == "client" else "/console")],
     )
     add_endpoints(app, endpoints, guard=_permitted if listener == "admin" else _scoped)
     document: list[dict] = []  # built at the first request: few nodes are ever asked, and it is large

@@ -65,7 +65,7 @@ async def serve(settings: NodeSettings, *, clock: Clock | None = None, stop: asy
             certificate_file=settings.tls_cert_path,
             max_body_bytes=settings.max_body_bytes, limits=settings.client_limits,
             webhook_limits=settings.webhook_limits, federation_limits=settings.federation_limits,
-            web_url=settings.resolved_web_url,
+            web_url=settings.resolved_web_url, admin_url=f"http://{settings.admin_host}:{settings.admin_port}",
         )
         guards = {
             "client": ConnectionGuard("client", settings.client_connection_limits, on_shed=parts.metrics.connection_shed),

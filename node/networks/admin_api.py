@@ -27,10 +27,10 @@ from node.networks.partners import PartnerService
 from node.networks.service import NetworkService
 from storage.network.peers import Invite
 
-__all__ = ["network_admin_endpoints"]
+__all__ = ["invite_out", "network_admin_endpoints"]
 
 
-def _invite_out(invite: Invite) -> InviteOut:
+def invite_out(invite: Invite) -> InviteOut:
     return InviteOut(
         id=invite.id, direction=invite.direction, network=invite.network, host=invite.host, title=invite.title,
         server=invite.server, status=invite.status, created_at=invite.created_at, expires_at=invite.expires_at,
@@ -62,19 +62,19 @@ def network_admin_endpoints(networks: NetworkService, partners: PartnerService) 
     async def invite(request: web.Request) -> web.Response:
         req = await read_body(request, InviteCompany)
         sent = await partners.invite(name(request), req.server, req.endpoint, actor=current_admin(request))
-        return respond(_invite_out(sent), status=201)
+        return respond(invite_out(sent), status=201)
 
     async def invites(request: web.Request) -> web.Response:
-        return respond(InviteList(items=[_invite_out(i) for i in await partners.invites()]))
+        return respond(InviteList(items=[invite_out(i) for i in await partners.invites()]))
 
     async def accept(request: web.Request) -> web.Response:
-        return respond(_invite_out(await partners.accept(request.match_info["invite"], actor=current_admin(request))))
+        return respond(invite_out(await partners.accept(request.match_info["invite"], actor=current_admin(request))))
 
     async def decline(request: web.Request) -> web.Response:
-        return respond(_invite_out(await partners.decline(request.match_info["invite"], actor=current_admin(request))))
+        return respond(invite_out(await partners.decline(request.match_info["invite"], actor=current_admin(request))))
 
     async def withdraw(request: web.Request) -> web.Response:
-        return respond(_invite_out(await partners.withdraw(request.match_info["invite"], actor=current_admin(request))))
+        return respond(invite_out(await partners.withdraw(request.match_info["invite"], actor=current_admin(request))))
 
     async def attach(request: web.Request) -> web.Response:
         req = await read_body(request, AttachParticipant)

@@ -1015,6 +1015,10 @@ def register(sub) -> None:
                                   f"{out.when(d['expires_at'])}; send it to them only):\n{out.clean(d['url'])}",
                      lambda a: {}), path="person sign-in-link")
     p.add_argument("handle")
+    b.leaf(sub, "console", "a one-time link to the operator console in a browser on this machine (10 minutes)",
+           _post(lambda a: "/v1/console/sign-in-link",
+                 lambda d, a: f"Open the console (once, until {out.when(d['expires_at'])}):\n{out.clean(d['url'])}"),
+           path="console")
     sessions = _group(sub, "web-session", "people signed in to the web app: list, revoke")
     b.leaf(sessions, "list", "open web app sessions, newest first",
            _get(lambda a: "/v1/web-sessions", _items(out.WEB_SESSION_COLUMNS, "(nobody is signed in)")),

@@ -22,7 +22,7 @@ from node.networks.partners import PartnerService
 from node.networks.service import NetworkService
 from node.workspace.models import StatusOut
 
-__all__ = ["NodeIdentity", "OverviewOut", "overview_endpoints"]
+__all__ = ["NodeIdentity", "OverviewOut", "overview_builder", "overview_endpoints"]
 
 _DAY_MS = 24 * 3600 * 1000
 
@@ -72,18 +72,20 @@ class OverviewOut(BaseModel):
     alerts: int
 
 
-def overview_endpoints(status: Callable[[], Awaitable[StatusOut]], networks: NetworkService,
-                       partners: PartnerService, identity: NodeIdentity, clock: Clock) -> list[Endpoint]:
+def overview_builder(status: Callable[[], Awaitable[StatusOut]], networks: NetworkService,
+                     partners: PartnerService, identity: NodeIdentity,
+                     clock: Clock) -> Callable[[], Awaitable[OverviewOut]]:
+    """The overview, for the API and the console alike."""
     expiry: list[int | None] = []  # read once, when first asked: the parser is not loaded to serve
 
-    async def overview(_request: web.Request) -> web.Response:
+    async def overview() -> OverviewOut:
         held = (await networks.list()).items
         invites = await partners.invites()
         if not expiry:
             file = identity.certificate_file
             expiry.append(None if file is None else certificate_not_after_ms(file))
         not_after = expiry[0]
-        return respond(OverviewOut(
+        return OverviewOut(
             node=await status(),
             key=KeyOut(key_id=identity.key_id, fingerprint=identity.fingerprint),
             certificate=None if not_after is None else CertificateOut(
@@ -94,7 +96,14 @@ def overview_endpoints(status: Callable[[], Awaitable[StatusOut]], networks: Net
             peers=(await networks.peers()).items,
             pending_invites=sum(i.direction == "incoming" and i.status == "pending" for i in invites),
             alerts=len((await networks.alerts()).items),
-        ))
+        )
 
-    return [Endpoint("GET", "/v1/overview", overview, "The node at a glance: identity, networks, peers, invites, "
+    return overview
+
+
+def overview_endpoints(overview: Callable[[], Awaitable[OverviewOut]]) -> list[Endpoint]:
+    async def answer(_request: web.Request) -> web.Response:
+        return respond(await overview())
+
+    return [Endpoint("GET", "/v1/overview", answer, "The node at a glance: identity, networks, peers, invites, "
                      "alerts", response=OverviewOut)]

@@ -32,7 +32,7 @@ from storage.errors import NotFound
 from storage.private.principals import Principal
 from storage.private.web import WebSession
 
-__all__ = ["COOKIE", "SECURITY_HEADERS", "web_routes"]
+__all__ = ["COOKIE", "SECURITY_HEADERS", "static_file", "template_env", "web_routes"]
 
 COOKIE = "agentnet_session"
 _HERE = Path(__file__).parent
@@ -51,7 +51,7 @@ _REACTIONS = ("seen", "working", "done")
 _MAX_FORM_BYTES = 64 * 1024
 
 
-def _env() -> Environment:
+def template_env() -> Environment:
     env = Environment(loader=FileSystemLoader(_HERE / "templates"), autoescape=select_autoescape(default=True))
     env.filters["when"] = lambda ms: time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ms / 1000))
     env.filters["iso"] = lambda ms: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))
@@ -61,21 +61,22 @@ def _env() -> Environment:
 @web.middleware
 async def security_headers(request: web.Request, handler) -> web.StreamResponse:
     response = await handler(request)
-    if request.path == "/app" or request.path.startswith("/app/"):
+    if request.path.startswith(("/app/", "/console/")) or request.path in ("/app", "/console"):
         response.headers.update(SECURITY_HEADERS)
     return response
 
 
 def web_routes(app: web.Application, *, sessions: WebSessions, shared: SharedThreadService, client: ClientService,
                feed: FeedService, directory: Directory, limiter: PostRateLimiter) -> None:
-    env = _env()
+    env = template_env()
     app.middlewares.append(security_headers)
 
     def page(name: str, status: int = 200, **values: Any) -> web.Response:
-        return web.Response(text=env.get_template(name).render(**values), status=status, content_type="text/html")
+        return web.Response(text=env.get_template(name).render(static="/app/static", **values), status=status,
+                            content_type="text/html")
 
     def problem(status: int, title: str, message: str) -> web.Response:
-        return page("problem.html", status, title=title, message=message)
+        return page("problem.html", status, title=title, message=message, home="/app/")
 
     async def signed_in(request: web.Request) -> tuple[WebSession, Principal] | None:
         return await sessions.session(request.cookies.get(COOKIE))
@@ -99,7 +100,7 @@ def web_routes(app: web.Application, *, sessions: WebSessions, shared: SharedThr
                 raise web.HTTPSeeOther("/app/signed-out")
             if request.method == "POST":
                 fields = await form(request)
-                if not same_origin(request) or not csrf_matches(found[0], fields.get("csrf")):
+                if not same_origin(request) or not csrf_matches(found[0].csrf, fields.get("csrf")):
                     return problem(403, "Refused", "This form is out of date or came from another site. "
                                                    "Go back, reload the page and try again.")
                 request[_FORM] = fields
@@ -120,7 +121,7 @@ def web_routes(app: web.Application, *, sessions: WebSessions, shared: SharedThr
         if not await sessions.link_usable(token):
             return problem(400, "Sign in", "This sign-in link was used already or has expired. "
                                            "Ask your operator for a new one.")
-        return page("sign_in.html", token=token)
+        return page("sign_in.html", token=token, action="/app/sign-in")
 
     async def sign_in(request: web.Request) -> web.StreamResponse:
         if not same_origin(request):
@@ -228,11 +229,6 @@ def web_routes(app: web.Application, *, sessions: WebSessions, shared: SharedThr
             pass  # the page was closed or left: nothing to report
         return response
 
-    async def static(request: web.Request) -> web.StreamResponse:
-        name = request.match_info["name"]
-        if name not in _STATIC:
-            raise web.HTTPNotFound()
-        return web.FileResponse(_HERE / "static" / name, headers={"Content-Type": _STATIC[name]})
 
     async def root(request: web.Request) -> web.StreamResponse:
         raise web.HTTPFound("/app/")
@@ -246,10 +242,18 @@ def web_routes(app: web.Application, *, sessions: WebSessions, shared: SharedThr
     app.router.add_get("/app/events", person_only(events))
     app.router.add_get("/app/networks/{network}/threads/{thread}", person_only(thread_page))
     app.router.add_post("/app/networks/{network}/threads/{thread}", person_only(post))
-    app.router.add_get("/app/static/{name}", static)
+    app.router.add_get("/app/static/{name}", static_file)
     app.router.add_get("/app/networks/{network}", person_only(participants))
     app.router.add_post("/app/networks/{network}/threads/{thread}/messages/{event}/{action:edit|delete|react}",
                         person_only(change))
+
+
+async def static_file(request: web.Request) -> web.StreamResponse:
+    """The stylesheet, the script and the icon, for the people's pages and the console."""
+    name = request.match_info["name"]
+    if name not in _STATIC:
+        raise web.HTTPNotFound()
+    return web.FileResponse(_HERE / "static" / name, headers={"Content-Type": _STATIC[name], **SECURITY_HEADERS})
 
 
 def _company(participant: str) -> str:

@@ -462,7 +462,7 @@ COMMANDS = {
     "POST /v1/apps/{handle}/tokens/revoke": "app token revoke-all fleet", "PATCH /v1/apps/{handle}": "app rename fleet",
     "GET /v1/apps/{handle}/agents": "app agents fleet", "PUT /v1/apps/{handle}/agents": "app agents fleet --agent ops",
     "POST /v1/people/{handle}/sign-in-link": "person sign-in-link alex",
-    "GET /v1/web-sessions": "web-session list", "POST /v1/web-sessions/{session}/revoke": "web-session revoke 1",
+    "POST /v1/console/sign-in-link": "console", "GET /v1/web-sessions": "web-session list", "POST /v1/web-sessions/{session}/revoke": "web-session revoke 1",
     "GET /v1/alerts": "alerts", "GET /v1/audit": "audit", "GET /v1/policy": "policy show", "PUT /v1/policy/node": "policy node", "PUT /v1/policy/partners": "policy default", "GET /v1/policy/partners/{server}": "policy partner globex.example", "PUT /v1/policy/partners/{server}": "policy partner globex.example --agents no",
     "DELETE /v1/policy/partners/{server}": "policy reset globex.example", "GET /v1/audit/verify": "audit-verify", "GET /v1/invites": "invites",
     "POST /v1/invites/{invite}/accept": "invite accept X", "POST /v1/invites/{invite}/decline": "invite decline X",

@@ -403,3 +403,62 @@ async def test_a_reply_an_edit_and_a_reaction_show_on_both_sides(pair, chromium)
     finally:
         await alex_context.close()
         await sam_context.close()
+
+
+async def test_an_operator_accepts_an_invite_in_the_console_by_its_fingerprint(pair, chromium, axe_script,
+                                                                               tmp_path):  # noqa: F811
+    acme, globex = pair
+    await acme.admin("POST", "/v1/networks", {"name": "incident-42", "title": "Incident 42"}, expect=201)
+    await acme.admin("POST", "/v1/networks/incident-42/invites", {"server": GLOBEX, "endpoint": globex.endpoint},
+                     expect=201)
+    context = await _context(chromium)
+    await context.add_init_script(path=str(axe_script))
+    page = await context.new_page()
+    problems = PageProblems()
+    await watch(page, problems)
+    found: list[str] = []
+    try:
+        link = await globex.admin("POST", "/v1/console/sign-in-link", {})
+        assert link["url"].startswith(f"http://127.0.0.1:{globex.ports['admin']}/console/sign-in?token=")
+        await _open(page, link["url"])
+        await _submit(page, page.get_by_role("button", name="Sign in", exact=True))
+        await expect(page.locator("h1")).to_contain_text(GLOBEX)
+        found.append(await _serious_violations(page))  # status
+        await page.get_by_role("link", name="Invites", exact=True).click()
+        invite = page.locator("#incoming-invites li.invite")
+        await expect(invite).to_have_count(1)
+        # What the operator compares with what Acme's operator reads out.
+        assert await invite.locator(".fingerprint").inner_text() == acme.key.verify_key.fingerprint
+        found.append(await _serious_violations(page))  # invites
+        await _submit(page, invite.get_by_role("button", name="Accept"))
+
+        async def member() -> bool:
+            network = await globex.admin("GET", "/v1/networks/incident-42")
+            return network["members"].get(GLOBEX) == "member"
+
+        assert await eventually(member)
+        audit = await globex.admin("GET", "/v1/audit?action=invite.accept")
+        assert [e["actor"] for e in audit["items"]][0].startswith("admin:")  # the operator, by name or token
+        await page.get_by_role("link", name="People and agents", exact=True).click()
+        await page.get_by_label("Handle").fill("dana")
+        await page.get_by_label("Display name").fill("Dana <b>Ops</b>")
+        await _submit(page, page.get_by_role("button", name="Add a person"))
+        made = await page.locator(".made .link").inner_text()
+        assert made.startswith(f"{_base(globex)}/app/sign-in?token=")
+        await expect(page.locator("body")).to_contain_text("Dana <b>Ops</b>")  # shown as text
+        found.append(await _serious_violations(page))  # people
+        await page.get_by_role("link", name="Audit log", exact=True).click()
+        await expect(page.locator("#audit")).to_contain_text("person.create")
+        found.append(await _serious_violations(page))  # audit
+        if os.environ.get("AGENTNET_SCREENSHOTS") == "1":
+            await page.screenshot(path=str(README_SCREENSHOTS / "console-audit.png"), full_page=True)
+        # Without the console cookie nothing is shown, and a form from elsewhere is refused.
+        other = await (await _context(chromium)).new_page()
+        response = await other.goto(f"http://127.0.0.1:{globex.ports['admin']}/console/invites")
+        assert response is not None and response.status == 401
+        await other.context.close()
+    finally:
+        await context.close()
+    problems_text = "\n".join(f for f in found if f)
+    assert not problems_text, "axe-core found serious or critical accessibility problems:\n" + problems_text
+    assert not problems, str(problems)
