@@ -175,6 +175,12 @@ def web_routes(app: web.Application, *, sessions: WebSessions, shared: SharedThr
                     cursor=(await feed.read(person, None, limit=1)).next_cursor,
                     base=f"/app/networks/{network}/threads/{name}")
 
+    async def search(request: web.Request, session: WebSession, person: Principal) -> web.Response:
+        query = request.query.get("q", "").strip()[:200]
+        found = (await shared.search(person, query, network=None, limit=50)).items if query else []
+        return page("search.html", me=directory.describe(person), csrf=session.csrf, query=query,
+                    found=[(m, _shown(m, {}, me=directory.participant_id(person))) for m in found])
+
     async def participants(request: web.Request, session: WebSession, person: Principal) -> web.Response:
         found = await shared.network_participants(person, request.match_info["network"])
         companies = sorted(found.companies.items())
@@ -244,6 +250,7 @@ def web_routes(app: web.Application, *, sessions: WebSessions, shared: SharedThr
     app.router.add_post("/app/networks/{network}/threads/{thread}", person_only(post))
     app.router.add_get("/app/static/{name}", static_file)
     app.router.add_get("/app/networks/{network}", person_only(participants))
+    app.router.add_get("/app/search", person_only(search))
     app.router.add_post("/app/networks/{network}/threads/{thread}/messages/{event}/{action:edit|delete|react}",
                         person_only(change))
 

@@ -74,3 +74,17 @@ def test_quick_attack_run_measures_honest_latency_under_attack_and_the_attacker(
     assert attacker["cpu_s"] > 0 and attacker["attempts"] >= 134
     # The guard held the one attacking address to its limit: the rest were refused.
     assert attacker["rounds"][0]["failed"] > 0 and attacker["rounds"][0]["open_peak"] <= 64
+
+
+def test_the_web_thread_bench_renders_a_page_of_fifty_and_hears_live_posts(tmp_path):
+    out = tmp_path / "web_thread.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.web_thread", "--messages", "60", "--samples", "3", "--out", str(out)],
+        check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["messages_in_thread"] == 63 and report["page_bytes"] > 0
+    for metric in ("page_ms", "api_latest_ms", "live_ms"):
+        assert report[metric]["count"] == 3 and 0 < report[metric]["p50"] <= report[metric]["max"], metric
+    assert report["page_over_api"] > 0

@@ -405,8 +405,8 @@ async def test_a_reply_an_edit_and_a_reaction_show_on_both_sides(pair, chromium)
         await sam_context.close()
 
 
-async def test_an_operator_accepts_an_invite_in_the_console_by_its_fingerprint(pair, chromium, axe_script,
-                                                                               tmp_path):  # noqa: F811
+async def test_an_operator_accepts_an_invite_in_the_console_by_its_fingerprint(
+        pair, chromium, axe_script):  # noqa: F811
     acme, globex = pair
     await acme.admin("POST", "/v1/networks", {"name": "incident-42", "title": "Incident 42"}, expect=201)
     await acme.admin("POST", "/v1/networks/incident-42/invites", {"server": GLOBEX, "endpoint": globex.endpoint},
@@ -438,7 +438,7 @@ async def test_an_operator_accepts_an_invite_in_the_console_by_its_fingerprint(p
 
         assert await eventually(member)
         audit = await globex.admin("GET", "/v1/audit?action=invite.accept")
-        assert [e["actor"] for e in audit["items"]][0].startswith("admin:")  # the operator, by name or token
+        assert next(e["actor"] for e in audit["items"]).startswith("admin:")  # the operator, by name or token
         await page.get_by_role("link", name="People and agents", exact=True).click()
         await page.get_by_label("Handle").fill("dana")
         await page.get_by_label("Display name").fill("Dana <b>Ops</b>")

@@ -78,6 +78,13 @@ async def test_a_person_signs_in_with_a_link_reads_and_posts(pair):
         bodies = [m["body"] for m in (await acme.client(tokens["alex"], "GET", MESSAGES))["items"]]
         assert "no token" not in bodies and "cross-site" not in bodies
 
+        # Search finds it in Globex's own copy; a word of nothing finds nothing.
+        async with sam.get(f"{_base(globex)}/app/search", params={"q": "web app"}) as found:
+            text = await found.text()
+            assert "Sam here, from the web app." in text and f"/app/networks/{NETWORK}/threads/{THREAD}" in text
+        async with sam.get(f"{_base(globex)}/app/search", params={"q": "internal-qa canary"}) as none:
+            assert "Nothing found." in await none.text()
+
         # The link worked once.
         async with aiohttp.ClientSession() as other, other.post(
                 f"{_base(globex)}/app/sign-in", data={"token": link.partition("token=")[2]}) as again:
