@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["HEAD_REVISION", "current_revision", "ensure_schema", "head_revision", "upgrade_to_head"]
 
 # The newest file in migrations/versions; a new migration changes it.
-HEAD_REVISION = "0016"
+HEAD_REVISION = "0017"
 _SCRIPT_LOCATION = str(Path(__file__).parent / "migrations")
 
 

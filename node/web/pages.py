@@ -45,9 +45,11 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 _FORM = web.RequestKey("agentnet.web.form", dict)
-_STATIC = {"app.css": "text/css", "thread.js": "text/javascript", "favicon.svg": "image/svg+xml"}
+_STATIC = {"app.css": "text/css", "thread.js": "text/javascript", "notify.js": "text/javascript",
+           "favicon.svg": "image/svg+xml"}
 _PAGE = 50  # messages a thread page shows; older ones are a page back
 _REACTIONS = ("seen", "working", "done")
+_UNREAD_PAGE = 200
 _MAX_FORM_BYTES = 64 * 1024
 
 
@@ -153,9 +155,20 @@ def web_routes(app: web.Application, *, sessions: WebSessions, shared: SharedThr
         host = (await shared.network_participants(person, network)).host
         return sorted({p.rpartition("@")[2] for p in participants} | {host})
 
+    async def unread(person: Principal, network: str, thread: str, seen: int) -> dict[str, Any]:
+        """Messages of others after what the person was last shown, and how many mention them
+        (read in one bounded page: past it, "200+")."""
+        me = directory.participant_id(person)
+        found = [m for m in (await shared.read(person, network, thread, after=seen, limit=_UNREAD_PAGE)).items
+                 if m.sender != me and not m.deleted]
+        return {"count": len(found), "more": len(found) >= _UNREAD_PAGE,
+                "mentions": sum(me in m.mentions for m in found)}
+
     async def home(request: web.Request, session: WebSession, person: Principal) -> web.Response:
         threads = (await shared.threads(person)).items
-        rows = [(t, await visible_to(person, t.network, t.participants)) for t in threads]
+        seen = await sessions.seen(person)
+        rows = [(t, await visible_to(person, t.network, t.participants),
+                 await unread(person, t.network, t.name, seen.get((t.network, t.name), 0))) for t in threads]
         private = (await client.threads(person)).items
         return page("home.html", me=directory.describe(person), shared=rows, private=private, csrf=session.csrf)
 
@@ -169,6 +182,9 @@ def web_routes(app: web.Application, *, sessions: WebSessions, shared: SharedThr
         messages = (await shared.read_back(person, network, name, before=None, limit=_PAGE)).items
         by_id = {m.id: m for m in messages}
         me = directory.participant_id(person)
+        newest = max((m.seq for m in messages if m.seq is not None), default=None)
+        if newest is not None:
+            await sessions.mark_seen(person, network, name, newest)
         return page("thread.html", me=directory.describe(person), thread=thread, csrf=session.csrf,
                     visible=await visible_to(person, network, thread.participants),
                     messages=[_shown(m, people, me=me, earlier=by_id) for m in messages],
@@ -210,10 +226,13 @@ def web_routes(app: web.Application, *, sessions: WebSessions, shared: SharedThr
     async def events(request: web.Request, session: WebSession, person: Principal) -> web.StreamResponse:
         """New messages of one thread as Server-Sent Events, for the thread page's script. Ends
         when the session does (checked every 5 s), the node stops, or the page goes away."""
-        network, name = request.query.get("network", ""), request.query.get("thread", "")
-        after = request.query.get("after")
-        only = FeedFilter.of(network=network, thread=name, types=["message.posted"])
-        people = {p.id: p for p in (await shared.network_participants(person, network)).items}
+        network, name = request.query.get("network") or None, request.query.get("thread") or None
+        after = request.query.get("after") or None
+        mentions = request.query.get("mentions") == "me"  # every thread's messages that mention the person
+        if not mentions and (network is None or name is None):
+            return problem(400, "Not possible", "name a network and a thread, or mentions=me")
+        only = FeedFilter.of(network=network, thread=name, types=["message.posted"], mentions=mentions)
+        people_of: dict[str, dict] = {}  # network -> its participants by id, read when first needed
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", **SECURITY_HEADERS})
         await response.prepare(request)
         checked = time.monotonic()
@@ -222,7 +241,15 @@ def web_routes(app: web.Application, *, sessions: WebSessions, shared: SharedThr
                 found = await feed.wait(person, after, limit=50, timeout_s=15, only=only)
                 after = found.next_cursor
                 for event in found.items:
-                    shown = _shown_event(event.content, event.sender, event.id, event.created_at, people)
+                    where = event.network or ""
+                    if where not in people_of:
+                        try:
+                            people_of[where] = {
+                                p.id: p for p in (await shared.network_participants(person, where)).items}
+                        except (NotFound, NodeError):
+                            people_of[where] = {}  # no longer attached there: ids instead of names
+                    shown = _shown_event(event.content, event.sender, event.id, event.created_at, people_of[where])
+                    shown |= {"network": event.network, "thread": event.thread}
                     await response.write(f"id: {event.cursor}\ndata: {json.dumps(shown)}\n\n".encode())
                 if not found.items:
                     await response.write(b": keepalive\n\n")

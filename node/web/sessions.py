@@ -109,6 +109,14 @@ class WebSessions:
         async with self._storage.read_transaction() as tx:
             return await tx.web.live(hash_token(cookie), now=self._clock.now_ms())
 
+    async def seen(self, person: Principal) -> dict[tuple[str, str], int]:
+        async with self._storage.read_transaction() as tx:
+            return await tx.web.seen(person.id)
+
+    async def mark_seen(self, person: Principal, network: str, thread: str, seq: int) -> None:
+        async with self._storage.transaction() as tx:
+            await tx.web.mark_seen(person.id, network, thread, seq)
+
     async def sign_out(self, session: WebSession) -> None:
         async with self._storage.transaction() as tx:
             await tx.web.revoke(session.id, now=self._clock.now_ms())

@@ -41,6 +41,7 @@ __all__ = [
     "private_thread_members",
     "private_threads",
     "sign_in_links",
+    "web_reads",
     "web_sessions",
     "webhooks",
 ]
@@ -138,6 +139,17 @@ web_sessions = Table(
     Column("revoked_at", BigInteger, nullable=True),
     Column("user_agent", String(200), nullable=False, server_default=""),
     Index("ix_web_sessions_principal", "principal_id"),
+)
+
+# How far each person has read each shared thread in the web app (the host's seq of the newest
+# message a thread page showed them): what the home page counts as unread.
+web_reads = Table(
+    "web_reads",
+    PRIVATE_METADATA,
+    Column("principal_id", _Id, ForeignKey("principals.id", ondelete="CASCADE"), primary_key=True),
+    Column("network", String(64), primary_key=True),
+    Column("thread", String(64), primary_key=True),
+    Column("seen_seq", BigInteger, nullable=False),
 )
 
 admin_tokens = Table(

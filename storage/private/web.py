@@ -8,7 +8,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.private.principals import Principal
-from storage.private.tables import principals, sign_in_links, web_sessions
+from storage.private.tables import principals, sign_in_links, web_reads, web_sessions
 from storage.results import inserted_id
 
 __all__ = ["WebRepository", "WebSession"]
@@ -76,6 +76,21 @@ class WebRepository:
         person = Principal(row.principal_id, row.kind, row.handle, row.display_name, row.profile, row.disabled,
                            row.principal_created_at)
         return _session(row), person
+
+    async def seen(self, principal_id: int) -> dict[tuple[str, str], int]:
+        """(network, thread) -> the seq of the newest message the person was shown there."""
+        rows = await self._conn.execute(select(web_reads).where(web_reads.c.principal_id == principal_id))
+        return {(r.network, r.thread): r.seen_seq for r in rows}
+
+    async def mark_seen(self, principal_id: int, network: str, thread: str, seq: int) -> None:
+        """Read up to `seq` (never back: an older page shown later leaves it where it is)."""
+        key = (web_reads.c.principal_id == principal_id, web_reads.c.network == network, web_reads.c.thread == thread)
+        current = await self._conn.scalar(select(web_reads.c.seen_seq).where(*key))
+        if current is None:
+            await self._conn.execute(web_reads.insert().values(principal_id=principal_id, network=network,
+                                                                thread=thread, seen_seq=seq))
+        elif seq > current:
+            await self._conn.execute(update(web_reads).where(*key).values(seen_seq=seq))
 
     async def revoke(self, session_id: int, *, now: int) -> bool:
         result = await self._conn.execute(update(web_sessions).where(

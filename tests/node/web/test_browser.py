@@ -462,3 +462,50 @@ async def test_an_operator_accepts_an_invite_in_the_console_by_its_fingerprint(
     problems_text = "\n".join(f for f in found if f)
     assert not problems_text, "axe-core found serious or critical accessibility problems:\n" + problems_text
     assert not problems, str(problems)
+
+
+# Records what the page would notify, with the permission granted (headless Chromium shows no
+# notifications): the page's own script runs unchanged.
+_RECORD_NOTIFICATIONS = """
+window.__notified = [];
+class RecordedNotification {
+  static permission = "granted";
+  static requestPermission() { return Promise.resolve("granted"); }
+  constructor(title, options) { window.__notified.push({title, body: options && options.body}); }
+}
+window.Notification = RecordedNotification;
+"""
+
+
+async def test_unread_counts_and_a_notification_when_mentioned(pair, chromium):  # noqa: F811
+    acme, globex = pair
+    tokens = await open_rollout(acme, globex)
+    sam_context, sam = await _sign_in(chromium, globex, "sam")
+    try:
+        await _open(sam, f"{_base(globex)}{THREAD_PATH}")  # read up to now
+        await sam_context.add_init_script(_RECORD_NOTIFICATIONS)
+        await _open(sam, f"{_base(globex)}/app/")
+        await sam.get_by_role("button", name="Notify me when mentioned").click()
+        await expect(sam.get_by_role("button", name="Notify me when mentioned")).to_be_hidden()
+        await acme.client(tokens["alex"], "POST", MESSAGES_API, {"body": "Cutover moved to Friday."}, expect=201)
+        await acme.client(tokens["alex"], "POST", MESSAGES_API,
+                          {"body": "Sam, can you confirm?", "mentions": [f"person:sam@{GLOBEX}"]}, expect=201)
+
+        async def notified() -> list:
+            return await sam.evaluate("window.__notified")
+
+        assert await eventually(notified, timeout=LIVE_S) == [
+            {"title": "Alex Rivera mentioned you", "body": "Sam, can you confirm?"}]
+
+        async def counted() -> str:
+            await _open(sam, f"{_base(globex)}/app/")
+            found = sam.locator("#shared-threads li .unread")
+            return await found.inner_text() if await found.count() else ""
+
+        assert await eventually(counted) == "2 unread, 1 mentioning you"
+        await _open(sam, f"{_base(globex)}{THREAD_PATH}")
+        await expect(_message(sam, "Sam, can you confirm?")).to_have_class(re.compile("mentions-me"))
+        await _open(sam, f"{_base(globex)}/app/")
+        assert await sam.locator("#shared-threads li .unread").count() == 0  # read now
+    finally:
+        await sam_context.close()
