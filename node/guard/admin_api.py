@@ -21,7 +21,7 @@ from storage.errors import NotFound
 from storage.private.guard_flags import GuardFlag
 from storage.storage import Storage, Transaction
 
-__all__ = ["guard_admin_endpoints"]
+__all__ = ["Review", "flag_page", "guard_admin_endpoints", "review_flag"]
 
 log = logging.getLogger(__name__)
 
@@ -107,27 +107,12 @@ def guard_admin_endpoints(storage: Storage, clock: Clock, guard: OutboundGuard) 
 
     async def flags(request: web.Request) -> web.Response:
         query = read_query(request, FlagQuery)
-        async with storage.read_transaction() as tx:
-            found = await tx.guard_flags.page(status=query.status, after_id=int(query.after or 0), limit=query.limit)
-            bodies = await _bodies(tx, found)
-        return respond(FlagPage(items=[_out(f, bodies.get(f.event_id)) for f in found],
-                                next_cursor=str(found[-1].id) if len(found) == query.limit else None))
+        return respond(await flag_page(storage, status=query.status, after=int(query.after or 0), limit=query.limit))
 
     async def review(request: web.Request) -> web.Response:
-        flag_id, body = int(request.match_info["flag"]), await read_body(request, Review)
-        actor, now = current_admin(request), clock.now_ms()
-        async with storage.transaction() as tx:
-            flag = await tx.guard_flags.get(flag_id)
-            if flag is None:
-                raise NotFound("flagged message", flag_id)
-            await tx.guard_flags.review(flag_id, verdict=body.verdict, note=body.note, by=actor, now=now)
-            await tx.audit.record(actor=actor, action="guard.reviewed", target=f"flag:{flag_id}", now=now,
-                                  network=flag.network, detail={"event": flag.event_id, "verdict": body.verdict,
-                                                                "note": body.note})
-            reviewed = await tx.guard_flags.get(flag_id)
-            assert reviewed is not None
-            bodies = await _bodies(tx, [reviewed])
-        return respond(_out(reviewed, bodies.get(reviewed.event_id)))
+        body = await read_body(request, Review)
+        return respond(await review_flag(storage, clock, int(request.match_info["flag"]), body,
+                                         actor=current_admin(request)))
 
     return [
         Endpoint("GET", "/v1/policy/guard", show, "The outbound guard's settings", response=GuardPolicy),
@@ -140,6 +125,32 @@ def guard_admin_endpoints(storage: Storage, clock: Clock, guard: OutboundGuard) 
         Endpoint("POST", "/v1/guard/flags/{flag}/review", review, "Mark a flagged message reviewed",
                  body=Review, response=FlagOut),
     ]
+
+
+async def flag_page(storage: Storage, *, status: Literal["open", "reviewed", "all"], after: int,
+                    limit: int) -> FlagPage:
+    """Flagged messages, oldest first (the API's and the console's one way)."""
+    async with storage.read_transaction() as tx:
+        found = await tx.guard_flags.page(status=status, after_id=after, limit=limit)
+        bodies = await _bodies(tx, found)
+    return FlagPage(items=[_out(f, bodies.get(f.event_id)) for f in found],
+                    next_cursor=str(found[-1].id) if len(found) == limit else None)
+
+
+async def review_flag(storage: Storage, clock: Clock, flag_id: int, body: Review, *, actor: str) -> FlagOut:
+    now = clock.now_ms()
+    async with storage.transaction() as tx:
+        flag = await tx.guard_flags.get(flag_id)
+        if flag is None:
+            raise NotFound("flagged message", flag_id)
+        await tx.guard_flags.review(flag_id, verdict=body.verdict, note=body.note, by=actor, now=now)
+        await tx.audit.record(actor=actor, action="guard.reviewed", target=f"flag:{flag_id}", now=now,
+                              network=flag.network, detail={"event": flag.event_id, "verdict": body.verdict,
+                                                            "note": body.note})
+        reviewed = await tx.guard_flags.get(flag_id)
+        assert reviewed is not None
+        bodies = await _bodies(tx, [reviewed])
+    return _out(reviewed, bodies.get(reviewed.event_id))
 
 
 async def _bodies(tx: Transaction, flags: list[GuardFlag]) -> dict[str, str]:

@@ -176,7 +176,8 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
         metrics=metrics, workers=workers,
     )
     console_routes(parts.admin_app, sessions=console, overview=overview, partners=partners, web_sessions=sessions,
-                   admin=AdminService(storage, clock, directory, on_tokens_changed=hub.tokens_changed))
+                   admin=AdminService(storage, clock, directory, on_tokens_changed=hub.tokens_changed),
+                   networks=networks, storage=storage, clock=clock, server=server_name)
     for listener, app in (("admin", parts.admin_app), ("client", parts.client_app),
                           ("federation", parts.federation_app)):
         app.middlewares.insert(0, metrics.middleware(listener))  # outermost: sees the final status

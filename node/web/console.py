@@ -21,12 +21,15 @@ from pydantic import BaseModel, Field
 
 from node.basics.clock import Clock
 from node.basics.errors import NodeError
+from node.guard.admin_api import Review, flag_page, review_flag
 from node.http.auth import current_operator
 from node.http.io import respond
 from node.http.openapi import Endpoint
 from node.http.roles import area_of, permits
 from node.networks.admin_api import invite_out
+from node.networks.consent_api import consents, decide_consent
 from node.networks.partners import PartnerService
+from node.networks.service import NetworkService
 from node.ops.overview import OverviewOut
 from node.web.pages import SECURITY_HEADERS, static_file, template_env
 from node.web.sessions import WebSessions, csrf_matches
@@ -35,6 +38,7 @@ from node.workspace.models import CreatePrincipal
 from node.workspace.tokens import hash_token
 from storage.errors import AlreadyExists, NotFound
 from storage.private.audit import AuditFilter
+from storage.storage import Storage
 
 __all__ = ["CONSOLE_COOKIE", "ConsoleLink", "ConsoleSessions", "console_endpoints", "console_routes"]
 
@@ -114,7 +118,8 @@ def console_endpoints(sessions: ConsoleSessions) -> list[Endpoint]:
 
 
 def console_routes(app: web.Application, *, sessions: ConsoleSessions, overview: Callable[[], Awaitable[OverviewOut]],
-                   partners: PartnerService, admin: AdminService, web_sessions: WebSessions) -> None:
+                   partners: PartnerService, admin: AdminService, web_sessions: WebSessions,
+                   networks: NetworkService, storage: Storage, clock: Clock, server: str) -> None:
     env = template_env()
 
     def page(name: str, status: int = 200, **values: Any) -> web.Response:
@@ -205,6 +210,53 @@ def console_routes(app: web.Application, *, sessions: ConsoleSessions, overview:
         await admin.set_disabled(kind, handle, verb == "disable", actor=session.actor)
         raise web.HTTPSeeOther("/console/people")
 
+    async def add_agent(request: web.Request, session: ConsoleSession) -> web.Response:
+        fields = request[_FORM]
+        req = CreatePrincipal.model_validate({"handle": fields.get("handle", ""),
+                                              "display_name": fields.get("display_name", "")}, strict=False)
+        created = await admin.create_principal("agent", req, actor=session.actor)
+        lists = {kind: (await admin.list_principals(kind)).items for kind in ("person", "agent", "app")}
+        return page("console_people.html", me=session, csrf=session.csrf, lists=lists, sessions=[],
+                    made={"who": created.id, "token": created.token})
+
+    async def network_list(request: web.Request, session: ConsoleSession) -> web.Response:
+        held = [await networks.get(n.name) for n in (await networks.list()).items]
+        own = [p for kind in ("person", "agent") for p in (await admin.list_principals(kind)).items if not p.disabled]
+        return page("console_networks.html", me=session, csrf=session.csrf, networks=held, own=own,
+                    mine=f"@{server}")
+
+    async def attach(request: web.Request, session: ConsoleSession) -> web.StreamResponse:
+        name, verb = request.match_info["network"], request.match_info["verb"]
+        permits(session.role, area_of("POST", "/v1/networks/{network}/participants"))
+        ref = request[_FORM].get("participant", "")
+        if verb == "attach":
+            await networks.attach(name, ref, actor=session.actor)
+        else:
+            await networks.detach(name, ref, actor=session.actor)
+        raise web.HTTPSeeOther("/console/networks")
+
+    async def consent_list(request: web.Request, session: ConsoleSession) -> web.Response:
+        return page("console_consents.html", me=session, csrf=session.csrf,
+                    requests=(await consents(storage, "pending")).items)
+
+    async def consent_decide(request: web.Request, session: ConsoleSession) -> web.StreamResponse:
+        network, thread, verb = (request.match_info[k] for k in ("network", "thread", "verb"))
+        permits(session.role, area_of("POST", f"/v1/consents/{{network}}/{{thread}}/{verb}"))
+        await decide_consent(storage, clock, network, thread, "accepted" if verb == "accept" else "declined",
+                             actor=session.actor)
+        raise web.HTTPSeeOther("/console/consents")
+
+    async def flag_list(request: web.Request, session: ConsoleSession) -> web.Response:
+        return page("console_flags.html", me=session, csrf=session.csrf,
+                    flags=(await flag_page(storage, status="open", after=0, limit=100)).items)
+
+    async def flag_review(request: web.Request, session: ConsoleSession) -> web.StreamResponse:
+        permits(session.role, area_of("POST", "/v1/guard/flags/{flag}/review"))
+        verdict = request.match_info["verdict"]
+        await review_flag(storage, clock, int(request.match_info["flag"]),
+                          Review(verdict="ok" if verdict == "ok" else "leak", note=None), actor=session.actor)
+        raise web.HTTPSeeOther("/console/flags")
+
     async def audit(request: web.Request, session: ConsoleSession) -> web.Response:
         action = request.query.get("action", "").strip()[:64] or None
         actor = request.query.get("actor", "").strip()[:200] or None
@@ -233,6 +285,13 @@ def console_routes(app: web.Application, *, sessions: ConsoleSessions, overview:
     r.add_get("/console/people", operator_only(people))
     r.add_post("/console/people", operator_only(add_person, api=("POST", "/v1/people")))
     r.add_post("/console/people/{kind:person|agent|app}/{handle}/{verb:disable|enable}", operator_only(set_disabled))
+    r.add_post("/console/agents", operator_only(add_agent, api=("POST", "/v1/agents")))
+    r.add_get("/console/networks", operator_only(network_list))
+    r.add_post("/console/networks/{network}/{verb:attach|detach}", operator_only(attach))
+    r.add_get("/console/consents", operator_only(consent_list))
+    r.add_post("/console/consents/{network}/{thread}/{verb:accept|decline}", operator_only(consent_decide))
+    r.add_get("/console/flags", operator_only(flag_list))
+    r.add_post("/console/flags/{flag:[0-9]{1,18}}/{verdict:ok|leak}", operator_only(flag_review))
     r.add_get("/console/audit", operator_only(audit))
     r.add_post("/console/sign-out", operator_only(sign_out))
 

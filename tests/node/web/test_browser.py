@@ -440,13 +440,33 @@ async def test_an_operator_accepts_an_invite_in_the_console_by_its_fingerprint(
         audit = await globex.admin("GET", "/v1/audit?action=invite.accept")
         assert next(e["actor"] for e in audit["items"]).startswith("admin:")  # the operator, by name or token
         await page.get_by_role("link", name="People and agents", exact=True).click()
-        await page.get_by_label("Handle").fill("dana")
-        await page.get_by_label("Display name").fill("Dana <b>Ops</b>")
+        await page.get_by_label("Handle", exact=True).fill("dana")
+        await page.get_by_label("Display name", exact=True).fill("Dana <b>Ops</b>")
         await _submit(page, page.get_by_role("button", name="Add a person"))
         made = await page.locator(".made .link").inner_text()
         assert made.startswith(f"{_base(globex)}/app/sign-in?token=")
         await expect(page.locator("body")).to_contain_text("Dana <b>Ops</b>")  # shown as text
         found.append(await _serious_violations(page))  # people
+        await page.get_by_label("Agent handle").fill("triage")
+        await page.get_by_label("Agent display name").fill("Triage Agent")
+        await _submit(page, page.get_by_role("button", name="Add an agent"))
+        assert (await page.locator(".made .token").inner_text()).startswith("anagt_")  # shown once
+        await page.get_by_role("link", name="Networks", exact=True).click()
+        await page.locator("section.network-card").filter(has_text="incident-42").get_by_label(
+            "Attach one of this company's people or agents").select_option("agent:triage")
+        await _submit(page, page.locator("section.network-card").filter(has_text="incident-42").get_by_role(
+            "button", name="Attach"))
+
+        async def attached() -> bool:
+            network = await acme.admin("GET", "/v1/networks/incident-42")
+            return any(p["id"] == f"agent:triage@{GLOBEX}" and p["attached"] for p in network["participants"])
+
+        assert await eventually(attached)  # the host sequenced it
+        found.append(await _serious_violations(page))  # networks
+        for name, empty in (("Consent", "None waiting."), ("Flagged", "Nothing to review.")):
+            await page.get_by_role("link", name=name, exact=True).click()
+            await expect(page.locator("main")).to_contain_text(empty)
+            found.append(await _serious_violations(page))
         await page.get_by_role("link", name="Audit log", exact=True).click()
         await expect(page.locator("#audit")).to_contain_text("person.create")
         found.append(await _serious_violations(page))  # audit
