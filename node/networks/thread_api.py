@@ -36,7 +36,7 @@ from node.networks.models import (
 )
 from node.networks.threads import SharedThreadService
 
-__all__ = ["shared_thread_endpoints"]
+__all__ = ["FILE_HEADERS", "shared_thread_endpoints"]
 
 
 class FileTooLarge(PayloadTooLarge):
@@ -49,7 +49,7 @@ class UploadQuery(QueryModel):
 
 # A file a browser must never render in this node's origin: it downloads, sandboxed, as what
 # its author's node signed (node.networks.files).
-_FILE_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox; default-src 'none'",
+FILE_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox; default-src 'none'",
                  "Cache-Control": "private, max-age=3600"}
 
 
@@ -99,7 +99,7 @@ def shared_thread_endpoints(service: SharedThreadService, limiter: PostRateLimit
         m = request.match_info
         attachment, data = await service.files.download(service.participant(current_principal(request)),
                                                         m["network"], m["thread"], m["event"], int(m["position"]))
-        headers = {**_FILE_HEADERS, "Content-Disposition": f"attachment; filename*=UTF-8''{quote(attachment.name)}",
+        headers = {**FILE_HEADERS, "Content-Disposition": f"attachment; filename*=UTF-8''{quote(attachment.name)}",
                    "ETag": f'"{attachment.sha256}"', "Digest": f"sha-256={attachment.sha256}"}
         return web.Response(body=data, content_type=attachment.content_type, headers=headers)
 

@@ -15,15 +15,18 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from federation.event_content import MAX_FILE_BYTES
 from node.basics.errors import NodeError
 from node.basics.rate_limit import PostRateLimiter
 from node.feed.filters import FeedFilter
 from node.feed.service import FeedService
 from node.networks.models import SharedMessageOut
+from node.networks.thread_api import FILE_HEADERS
 from node.networks.threads import SharedThreadService
 from node.web.sessions import WebSessions, csrf_matches
 from node.workspace.client_service import ClientService
@@ -45,6 +48,9 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 _FORM = web.RequestKey("agentnet.web.form", dict)
+_UPLOAD = web.RequestKey("agentnet.web.upload", tuple)  # (name, content type, bytes) of a form's file
+_MAX_FIELD_CHARS = 64 * 1024
+_MAX_PARTS = 8
 _STATIC = {"app.css": "text/css", "thread.js": "text/javascript", "notify.js": "text/javascript",
            "favicon.svg": "image/svg+xml"}
 _PAGE = 50  # messages a thread page shows; older ones are a page back
@@ -64,7 +70,8 @@ def template_env() -> Environment:
 async def security_headers(request: web.Request, handler) -> web.StreamResponse:
     response = await handler(request)
     if request.path.startswith(("/app/", "/console/")) or request.path in ("/app", "/console"):
-        response.headers.update(SECURITY_HEADERS)
+        for name, value in SECURITY_HEADERS.items():  # a file keeps its stricter sandbox policy
+            response.headers.setdefault(name, value)
     return response
 
 
@@ -91,6 +98,10 @@ def web_routes(app: web.Application, *, sessions: WebSessions, shared: SharedThr
         return origin is None or origin == f"{request.scheme}://{request.host}"
 
     async def form(request: web.Request) -> dict[str, str]:
+        """A form's fields; a file in a multipart form is read (at most the protocol's largest
+        file) into `request[_UPLOAD]`."""
+        if request.content_type == "multipart/form-data":
+            return await _multipart(request)
         if request.content_length is not None and request.content_length > _MAX_FORM_BYTES:
             raise web.HTTPRequestEntityTooLarge(max_size=_MAX_FORM_BYTES, actual_size=request.content_length)
         return {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
@@ -191,6 +202,13 @@ def web_routes(app: web.Application, *, sessions: WebSessions, shared: SharedThr
                     cursor=(await feed.read(person, None, limit=1)).next_cursor,
                     base=f"/app/networks/{network}/threads/{name}")
 
+    async def download(request: web.Request, session: WebSession, person: Principal) -> web.Response:
+        m = request.match_info
+        attachment, data = await shared.files.download(directory.participant_id(person), m["network"], m["thread"],
+                                                       m["event"], int(m["position"]))
+        return web.Response(body=data, content_type=attachment.content_type, headers={
+            **FILE_HEADERS, "Content-Disposition": f"attachment; filename*=UTF-8''{quote(attachment.name)}"})
+
     async def search(request: web.Request, session: WebSession, person: Principal) -> web.Response:
         query = request.query.get("q", "").strip()[:200]
         found = (await shared.search(person, query, network=None, limit=50)).items if query else []
@@ -218,9 +236,15 @@ def web_routes(app: web.Application, *, sessions: WebSessions, shared: SharedThr
     async def post(request: web.Request, session: WebSession, person: Principal) -> web.StreamResponse:
         network, name = request.match_info["network"], request.match_info["thread"]
         body, reply_to = request[_FORM].get("body", "").strip(), request[_FORM].get("reply_to") or None
+        upload = request.get(_UPLOAD)
         if body:
             limiter.check(-session.id)  # a session's own post budget (token ids are positive)
-            await shared.post(person, network, name, body, reply_to=reply_to)
+            attachments = None
+            if upload is not None:
+                made = await shared.files.upload(directory.participant_id(person), name=upload[0],
+                                                 content_type=upload[1], data=upload[2])
+                attachments = [made.id]
+            await shared.post(person, network, name, body, reply_to=reply_to, attachments=attachments)
         raise web.HTTPSeeOther(f"/app/networks/{network}/threads/{name}")
 
     async def events(request: web.Request, session: WebSession, person: Principal) -> web.StreamResponse:
@@ -278,8 +302,37 @@ def web_routes(app: web.Application, *, sessions: WebSessions, shared: SharedThr
     app.router.add_get("/app/static/{name}", static_file)
     app.router.add_get("/app/networks/{network}", person_only(participants))
     app.router.add_get("/app/search", person_only(search))
+    app.router.add_get("/app/networks/{network}/threads/{thread}/messages/{event}/files/{position:[0-7]}",
+                       person_only(download))
     app.router.add_post("/app/networks/{network}/threads/{thread}/messages/{event}/{action:edit|delete|react}",
                         person_only(change))
+
+
+async def _multipart(request: web.Request) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    reader = await request.multipart()
+    parts = 0
+    while (part := await reader.next()) is not None:
+        parts += 1
+        if parts > _MAX_PARTS:
+            raise web.HTTPBadRequest(text=f"a form of at most {_MAX_PARTS} fields")
+        if not isinstance(part, BodyPartReader) or part.name is None:
+            raise web.HTTPBadRequest(text="a form of fields and at most one file")
+        limit = MAX_FILE_BYTES if part.filename else _MAX_FIELD_CHARS
+        data = bytearray()
+        while chunk := await part.read_chunk(64 * 1024):
+            data += chunk
+            if len(data) > limit:
+                raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(data))
+        if part.filename:
+            if data:  # a file input left empty sends a part with no name and no bytes
+                if _UPLOAD in request:
+                    raise web.HTTPBadRequest(text="one file per message from the web app")
+                request[_UPLOAD] = (part.filename[:200], part.headers.get("Content-Type", "application/octet-stream"),
+                                    bytes(data))
+        else:
+            fields[part.name] = data.decode("utf-8", "replace")
+    return fields
 
 
 async def static_file(request: web.Request) -> web.StreamResponse:
@@ -298,6 +351,7 @@ def _shown(message: SharedMessageOut, people: dict, *, me: str = "",
            earlier: dict[str, SharedMessageOut] | None = None) -> dict[str, Any]:
     shown = _shown_event({"body": message.body}, message.sender, message.id, message.created_at, people)
     shown["mine"] = message.sender == me
+    shown["attachments"] = [a.model_dump() for a in message.attachments]
     shown["edited"] = message.edited
     shown["mentions"] = [people[p].display_name if p in people else p for p in message.mentions]
     shown["mentions_me"] = me in message.mentions

@@ -113,3 +113,30 @@ async def test_without_a_session_nothing_is_shown_and_agents_get_no_link(pair):
     await acme.admin("POST", "/v1/people/nobody/sign-in-link", {}, expect=404)
     await acme.admin("POST", "/v1/people/alex/disable")
     await acme.admin("POST", "/v1/people/alex/sign-in-link", {}, expect=403)
+
+
+async def test_a_file_posted_from_the_web_app_reaches_the_partner_s_web_app(pair):
+    acme, globex = pair
+    await open_rollout(acme, globex)
+    sam, _link = await _signed_in(globex, "sam")
+    alex, _ = await _signed_in(acme, "alex")
+    async with sam, alex:
+        async with sam.get(f"{_base(globex)}{THREAD_PAGE}") as page:
+            csrf = _csrf(await page.text())
+        form = aiohttp.FormData()
+        form.add_field("csrf", csrf)
+        form.add_field("body", "The runbook, attached.")
+        form.add_field("file", b"step 1: validate retries\n", filename="runbook.txt", content_type="text/plain")
+        async with sam.post(f"{_base(globex)}{THREAD_PAGE}", data=form) as posted:
+            assert posted.status == 200 and "runbook.txt" in await posted.text()
+
+        async def link_on_acme() -> str:
+            async with alex.get(f"{_base(acme)}{THREAD_PAGE}") as page:
+                found = re.search(r'href="([^"]+/files/0)" download>runbook.txt<', await page.text())
+            return found.group(1) if found else ""
+
+        path = await eventually(link_on_acme)
+        async with alex.get(f"{_base(acme)}{path}") as file:  # fetched from Globex over federation
+            assert file.status == 200 and await file.read() == b"step 1: validate retries\n"
+            assert file.headers["Content-Security-Policy"].startswith("sandbox")
+            assert "attachment" in file.headers["Content-Disposition"]
