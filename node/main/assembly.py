@@ -147,6 +147,7 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
     sessions = WebSessions(storage, clock, directory, web_url=web_url or "http://127.0.0.1:8702")
     overview = overview_builder(AdminService(storage, clock, directory).status, networks, partners, identity, clock)
     console = ConsoleSessions(clock, admin_url=admin_url or "http://127.0.0.1:8701")
+    exporter, policies = NetworkExporter(storage, engine.keys, clock), PolicyService(storage, clock)
     web_routes(client_app, sessions=sessions, shared=shared, client=client_service, feed=feed, directory=directory,
                limiter=limiter)
     client_app.on_shutdown.append(lambda _app: _close(hub))
@@ -156,8 +157,8 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
                                         refresher=refresher, retention=retention),
         admin_app=build_admin_app(storage, clock, directory, extra=[*network_admin_endpoints(networks, partners),
                                                                 *export_admin_endpoints(
-                                                                    NetworkExporter(storage, engine.keys, clock)),
-                                                                *policy_admin_endpoints(PolicyService(storage, clock), retention),
+                                                                    exporter),
+                                                                *policy_admin_endpoints(policies, retention),
                                                                 *private_export_endpoints(PrivateExporter(storage, clock)),
                                                                 *guard_admin_endpoints(storage, clock, guard),
                                                                 *consent_admin_endpoints(storage, clock),
@@ -177,7 +178,8 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
     )
     console_routes(parts.admin_app, sessions=console, overview=overview, partners=partners, web_sessions=sessions,
                    admin=AdminService(storage, clock, directory, on_tokens_changed=hub.tokens_changed),
-                   networks=networks, storage=storage, clock=clock, server=server_name)
+                   networks=networks, storage=storage, clock=clock, server=server_name, exporter=exporter,
+                   policies=policies)
     for listener, app in (("admin", parts.admin_app), ("client", parts.client_app),
                           ("federation", parts.federation_app)):
         app.middlewares.insert(0, metrics.middleware(listener))  # outermost: sees the final status

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from node.basics.clock import Clock
 from node.basics.errors import NodeError
+from node.federation.policy import PartnerPolicy
 from node.guard.admin_api import Review, flag_page, review_flag
 from node.http.auth import current_operator
 from node.http.io import respond
@@ -28,13 +29,15 @@ from node.http.openapi import Endpoint
 from node.http.roles import area_of, permits
 from node.networks.admin_api import invite_out
 from node.networks.consent_api import consents, decide_consent
+from node.networks.export import NetworkExporter
 from node.networks.partners import PartnerService
+from node.networks.policy import PolicyService
 from node.networks.service import NetworkService
 from node.ops.overview import OverviewOut
 from node.web.pages import SECURITY_HEADERS, static_file, template_env
 from node.web.sessions import WebSessions, csrf_matches
 from node.workspace.admin_service import AdminService
-from node.workspace.models import CreatePrincipal
+from node.workspace.models import CreatePrincipal, IssueToken
 from node.workspace.tokens import hash_token
 from storage.errors import AlreadyExists, NotFound
 from storage.private.audit import AuditFilter
@@ -119,7 +122,8 @@ def console_endpoints(sessions: ConsoleSessions) -> list[Endpoint]:
 
 def console_routes(app: web.Application, *, sessions: ConsoleSessions, overview: Callable[[], Awaitable[OverviewOut]],
                    partners: PartnerService, admin: AdminService, web_sessions: WebSessions,
-                   networks: NetworkService, storage: Storage, clock: Clock, server: str) -> None:
+                   networks: NetworkService, storage: Storage, clock: Clock, server: str,
+                   exporter: NetworkExporter, policies: PolicyService) -> None:
     env = template_env()
 
     def page(name: str, status: int = 200, **values: Any) -> web.Response:
@@ -147,6 +151,8 @@ def console_routes(app: web.Application, *, sessions: ConsoleSessions, overview:
                 if api is not None:
                     permits(session.role, area_of(*api))
                 return await handler(request, session)
+            except (ValidationError, ValueError) as e:
+                return problem(422, f"That is not valid: {e}".splitlines()[0][:300])
             except (NodeError, NotFound, AlreadyExists) as e:
                 return problem(getattr(e, "status", 404) if isinstance(e, NodeError) else
                                404 if isinstance(e, NotFound) else 409, getattr(e, "message", None) or str(e))
@@ -187,6 +193,50 @@ def console_routes(app: web.Application, *, sessions: ConsoleSessions, overview:
         else:
             await partners.decline(invite, actor=session.actor)
         raise web.HTTPSeeOther("/console/invites")
+
+    async def send_invite(request: web.Request, session: ConsoleSession) -> web.StreamResponse:
+        fields = request[_FORM]
+        await partners.invite(fields.get("network", ""), fields.get("server", "").strip(),
+                              fields.get("endpoint", "").strip() or None, actor=session.actor)
+        raise web.HTTPSeeOther("/console/invites")
+
+    async def withdraw(request: web.Request, session: ConsoleSession) -> web.StreamResponse:
+        permits(session.role, area_of("POST", "/v1/invites/{invite}/withdraw"))
+        await partners.withdraw(request.match_info["invite"], actor=session.actor)
+        raise web.HTTPSeeOther("/console/invites")
+
+    async def policy(request: web.Request, session: ConsoleSession) -> web.Response:
+        shown = await policies.show()
+        partners_seen = sorted({p.server for p in (await overview()).peers} | {p.server for p in shown.partners})
+        rows = [await policies.partner(s) for s in partners_seen]
+        return page("console_policy.html", me=session, csrf=session.csrf, rows=rows, blocked=shown.blocked)
+
+    async def set_policy(request: web.Request, session: ConsoleSession) -> web.StreamResponse:
+        permits(session.role, area_of("PUT", "/v1/policy/partners/{server}"))
+        server_name, fields = request.match_info["server"], request[_FORM]
+        current = (await policies.partner(server_name)).policy
+        updated = current.model_copy(update={
+            "agents": fields.get("agents") == "yes", "files": fields.get("files") == "yes",
+            "threads": "ask" if fields.get("threads") == "ask" else "auto",
+            "max_message_chars": int(fields.get("max_message_chars") or current.max_message_chars)})
+        await policies.set_partner(server_name, PartnerPolicy.model_validate(updated.model_dump()),
+                                   actor=session.actor)
+        raise web.HTTPSeeOther("/console/policy")
+
+    async def rotate(request: web.Request, session: ConsoleSession) -> web.Response:
+        permits(session.role, area_of("POST", "/v1/agents/{handle}/token"))
+        handle = request.match_info["handle"]
+        rotated = await admin.rotate_token("agent", handle, IssueToken(), actor=session.actor)
+        lists = {kind: (await admin.list_principals(kind)).items for kind in ("person", "agent", "app")}
+        return page("console_people.html", me=session, csrf=session.csrf, lists=lists, sessions=[],
+                    made={"who": rotated.principal, "token": rotated.token})
+
+    async def export(request: web.Request, session: ConsoleSession) -> web.Response:
+        permits(session.role, area_of("GET", "/v1/networks/{network}/export"))
+        name = request.match_info["network"]
+        document = await exporter.export(name, actor=session.actor)
+        return web.Response(body=document.model_dump_json().encode(), content_type="application/json", headers={
+            "Content-Disposition": f'attachment; filename="{name}.export.json"', **SECURITY_HEADERS})
 
     async def people(request: web.Request, session: ConsoleSession) -> web.Response:
         lists = {kind: (await admin.list_principals(kind)).items for kind in ("person", "agent", "app")}
@@ -282,6 +332,12 @@ def console_routes(app: web.Application, *, sessions: ConsoleSessions, overview:
     r.add_get("/console/", operator_only(status))
     r.add_get("/console/invites", operator_only(invites))
     r.add_post("/console/invites/{invite}/{verb:accept|decline}", operator_only(answer_invite))
+    r.add_post("/console/invites", operator_only(send_invite, api=("POST", "/v1/networks/{network}/invites")))
+    r.add_post("/console/invites/{invite}/withdraw", operator_only(withdraw))
+    r.add_get("/console/policy", operator_only(policy))
+    r.add_post("/console/policy/{server}", operator_only(set_policy))
+    r.add_post("/console/agents/{handle}/token", operator_only(rotate))
+    r.add_get("/console/networks/{network}/export", operator_only(export))
     r.add_get("/console/people", operator_only(people))
     r.add_post("/console/people", operator_only(add_person, api=("POST", "/v1/people")))
     r.add_post("/console/people/{kind:person|agent|app}/{handle}/{verb:disable|enable}", operator_only(set_disabled))

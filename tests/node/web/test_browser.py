@@ -8,6 +8,7 @@ serious and critical accessibility checks. Screenshots for the docs are saved on
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import subprocess
@@ -467,6 +468,30 @@ async def test_an_operator_accepts_an_invite_in_the_console_by_its_fingerprint(
             await page.get_by_role("link", name=name, exact=True).click()
             await expect(page.locator("main")).to_contain_text(empty)
             found.append(await _serious_violations(page))
+        # Policy for a partner, an export, a token rotated, an invite sent and withdrawn.
+        await page.get_by_role("link", name="Policy", exact=True).click()
+        await page.get_by_label("Files may cross").select_option("no")
+        await _submit(page, page.get_by_role("button", name=f"Save for {ACME}"))
+        assert (await globex.admin("GET", f"/v1/policy/partners/{ACME}"))["policy"]["files"] is False
+        found.append(await _serious_violations(page))  # policy
+        await page.get_by_role("link", name="Networks", exact=True).click()
+        async with page.expect_download() as download:
+            await page.locator("section.network-card").filter(has_text="incident-42").get_by_role(
+                "link", name="Export its history").click()
+        exported = json.loads(Path(await (await download.value).path()).read_text())
+        assert exported["network"] == "incident-42" and exported["events"]
+        await page.get_by_role("link", name="People and agents", exact=True).click()
+        await _submit(page, page.get_by_role("button", name="New token for triage"))
+        assert (await page.locator(".made .token").inner_text()).startswith("anagt_")
+        await globex.admin("POST", "/v1/networks", {"name": "globex-net", "title": "Globex net"}, expect=201)
+        await page.get_by_role("link", name="Invites", exact=True).click()
+        await page.get_by_label("Network (hosted here)").fill("globex-net")
+        await page.get_by_label("Company's server name").fill(ACME)
+        await page.get_by_label("Its federation address (https://..., optional)").fill(acme.endpoint)
+        await _submit(page, page.get_by_role("button", name="Invite", exact=True))
+        await _submit(page, page.locator("#outgoing-invites li").filter(has_text="globex-net").get_by_role(
+            "button", name="Withdraw"))
+        await expect(page.locator("#outgoing-invites")).to_contain_text("globex-net to acme.example: withdrawn")
         await page.get_by_role("link", name="Audit log", exact=True).click()
         await expect(page.locator("#audit")).to_contain_text("person.create")
         found.append(await _serious_violations(page))  # audit
