@@ -196,7 +196,8 @@ def web_routes(app: web.Application, *, sessions: WebSessions, shared: SharedThr
         newest = max((m.seq for m in messages if m.seq is not None), default=None)
         if newest is not None:
             await sessions.mark_seen(person, network, name, newest)
-        return page("thread.html", me=directory.describe(person), thread=thread, csrf=session.csrf,
+        others = [people[p] for p in thread.participants if p in people and p != me]
+        return page("thread.html", me=directory.describe(person), thread=thread, csrf=session.csrf, others=others,
                     visible=await visible_to(person, network, thread.participants),
                     messages=[_shown(m, people, me=me, earlier=by_id) for m in messages],
                     cursor=(await feed.read(person, None, limit=1)).next_cursor,
@@ -244,7 +245,9 @@ def web_routes(app: web.Application, *, sessions: WebSessions, shared: SharedThr
                 made = await shared.files.upload(directory.participant_id(person), name=upload[0],
                                                  content_type=upload[1], data=upload[2])
                 attachments = [made.id]
-            await shared.post(person, network, name, body, reply_to=reply_to, attachments=attachments)
+            mentions = [m for m in request[_FORM].get("mentions", "").split("\n") if m] or None
+            await shared.post(person, network, name, body, reply_to=reply_to, attachments=attachments,
+                              mentions=mentions)
         raise web.HTTPSeeOther(f"/app/networks/{network}/threads/{name}")
 
     async def events(request: web.Request, session: WebSession, person: Principal) -> web.StreamResponse:
@@ -330,6 +333,8 @@ async def _multipart(request: web.Request) -> dict[str, str]:
                     raise web.HTTPBadRequest(text="one file per message from the web app")
                 request[_UPLOAD] = (part.filename[:200], part.headers.get("Content-Type", "application/octet-stream"),
                                     bytes(data))
+        elif part.name == "mentions":  # a multiple choice: one part per participant chosen
+            fields["mentions"] = "\n".join(filter(None, (fields.get("mentions", ""), data.decode("utf-8", "replace"))))
         else:
             fields[part.name] = data.decode("utf-8", "replace")
     return fields

@@ -126,6 +126,8 @@ async def test_a_file_posted_from_the_web_app_reaches_the_partner_s_web_app(pair
         form = aiohttp.FormData()
         form.add_field("csrf", csrf)
         form.add_field("body", "The runbook, attached.")
+        form.add_field("mentions", f"person:alex@{ACME}")
+        form.add_field("mentions", f"agent:ops@{ACME}")
         form.add_field("file", b"step 1: validate retries\n", filename="runbook.txt", content_type="text/plain")
         async with sam.post(f"{_base(globex)}{THREAD_PAGE}", data=form) as posted:
             assert posted.status == 200 and "runbook.txt" in await posted.text()
@@ -136,6 +138,9 @@ async def test_a_file_posted_from_the_web_app_reaches_the_partner_s_web_app(pair
             return found.group(1) if found else ""
 
         path = await eventually(link_on_acme)
+        async with alex.get(f"{_base(acme)}{THREAD_PAGE}") as page:
+            html = await page.text()
+        assert "Mentions Alex Rivera, Customer Ops Agent" in html and "mentions-me" in html
         async with alex.get(f"{_base(acme)}{path}") as file:  # fetched from Globex over federation
             assert file.status == 200 and await file.read() == b"step 1: validate retries\n"
             assert file.headers["Content-Security-Policy"].startswith("sandbox")
