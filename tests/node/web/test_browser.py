@@ -495,7 +495,6 @@ async def test_an_operator_accepts_an_invite_in_the_console_by_its_fingerprint(
         await page.get_by_role("link", name="Audit log", exact=True).click()
         await expect(page.locator("#audit")).to_contain_text("person.create")
         found.append(await _serious_violations(page))  # audit
-        found.append(await _serious_violations(page))  # audit
         if os.environ.get("AGENTNET_SCREENSHOTS") == "1":
             await page.screenshot(path=str(README_SCREENSHOTS / "console-audit.png"), full_page=True)
         # Without the console cookie nothing is shown, and a form from elsewhere is refused.
