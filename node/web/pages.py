@@ -276,7 +276,10 @@ def web_routes(app: web.Application, *, sessions: WebSessions, shared: SharedThr
                         except (NotFound, NodeError):
                             people_of[where] = {}  # no longer attached there: ids instead of names
                     shown = _shown_event(event.content, event.sender, event.id, event.created_at, people_of[where])
-                    shown |= {"network": event.network, "thread": event.thread}
+                    shown |= {"network": event.network, "thread": event.thread,
+                              "reply_to": event.content.get("reply_to"),
+                              "files": [{"position": i, "name": str(a.get("name", ""))}
+                                        for i, a in enumerate(event.content.get("attachments") or [])]}
                     await response.write(f"id: {event.cursor}\ndata: {json.dumps(shown)}\n\n".encode())
                 if not found.items:
                     await response.write(b": keepalive\n\n")

@@ -29,7 +29,26 @@
     const when = part("time", "", m.when);
     when.dateTime = new Date(m.created_at).toISOString();
     meta.append(when);
-    item.append(meta, part("p", "body", m.body));
+    item.append(meta);
+    if (m.reply_to) {
+      const earlier = list.querySelector('li[data-id="' + CSS.escape(m.reply_to) + '"] .sender');
+      item.append(part("p", "reply-to", "In reply to " + (earlier ? earlier.textContent : "an earlier message")));
+    }
+    item.append(part("p", "body", m.body));
+    if (m.files && m.files.length) {
+      const files = document.createElement("ul");
+      files.className = "files";
+      for (const f of m.files) {
+        const link = part("a", "", f.name);
+        link.href = "/app/networks/" + encodeURIComponent(list.dataset.network) + "/threads/" +
+          encodeURIComponent(list.dataset.thread) + "/messages/" + encodeURIComponent(m.id) + "/files/" + f.position;
+        link.setAttribute("download", "");
+        const entry = document.createElement("li");
+        entry.append(link);
+        files.append(entry);
+      }
+      item.append(files);
+    }
     list.append(item);
   };
 })();

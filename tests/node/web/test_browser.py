@@ -368,11 +368,14 @@ async def test_a_reply_an_edit_and_a_reaction_show_on_both_sides(pair, chromium)
         await acme.client(tokens["alex"], "POST", MESSAGES_API, {"body": question}, expect=201)
         question_id = await _message_id(globex, tokens["sam"], question)
         await _open(sam, f"{_base(globex)}{THREAD_PATH}")
+        await _open(alex, f"{_base(acme)}{THREAD_PATH}")  # open while Sam answers: it arrives live
         asked = _message(sam, question)
         await asked.get_by_text("Reply", exact=True).click()
         await asked.get_by_label("Reply to Alex Rivera").fill("Yes, since this morning.")
         await _submit(sam, asked.get_by_role("button", name="Send reply"))
         await _submit(sam, _message(sam, question).get_by_role("button", name="Mark seen"))
+        live = _message(alex, "Yes, since this morning.")
+        await expect(live.locator(".reply-to")).to_have_text("In reply to Alex Rivera", timeout=LIVE_S * 1000)
         answer_id = await _message_id(acme, tokens["alex"], "Yes, since this morning.")
         assert answer_id != question_id
         # Sam corrects his answer: only his own message offers Edit and Delete.
