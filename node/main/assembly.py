@@ -51,7 +51,7 @@ from node.networks.retention import RetentionService
 from node.networks.service import NetworkService
 from node.networks.thread_api import shared_thread_endpoints
 from node.networks.threads import SharedThreadService
-from node.ops.health import WorkerMonitor, health_endpoints
+from node.ops.health import WorkerMonitor, health_endpoints, readiness
 from node.ops.metrics import NodeMetrics, metrics_endpoints
 from node.ops.overview import NodeIdentity, overview_builder, overview_endpoints
 from node.ops.private_export import PrivateExporter, private_export_endpoints
@@ -179,7 +179,7 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
     console_routes(parts.admin_app, sessions=console, overview=overview, partners=partners, web_sessions=sessions,
                    admin=AdminService(storage, clock, directory, on_tokens_changed=hub.tokens_changed),
                    networks=networks, storage=storage, clock=clock, server=server_name, exporter=exporter,
-                   policies=policies)
+                   policies=policies, ready=lambda: readiness(storage, workers))
     for listener, app in (("admin", parts.admin_app), ("client", parts.client_app),
                           ("federation", parts.federation_app)):
         app.middlewares.insert(0, metrics.middleware(listener))  # outermost: sees the final status

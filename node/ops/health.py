@@ -20,7 +20,7 @@ from node.http.errors import error_response
 from node.http.openapi import Endpoint
 from storage.storage import Storage
 
-__all__ = ["READY_TIMEOUT_S", "WorkerMonitor", "health_endpoints"]
+__all__ = ["READY_TIMEOUT_S", "WorkerMonitor", "health_endpoints", "readiness"]
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def health_endpoints(storage: Storage, workers: WorkerMonitor, *,
         return web.json_response({"status": "ok"})
 
     async def readyz(_request: web.Request) -> web.Response:
-        checks = {"database": await _database(storage, timeout_s), "workers": _workers(workers)}
+        checks = await readiness(storage, workers, timeout_s=timeout_s)
         failed = sorted(name for name, result in checks.items() if result != "ok")
         if failed:
             return error_response(503, "not_ready", f"not ready: {', '.join(failed)}", checks=checks)
@@ -75,6 +75,11 @@ def health_endpoints(storage: Storage, workers: WorkerMonitor, *,
                  "Readiness: the database answers and the workers run; 503 names the failed check",
                  response=Health, public=True),
     ]
+
+
+async def readiness(storage: Storage, workers: WorkerMonitor, *, timeout_s: float = READY_TIMEOUT_S) -> dict[str, str]:
+    """Each check's result, "ok" when it passed (the probe's and the console's one reading)."""
+    return {"database": await _database(storage, timeout_s), "workers": _workers(workers)}
 
 
 async def _database(storage: Storage, timeout_s: float) -> str:

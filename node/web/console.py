@@ -123,7 +123,8 @@ def console_endpoints(sessions: ConsoleSessions) -> list[Endpoint]:
 def console_routes(app: web.Application, *, sessions: ConsoleSessions, overview: Callable[[], Awaitable[OverviewOut]],
                    partners: PartnerService, admin: AdminService, web_sessions: WebSessions,
                    networks: NetworkService, storage: Storage, clock: Clock, server: str,
-                   exporter: NetworkExporter, policies: PolicyService) -> None:
+                   exporter: NetworkExporter, policies: PolicyService,
+                   ready: Callable[[], Awaitable[dict[str, str]]]) -> None:
     env = template_env()
 
     def page(name: str, status: int = 200, **values: Any) -> web.Response:
@@ -177,7 +178,8 @@ def console_routes(app: web.Application, *, sessions: ConsoleSessions, overview:
         raise response
 
     async def status(request: web.Request, session: ConsoleSession) -> web.Response:
-        return page("console_status.html", me=session, view=await overview(), csrf=session.csrf)
+        return page("console_status.html", me=session, view=await overview(), csrf=session.csrf,
+                    checks=await ready())
 
     async def invites(request: web.Request, session: ConsoleSession) -> web.Response:
         found = [invite_out(i) for i in await partners.invites()]

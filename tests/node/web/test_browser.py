@@ -427,6 +427,7 @@ async def test_an_operator_accepts_an_invite_in_the_console_by_its_fingerprint(
         await _open(page, link["url"])
         await _submit(page, page.get_by_role("button", name="Sign in", exact=True))
         await expect(page.locator("h1")).to_contain_text(GLOBEX)
+        await expect(page.locator("#ready")).to_contain_text("yes")
         found.append(await _serious_violations(page))  # status
         await page.get_by_role("link", name="Invites", exact=True).click()
         invite = page.locator("#incoming-invites li.invite")
