@@ -183,6 +183,7 @@ def shared_thread_endpoints(service: SharedThreadService, limiter: PostRateLimit
                  raw_body="application/octet-stream", response=FileOut, status=201, scope="post", rate_limited=True,
                  errors=(403, 409), operation_id="upload_file"),
         Endpoint("GET", t + "/{event}/files/{position}", download, "Download a file of a message (fetched from its "
-                 "author's node the first time, and checked against what that node signed)",
-                 media_type="application/octet-stream", scope="read", errors=(403, 404, 410, 502, 503), operation_id="download_file"),
+                 "author's node the first time, and checked against what that node signed), as the type it was "
+                 "signed with",
+                 media_type="*/*", scope="read", errors=(403, 404, 410, 502, 503), operation_id="download_file"),
     ]

@@ -201,6 +201,10 @@ class PageQuery(QueryModel):
     limit: int = Field(50, ge=1, le=MAX_PAGE)
 
 
+# The largest instant a query may name: far past any real date, well inside a 64-bit column.
+MAX_MS = 10**15
+
+
 class AuditQuery(QueryModel):
     after: Cursor | None = Field(None, description="`next_cursor` of the page before: the entries after it in "
                                                    "this list's order, newest first (the older ones)")
@@ -212,8 +216,8 @@ class AuditQuery(QueryModel):
                                description='an action, or a prefix ending in "." (e.g. "invite.")')
     network: Slug | None = None
     partner: ServerName | None = Field(None, description="another company's server name")
-    since: int | None = Field(None, ge=0, description="ms since the epoch, inclusive")
-    until: int | None = Field(None, ge=0, description="ms since the epoch, exclusive")
+    since: int | None = Field(None, ge=0, le=MAX_MS, description="ms since the epoch, inclusive")
+    until: int | None = Field(None, ge=0, le=MAX_MS, description="ms since the epoch, exclusive")
 
 
 class AuditVerifyQuery(QueryModel):
