@@ -260,6 +260,7 @@ def web_routes(app: web.Application, *, sessions: WebSessions, shared: SharedThr
             return problem(400, "Not possible", "name a network and a thread, or mentions=me")
         only = FeedFilter.of(network=network, thread=name, types=["message.posted"], mentions=mentions)
         people_of: dict[str, dict] = {}  # network -> its participants by id, read when first needed
+        me = directory.participant_id(person)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", **SECURITY_HEADERS})
         await response.prepare(request)
         checked = time.monotonic()
@@ -276,7 +277,7 @@ def web_routes(app: web.Application, *, sessions: WebSessions, shared: SharedThr
                         except (NotFound, NodeError):
                             people_of[where] = {}  # no longer attached there: ids instead of names
                     shown = _shown_event(event.content, event.sender, event.id, event.created_at, people_of[where])
-                    shown |= {"network": event.network, "thread": event.thread,
+                    shown |= {"network": event.network, "thread": event.thread, "mine": event.sender == me,
                               "reply_to": event.content.get("reply_to"),
                               "files": [{"position": i, "name": str(a.get("name", ""))}
                                         for i, a in enumerate(event.content.get("attachments") or [])]}

@@ -9,6 +9,66 @@
   });
   const source = new EventSource("/app/events?" + query.toString());
 
+  const postForm = document.getElementById("post-form");
+  const csrf = postForm ? postForm.querySelector('input[name="csrf"]').value : null;
+  const base = "/app/networks/" + encodeURIComponent(list.dataset.network) + "/threads/" +
+    encodeURIComponent(list.dataset.thread);
+  let forms = 0;
+
+  function hidden(name, value) {
+    const input = document.createElement("input");
+    input.type = "hidden";
+    input.name = name;
+    input.value = value;
+    return input;
+  }
+
+  function form(action, button, fields) {
+    const el = document.createElement("form");
+    el.method = "post";
+    el.action = action;
+    el.append(hidden("csrf", csrf), ...fields);
+    const submit = part("button", "", button);
+    submit.type = "submit";
+    el.append(submit);
+    return el;
+  }
+
+  function written(summary, action, label, button, extra, text) {
+    forms += 1;
+    const id = "live-" + forms;
+    const area = document.createElement("textarea");
+    area.id = id;
+    area.name = "body";
+    area.rows = 2;
+    area.maxLength = 16384;
+    area.required = true;
+    area.value = text || "";
+    const tag = part("label", "", label);
+    tag.htmlFor = id;
+    const details = document.createElement("details");
+    details.append(part("summary", "", summary), form(action, button, [...extra, tag, area]));
+    return details;
+  }
+
+  // The same actions a served message has (the page's own form token), built as DOM nodes.
+  function actions(m) {
+    const box = document.createElement("div");
+    box.className = "actions";
+    const messageUrl = base + "/messages/" + encodeURIComponent(m.id);
+    box.append(written("Reply", base, "Reply to " + m.sender, "Send reply", [hidden("reply_to", m.id)]));
+    const react = form(messageUrl + "/react", "Mark seen", [hidden("reaction", "seen")]);
+    react.className = "inline";
+    box.append(react);
+    if (m.mine) {
+      box.append(written("Edit", messageUrl + "/edit", "New text", "Save edit", [], m.body));
+      const remove = form(messageUrl + "/delete", "Delete", []);
+      remove.className = "inline";
+      box.append(remove);
+    }
+    return box;
+  }
+
   function part(tag, cls, text) {
     const el = document.createElement(tag);
     el.className = cls;
@@ -49,6 +109,7 @@
       }
       item.append(files);
     }
+    if (csrf) item.append(actions(m));
     list.append(item);
   };
 })();

@@ -376,6 +376,9 @@ async def test_a_reply_an_edit_and_a_reaction_show_on_both_sides(pair, chromium)
         await _submit(sam, _message(sam, question).get_by_role("button", name="Mark seen"))
         live = _message(alex, "Yes, since this morning.")
         await expect(live.locator(".reply-to")).to_have_text("In reply to Alex Rivera", timeout=LIVE_S * 1000)
+        # A live message has the served one's actions at once: Alex marks it seen without a reload.
+        assert await live.get_by_text("Edit", exact=True).count() == 0  # not Alex's to edit
+        await _submit(alex, live.get_by_role("button", name="Mark seen"))
         answer_id = await _message_id(acme, tokens["alex"], "Yes, since this morning.")
         assert answer_id != question_id
         # Sam corrects his answer: only his own message offers Edit and Delete.
@@ -393,7 +396,9 @@ async def test_a_reply_an_edit_and_a_reaction_show_on_both_sides(pair, chromium)
                 return False
             reply = await answer.locator(".reply-to").inner_text()
             reactions = await _message(alex, question).locator(".reactions").all_inner_texts()
+            answer_seen = await answer.locator(".reactions").all_inner_texts()
             return "In reply to Alex Rivera" in reply and reactions == ["seen: Sam Chen"] and \
+                answer_seen == ["seen: Alex Rivera"] and \
                 await answer.locator(".edited").count() == 1
 
         assert await eventually(alex_sees_it_all, timeout=20)
