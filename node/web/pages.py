@@ -374,11 +374,13 @@ def _shown(message: SharedMessageOut, people: dict, *, me: str = "",
                    target.sender if target else "an earlier message"),
         "excerpt": "" if target is None else target.body[:80]}
     if message.delivery:
+        since = time.strftime("%H:%M UTC", time.gmtime(message.created_at / 1000))  # it waits since it was sent
         shown["delivery"] = ", ".join(
-            f"delivered to {server}" if state == "delivered" else f"waiting for {server}"
+            f"delivered to {server}" if state == "delivered" else f"waiting for {server} since {since}"
             for server, state in sorted(message.delivery.items()))
     elif message.status == "pending":
-        shown["delivery"] = "waiting for the network's host"
+        shown["delivery"] = "waiting for the network's host since " + time.strftime(
+            "%H:%M UTC", time.gmtime(message.created_at / 1000))
     shown["deleted"] = message.deleted
     return shown
 

@@ -145,3 +145,16 @@ async def test_a_file_posted_from_the_web_app_reaches_the_partner_s_web_app(pair
             assert file.status == 200 and await file.read() == b"step 1: validate retries\n"
             assert file.headers["Content-Security-Policy"].startswith("sandbox")
             assert "attachment" in file.headers["Content-Disposition"]
+
+
+def test_delivery_is_said_in_words_with_since_when():
+    from node.networks.models import SharedMessageOut
+    from node.web.pages import _shown
+
+    sent = 1_764_758_520_000  # 2025-12-03 10:42 UTC
+    message = SharedMessageOut(id="$x", network="n", thread="t", seq=None, status="sequenced", sender="person:sam@g",
+                               body="hi", created_at=sent,
+                               delivery={"acme.example": "delivered", "initech.example": "queued"})
+    assert _shown(message, {})["delivery"] == "delivered to acme.example, waiting for initech.example since 10:42 UTC"
+    pending = message.model_copy(update={"delivery": None, "status": "pending"})
+    assert _shown(pending, {})["delivery"] == "waiting for the network's host since 10:42 UTC"
