@@ -344,6 +344,12 @@ async def test_every_page_passes_an_accessibility_check(pair, chromium, axe_scri
     await _open(page, f"{_base(acme)}{THREAD_PATH}")
     await expect(page.locator("#messages li.message")).to_have_count(2, timeout=LIVE_S * 1000)
     found.append(await _serious_violations(page))  # the thread, with an agent's and a person's message
+    await page.get_by_role("link", name=f"(who is in {NETWORK})").click()
+    found.append(await _serious_violations(page))  # who is in the network
+    await page.get_by_label("Search your shared threads").fill("webhooks")
+    await page.get_by_label("Search your shared threads").press("Enter")
+    await expect(page.locator("#results")).to_contain_text("Checklist done; webhooks next.")
+    found.append(await _serious_violations(page))  # search (by keyboard: Enter submits)
     refused = await (await _context(chromium)).new_page()
     await refused.context.add_init_script(path=str(axe_script))
     await _refused(refused, link["url"])  # spent a moment ago
@@ -433,12 +439,17 @@ async def test_an_operator_accepts_an_invite_in_the_console_by_its_fingerprint(
         await _submit(page, page.get_by_role("button", name="Sign in", exact=True))
         await expect(page.locator("h1")).to_contain_text(GLOBEX)
         await expect(page.locator("#ready")).to_contain_text("yes")
+        shoot = os.environ.get("AGENTNET_SCREENSHOTS") == "1"
+        if shoot:
+            await page.screenshot(path=str(README_SCREENSHOTS / "console-status.png"), full_page=True)
         found.append(await _serious_violations(page))  # status
         await page.get_by_role("link", name="Invites", exact=True).click()
         invite = page.locator("#incoming-invites li.invite")
         await expect(invite).to_have_count(1)
         # What the operator compares with what Acme's operator reads out.
         assert await invite.locator(".fingerprint").inner_text() == acme.key.verify_key.fingerprint
+        if shoot:
+            await page.screenshot(path=str(README_SCREENSHOTS / "console-invites.png"), full_page=True)
         found.append(await _serious_violations(page))  # invites
         await _submit(page, invite.get_by_role("button", name="Accept"))
 
@@ -504,8 +515,6 @@ async def test_an_operator_accepts_an_invite_in_the_console_by_its_fingerprint(
         await page.get_by_role("link", name="Audit log", exact=True).click()
         await expect(page.locator("#audit")).to_contain_text("person.create")
         found.append(await _serious_violations(page))  # audit
-        if os.environ.get("AGENTNET_SCREENSHOTS") == "1":
-            await page.screenshot(path=str(README_SCREENSHOTS / "console-audit.png"), full_page=True)
         # Without the console cookie nothing is shown, and a form from elsewhere is refused.
         other = await (await _context(chromium)).new_page()
         response = await other.goto(f"http://127.0.0.1:{globex.ports['admin']}/console/invites")

@@ -158,3 +158,23 @@ def test_delivery_is_said_in_words_with_since_when():
     assert _shown(message, {})["delivery"] == "delivered to acme.example, waiting for initech.example since 10:42 UTC"
     pending = message.model_copy(update={"delivery": None, "status": "pending"})
     assert _shown(pending, {})["delivery"] == "waiting for the network's host since 10:42 UTC"
+
+
+async def test_a_closed_thread_is_read_only_and_says_so(pair):
+    acme, globex = pair
+    tokens = await open_rollout(acme, globex)
+    await acme.client(tokens["ops"], "POST", MESSAGES, {"body": "Last word before closing."}, expect=201)
+    await acme.admin("POST", f"/v1/networks/{NETWORK}/threads/{THREAD}/close", {})
+    sam, _link = await _signed_in(globex, "sam")
+    async with sam:
+        async def closed() -> str:
+            async with sam.get(f"{_base(globex)}{THREAD_PAGE}") as page:
+                text = await page.text()
+            return text if "This thread is closed" in text else ""
+
+        html = await eventually(closed)
+        assert "Last word before closing." in html and 'id="post-form"' not in html and "Send reply" not in html
+        async with sam.post(f"{_base(globex)}{THREAD_PAGE}", data={"body": "still?", "csrf": _csrf(html)}) as refused:
+            assert refused.status in (403, 409)  # the thread's rule refuses it; nothing is posted
+    bodies = [m["body"] for m in (await acme.client(tokens["alex"], "GET", MESSAGES))["items"]]
+    assert "still?" not in bodies
