@@ -85,6 +85,7 @@ class NodeParts:
     federation_app: web.Application
     metrics: NodeMetrics
     workers: WorkerMonitor
+    web_sessions: WebSessions
 
     def background(self) -> list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]]:
         """The node's worker loops by name, each watched so readiness knows it runs."""
@@ -174,7 +175,7 @@ def assemble(*, server_name: str, endpoint: str, signing_key: SigningKey, storag
                                             catch_up=catch_up, refresher=refresher, halts=halts, clock=clock,
                                             files=exchange, activity=activity, limits=federation_limits,
                                             on_event=metrics.event_received),
-        metrics=metrics, workers=workers,
+        metrics=metrics, workers=workers, web_sessions=sessions,
     )
     console_routes(parts.admin_app, sessions=console, overview=overview, partners=partners, web_sessions=sessions,
                    admin=AdminService(storage, clock, directory, on_tokens_changed=hub.tokens_changed),

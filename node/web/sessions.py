@@ -21,9 +21,10 @@ from node.basics.clock import Clock
 from node.basics.errors import Forbidden, NotFoundError
 from node.workspace.directory import Directory
 from node.workspace.tokens import hash_token
+from storage.errors import NotFound
 from storage.private.principals import Principal
 from storage.private.web import WebSession
-from storage.storage import Storage
+from storage.storage import Storage, Transaction
 
 __all__ = ["LINK_LIFETIME_MS", "SESSION_LIFETIME_MS", "SignInLink", "WebSessionList", "WebSessionOut", "WebSessions",
            "csrf_matches"]
@@ -82,20 +83,39 @@ class WebSessions:
     async def sign_in(self, link_token: str, *, user_agent: str) -> tuple[Opened, Principal] | None:
         """A session for the link's person, or None: the link is unknown, used or expired."""
         now = self._clock.now_ms()
-        token = secrets.token_urlsafe(32)
         async with self._storage.transaction() as tx:
             principal_id = await tx.web.use_link(hash_token(link_token), now=now)
             if principal_id is None:
                 return None
-            session = await tx.web.add_session(principal_id, token_hash=hash_token(token),
-                                               csrf=secrets.token_urlsafe(24), now=now,
-                                               expires_at=now + SESSION_LIFETIME_MS, user_agent=user_agent)
-            found = await tx.web.live(hash_token(token), now=now)
-            if found is None:  # the person was disabled in between
+            return await self._open(tx, principal_id, user_agent=user_agent, via="link", now=now)
+
+    async def open_for(self, handle: str, *, user_agent: str, via: str) -> tuple[Opened, Principal] | None:
+        """A session for a person another proof of identity vouched for: the extension point
+        for the company's own identity provider (docs/web.md, "Signing in"), which would call it
+        after verifying its ID token and mapping a claim to a handle. None: no such enabled person."""
+        now = self._clock.now_ms()
+        async with self._storage.transaction() as tx:
+            try:
+                person = await tx.principals.get("person", handle)
+            except NotFound:
                 return None
-            await tx.audit.record(actor=self._directory.participant_id(found[1]), action="person.sign_in",
-                                  target=self._directory.participant_id(found[1]), now=now,
-                                  detail={"session": str(session.id)})
+            return await self._open(tx, person.id, user_agent=user_agent, via=via, now=now)
+
+    async def _open(self, tx: Transaction, principal_id: int, *, user_agent: str, via: str,
+                    now: int) -> tuple[Opened, Principal] | None:
+        token = secrets.token_urlsafe(32)
+        session = await tx.web.add_session(principal_id, token_hash=hash_token(token), csrf=secrets.token_urlsafe(24),
+                                           now=now, expires_at=now + SESSION_LIFETIME_MS, user_agent=user_agent)
+        found = await tx.web.live(hash_token(token), now=now)
+        if found is None:  # disabled (in between)
+            await tx.web.revoke(session.id, now=now)
+            return None
+        if found[1].kind != "person":
+            await tx.web.revoke(session.id, now=now)
+            return None
+        await tx.audit.record(actor=self._directory.participant_id(found[1]), action="person.sign_in",
+                              target=self._directory.participant_id(found[1]), now=now,
+                              detail={"session": str(session.id), "via": via})
         return Opened(token, session), found[1]
 
     async def link_usable(self, link_token: str) -> bool:

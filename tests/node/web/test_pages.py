@@ -178,3 +178,19 @@ async def test_a_closed_thread_is_read_only_and_says_so(pair):
             assert refused.status in (403, 409)  # the thread's rule refuses it; nothing is posted
     bodies = [m["body"] for m in (await acme.client(tokens["alex"], "GET", MESSAGES))["items"]]
     assert "still?" not in bodies
+
+
+async def test_the_identity_provider_seam_opens_the_same_session_for_enabled_people_only(pair):
+    acme, _globex = pair
+    await acme.create("person", "alex", "Alex Rivera")
+    await acme.create("agent", "ops", "Ops")
+    sessions = acme.parts.web_sessions
+    opened = await sessions.open_for("alex", user_agent="test", via="oidc")
+    assert opened is not None and opened[1].handle == "alex"
+    assert (await sessions.session(opened[0].token)) is not None
+    assert await sessions.open_for("ops", user_agent="test", via="oidc") is None  # agents do not sign in
+    assert await sessions.open_for("nobody", user_agent="test", via="oidc") is None
+    await acme.admin("POST", "/v1/people/alex/disable")
+    assert await sessions.open_for("alex", user_agent="test", via="oidc") is None
+    audit = await acme.admin("GET", "/v1/audit?action=person.sign_in")
+    assert [e["detail"]["via"] for e in audit["items"]] == ["oidc"]
