@@ -309,6 +309,11 @@ def console_routes(app: web.Application, *, sessions: ConsoleSessions, overview:
                           Review(verdict="ok" if verdict == "ok" else "leak", note=None), actor=session.actor)
         raise web.HTTPSeeOther("/console/flags")
 
+    async def revoke_session(request: web.Request, session: ConsoleSession) -> web.StreamResponse:
+        permits(session.role, area_of("POST", "/v1/web-sessions/{session}/revoke"))
+        await web_sessions.revoke(int(request.match_info["session"]), actor=session.actor)
+        raise web.HTTPSeeOther("/console/people")
+
     async def audit(request: web.Request, session: ConsoleSession) -> web.Response:
         action = request.query.get("action", "").strip()[:64] or None
         actor = request.query.get("actor", "").strip()[:200] or None
@@ -350,6 +355,7 @@ def console_routes(app: web.Application, *, sessions: ConsoleSessions, overview:
     r.add_post("/console/consents/{network}/{thread}/{verb:accept|decline}", operator_only(consent_decide))
     r.add_get("/console/flags", operator_only(flag_list))
     r.add_post("/console/flags/{flag:[0-9]{1,18}}/{verdict:ok|leak}", operator_only(flag_review))
+    r.add_post("/console/web-sessions/{session:[0-9]{1,18}}/revoke", operator_only(revoke_session))
     r.add_get("/console/audit", operator_only(audit))
     r.add_post("/console/sign-out", operator_only(sign_out))
 

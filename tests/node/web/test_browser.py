@@ -460,7 +460,14 @@ async def test_an_operator_accepts_an_invite_in_the_console_by_its_fingerprint(
         assert await eventually(member)
         audit = await globex.admin("GET", "/v1/audit?action=invite.accept")
         assert next(e["actor"] for e in audit["items"]).startswith("admin:")  # the operator, by name or token
+        # A person signed in to the web app is signed out from the console.
+        await globex.create("person", "sam", "Sam Chen")
+        sam_context, _sam = await _sign_in(chromium, globex, "sam")
+        await sam_context.close()
         await page.get_by_role("link", name="People and agents", exact=True).click()
+        (listed,) = (await globex.admin("GET", "/v1/web-sessions"))["items"]
+        await _submit(page, page.get_by_role("button", name=f"Sign out session {listed['id']}"))
+        assert (await globex.admin("GET", "/v1/web-sessions"))["items"] == []
         await page.get_by_label("Handle", exact=True).fill("dana")
         await page.get_by_label("Display name", exact=True).fill("Dana <b>Ops</b>")
         await _submit(page, page.get_by_role("button", name="Add a person"))
