@@ -229,9 +229,7 @@ def console_routes(app: web.Application, *, sessions: ConsoleSessions, overview:
         permits(session.role, area_of("POST", "/v1/agents/{handle}/token"))
         handle = request.match_info["handle"]
         rotated = await admin.rotate_token("agent", handle, IssueToken(), actor=session.actor)
-        lists = {kind: (await admin.list_principals(kind)).items for kind in ("person", "agent", "app")}
-        return page("console_people.html", me=session, csrf=session.csrf, lists=lists, sessions=[],
-                    made={"who": rotated.principal, "token": rotated.token})
+        return await people_page(session, {"who": rotated.principal, "token": rotated.token})
 
     async def export(request: web.Request, session: ConsoleSession) -> web.Response:
         permits(session.role, area_of("GET", "/v1/networks/{network}/export"))
@@ -240,20 +238,24 @@ def console_routes(app: web.Application, *, sessions: ConsoleSessions, overview:
         return web.Response(body=document.model_dump_json().encode(), content_type="application/json", headers={
             "Content-Disposition": f'attachment; filename="{name}.export.json"', **SECURITY_HEADERS})
 
-    async def people(request: web.Request, session: ConsoleSession) -> web.Response:
+    async def people_page(session: ConsoleSession, made: dict[str, str] | None = None) -> web.Response:
+        """The people page; `made`: what was just created or rotated, shown this once (the
+        open web sessions are left out of that answer)."""
         lists = {kind: (await admin.list_principals(kind)).items for kind in ("person", "agent", "app")}
-        return page("console_people.html", me=session, csrf=session.csrf, lists=lists,
-                    made=None, sessions=(await web_sessions.sessions()).items)
+        return page("console_people.html", me=session, csrf=session.csrf, lists=lists, made=made,
+                    sessions=[] if made else (await web_sessions.sessions()).items)
+
+    def new_principal(fields: dict[str, str]) -> CreatePrincipal:
+        return CreatePrincipal.model_validate({"handle": fields.get("handle", ""),
+                                               "display_name": fields.get("display_name", "")}, strict=False)
+
+    async def people(request: web.Request, session: ConsoleSession) -> web.Response:
+        return await people_page(session)
 
     async def add_person(request: web.Request, session: ConsoleSession) -> web.Response:
-        fields = request[_FORM]
-        req = CreatePrincipal.model_validate({"handle": fields.get("handle", ""),
-                                              "display_name": fields.get("display_name", "")}, strict=False)
-        created = await admin.create_principal("person", req, actor=session.actor)
+        created = await admin.create_principal("person", new_principal(request[_FORM]), actor=session.actor)
         link = await web_sessions.make_link(created.handle, actor=session.actor)
-        lists = {kind: (await admin.list_principals(kind)).items for kind in ("person", "agent", "app")}
-        return page("console_people.html", me=session, csrf=session.csrf, lists=lists, sessions=[],
-                    made={"who": created.id, "link": link.url})
+        return await people_page(session, {"who": created.id, "link": link.url})
 
     async def set_disabled(request: web.Request, session: ConsoleSession) -> web.StreamResponse:
         kind, handle, verb = request.match_info["kind"], request.match_info["handle"], request.match_info["verb"]
@@ -263,13 +265,8 @@ def console_routes(app: web.Application, *, sessions: ConsoleSessions, overview:
         raise web.HTTPSeeOther("/console/people")
 
     async def add_agent(request: web.Request, session: ConsoleSession) -> web.Response:
-        fields = request[_FORM]
-        req = CreatePrincipal.model_validate({"handle": fields.get("handle", ""),
-                                              "display_name": fields.get("display_name", "")}, strict=False)
-        created = await admin.create_principal("agent", req, actor=session.actor)
-        lists = {kind: (await admin.list_principals(kind)).items for kind in ("person", "agent", "app")}
-        return page("console_people.html", me=session, csrf=session.csrf, lists=lists, sessions=[],
-                    made={"who": created.id, "token": created.token})
+        created = await admin.create_principal("agent", new_principal(request[_FORM]), actor=session.actor)
+        return await people_page(session, {"who": created.id, "token": created.token})
 
     async def network_list(request: web.Request, session: ConsoleSession) -> web.Response:
         held = [await networks.get(n.name) for n in (await networks.list()).items]

@@ -61,8 +61,8 @@ _MAX_FORM_BYTES = 64 * 1024
 
 def template_env() -> Environment:
     env = Environment(loader=FileSystemLoader(_HERE / "templates"), autoescape=select_autoescape(default=True))
-    env.filters["when"] = lambda ms: time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ms / 1000))
-    env.filters["iso"] = lambda ms: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))
+    env.filters["when"] = lambda ms: _utc(ms, "%Y-%m-%d %H:%M UTC")
+    env.filters["iso"] = lambda ms: _utc(ms, "%Y-%m-%dT%H:%M:%SZ")
     return env
 
 
@@ -373,14 +373,13 @@ def _shown(message: SharedMessageOut, people: dict, *, me: str = "",
         "sender": (people[target.sender].display_name if target and target.sender in people else
                    target.sender if target else "an earlier message"),
         "excerpt": "" if target is None else target.body[:80]}
+    since = _utc(message.created_at, "%H:%M UTC")  # a message waits since it was sent
     if message.delivery:
-        since = time.strftime("%H:%M UTC", time.gmtime(message.created_at / 1000))  # it waits since it was sent
         shown["delivery"] = ", ".join(
             f"delivered to {server}" if state == "delivered" else f"waiting for {server} since {since}"
             for server, state in sorted(message.delivery.items()))
     elif message.status == "pending":
-        shown["delivery"] = "waiting for the network's host since " + time.strftime(
-            "%H:%M UTC", time.gmtime(message.created_at / 1000))
+        shown["delivery"] = f"waiting for the network's host since {since}"
     shown["deleted"] = message.deleted
     return shown
 
@@ -389,4 +388,8 @@ def _shown_event(content: dict, sender: str, event_id: str, created_at: int, peo
     who = people.get(sender)
     return {"id": event_id, "body": str(content.get("body", "")), "sender": who.display_name if who else sender,
             "company": _company(sender), "badge": sender.partition(":")[0], "created_at": created_at,
-            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(created_at / 1000))}
+            "when": _utc(created_at, "%Y-%m-%d %H:%M UTC")}
+
+
+def _utc(ms: int, layout: str) -> str:
+    return time.strftime(layout, time.gmtime(ms / 1000))
